@@ -1,0 +1,142 @@
+"""The `qa` console script: thin; it parses flags, calls the library and prints.
+
+    qa index                      build (or rebuild) the index of corpus/
+    qa search "QUESTION" [--json] ranked passages with section and offsets
+    qa serve                      the web app
+
+Exit codes: 0 success, 1 a problem the message explains (stale index, bad question, …),
+2 bad usage. Logs and progress go to stderr, so `--json` output on stdout stays pipeable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from qa.config import Settings
+from qa.errors import QAError
+from qa.types import Passage
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
+    try:
+        return args.run(args, settings)
+    except QAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", metavar="DIR", help="documents folder (default: corpus/, or $QA_CORPUS_DIR)")
+    common.add_argument("--index", metavar="DIR", help="index folder (default: index/, or $QA_INDEX_DIR)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
+
+    parser = argparse.ArgumentParser(prog="qa", description="Ask questions about your documents; answers cite their sources.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    index = commands.add_parser("index", parents=[common], help="build the index of the corpus folder")
+    index.add_argument("--if-stale", action="store_true", help="only build when the index is missing, stale or corrupt")
+    index.set_defaults(run=cmd_index)
+
+    search = commands.add_parser("search", parents=[common], help="show the passages retrieved for a question")
+    search.add_argument("question")
+    search.add_argument("-k", type=int, default=None, metavar="N", help="number of passages (default 5)")
+    search.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    search.set_defaults(run=cmd_search)
+
+    serve = commands.add_parser("serve", parents=[common], help="start the web app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.set_defaults(run=cmd_serve)
+    return parser
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.index import build_index, index_state
+    from qa.models import get_embedder
+
+    if args.if_stale:
+        state, message = index_state(settings, settings.embed_model)
+        if state == "fresh":
+            print(f"index is up to date ({message})", file=sys.stderr)
+            return 0
+        print(f"{message}; rebuilding", file=sys.stderr)
+    summary = build_index(settings, get_embedder(settings.embed_model, settings.threads), progress=sys.stderr.isatty())
+    for rel in summary.skipped:
+        print(f"skipped {rel} (unreadable or empty)", file=sys.stderr)
+    print(summary.line())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.pipeline import Pipeline
+
+    began = time.perf_counter()
+    pipeline = Pipeline(settings)
+    question, passages = pipeline.search(args.question, args.k)
+    if args.json:
+        out = {
+            "query": question,
+            "passages": [passage_json(p, pipeline.index.title(p.chunk)) for p in passages],
+            "timings": {"total_ms": round((time.perf_counter() - began) * 1000, 1)},
+        }
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    for p in passages:
+        title = pipeline.index.title(p.chunk)
+        where = " > ".join(part for part in (title, p.chunk.section) if part)
+        print(f"[{p.rank}] {where}  (chars {p.chunk.start}-{p.chunk.end}, score {p.score:.4f})")
+        print(_indent(p.chunk.text))
+        print()
+    if not passages:
+        print("no passages found", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    # app.py lives at the root of the source checkout (installed editable by `make`).
+    app_path = Path(__file__).resolve().parent.parent / "app.py"
+    if not app_path.is_file():
+        raise QAError(f"{app_path} not found: run `qa serve` from a source checkout installed with `make install`")
+    spec = importlib.util.spec_from_file_location("docqa_app", app_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.serve(settings, host=args.host, port=args.port)
+
+
+def passage_json(p: Passage, title: str) -> dict:
+    c = p.chunk
+    return {
+        "rank": p.rank,
+        "chunk_id": c.chunk_id,
+        "doc_id": c.doc_id,
+        "title": title,
+        "section": c.section,
+        "start": c.start,
+        "end": c.end,
+        "text": c.text,
+        "score": round(p.score, 6),
+        "dense_score": None if p.dense_score is None else round(p.dense_score, 6),
+        "dense_rank": p.dense_rank,
+        "bm25_score": None if p.bm25_score is None else round(p.bm25_score, 6),
+        "bm25_rank": p.bm25_rank,
+    }
+
+
+def _indent(text: str, width: int = 600) -> str:
+    shown = text if len(text) <= width else text[:width].rstrip() + " …"
+    return "\n".join("    " + line for line in shown.splitlines())
+

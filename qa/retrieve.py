@@ -1,0 +1,98 @@
+"""Hybrid retrieval: dense (FAISS, cosine) and lexical (BM25) rankings fused by reciprocal rank.
+
+Dense search finds paraphrases; BM25 finds rare names, numbers and exact terms. Each retriever
+returns its `candidates` best rows; reciprocal rank fusion merges them without having to
+calibrate their scores against each other. Returns `Passage`s carrying the fused score and each
+retriever's own score and rank.
+
+>>> reciprocal_rank_fusion([[7, 3], [3, 9]], k=60)[0][0]
+3
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from qa.config import Settings
+from qa.errors import BadQuestionError, CorruptIndexError
+from qa.index import Index, bm25_query_tokens
+from qa.models import Embedder
+from qa.types import Passage
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_WORD = re.compile(r"\w")
+
+
+def check_question(question: str, max_chars: int) -> str:
+    """The question with control characters removed and whitespace trimmed, or a clear error."""
+    cleaned = _CONTROL.sub(" ", question or "").strip()
+    if not cleaned:
+        raise BadQuestionError("The question is empty: type a question about the documents.")
+    if len(cleaned) > max_chars:
+        raise BadQuestionError(
+            f"The question is too long ({len(cleaned):,} characters; the limit is {max_chars:,}). "
+            "Ask about one thing at a time."
+        )
+    if not _WORD.search(cleaned):
+        raise BadQuestionError("The question has no words in it: ask it in words.")
+    return cleaned
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
+    """Fuse ranked lists of ids: score(id) = Σ 1 / (k + rank), rank starting at 1; best first."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+class Retriever:
+    """Searches one loaded `Index` with one embedder."""
+
+    def __init__(self, index: Index, embedder: Embedder, settings: Settings) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+
+    def dense(self, query: str, n: int) -> list[tuple[int, float]]:
+        """(row, cosine) of the n nearest chunks."""
+        vector = self.embedder.embed([query])
+        if vector.ndim != 2 or vector.shape[1] != self.index.vectors.d:
+            # faiss only asserts this, and asserts vanish under `python -O`.
+            raise CorruptIndexError(
+                f"the index holds {self.index.vectors.d}-dimensional vectors but the embedder gives "
+                f"{vector.shape[-1]}: run `qa index`"
+            )
+        n = min(n, self.index.vectors.ntotal)
+        scores, rows = self.index.vectors.search(vector, n)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def lexical(self, query: str, n: int) -> list[tuple[int, float]]:
+        """(row, BM25 score) of the best n chunks sharing a term with the query."""
+        vocab = self.index.bm25.vocab_dict or {}
+        tokens = [t for t in bm25_query_tokens(query) if t in vocab]
+        if not tokens:
+            return []
+        n = min(n, len(self.index.chunks))
+        rows, scores = self.index.bm25.retrieve([tokens], k=n, show_progress=False, n_threads=1)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def search(self, query: str, k: int | None = None) -> list[Passage]:
+        """The k best passages for `query`, fused from both retrievers."""
+        k = k or self.settings.k
+        n = max(self.settings.candidates, k)
+        dense = self.dense(query, n)
+        lexical = self.lexical(query, n)
+        fused = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]], self.settings.rrf_k)
+        dense_at = {row: (rank, score) for rank, (row, score) in enumerate(dense, start=1)}
+        lexical_at = {row: (rank, score) for rank, (row, score) in enumerate(lexical, start=1)}
+        passages = []
+        for rank, (row, score) in enumerate(fused[:k], start=1):
+            d_rank, d_score = dense_at.get(row, (None, None))
+            l_rank, l_score = lexical_at.get(row, (None, None))
+            passages.append(
+                Passage(self.index.chunks[row], score, rank, d_score, d_rank, l_score, l_rank)
+            )
+        return passages

@@ -1,0 +1,75 @@
+"""The records that flow between pipeline stages: frozen, slotted dataclasses and nothing else.
+
+Ids are short content hashes, so rebuilding the same corpus gives the same ids:
+
+>>> make_id("doc", "intro")
+'00aad43d8cd1'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def make_id(*parts: object) -> str:
+    """A 12-hex-digit id from the parts, joined with '|'."""
+    return hashlib.sha256("|".join(map(str, parts)).encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    doc_id: str
+    title: str
+    path: str  # relative to the corpus folder, with '/' separators
+    text: str  # decoded text; all chunk offsets point into this string
+    sha256: str  # of the file's bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    section: str  # heading path, e.g. "Disputes > Liancourt Rocks"; "" for the lead
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    chunk: Chunk
+    score: float  # fused score (higher is better)
+    rank: int  # 1-based
+    dense_score: float | None = None  # cosine similarity, when the dense retriever found it
+    dense_rank: int | None = None
+    bm25_score: float | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    marker: int  # the n of the [n] the reader sees
+    chunk_id: str
+    quote: str  # the supporting span
+    start: int  # offsets of the quote in its document's text
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    passages: tuple[Passage, ...]
+    abstained: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A run of body text under one heading path: `doc.text[start:end]`."""
+
+    path: str
+    start: int
+    end: int
