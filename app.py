@@ -38,7 +38,8 @@ def render_passages(pipeline: Pipeline, question: str) -> str:
         return "No passage matches this question."
     parts = []
     for p in passages:
-        where = " › ".join(html.escape(x) for x in (pipeline.index.title(p.chunk), p.chunk.section) if x)
+        path = [pipeline.index.title(p.chunk), *p.chunk.section.split(" > ")]
+        where = " › ".join(html.escape(part) for part in path if part)
         text = html.escape(p.chunk.text).replace("\n", "<br>")
         parts.append(
             f"**[{p.rank}] {where}** · characters {p.chunk.start}–{p.chunk.end} · score {p.score:.4f}\n\n"

@@ -30,7 +30,8 @@ _LIST_LINE = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace and a capital,
 # digit, quote or non-ASCII letter; or right after a CJK full stop.
 _SENTENCE_END = re.compile(
-    r"""(?:(?<=[.!?])[")'\]”’]*\s+(?=[A-Z0-9"'(\[“‘¿¡]|[^\x00-\x7f]))|(?:(?<=[。！？])[」』）"”]*\s*)"""
+    r"""(?<=[.!?])(?P<close>[")'\]”’]*)\s+(?=[A-Z0-9"'(\[“‘¿¡]|[^\x00-\x7f])"""
+    r"""|(?<=[。！？])(?P<cjk_close>[」』）"”]*)\s*"""
 )
 _ABBREVIATION = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|vs|etc|approx|No|Vol|pp|Fig|Inc|Ltd|Co|Corp|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)|\b[A-Z]|\b(?:e\.g|i\.e|U\.S|U\.K|a\.m|p\.m))\.$"
@@ -99,12 +100,12 @@ def _lines_of_lists(text: str, start: int, end: int) -> list[tuple[int, int]]:
 def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans, pos = [], start
     for match in _SENTENCE_END.finditer(text, start, end):
-        if match.start() == match.end() == end:
+        close = match.end("close") if match.group("close") is not None else match.end("cjk_close")
+        if close >= end:
             continue
-        head = text[max(pos, match.start() - 12) : match.start()].rstrip("\"')]”’")
-        if _ABBREVIATION.search(head):
+        if _ABBREVIATION.search(text[max(pos, match.start() - 12) : match.start()]):
             continue
-        spans.append((pos, match.start()))
+        spans.append((pos, close))
         pos = match.end()
     spans.append((pos, end))
     return [trimmed for a, b in spans if (trimmed := _trim(text, a, b))]

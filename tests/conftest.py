@@ -1,0 +1,90 @@
+"""Shared fixtures: a deterministic fake embedder for unit tests, the real models for end-to-end ones."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.chunking import count_words
+from qa.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = ROOT / "corpus"
+QA = [sys.executable, "-m", "qa"]
+
+
+def qa(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the real `qa` command."""
+    return subprocess.run([*QA, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+class FakeEmbedder:
+    """Hashed bag of words: same text → same unit vector; shared words → higher cosine."""
+
+    name = "fake"
+
+    def __init__(self, dim: int = 64) -> None:
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self._dim] += 1.0
+            out[row, 0] += 1e-3  # no zero vectors
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return count_words(texts)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings pointing at an empty corpus folder and a not-yet-built index in tmp_path."""
+    (tmp_path / "corpus").mkdir()
+    return Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def seed_settings(settings: Settings) -> Settings:
+    """`settings` with the seed article copied into its corpus folder."""
+    for path in SEED_CORPUS.glob("*.txt"):
+        shutil.copy(path, settings.corpus_dir / path.name)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from qa.models import get_embedder
+
+    embedder = get_embedder("minilm", 2)
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def seed_workdir(tmp_path_factory) -> Path:
+    """A folder with corpus/ (the seed article) and index/ built by the real `qa index`."""
+    work = tmp_path_factory.mktemp("seed")
+    shutil.copytree(SEED_CORPUS, work / "corpus")
+    result = qa("index", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("indexed 1 documents, ") and " chunks in " in result.stdout
+    return work

@@ -1,0 +1,83 @@
+"""End-to-end: the real `qa` command, the real embedding model, a real FAISS index."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import QA, qa
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workdir(seed_workdir: Path) -> Path:
+    return seed_workdir
+
+
+def test_search_json_is_one_object_with_the_liancourt_passage_first(workdir: Path):
+    result = qa("search", "What are the Liancourt Rocks called in Korean?", "--json", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)  # exactly one JSON document, nothing else on stdout
+    assert out["query"] == "What are the Liancourt Rocks called in Korean?"
+    first = out["passages"][0]
+    assert {"chunk_id", "doc_id", "section", "start", "end", "text", "score"} <= set(first)
+    assert first["section"] == "Disputes > Liancourt Rocks" and "Dokdo" in first["text"]
+    source = (workdir / "corpus" / "japan_south_korea_relations.txt").read_text(encoding="utf-8")
+    for p in out["passages"]:
+        assert source[p["start"] : p["end"]] == p["text"]
+
+
+def test_search_prints_ranked_passages_with_section_and_offsets(workdir: Path):
+    result = qa("search", "When was the treaty normalising relations signed?", "-k", "2", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[1] Japan–South Korea relations") and "[2] " in result.stdout
+    assert "(chars " in result.stdout and "[3] " not in result.stdout
+
+
+def test_if_stale_skips_a_fresh_index(workdir: Path):
+    result = qa("index", "--if-stale", cwd=workdir)
+    assert result.returncode == 0 and "up to date" in result.stderr
+
+
+def test_flags_and_environment_choose_the_folders(workdir: Path, tmp_path: Path):
+    missing = qa("search", "Dokdo", "--index", str(tmp_path / "nowhere"), cwd=workdir)
+    assert missing.returncode == 1 and "no index in" in missing.stderr and "qa index" in missing.stderr
+    env_run = subprocess.run(
+        [*QA, "search", "Dokdo", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "QA_CORPUS_DIR": str(workdir / "corpus"), "QA_INDEX_DIR": str(workdir / "index")},
+    )
+    assert env_run.returncode == 0, env_run.stderr
+    assert json.loads(env_run.stdout)["passages"]
+
+
+@pytest.mark.parametrize("question, message", [("", "empty"), ("   ", "empty"), ("x" * 100_000, "too long")])
+def test_bad_questions_exit_1_with_a_message_and_no_traceback(workdir: Path, question: str, message: str):
+    result = qa("search", question, cwd=workdir)
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_editing_the_corpus_makes_search_report_a_stale_index(workdir: Path, tmp_path: Path):
+    work = tmp_path / "w"
+    shutil.copytree(workdir, work)
+    with (work / "corpus" / "japan_south_korea_relations.txt").open("a", encoding="utf-8") as f:
+        f.write("\nA new paragraph.\n")
+    result = qa("search", "Dokdo", cwd=work)
+    assert result.returncode == 1
+    assert "index is stale: run `qa index`" in result.stderr and "1 changed" in result.stderr
+    rebuilt = qa("index", "--if-stale", cwd=work)
+    assert rebuilt.returncode == 0 and rebuilt.stdout.startswith("indexed 1 documents")
+    assert qa("search", "Dokdo", cwd=work).returncode == 0
+
+
+def test_an_empty_corpus_folder_is_explained(tmp_path: Path):
+    (tmp_path / "corpus").mkdir()
+    result = qa("index", cwd=tmp_path)
+    assert result.returncode == 1 and "no documents in" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,94 @@
+import logging
+from pathlib import Path
+
+import pytest
+
+from qa.corpus import UnreadableFile, decode, find_files, iter_documents, parse_sections, read_document
+
+WIKI = """= Title =
+
+Lead paragraph.
+
+== History ==
+Early days.
+
+=== Treaty ===
+Signed in 1965.
+
+==Culture==
+Music.
+"""
+
+
+def test_wiki_headings_become_section_paths():
+    sections = parse_sections(WIKI)
+    assert [s.path for s in sections] == ["", "History", "History > Treaty", "Culture"]
+    assert [WIKI[s.start : s.end].strip() for s in sections] == ["Lead paragraph.", "Early days.", "Signed in 1965.", "Music."]
+
+
+def test_markdown_headings_become_section_paths():
+    text = "# Guide\n\nIntro.\n\n## Install\n\nRun it.\n\n### On Linux\n\nApt.\n\n## Use\n\nAsk.\n"
+    assert [s.path for s in parse_sections(text)] == ["", "Install", "Install > On Linux", "Use"]
+
+
+def test_level_one_heading_that_is_not_the_title_is_kept_in_the_path():
+    text = "Intro.\n\n# Part A\n\nText A.\n\n## Sub\n\nMore.\n"
+    assert [s.path for s in parse_sections(text)] == ["", "Part A", "Part A > Sub"]
+
+
+def test_title_comes_from_first_heading_else_file_name(tmp_path: Path):
+    (tmp_path / "a.md").write_text("# My Guide\n\nBody.\n", encoding="utf-8")
+    (tmp_path / "notes_on-things.txt").write_text("Just text.\n", encoding="utf-8")
+    titles = {d.path: d.title for d in iter_documents(tmp_path)}
+    assert titles == {"a.md": "My Guide", "notes_on-things.txt": "notes on things"}
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ("\ufeffHello BOM\r\n".encode("utf-8"), "Hello BOM\n"),
+        ("Café crème à Noël, déjà vu.".encode("latin-1"), "Café crème à Noël, déjà vu."),
+        ("“Quotes” – cp1252".encode("cp1252"), "“Quotes” – cp1252"),
+        ("UTF-16 text with 한국어".encode("utf-16"), "UTF-16 text with 한국어"),
+        ("日韓関係は複雑である。独島の問題。".encode("utf-8"), "日韓関係は複雑である。独島の問題。"),
+        ("中文文本，这是一个测试。日本和韩国的关系。".encode("gbk"), "中文文本，这是一个测试。日本和韩国的关系。"),
+    ],
+)
+def test_decode_keeps_every_character(data: bytes, expected: str):
+    assert decode(data) == expected
+
+
+def test_decode_rejects_binaries():
+    with pytest.raises(UnreadableFile, match="binary"):
+        decode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    with pytest.raises(UnreadableFile):
+        decode(bytes(range(1, 32)) * 50)
+
+
+def test_unreadable_and_empty_files_are_skipped_with_a_warning_naming_them(tmp_path: Path, caplog):
+    (tmp_path / "good.txt").write_text("A real sentence.", encoding="utf-8")
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02PK\x03\x04" * 100)
+    (tmp_path / "empty.md").write_bytes(b"")
+    (tmp_path / "blank.txt").write_text(" \n\n  \n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        docs = list(iter_documents(tmp_path))
+    assert [d.path for d in docs] == ["good.txt"]
+    for name in ("binary.txt", "empty.md", "blank.txt"):
+        assert name in caplog.text
+
+
+def test_find_files_is_recursive_and_ignores_hidden_and_other_types(tmp_path: Path):
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / ".hidden").mkdir()
+    for rel in ("a.txt", "sub/b.md", "sub/deeper/c.TXT", ".hidden/d.txt", "e.pdf", "sub/f.py"):
+        (tmp_path / rel).write_text("x", encoding="utf-8")
+    assert [p.relative_to(tmp_path).as_posix() for p in find_files(tmp_path)] == ["a.txt", "sub/b.md", "sub/deeper/c.TXT"]
+
+
+def test_document_ids_are_stable_and_text_is_normalised(tmp_path: Path):
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"\xef\xbb\xbfLine one.\r\nLine two.\r\n")
+    first, second = read_document(path, tmp_path), read_document(path, tmp_path)
+    assert first == second
+    assert first.text == "Line one.\nLine two.\n"
+    assert "\ufeff" not in first.text and "\r" not in first.text

@@ -1,0 +1,172 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from qa import index as index_module
+from qa.config import Settings
+from qa.errors import CorruptIndexError, EmptyCorpusError, IndexBusyError, MissingIndexError, StaleIndexError
+from qa.index import build_index, index_state, load_index
+from qa.retrieve import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_build_then_load_and_search(seed_settings: Settings, fake_embedder):
+    summary = build_index(seed_settings, fake_embedder, progress=False)
+    assert summary.documents == 1 and summary.chunks > 20
+    index = load_index(seed_settings, "fake")
+    assert index.vectors.ntotal == len(index.chunks) == summary.chunks
+    manifest = json.loads((seed_settings.index_dir / "manifest.json").read_text())
+    assert manifest["embedding"] == {"model": "fake", "dim": 64}
+    assert manifest["chunking"]["tokens"] == seed_settings.chunk_tokens
+    assert set(manifest["sources"]) == {"japan_south_korea_relations.txt"}
+    assert len(manifest["sources"]["japan_south_korea_relations.txt"]["sha256"]) == 64
+    assert {"vectors.faiss", "chunks.jsonl", "documents.json"} <= set(manifest["files"])
+    assert manifest["built_at"] and manifest["qa_version"]
+    passages = Retriever(index, fake_embedder, seed_settings).search("Liancourt Rocks Dokdo Korean", 3)
+    assert [p.rank for p in passages] == [1, 2, 3]
+    assert "Dokdo" in passages[0].chunk.text
+    assert passages[0].bm25_rank is not None and passages[0].dense_rank is not None
+
+
+def test_missing_index_says_run_qa_index(settings: Settings):
+    with pytest.raises(MissingIndexError, match="qa index"):
+        load_index(settings, "fake")
+    assert index_state(settings, "fake")[0] == "missing"
+
+
+def test_empty_corpus_folder_is_a_clear_error(settings: Settings, fake_embedder):
+    with pytest.raises(EmptyCorpusError, match="no documents"):
+        build_index(settings, fake_embedder, progress=False)
+    assert not settings.index_dir.exists()
+
+
+def test_corpus_of_only_unreadable_files_is_a_clear_error(settings: Settings, fake_embedder):
+    (settings.corpus_dir / "a.txt").write_bytes(b"\x00\xff" * 100)
+    (settings.corpus_dir / "b.txt").write_bytes(b"")
+    with pytest.raises(EmptyCorpusError, match="no readable documents"):
+        build_index(settings, fake_embedder, progress=False)
+
+
+def test_bad_files_are_skipped_and_the_rest_indexed(seed_settings: Settings, fake_embedder):
+    (seed_settings.corpus_dir / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    (seed_settings.corpus_dir / "empty.md").write_bytes(b"")
+    (seed_settings.corpus_dir / "latin1.txt").write_bytes("Le café de Séoul.".encode("latin-1"))
+    summary = build_index(seed_settings, fake_embedder, progress=False)
+    assert summary.documents == 2 and set(summary.skipped) == {"binary.txt", "empty.md"}
+    assert index_state(seed_settings, "fake")[0] == "fresh"  # skipped files do not make it stale
+    index = load_index(seed_settings, "fake")
+    assert any("Le café de Séoul." in c.text for c in index.chunks)
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove", "model", "chunking"])
+def test_stale_index_is_detected(seed_settings: Settings, fake_embedder, change: str):
+    (seed_settings.corpus_dir / "extra.md").write_text("# Extra\n\nSome text.\n", encoding="utf-8")
+    build_index(seed_settings, fake_embedder, progress=False)
+    settings, model = seed_settings, "fake"
+    if change == "edit":
+        with (seed_settings.corpus_dir / "extra.md").open("a", encoding="utf-8") as f:
+            f.write("More.\n")
+    elif change == "add":
+        (seed_settings.corpus_dir / "new.txt").write_text("New.", encoding="utf-8")
+    elif change == "remove":
+        (seed_settings.corpus_dir / "extra.md").unlink()
+    elif change == "model":
+        model = "another-model"
+    else:
+        settings = replace(seed_settings, chunk_tokens=99)
+    with pytest.raises(StaleIndexError, match="index is stale: run `qa index`"):
+        load_index(settings, model)
+    assert index_state(settings, model)[0] == "stale"
+
+
+def test_touching_a_file_without_changing_it_keeps_the_index_fresh(seed_settings: Settings, fake_embedder):
+    build_index(seed_settings, fake_embedder, progress=False)
+    path = next(seed_settings.corpus_dir.iterdir())
+    os.utime(path, ns=(1, 1))
+    load_index(seed_settings, "fake")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "append", "delete", "manifest"])
+def test_corrupt_index_is_a_clear_error(seed_settings: Settings, fake_embedder, damage: str):
+    build_index(seed_settings, fake_embedder, progress=False)
+    target = seed_settings.index_dir / "vectors.faiss"
+    data = target.read_bytes()
+    if damage == "truncate":
+        target.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        target.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+    elif damage == "append":
+        target.write_bytes(data + b"junk")
+    elif damage == "delete":
+        (seed_settings.index_dir / "chunks.jsonl").unlink()
+    else:
+        (seed_settings.index_dir / "manifest.json").write_text("{not json")
+    with pytest.raises(CorruptIndexError, match="corrupt.*qa index"):
+        load_index(seed_settings, "fake")
+    assert index_state(seed_settings, "fake")[0] == "corrupt"
+
+
+def test_a_failed_build_leaves_the_previous_index_intact(seed_settings: Settings, fake_embedder, monkeypatch):
+    build_index(seed_settings, fake_embedder, progress=False)
+    before = (seed_settings.index_dir / "manifest.json").read_text()
+    (seed_settings.corpus_dir / "new.txt").write_text("New text.", encoding="utf-8")
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(index_module, "_write_bm25", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_index(seed_settings, fake_embedder, progress=False)
+    assert (seed_settings.index_dir / "manifest.json").read_text() == before
+    assert not list(seed_settings.index_dir.parent.glob(".index.tmp-*"))
+
+
+def test_an_interrupted_swap_is_recovered(seed_settings: Settings, fake_embedder):
+    build_index(seed_settings, fake_embedder, progress=False)
+    os.replace(seed_settings.index_dir, seed_settings.index_dir.parent / ".index.old")  # crash between renames
+    assert len(load_index(seed_settings, "fake").chunks) > 0
+
+
+def test_a_second_build_while_one_runs_is_refused(seed_settings: Settings, fake_embedder):
+    import fcntl
+
+    lock_path = seed_settings.index_dir.parent / ".index.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(IndexBusyError, match="already building"):
+            build_index(seed_settings, fake_embedder, progress=False)
+
+
+@pytest.mark.slow
+def test_a_50_mb_file_indexes_in_bounded_memory(tmp_path: Path):
+    """Runs in a child process so its peak RSS is its own; the embedder is the fake one."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    seed = (ROOT / "corpus" / "japan_south_korea_relations.txt").read_text(encoding="utf-8")
+    with (corpus / "big.txt").open("w", encoding="utf-8") as f:
+        while f.tell() < 50_000_000:
+            f.write(seed)
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        from conftest import FakeEmbedder
+        from qa.config import Settings
+        from qa.index import build_index
+        from pathlib import Path
+        summary = build_index(Settings(corpus_dir=Path({str(corpus)!r}), index_dir=Path({str(tmp_path / "index")!r})),
+                              FakeEmbedder(), progress=False)
+        print(summary.chunks, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900, check=True)
+    chunks, peak_mb = map(int, out.stdout.split())
+    assert chunks > 50_000
+    assert peak_mb < 1500, f"peak RSS {peak_mb} MB for a 50 MB file"

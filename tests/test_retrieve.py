@@ -1,0 +1,52 @@
+import pytest
+
+from qa.config import Settings
+from qa.errors import BadQuestionError
+from qa.index import build_index, load_index
+from qa.retrieve import Retriever, check_question, reciprocal_rank_fusion
+
+
+def test_rrf_follows_its_definition():
+    fused = dict(reciprocal_rank_fusion([[1, 2, 3], [3, 1]], k=60))
+    assert fused[1] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused[2] == pytest.approx(1 / 62)
+    assert [item for item, _ in reciprocal_rank_fusion([[1, 2, 3], [3, 1]], k=60)] == [1, 3, 2]
+
+
+def test_rrf_of_nothing_is_nothing():
+    assert reciprocal_rank_fusion([[], []]) == []
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t ", "\x00\x01", "🙂🙂🙂", "?!"])
+def test_unusable_questions_get_a_clear_error(question: str):
+    with pytest.raises(BadQuestionError):
+        check_question(question, 2000)
+
+
+def test_a_100_000_character_question_is_refused_with_its_length():
+    with pytest.raises(BadQuestionError, match="100,000 characters; the limit is 2,000"):
+        check_question("why?" * 25_000, 2000)
+
+
+def test_questions_are_cleaned_not_changed():
+    assert check_question("  What is\x00 Dokdo?\n", 2000) == "What is  Dokdo?"
+    assert check_question("독도는 무엇입니까?", 2000) == "독도는 무엇입니까?"
+    assert check_question("x", 2000) == "x"
+
+
+def test_lexical_retrieval_finds_rare_terms_and_ignores_unknown_words(seed_settings: Settings, fake_embedder):
+    build_index(seed_settings, fake_embedder, progress=False)
+    retriever = Retriever(load_index(seed_settings, "fake"), fake_embedder, seed_settings)
+    rows = retriever.lexical("Hitachi Zosen", 5)
+    assert rows and "Hitachi Zosen" in retriever.index.chunks[rows[0][0]].text
+    assert retriever.lexical("zzzqqq xyzzy", 5) == []
+    passages = retriever.search("zzzqqq xyzzy", 3)  # dense still answers
+    assert len(passages) == 3 and all(p.bm25_rank is None for p in passages)
+
+
+def test_k_larger_than_the_index_returns_everything(settings: Settings, fake_embedder):
+    (settings.corpus_dir / "one.txt").write_text("Only one short passage here.", encoding="utf-8")
+    build_index(settings, fake_embedder, progress=False)
+    retriever = Retriever(load_index(settings, "fake"), fake_embedder, settings)
+    assert len(retriever.search("passage", 50)) == 1
