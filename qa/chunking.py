@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from qa.corpus import parse_sections
 from qa.types import Chunk, Document, make_id
@@ -150,20 +151,37 @@ def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[i
     return groups
 
 
-def chunk_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int) -> list[Chunk]:
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A document's chunks, the sentence units they are made of (document offsets, in order),
+    and for each chunk the [first, end) range of its units."""
+
+    chunks: list[Chunk]
+    units: list[tuple[int, int]]
+    unit_ranges: list[tuple[int, int]]
+
+
+def split_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int) -> Split:
     """Split `doc` into chunks of at most `budget` tokens (see module docstring)."""
-    chunks: list[Chunk] = []
+    split = Split([], [], [])
     for section in parse_sections(doc.text):
         for units in unit_blocks(doc.text, section.start, section.end):
+            base = len(split.units)
+            split.units.extend(units)
             counts = count_tokens([doc.text[a:b] for a, b in units])
             for i, j in pack(counts, budget, overlap):
                 start, end = units[i][0], units[j - 1][1]
                 text = doc.text[start:end]
-                chunks.append(Chunk(make_id(doc.doc_id, start, text), doc.doc_id, section.path, text, start, end))
-    return chunks
+                split.chunks.append(Chunk(make_id(doc.doc_id, start, text), doc.doc_id, section.path, text, start, end))
+                split.unit_ranges.append((base + i, base + j))
+    return split
 
 
-def embedding_text(title: str, chunk: Chunk) -> str:
-    """What the retrievers index for a chunk: its heading path gives them context."""
-    heading = " > ".join(part for part in (title, chunk.section) if part)
-    return f"{heading}\n{chunk.text}"
+def chunk_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int) -> list[Chunk]:
+    return split_document(doc, count_tokens, budget, overlap).chunks
+
+
+def embedding_text(title: str, section: str, text: str) -> str:
+    """What the retrievers index for a chunk or a sentence: its heading path gives context."""
+    heading = " > ".join(part for part in (title, section) if part)
+    return f"{heading}\n{text}"

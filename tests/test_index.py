@@ -27,12 +27,28 @@ def test_build_then_load_and_search(seed_settings: Settings, fake_embedder):
     assert manifest["chunking"]["tokens"] == seed_settings.chunk_tokens
     assert set(manifest["sources"]) == {"japan_south_korea_relations.txt"}
     assert len(manifest["sources"]["japan_south_korea_relations.txt"]["sha256"]) == 64
-    assert {"vectors.faiss", "chunks.jsonl", "documents.json"} <= set(manifest["files"])
+    assert {"vectors.faiss", "units.faiss", "units.npy", "chunk_units.npy", "chunks.jsonl", "documents.json"} <= set(
+        manifest["files"]
+    )
     assert manifest["built_at"] and manifest["qa_version"]
     passages = Retriever(index, fake_embedder, seed_settings).search("Liancourt Rocks Dokdo Korean", 3)
     assert [p.rank for p in passages] == [1, 2, 3]
     assert "Dokdo" in passages[0].chunk.text
     assert passages[0].bm25_rank is not None and passages[0].dense_rank is not None
+
+
+def test_sentence_units_map_to_the_chunks_that_hold_them(seed_settings: Settings, fake_embedder):
+    build_index(seed_settings, fake_embedder, progress=False)
+    index = load_index(seed_settings, "fake")
+    assert index.unit_vectors.ntotal == len(index.units) > len(index.chunks)
+    for unit, (_, start, end) in enumerate(index.units.tolist()):
+        rows = list(index.chunks_of_unit(unit))
+        assert rows, unit
+        for row in rows:
+            chunk = index.chunks[row]
+            assert chunk.start <= start < end <= chunk.end
+    for row, (first, end) in enumerate(index.chunk_units.tolist()):
+        assert index.units[first, 1] == index.chunks[row].start and index.units[end - 1, 2] == index.chunks[row].end
 
 
 def test_missing_index_says_run_qa_index(settings: Settings):
