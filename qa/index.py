@@ -137,11 +137,12 @@ def bm25_tokenize(texts: list[str]):  # noqa: ANN201 - bm25s.tokenization.Tokeni
     )
 
 
-def bm25_query_tokens(query: str) -> list[str]:
+def bm25_query_tokens(query: str, stopwords: str = BM25_STOPWORDS) -> list[str]:
+    """Lower-cased, stemmed word tokens of `query` without stopwords, as BM25 sees them."""
     import Stemmer
 
     tokens = _bm25s().tokenize(
-        [query], stopwords=BM25_STOPWORDS, stemmer=Stemmer.Stemmer(BM25_STEMMER), return_ids=False, show_progress=False
+        [query], stopwords=stopwords, stemmer=Stemmer.Stemmer(BM25_STEMMER), return_ids=False, show_progress=False
     )
     return tokens[0]
 
@@ -333,6 +334,8 @@ def stale_reasons(settings: Settings, manifest: dict, embed_model: str | None) -
         reasons.append(f"built with embedding model {manifest['embedding']['model']!r}, now {embed_model!r}")
     if manifest.get("chunking") != _chunking_settings(settings):
         reasons.append("built with other chunking settings")
+    if manifest.get("bm25") != {"stopwords": BM25_STOPWORDS, "stemmer": BM25_STEMMER}:
+        reasons.append("built with other BM25 settings")
     recorded: dict[str, dict] = manifest["sources"]
     current = {p.relative_to(settings.corpus_dir).as_posix(): p for p in find_files(settings.corpus_dir)}
     added = sorted(set(current) - set(recorded))

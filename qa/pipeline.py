@@ -7,20 +7,27 @@ and models, raising a `QAError` that says what to do when something is missing o
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
+from collections.abc import Iterator
 
+from qa.answer import Answerer
 from qa.config import Settings
+from qa.generate import Generator, TransformersGenerator
 from qa.index import Index, load_index
 from qa.models import Embedder, get_embedder
 from qa.retrieve import Retriever, check_question
-from qa.types import Passage
+from qa.types import Answer, Passage
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, generator: Generator | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
+        self._generator = generator
         self._retriever: Retriever | None = None
+        self._answerer: Answerer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -38,19 +45,61 @@ class Pipeline:
             return self._retriever
 
     @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = TransformersGenerator(self.settings.model, self.settings.threads, self.settings.cache_dir)
+        return self._generator
+
+    @property
     def index(self) -> Index:
         return self.retriever.index
 
-    def warm_up(self) -> None:
-        """Load the index and models now rather than on the first question."""
+    @property
+    def answerer(self) -> Answerer:
+        retriever = self.retriever
+        with self._lock:
+            if self._answerer is None or self._answerer.index is not retriever.index:
+                self._answerer = Answerer(retriever.index, self.embedder, self.settings, self.generator)
+            return self._answerer
+
+    def warm_up(self, generator: bool | None = None) -> None:
+        """Load the index and models now rather than on the first question; the language model
+        too when `generator` is true (default: when the answer mode is generative)."""
         self.retriever.search("warm up", 1)
+        if generator if generator is not None else self.settings.answer_mode == "generative":
+            self.generator.warm_up()
 
     def reload(self) -> None:
         """Drop the loaded index so the next call loads the one on disk (after a rebuild)."""
         with self._lock:
             self._retriever = None
+            self._answerer = None
 
     def search(self, question: str, k: int | None = None) -> tuple[str, list[Passage]]:
         """(the cleaned question, its passages); raises `BadQuestionError` for unusable input."""
         cleaned = check_question(question, self.settings.max_question_chars)
         return cleaned, self.retriever.search(cleaned, k)
+
+    def ask_stream(
+        self, question: str, k: int | None = None, mode: str | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[str | Answer]:
+        """Text pieces of the answer as they come, then the verified `Answer` (last item)."""
+        began = time.perf_counter()
+        cleaned, passages = self.search(question, k)
+        retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
+        for item in self.answerer.stream(cleaned, passages, mode, cancel):
+            if isinstance(item, Answer):
+                timings = {
+                    "retrieve_ms": retrieve_ms,
+                    "first_token_ms": round(retrieve_ms + item.timings["first_token_ms"], 1),
+                    "total_ms": round((time.perf_counter() - began) * 1000, 1),
+                }
+                item = dataclasses.replace(item, timings=timings)
+            yield item
+
+    def ask(self, question: str, k: int | None = None, mode: str | None = None) -> Answer:
+        answer = None
+        for item in self.ask_stream(question, k, mode):
+            answer = item
+        assert isinstance(answer, Answer)
+        return answer

@@ -59,10 +59,13 @@ class Citation:
 @dataclass(frozen=True, slots=True)
 class Answer:
     question: str
-    text: str
+    text: str  # verified: every [n] in it is a citation below
     citations: tuple[Citation, ...]
-    passages: tuple[Passage, ...]
+    passages: tuple[Passage, ...]  # the passages shown to the model, [1] first
     abstained: bool
+    mode: str  # "evidence" or "generative"
+    model: str
+    raw_text: str = ""  # what the generator wrote, before verification (debugging)
     timings: dict[str, float] = field(default_factory=dict)
 
 
