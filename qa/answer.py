@@ -189,9 +189,12 @@ def choose(question: str, evidence: Sequence[Evidence]) -> list[Evidence]:
     return chosen
 
 
-def verify(text: str, passages: Sequence[Passage]) -> tuple[str, list[Citation]]:
-    """Keep the sentences of `text` that a shown passage supports, each with verified
-    markers; returns (clean text, citations). Unsupported sentences are dropped."""
+def answer_sentences(text: str) -> list[str]:
+    """The sentences of an answer, each with the markers that follow it.
+
+    >>> answer_sentences("Signed in 1965. [1] Ratified later [2].")
+    ['Signed in 1965. [1]', 'Ratified later [2].']
+    """
     sentences = [text[a:b] for a, b in sentence_spans(text)]
     # A marker that opens a sentence ("1965. [1] Then…") belongs to the sentence before it.
     for i in range(1, len(sentences)):
@@ -199,14 +202,23 @@ def verify(text: str, passages: Sequence[Passage]) -> tuple[str, list[Citation]]
         if lead:
             sentences[i - 1] += " " + lead.group(0).strip()
             sentences[i] = sentences[i][lead.end() :].strip()
+    return [s for s in sentences if s]
+
+
+def verify(text: str, passages: Sequence[Passage], quoted: bool = False) -> tuple[str, list[Citation]]:
+    """Keep the sentences of `text` that a shown passage supports, each with verified
+    markers; returns (clean text, citations). Unsupported sentences are dropped."""
+    sentences = answer_sentences(text)
     kept: list[str] = []
     citations: list[Citation] = []
     seen: set[str] = set()
     for sentence in sentences:
         claim = strip_markers(sentence)
         claim_terms = terms(claim)
-        if not claim_terms or claim in seen or _ABSTAIN_HINTS.search(claim) or _META.search(claim):
-            continue  # nothing to check, a repeat, or talk about the passages rather than a claim
+        if not claim_terms or claim in seen:
+            continue
+        if not quoted and (_ABSTAIN_HINTS.search(claim) or _META.search(claim)):
+            continue  # a refusal, or talk about the passages rather than a claim from them
         seen.add(claim)
         cited = [n for n in dict.fromkeys(parse_markers(sentence)) if 1 <= n <= len(passages)]
         candidates = cited or list(range(1, len(passages) + 1))
@@ -224,6 +236,7 @@ def verify(text: str, passages: Sequence[Passage]) -> tuple[str, list[Citation]]
         for n, (start, end, quote) in supported:
             citations.append(Citation(n, passages[n - 1].chunk.chunk_id, quote, start, end))
     return " ".join(kept), _unique(citations)
+
 
 def _best_support(claim_terms: set[str], passage: Passage) -> tuple[int, int, str] | None:
     chunk = passage.chunk
@@ -299,7 +312,7 @@ class Answerer:
             model = self.generator.name
         else:
             raise ValueError(f"unknown answer mode {mode!r}: use 'evidence' or 'generative'")
-        text, citations = verify(raw, passages) if raw else ("", [])
+        text, citations = verify(raw, passages, quoted=mode == "evidence") if raw else ("", [])
         if mode == "generative" and text and not all(_covered(t, _cited_terms(citations)) for t in key_terms(question)):
             text, citations = "", []  # the question names something no cited sentence has
         abstained = not citations

@@ -3,6 +3,7 @@
     qa index                      build (or rebuild) the index of corpus/
     qa ask "QUESTION" [--json]    a cited answer, streamed, then its sources
     qa search "QUESTION" [--json] ranked passages with section and offsets
+    qa eval QUESTIONS.jsonl       score the pipeline on a question file
     qa serve                      the web app
 
 Exit codes: 0 success, 1 a problem the message explains (stale index, bad question, …),
@@ -70,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=None, metavar="N", help="number of passages (default 5)")
     search.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     search.set_defaults(run=cmd_search)
+
+    evaluate = commands.add_parser("eval", parents=[common], help="score the pipeline on a JSON Lines question file")
+    evaluate.add_argument("questions", type=Path, help="JSON Lines: id, question, answers, evidence, type")
+    evaluate.add_argument("--out", type=Path, metavar="DIR", help="write results.jsonl, summary.json/.csv, report.md here")
+    evaluate.add_argument("-k", "--k", type=int, default=None, metavar="N", help="passages per question (default 5)")
+    evaluate.add_argument("--mode", choices=["evidence", "generative"], help="answer mode")
+    evaluate.add_argument("--model", metavar="PATH", help="language model for generative mode")
+    evaluate.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    evaluate.add_argument("--retrieval-only", action="store_true", help="score retrieval, generate nothing")
+    evaluate.set_defaults(run=cmd_eval)
 
     serve = commands.add_parser("serve", parents=[common], help="start the web app")
     serve.add_argument("--host", default="127.0.0.1")
@@ -175,6 +186,37 @@ def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
         "model": answer.model,
         "raw_answer": answer.raw_text,
     }
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.evaluate import evaluate, load_questions, summarize, table, write_outputs
+    from qa.pipeline import Pipeline
+
+    if not args.questions.is_file():
+        raise QAError(f"question file not found: {args.questions}")
+    questions, problems = load_questions(args.questions)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    questions = questions[: args.limit] if args.limit else questions
+    if not questions:
+        raise QAError(f"no usable questions in {args.questions}")
+    pipeline = Pipeline(settings)
+    pipeline.warm_up()
+    k = args.k or settings.k
+    began = time.perf_counter()
+    records = evaluate(pipeline, questions, k, settings.answer_mode, args.retrieval_only, progress=sys.stderr.isatty())
+    summary = summarize(records, k)
+    what = "retrieval only" if args.retrieval_only else f"mode {settings.answer_mode}"
+    settings_line = (
+        f"{len(questions)} questions from {args.questions}, {what}, k={k}, embedder {settings.embed_model}, "
+        f"chunks {settings.chunk_tokens}/{settings.chunk_overlap_tokens} tokens, {time.perf_counter() - began:.0f} s"
+    )
+    print(settings_line)
+    print(table(summary))
+    if args.out:
+        write_outputs(records, summary, args.out, settings_line)
+        print(f"wrote {args.out}/results.jsonl, summary.json, summary.csv, report.md")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

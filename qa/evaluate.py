@@ -1,0 +1,360 @@
+"""Batch evaluation: run the whole pipeline over a JSON Lines file of questions and score it.
+
+Input, one object per line: `id`, `question`, `answers` (acceptable strings; empty = the
+documents do not answer it), optional `evidence` (verbatim source substrings that support the
+answer), optional `must_include` (strings that must all appear for the answer to count as
+correct: lists and multi-part answers), optional `type`. Other fields are kept in the results.
+A malformed line is reported with its line number and skipped.
+
+Metrics (each also broken down by `type`):
+- retrieval: hit@1, hit@3, recall@k (a passage in the top 1/3/k contains an evidence string), MRR;
+- answers: exact match and token F1 (SQuAD normalisation, best over the gold answers), and
+  contains-gold (a normalised gold answer, or all `must_include` strings, inside the answer);
+- abstention: correct abstention on unanswerable questions, false abstention on answerable ones;
+- citations: precision (cited passages holding an evidence string), support (the quote is in
+  the cited passage and it supports the cited sentence), recall (answers whose evidence is cited);
+- latency: retrieval, first token, total (p50/p95 ms).
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import logging
+import re
+import statistics
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.answer import MIN_SUPPORT, answer_sentences, overlap, strip_markers, terms
+from qa.errors import QAError
+from qa.pipeline import Pipeline
+from qa.types import Answer, Passage
+
+log = logging.getLogger(__name__)
+
+KNOWN_FIELDS = {"id", "question", "answers", "evidence", "must_include", "type"}
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    evidence: tuple[str, ...] = ()
+    must_include: tuple[str, ...] = ()
+    type: str = "untyped"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def load_questions(path: Path) -> tuple[list[Question], list[str]]:
+    """(questions, problems): each problem names its line; the bad line is skipped."""
+    questions, problems = [], []
+    with path.open(encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+                if not isinstance(raw, dict):
+                    raise ValueError("not a JSON object")
+                if not isinstance(raw.get("question"), str) or not isinstance(raw.get("answers", None), list):
+                    raise ValueError('needs "question" (a string) and "answers" (a list)')
+                questions.append(
+                    Question(
+                        id=str(raw.get("id", f"line{number}")),
+                        question=raw["question"],
+                        answers=tuple(map(str, raw["answers"])),
+                        evidence=tuple(map(str, raw.get("evidence") or ())),
+                        must_include=tuple(map(str, raw.get("must_include") or ())),
+                        type=str(raw.get("type") or "untyped"),
+                        extra={k: v for k, v in raw.items() if k not in KNOWN_FIELDS},
+                    )
+                )
+            except ValueError as error:
+                problems.append(f"{path}:{number}: skipped: {error}")
+    return questions, problems
+
+
+# ---------------------------------------------------------------- metric functions
+
+
+def normalize(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces.
+
+    >>> normalize("The  1965 Treaty!")
+    '1965 treaty'
+    """
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    return float(any(normalize(prediction) == normalize(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    """SQuAD token F1, best over the gold answers.
+
+    >>> round(token_f1("the 1965 treaty", ["1965"]), 3)
+    0.667
+    """
+    best = 0.0
+    predicted = normalize(prediction).split()
+    for gold in golds:
+        expected = normalize(gold).split()
+        common = collections.Counter(predicted) & collections.Counter(expected)
+        same = sum(common.values())
+        if same == 0:
+            continue
+        precision, recall = same / len(predicted), same / len(expected)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def contains_gold(prediction: str, golds: Sequence[str], must_include: Sequence[str] = ()) -> float:
+    text = normalize(prediction)
+    if must_include:
+        return float(all(normalize(m) in text for m in must_include))
+    return float(any(normalize(g) and normalize(g) in text for g in golds))
+
+
+def first_evidence_rank(passages: Sequence[Passage], evidence: Sequence[str]) -> int | None:
+    """1-based rank of the first passage containing an evidence string, or None."""
+    for rank, p in enumerate(passages, start=1):
+        if any(e in p.chunk.text for e in evidence):
+            return rank
+    return None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return round(statistics.fmean(values), 4) if values else None
+
+
+# ---------------------------------------------------------------- one question
+
+
+def score(question: Question, passages: Sequence[Passage], answer: Answer | None) -> dict:
+    """The per-question record written to results.jsonl."""
+    rank = first_evidence_rank(passages, question.evidence) if question.evidence else None
+    record: dict = {
+        "id": question.id,
+        "type": question.type,
+        "question": question.question,
+        "gold": list(question.answers),
+        "answerable": question.answerable,
+        "has_evidence": bool(question.evidence),
+        "evidence_rank": rank,
+        "passages": [
+            {"rank": p.rank, "chunk_id": p.chunk.chunk_id, "section": p.chunk.section, "text": p.chunk.text}
+            for p in passages
+        ],
+        **({"extra": question.extra} if question.extra else {}),
+    }
+    if answer is None:
+        return record
+    plain = strip_markers(answer.text)
+    cited = [(c, passages[c.marker - 1]) for c in answer.citations]
+    record.update(
+        {
+            "answer": answer.text,
+            "abstained": answer.abstained,
+            "citations": [
+                {"marker": c.marker, "chunk_id": c.chunk_id, "start": c.start, "end": c.end, "quote": c.quote}
+                for c in answer.citations
+            ],
+            "timings": answer.timings,
+        }
+    )
+    if question.answerable:
+        record.update(
+            {
+                "exact_match": exact_match(plain, question.answers) if not answer.abstained else 0.0,
+                "f1": token_f1(plain, question.answers) if not answer.abstained else 0.0,
+                "contains_gold": contains_gold(plain, question.answers, question.must_include)
+                if not answer.abstained
+                else 0.0,
+            }
+        )
+        if question.evidence and not answer.abstained:
+            holds = [any(e in p.chunk.text for e in question.evidence) for _, p in cited]
+            record["citation_precision"] = _mean(map(float, holds))
+            record["citation_recall"] = float(any(holds))
+    if cited:
+        record["citation_support"] = _mean(map(float, citation_support(answer)))
+    return record
+
+
+def citation_support(answer: Answer) -> list[bool]:
+    """For each citation: its quote is verbatim in the cited passage, and a sentence of the
+    answer carrying its marker shares enough content words with the quote."""
+    sentences = answer_sentences(answer.text)
+    checks = []
+    for c in answer.citations:
+        passage = answer.passages[c.marker - 1].chunk
+        claims = [strip_markers(s) for s in sentences if f"[{c.marker}]" in s]
+        checks.append(
+            passage.text[c.start - passage.start : c.end - passage.start] == c.quote
+            and any(overlap(terms(claim), terms(c.quote)) >= MIN_SUPPORT for claim in claims)
+        )
+    return checks
+
+
+# ---------------------------------------------------------------- a whole run
+
+
+def evaluate(
+    pipeline: Pipeline,
+    questions: Sequence[Question],
+    k: int | None = None,
+    mode: str | None = None,
+    retrieval_only: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """One scored record per question; a question the pipeline refuses is recorded with its error."""
+    from tqdm import tqdm
+
+    records = []
+    for question in tqdm(questions, desc="evaluating", unit="q", disable=not progress or None, leave=False):
+        try:
+            if retrieval_only:
+                _, passages = pipeline.search(question.question, k)
+                records.append(score(question, passages, None))
+            else:
+                answer = pipeline.ask(question.question, k, mode)
+                records.append(score(question, answer.passages, answer))
+        except QAError as error:
+            records.append({"id": question.id, "type": question.type, "question": question.question,
+                            "answerable": question.answerable, "error": str(error)})
+    return records
+
+
+def summarize(records: Sequence[dict], k: int) -> dict:
+    """Overall metrics and the same per `type`."""
+    summary = {"overall": _metrics(records, k)}
+    for kind in sorted({r["type"] for r in records}):
+        summary[kind] = _metrics([r for r in records if r["type"] == kind], k)
+    return summary
+
+
+def _metrics(records: Sequence[dict], k: int) -> dict:
+    answerable = [r for r in records if r["answerable"] and "error" not in r]
+    unanswerable = [r for r in records if not r["answerable"] and "error" not in r]
+    ranked = [r for r in answerable if r["has_evidence"]]
+    answered = [r for r in records if "abstained" in r]
+    m: dict = {"questions": len(records), "answerable": len(answerable), "unanswerable": len(unanswerable),
+               "errors": sum("error" in r for r in records)}
+    if ranked:
+        ranks = [r["evidence_rank"] for r in ranked]
+        m["hit@1"] = _mean(float(x == 1) for x in ranks)
+        m["hit@3"] = _mean(float(x is not None and x <= 3) for x in ranks)
+        m[f"recall@{k}"] = _mean(float(x is not None and x <= k) for x in ranks)
+        m["mrr"] = _mean(1.0 / x if x else 0.0 for x in ranks)
+    if answered:
+        scored = [r for r in answerable if "contains_gold" in r]
+        m["exact_match"] = _mean(r["exact_match"] for r in scored)
+        m["f1"] = _mean(r["f1"] for r in scored)
+        m["contains_gold"] = _mean(r["contains_gold"] for r in scored)
+        m["correct_abstention"] = _mean(float(r["abstained"]) for r in unanswerable if "abstained" in r)
+        m["false_abstention"] = _mean(float(r["abstained"]) for r in scored)
+        m["citation_precision"] = _mean(r["citation_precision"] for r in answerable if r.get("citation_precision") is not None)
+        m["citation_support"] = _mean(r["citation_support"] for r in answered if "citation_support" in r)
+        m["citation_recall"] = _mean(r["citation_recall"] for r in answerable if "citation_recall" in r)
+        for name in ("retrieve_ms", "first_token_ms", "total_ms"):
+            values = [r["timings"][name] for r in answered if name in r.get("timings", {})]
+            m[f"{name}_p50"] = _round(percentile(values, 50))
+            m[f"{name}_p95"] = _round(percentile(values, 95))
+    return m
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+# ---------------------------------------------------------------- output
+
+TABLE_METRICS = (
+    "questions", "hit@1", "hit@3", "mrr", "contains_gold", "f1", "exact_match", "correct_abstention",
+    "false_abstention", "citation_precision", "citation_support", "citation_recall", "retrieve_ms_p50",
+    "first_token_ms_p50", "total_ms_p50", "total_ms_p95",
+)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}" if value <= 1.0 else f"{value:.0f}"
+    return str(value)
+
+
+def table(summary: dict, markdown: bool = False) -> str:
+    """Groups as rows, metrics as columns (only those that any group has)."""
+    columns = [m for m in TABLE_METRICS if any(m in g for g in summary.values())]
+    rows = [[group] + [_cell(metrics.get(m)) for m in columns] for group, metrics in summary.items()]
+    header = ["group", *columns]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    return "\n".join("  ".join(str(x).rjust(w) for x, w in zip(line, widths)) for line in [header, *rows])
+
+
+def badness(record: dict) -> tuple:
+    """Sort key, worst first: errors, wrong abstentions, wrong answers, retrieval misses, low F1."""
+    if "error" in record:
+        return (0,)
+    if not record["answerable"]:
+        return (1, 0.0) if not record.get("abstained", True) else (9, 1.0)
+    wrong = record.get("contains_gold", 1.0) < 1.0
+    return (2 if record.get("abstained") else 3 if wrong else 5, record.get("f1", 1.0), -(record.get("evidence_rank") or 99))
+
+
+def write_outputs(records: Sequence[dict], summary: dict, out: Path, settings_line: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.jsonl").open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
+    metrics = sorted({m for g in summary.values() for m in g})
+    with (out / "summary.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["group", *metrics])
+        for group, values in summary.items():
+            writer.writerow([group, *(values.get(m, "") for m in metrics)])
+    (out / "report.md").write_text(report(records, summary, settings_line), encoding="utf-8")
+
+
+def report(records: Sequence[dict], summary: dict, settings_line: str) -> str:
+    lines = ["# Evaluation report", "", settings_line, "", table(summary, markdown=True), "", "## Worst 10 questions", ""]
+    for record in sorted(records, key=badness)[:10]:
+        lines += [f"### {record['id']} ({record['type']}): {record['question']}", ""]
+        if "error" in record:
+            lines += [f"Error: {record['error']}", ""]
+            continue
+        lines.append(f"- gold: {record['gold'] or '(not in the documents)'}")
+        if "answer" in record:
+            lines.append(f"- answer{' (abstained)' if record['abstained'] else ''}: {record['answer']}")
+        lines.append(f"- evidence rank: {record['evidence_rank']}")
+        lines.append("- passages:")
+        for p in record["passages"][:3]:
+            text = p["text"].replace("\n", " ")
+            lines.append(f"  - [{p['rank']}] {p['section'] or '(lead)'}: {text[:300]}{'…' if len(text) > 300 else ''}")
+        lines.append("")
+    return "\n".join(lines)
