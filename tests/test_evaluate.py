@@ -1,0 +1,115 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, qa
+from qa.evaluate import (
+    Question,
+    contains_gold,
+    exact_match,
+    first_evidence_rank,
+    load_questions,
+    normalize,
+    score,
+    summarize,
+    table,
+    token_f1,
+)
+from qa.types import Answer, Chunk, Citation, Passage
+
+EVAL_SET = ROOT / "eval" / "questions.jsonl"
+
+
+def test_squad_normalisation_and_metrics():
+    assert normalize("The Treaty, of 1965!") == "treaty of 1965"
+    assert token_f1("the 1965 treaty", ["1965"]) == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+    assert token_f1("nothing shared", ["1965"]) == 0.0
+    assert token_f1("in December 1965", ["1965", "December 1965"]) == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+    assert exact_match("The Dokdo.", ["dokdo"]) == 1.0 and exact_match("Dokdo islets", ["Dokdo"]) == 0.0
+    assert contains_gold("They are called Dokdo in Korean.", ["Dokdo"]) == 1.0
+    assert contains_gold("Nippon Steel only", [], must_include=["Nippon Steel", "Mitsubishi"]) == 0.0
+
+
+def passage(text: str, rank: int) -> Passage:
+    return Passage(Chunk(f"c{rank}", "d", "S", text, rank * 100, rank * 100 + len(text)), 0.5, rank)
+
+
+def test_evidence_rank_is_the_first_passage_holding_an_evidence_string():
+    passages = [passage("nothing here", 1), passage("signed in 1965 by both", 2), passage("1965 again", 3)]
+    assert first_evidence_rank(passages, ["signed in 1965"]) == 2
+    assert first_evidence_rank(passages, ["absent"]) is None
+
+
+def test_scores_and_summary_of_hand_made_records():
+    passages = [passage("The treaty was signed in 1965.", 1), passage("Busan is a city.", 2)]
+    answerable = Question("a", "When was the treaty signed?", ("1965",), ("signed in 1965",), type="fact")
+    unanswerable = Question("u", "Population of Busan?", (), type="unanswerable")
+    good = Answer(
+        "q", "The treaty was signed in 1965. [1]", (Citation(1, "c1", "The treaty was signed in 1965.", 100, 130),),
+        tuple(passages), False, "evidence", "m", timings={"retrieve_ms": 5.0, "first_token_ms": 6.0, "total_ms": 7.0},
+    )
+    declined = Answer("q", "The documents do not say.", (), tuple(passages), True, "evidence", "m",
+                      timings={"retrieve_ms": 5.0, "first_token_ms": 6.0, "total_ms": 9.0})
+    records = [score(answerable, passages, good), score(unanswerable, passages, declined)]
+    assert records[0]["contains_gold"] == 1.0 and records[0]["citation_precision"] == 1.0
+    assert records[0]["citation_support"] == 1.0 and records[0]["evidence_rank"] == 1
+    summary = summarize(records, k=5)
+    overall = summary["overall"]
+    assert overall["hit@1"] == 1.0 and overall["mrr"] == 1.0 and overall["correct_abstention"] == 1.0
+    assert overall["false_abstention"] == 0.0 and overall["total_ms_p50"] in (7.0, 9.0)
+    assert set(summary) == {"overall", "fact", "unanswerable"}
+    assert "hit@1" in table(summary) and table(summary, markdown=True).startswith("| group |")
+
+
+def test_malformed_lines_are_reported_by_number_and_unknown_fields_kept(tmp_path: Path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"id": "1", "question": "Q one?", "answers": ["a"], "difficulty": "easy"}\n'
+        "{not json\n"
+        "\n"
+        '{"id": "3", "question": "Q three?"}\n'
+        '["a list"]\n'
+        '{"id": "5", "question": "Q five?", "answers": []}\n',
+        encoding="utf-8",
+    )
+    questions, problems = load_questions(path)
+    assert [q.id for q in questions] == ["1", "5"]
+    assert questions[0].extra == {"difficulty": "easy"} and not questions[1].answerable
+    assert [p.split(":")[1] for p in problems] == ["2", "4", "5"]
+
+
+def test_the_shipped_evaluation_set_is_well_formed():
+    questions, problems = load_questions(EVAL_SET)
+    assert problems == [] and len(questions) >= 60
+    assert len({q.id for q in questions}) == len(questions)
+    corpus = (ROOT / "corpus" / "japan_south_korea_relations.txt").read_text(encoding="utf-8")
+    for q in questions:
+        for text in q.evidence + q.must_include:
+            assert text in corpus, (q.id, text)
+        if q.answerable:
+            assert q.evidence, q.id
+    types = {q.type for q in questions}
+    assert {"fact", "paraphrase", "multihop", "list", "unanswerable", "false_premise", "korean", "japanese", "typo"} <= types
+    assert sum(not q.answerable for q in questions) >= 10
+
+
+@pytest.mark.slow
+def test_qa_eval_on_a_sample_writes_its_files(seed_workdir: Path, tmp_path: Path):
+    sample = tmp_path / "sample.jsonl"
+    lines = EVAL_SET.read_text(encoding="utf-8").splitlines()
+    sample.write_text("\n".join(lines[:4] + [lines[-5]]) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = qa("eval", str(sample), "--out", str(out), cwd=seed_workdir)
+    assert result.returncode == 0, result.stderr
+    assert "contains_gold" in result.stdout and "overall" in result.stdout
+    assert {p.name for p in out.iterdir()} == {"results.jsonl", "summary.json", "summary.csv", "report.md"}
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 5 and all("answer" in r for r in records)
+    overall = json.loads((out / "summary.json").read_text(encoding="utf-8"))["overall"]
+    for name in ("hit@1", "hit@3", "mrr", "contains_gold", "f1", "citation_precision", "correct_abstention"):
+        assert 0.0 <= overall[name] <= 1.0, name
+    assert overall["questions"] == 5 and overall["total_ms_p50"] > 0
+    assert "## Worst 10 questions" in (out / "report.md").read_text(encoding="utf-8")
+    retrieval = qa("eval", str(sample), "--retrieval-only", "--limit", "2", cwd=seed_workdir)
+    assert retrieval.returncode == 0 and "hit@1" in retrieval.stdout and "contains_gold" not in retrieval.stdout
