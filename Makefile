@@ -1,5 +1,6 @@
 # The two commands a new user needs:  make run  and  make test.
 PYTHON ?= python3
+CHROMIUM := /usr/bin/chromium
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -22,7 +23,11 @@ run: install
 	$(BIN)/qa index --if-stale
 	$(BIN)/python app.py
 
-test: install
+# The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
+
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 bench: install

@@ -113,7 +113,7 @@ def answer_slot(question: str) -> str:
     >>> [answer_slot(q) for q in ("When was it?", "How many were there?", "Who won?", "Why?")]
     ['date', 'number', 'name', 'other']
     """
-    q = question.strip().lower()
+    q = re.sub(r"^(and|but|so|also|then)\s+", "", question.strip().lower())
     if re.match(r"(when|what year|in what year|in which year|what date|on what date)\b", q):
         return "date"
     if re.match(r"(how (many|much|long|large|big|old|far)|what (percentage|share|proportion|number))\b", q):
@@ -158,10 +158,16 @@ def choose(question: str, evidence: Sequence[Evidence]) -> list[Evidence]:
     best one lacks and scores nearly as well. Empty (abstain) when the evidence is weak,
     misses a name or number the question depends on, shares none of the question's other
     content words, or holds nothing of the kind the question asks for (see `answer_slot`)."""
+    question_terms = terms(question)
+    names = key_terms(question)
+    focus = question_terms - names
+    # The answer must share a word with the question beyond its names: "when was it renewed"
+    # is answered by the sentence about renewing, not by the best match on the names alone.
+    if focus:
+        evidence = [e for e in evidence if any(_covered(t, terms(e.text)) for t in focus)]
     if not evidence or evidence[0].score < MIN_EVIDENCE_SCORE:
         return []
     chosen = [evidence[0]]
-    question_terms = terms(question)
     missing = {t for t in question_terms if not _covered(t, terms(chosen[0].text))}
     best_score, best_gain = chosen[0].score - SECOND_SENTENCE_MARGIN, 0
     second = None
@@ -173,15 +179,11 @@ def choose(question: str, evidence: Sequence[Evidence]) -> list[Evidence]:
             second, best_gain = candidate, gain
     if second is not None:
         chosen.append(second)
-    # The best sentence alone must carry the question's names and some of its other words:
+    # The best sentence must carry the question's names (its passage may hold some of them):
     # a second sentence adds content, it does not rescue a mismatched first one.
     best_terms = terms(chosen[0].text)
     context = best_terms | terms(chosen[0].passage.chunk.text)
-    names = key_terms(question)
     if not all(_covered(t, context if KEY_TERMS_IN_PASSAGE else best_terms) for t in names):
-        return []
-    focus = question_terms - names
-    if focus and not any(_covered(t, best_terms) for t in focus):
         return []
     chosen.sort(key=lambda e: e.start)
     if not answer_slot_filled(question, " ".join(e.text for e in chosen)):

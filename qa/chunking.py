@@ -89,6 +89,7 @@ def _lines_of_lists(text: str, start: int, end: int) -> list[tuple[int, int]]:
         lines.append((pos, pos + len(line), bool(_LIST_LINE.match(line))))
         pos += len(line) + 1
     groups: list[tuple[int, int]] = []
+    prev_item = False
     for a, b, is_item in lines:
         if groups and not is_item and not prev_item:
             groups[-1] = (groups[-1][0], b)

@@ -18,12 +18,12 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.types import Answer, Chunk, Passage
+from qa.render import answer_json, passage_json
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -160,34 +160,6 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
-    """The `qa ask --json` object; the app's `ask` endpoint returns the same."""
-    passages = {p.chunk.chunk_id: p for p in answer.passages}
-    return {
-        "question": answer.question,
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "citations": [
-            {
-                "marker": c.marker,
-                "chunk_id": c.chunk_id,
-                "doc_id": passages[c.chunk_id].chunk.doc_id,
-                "title": title(passages[c.chunk_id].chunk),
-                "section": passages[c.chunk_id].chunk.section,
-                "start": c.start,
-                "end": c.end,
-                "quote": c.quote,
-            }
-            for c in answer.citations
-        ],
-        "passages": [passage_json(p, title(p.chunk)) for p in answer.passages],
-        "timings": answer.timings,
-        "mode": answer.mode,
-        "model": answer.model,
-        "raw_answer": answer.raw_text,
-    }
-
-
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.evaluate import evaluate, load_questions, summarize, table, write_outputs
     from qa.pipeline import Pipeline
@@ -228,25 +200,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.serve(settings, host=args.host, port=args.port)
-
-
-def passage_json(p: Passage, title: str) -> dict:
-    c = p.chunk
-    return {
-        "rank": p.rank,
-        "chunk_id": c.chunk_id,
-        "doc_id": c.doc_id,
-        "title": title,
-        "section": c.section,
-        "start": c.start,
-        "end": c.end,
-        "text": c.text,
-        "score": round(p.score, 6),
-        "dense_score": None if p.dense_score is None else round(p.dense_score, 6),
-        "dense_rank": p.dense_rank,
-        "bm25_score": None if p.bm25_score is None else round(p.bm25_score, 6),
-        "bm25_rank": p.bm25_rank,
-    }
 
 
 def _indent(text: str, width: int = 600) -> str:

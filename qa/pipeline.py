@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from qa.answer import Answerer
 from qa.config import Settings
+from qa.followup import standalone_query
 from qa.generate import Generator, TransformersGenerator
 from qa.index import Index, load_index
 from qa.models import Embedder, get_embedder
@@ -81,20 +82,28 @@ class Pipeline:
         return cleaned, self.retriever.search(cleaned, k)
 
     def ask_stream(
-        self, question: str, k: int | None = None, mode: str | None = None, cancel: threading.Event | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        mode: str | None = None,
+        cancel: threading.Event | None = None,
+        history: Sequence[str] = (),
     ) -> Iterator[str | Answer]:
-        """Text pieces of the answer as they come, then the verified `Answer` (last item)."""
+        """Text pieces of the answer as they come, then the verified `Answer` (last item).
+        `history` holds the earlier questions of a chat, for follow-ups like "and when?"."""
         began = time.perf_counter()
-        cleaned, passages = self.search(question, k)
+        cleaned = check_question(question, self.settings.max_question_chars)
+        query = standalone_query(cleaned, history)
+        passages = self.retriever.search(query, k)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
-        for item in self.answerer.stream(cleaned, passages, mode, cancel):
+        for item in self.answerer.stream(query, passages, mode, cancel):
             if isinstance(item, Answer):
                 timings = {
                     "retrieve_ms": retrieve_ms,
                     "first_token_ms": round(retrieve_ms + item.timings["first_token_ms"], 1),
                     "total_ms": round((time.perf_counter() - began) * 1000, 1),
                 }
-                item = dataclasses.replace(item, timings=timings)
+                item = dataclasses.replace(item, question=cleaned, query=query, timings=timings)
             yield item
 
     def ask(self, question: str, k: int | None = None, mode: str | None = None) -> Answer:

@@ -66,6 +66,7 @@ class Answer:
     mode: str  # "evidence" or "generative"
     model: str
     raw_text: str = ""  # what the generator wrote, before verification (debugging)
+    query: str = ""  # what was searched: the question, made standalone using the chat history
     timings: dict[str, float] = field(default_factory=dict)
 
 

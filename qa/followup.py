@@ -1,0 +1,48 @@
+"""Turn a follow-up question into a standalone search query using the chat history.
+
+"and when was it renewed?" only makes sense after the question before it. Without a model good
+enough to rewrite it, the rule is plain: a question that leans on earlier turns (it starts with
+"and"/"what about"…, uses a pronoun, or has under two content words) gets the names and numbers
+of the previous question appended (its other content words when it has none); any other
+question stands alone.
+
+>>> standalone_query("and when was it renewed?", ["When did Japan and South Korea sign GSOMIA?"])
+'and when was it renewed? (Japan South Korea GSOMIA)'
+>>> standalone_query("Who founded Mindan?", ["When did Japan and South Korea sign GSOMIA?"])
+'Who founded Mindan?'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_LEANS_ON_HISTORY = re.compile(
+    r"^\s*(and|but|also|so|then|what about|how about|and what|why not)\b"
+    r"|\b(it|its|they|them|their|theirs|that|this|those|these|he|him|his|she|her|there|then)\b",
+    re.IGNORECASE,
+)
+_STOP = {
+    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "by", "with", "from", "is", "are",
+    "was", "were", "be", "been", "do", "does", "did", "what", "when", "where", "who", "whom", "whose",
+    "which", "why", "how", "many", "much", "it", "its", "they", "them", "their", "that", "this", "those",
+    "these", "he", "his", "she", "her", "there", "then", "about", "also", "so", "but", "not", "any",
+}
+
+
+def content_words(text: str, skip_first: bool = False) -> list[str]:
+    words = re.findall(r"[\w'’-]+", text)[1 if skip_first else 0 :]
+    return [w for w in words if w.lower() not in _STOP]
+
+
+def standalone_query(question: str, previous_questions: Sequence[str]) -> str:
+    """`question` plus context from the last question when it leans on it; otherwise unchanged."""
+    if not previous_questions:
+        return question
+    if not (_LEANS_ON_HISTORY.search(question) or len(content_words(question)) < 2):
+        return question
+    have = {w.lower() for w in content_words(question)}
+    previous = [w for w in dict.fromkeys(content_words(previous_questions[-1], skip_first=True)) if w.lower() not in have]
+    names = [w for w in previous if w[0].isupper() or w[0].isdigit()]
+    context = names or previous
+    return f"{question} ({' '.join(context)})" if context else question

@@ -1,0 +1,137 @@
+"""Renderings of passages and answers for front ends: JSON for scripts, escaped HTML for the app.
+
+Everything that comes from a document or a model is escaped here: a passage or an answer that
+contains `<script>`, `<img onerror=…>`, a `javascript:` link or a Markdown image renders as text.
+The only markup in the output is what this module writes itself.
+
+>>> answer_html("Busan <script>x</script> ![i](http://e/x) [1].", 2)
+'Busan &lt;script&gt;x&lt;/script&gt; \\\\!\\\\[i\\\\]\\\\(http://e/x\\\\) <a class="cite" href="#src-1" data-marker="1">[1]</a>.'
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+
+from qa.types import Answer, Chunk, Passage
+
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def passage_json(p: Passage, title: str) -> dict:
+    c = p.chunk
+    return {
+        "rank": p.rank,
+        "chunk_id": c.chunk_id,
+        "doc_id": c.doc_id,
+        "title": title,
+        "section": c.section,
+        "start": c.start,
+        "end": c.end,
+        "text": c.text,
+        "score": round(p.score, 6),
+        "dense_score": None if p.dense_score is None else round(p.dense_score, 6),
+        "dense_rank": p.dense_rank,
+        "bm25_score": None if p.bm25_score is None else round(p.bm25_score, 6),
+        "bm25_rank": p.bm25_rank,
+    }
+
+
+def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
+    """The `qa ask --json` object; the app's `ask` endpoint returns the same."""
+    passages = {p.chunk.chunk_id: p for p in answer.passages}
+    return {
+        "question": answer.question,
+        "query": answer.query,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "citations": [
+            {
+                "marker": c.marker,
+                "chunk_id": c.chunk_id,
+                "doc_id": passages[c.chunk_id].chunk.doc_id,
+                "title": title(passages[c.chunk_id].chunk),
+                "section": passages[c.chunk_id].chunk.section,
+                "start": c.start,
+                "end": c.end,
+                "quote": c.quote,
+            }
+            for c in answer.citations
+        ],
+        "passages": [passage_json(p, title(p.chunk)) for p in answer.passages],
+        "timings": answer.timings,
+        "mode": answer.mode,
+        "model": answer.model,
+        "raw_answer": answer.raw_text,
+    }
+
+
+def escape_text(text: str) -> str:
+    """HTML-escaped, with Markdown syntax neutralised (the chat renders Markdown)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+
+
+def answer_html(text: str, passages_shown: int) -> str:
+    """Answer text, escaped, with each valid `[n]` made a link to its source in the panel."""
+    parts, pos = [], 0
+    for match in _MARKER.finditer(text):
+        n = int(match.group(1))
+        if not 1 <= n <= passages_shown:
+            continue
+        parts.append(escape_text(text[pos : match.start()]))
+        parts.append(f'<a class="cite" href="#src-{n}" data-marker="{n}">[{n}]</a>')
+        pos = match.end()
+    parts.append(escape_text(text[pos:]))
+    return "".join(parts)
+
+
+def where(title: str, section: str) -> str:
+    return " › ".join(part for part in (title, *section.split(" > ")) if part)
+
+
+def sources_html(answer: Answer, title: Callable[[Chunk], str], show_scores: bool = False) -> str:
+    """The Sources panel: the searched query, cited passages with the quoted span highlighted
+    and their offsets, then the passages retrieved but not cited, collapsed."""
+    quotes: dict[int, list[tuple[int, int]]] = {}
+    for c in answer.citations:
+        quotes.setdefault(c.marker, []).append((c.start, c.end))
+    out = []
+    if answer.query and answer.query != answer.question:
+        out.append(f'<p class="query">Searched for: <q>{html.escape(answer.query)}</q></p>')
+    cited = [(n, p) for n, p in enumerate(answer.passages, start=1) if n in quotes]
+    others = [(n, p) for n, p in enumerate(answer.passages, start=1) if n not in quotes]
+    if cited:
+        out.append("<h3>Cited passages</h3>")
+        out += [_passage_html(n, p, title(p.chunk), quotes[n], show_scores) for n, p in cited]
+    elif answer.passages:
+        out.append("<p>No passage was cited.</p>")
+    if others:
+        label = "Other retrieved passages" if cited else "Retrieved passages"
+        inner = "".join(_passage_html(n, p, title(p.chunk), [], show_scores) for n, p in others)
+        out.append(f"<details><summary>{label} ({len(others)})</summary>{inner}</details>")
+    return "\n".join(out)
+
+
+def _passage_html(n: int, p: Passage, title: str, spans: Sequence[tuple[int, int]], show_scores: bool) -> str:
+    c = p.chunk
+    body, pos = [], 0
+    for start, end in sorted(spans):
+        a, b = max(start - c.start, pos), end - c.start
+        if a >= b:
+            continue
+        body += [html.escape(c.text[pos:a]), f"<mark>{html.escape(c.text[a:b])}</mark>"]
+        pos = b
+    body.append(html.escape(c.text[pos:]))
+    scores = ""
+    if show_scores:
+        dense = "–" if p.dense_score is None else f"{p.dense_score:.3f} (#{p.dense_rank})"
+        bm25 = "–" if p.bm25_score is None else f"{p.bm25_score:.2f} (#{p.bm25_rank})"
+        scores = f'<div class="scores">fused {p.score:.4f} · dense {dense} · BM25 {bm25}</div>'
+    return (
+        f'<div class="source" id="src-{n}" data-marker="{n}">'
+        f'<div class="where"><b>[{n}]</b> {html.escape(where(title, c.section))}'
+        f' <span class="offsets">characters {c.start}–{c.end}</span></div>'
+        f'{scores}<blockquote>{"".join(body).replace(chr(10), "<br>")}</blockquote></div>'
+    )
