@@ -79,10 +79,8 @@ def chat(pipeline: Pipeline, message: str, history: list, asked: list, k: int, m
         yield [*history, {"role": "assistant", "content": "Something went wrong while answering; the server log has the details."}], "", asked
         return
     reply = answer_html(item.text, len(item.passages))
-    yield [*history, {"role": "assistant", "content": reply}], sources_html(item, pipeline.index.title, show_scores), [
-        *asked,
-        item.question,
-    ]
+    panel = sources_html(item, pipeline.index.title, show_scores)
+    yield [*history, {"role": "assistant", "content": reply}], panel, [*asked, item.query]
 
 
 def api_ask(pipeline: Pipeline, question: str) -> dict:

