@@ -29,13 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    settings = Settings.from_env(
-        corpus_dir=args.corpus,
-        index_dir=args.index,
-        model=getattr(args, "model", None),
-        answer_mode=getattr(args, "mode", None),
-    )
     try:
+        settings = Settings.from_env(
+            corpus_dir=args.corpus,
+            index_dir=args.index,
+            model=getattr(args, "model", None),
+            answer_mode=getattr(args, "mode", None),
+        )
         return args.run(args, settings)
     except QAError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -43,6 +43,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", parents=[common], help="answer a question with citations")
     ask.add_argument("question")
-    ask.add_argument("-k", "--k", type=int, default=None, metavar="N", help="passages shown to the answerer (default 5)")
+    ask.add_argument("-k", "--k", type=positive_int, default=None, metavar="N", help="passages shown to the answerer (default 5)")
     ask.add_argument("--mode", choices=["evidence", "generative"], help="answer mode (default: evidence, or $QA_ANSWER_MODE)")
     ask.add_argument("--model", metavar="PATH", help="language model folder or .gguf file for generative mode ($QA_MODEL)")
     ask.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
@@ -68,17 +78,17 @@ def _parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", parents=[common], help="show the passages retrieved for a question")
     search.add_argument("question")
-    search.add_argument("-k", type=int, default=None, metavar="N", help="number of passages (default 5)")
+    search.add_argument("-k", type=positive_int, default=None, metavar="N", help="number of passages (default 5)")
     search.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     search.set_defaults(run=cmd_search)
 
     evaluate = commands.add_parser("eval", parents=[common], help="score the pipeline on a JSON Lines question file")
     evaluate.add_argument("questions", type=Path, help="JSON Lines: id, question, answers, evidence, type")
     evaluate.add_argument("--out", type=Path, metavar="DIR", help="write results.jsonl, summary.json/.csv, report.md here")
-    evaluate.add_argument("-k", "--k", type=int, default=None, metavar="N", help="passages per question (default 5)")
+    evaluate.add_argument("-k", "--k", type=positive_int, default=None, metavar="N", help="passages per question (default 5)")
     evaluate.add_argument("--mode", choices=["evidence", "generative"], help="answer mode")
     evaluate.add_argument("--model", metavar="PATH", help="language model for generative mode")
-    evaluate.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    evaluate.add_argument("--limit", type=positive_int, metavar="N", help="only the first N questions")
     evaluate.add_argument("--retrieval-only", action="store_true", help="score retrieval, generate nothing")
     evaluate.set_defaults(run=cmd_eval)
 

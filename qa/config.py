@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.errors import SettingsError
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -52,10 +54,25 @@ class Settings:
                 values[name] = Path(values[name])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
+    def __post_init__(self) -> None:
+        if self.answer_mode not in ANSWER_MODES:
+            raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, not {self.answer_mode!r}")
+        for name in ("k", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
+            raise SettingsError("chunk overlap must be at least 0 and smaller than the chunk size")
+
+
+ANSWER_MODES = ("evidence", "generative")
+
 
 def _convert(type_name: object, raw: str) -> object:
     if type_name in ("int", int):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"expected a whole number, got {raw!r}") from None
     if type_name in ("Path", Path):
         return Path(raw)
     return raw

@@ -34,3 +34,7 @@ class ModelLoadError(QAError):
 
 class BadQuestionError(QAError):
     pass
+
+
+class SettingsError(QAError):
+    pass

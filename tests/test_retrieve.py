@@ -50,3 +50,16 @@ def test_k_larger_than_the_index_returns_everything(settings: Settings, fake_emb
     build_index(settings, fake_embedder, progress=False)
     retriever = Retriever(load_index(settings, "fake"), fake_embedder, settings)
     assert len(retriever.search("passage", 50)) == 1
+
+
+def test_settings_are_validated_with_clear_errors():
+    from qa.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="answer mode"):
+        Settings.from_env({"QA_ANSWER_MODE": "poetry"})
+    with pytest.raises(SettingsError, match="whole number"):
+        Settings.from_env({"QA_K": "many"})
+    with pytest.raises(SettingsError, match="overlap"):
+        Settings(chunk_tokens=50, chunk_overlap_tokens=50)
+    assert Settings.from_env({"QA_K": "7", "QA_MODEL": "/m"}, k=None).k == 7
+    assert Settings.from_env({"QA_K": "7"}, k=3).k == 3
