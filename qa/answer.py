@@ -207,9 +207,19 @@ def answer_sentences(text: str) -> list[str]:
     return [s for s in sentences if s]
 
 
-def verify(text: str, passages: Sequence[Passage], quoted: bool = False) -> tuple[str, list[Citation]]:
+def verify(
+    text: str, passages: Sequence[Passage], question: str = "", quoted: bool = False
+) -> tuple[str, list[Citation]]:
     """Keep the sentences of `text` that a shown passage supports, each with verified
-    markers; returns (clean text, citations). Unsupported sentences are dropped."""
+    markers; returns (clean text, citations). Unsupported sentences are dropped.
+
+    `quoted` answers (evidence mode) are verbatim passage sentences. Generated ones must also
+    be claims: not a question, not a refusal or talk about "the passage", not a restatement of
+    the question; and a fragment (under four content words, such as a list item "Tokyo") counts
+    only when the sentence supporting it is also about the question.
+    """
+    question_terms = terms(question)
+    focus = question_terms - key_terms(question)
     sentences = answer_sentences(text)
     kept: list[str] = []
     citations: list[Citation] = []
@@ -219,14 +229,20 @@ def verify(text: str, passages: Sequence[Passage], quoted: bool = False) -> tupl
         claim_terms = terms(claim)
         if not claim_terms or claim in seen:
             continue
-        if not quoted and (_ABSTAIN_HINTS.search(claim) or _META.search(claim)):
-            continue  # a refusal, or talk about the passages rather than a claim from them
+        if not quoted and (
+            claim.endswith("?")
+            or _ABSTAIN_HINTS.search(claim)
+            or _META.search(claim)
+            or (question_terms and all(_covered(t, question_terms) for t in claim_terms))
+        ):
+            continue
         seen.add(claim)
+        about = focus if not quoted and len(claim_terms) < 4 else set()
         cited = [n for n in dict.fromkeys(parse_markers(sentence)) if 1 <= n <= len(passages)]
         candidates = cited or list(range(1, len(passages) + 1))
         supported = []
         for n in candidates:
-            quote = _best_support(claim_terms, passages[n - 1])
+            quote = _best_support(claim_terms, passages[n - 1], about)
             if quote is not None:
                 supported.append((n, quote))
         if not supported:
@@ -240,12 +256,15 @@ def verify(text: str, passages: Sequence[Passage], quoted: bool = False) -> tupl
     return " ".join(kept), _unique(citations)
 
 
-def _best_support(claim_terms: set[str], passage: Passage) -> tuple[int, int, str] | None:
+def _best_support(claim_terms: set[str], passage: Passage, about: set[str] = frozenset()) -> tuple[int, int, str] | None:
+    """The passage sentence holding most of the claim's content words (at least MIN_SUPPORT of
+    them, and half of `about` when given), as (start, end, text) in document offsets."""
     chunk = passage.chunk
     best, best_share = None, 0.0
     for a, b in sentence_spans(chunk.text):
-        share = overlap(claim_terms, terms(chunk.text[a:b]))
-        if share > best_share:
+        sentence_terms = terms(chunk.text[a:b])
+        share = overlap(claim_terms, sentence_terms)
+        if share > best_share and (not about or overlap(about, sentence_terms) >= 0.5):
             best, best_share = (chunk.start + a, chunk.start + b, chunk.text[a:b]), share
     return best if best_share >= MIN_SUPPORT else None
 
@@ -314,7 +333,7 @@ class Answerer:
             model = self.generator.name
         else:
             raise ValueError(f"unknown answer mode {mode!r}: use 'evidence' or 'generative'")
-        text, citations = verify(raw, passages, quoted=mode == "evidence") if raw else ("", [])
+        text, citations = verify(raw, passages, question, quoted=mode == "evidence") if raw else ("", [])
         if mode == "generative" and text and not all(_covered(t, _cited_terms(citations)) for t in key_terms(question)):
             text, citations = "", []  # the question names something no cited sentence has
         abstained = not citations
