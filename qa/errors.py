@@ -28,6 +28,10 @@ class IndexBusyError(QAError):
     pass
 
 
+class IndexWriteError(QAError):
+    pass
+
+
 class ModelLoadError(QAError):
     pass
 

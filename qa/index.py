@@ -28,18 +28,19 @@ from pathlib import Path
 import numpy as np
 
 from qa import __version__
-from qa.chunking import embedding_text, split_document
+from qa.chunking import Split, embedding_text, split_document
 from qa.config import Settings
 from qa.corpus import file_sha256, find_files, iter_documents
 from qa.errors import (
     CorruptIndexError,
     EmptyCorpusError,
     IndexBusyError,
+    IndexWriteError,
     MissingIndexError,
     StaleIndexError,
 )
 from qa.models import Embedder
-from qa.types import Chunk
+from qa.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,65 @@ def bm25_query_tokens(query: str, stopwords: str = BM25_STOPWORDS) -> list[str]:
 # ---------------------------------------------------------------- build
 
 
+class _IndexWriter:
+    """One build in progress: the chunk store, chunk and sentence vectors, BM25 texts."""
+
+    def __init__(self, folder: Path, embedder: Embedder) -> None:
+        import faiss
+
+        self.folder = folder
+        self.dim = embedder.dim
+        self.vectors, self.unit_vectors = faiss.IndexFlatIP(self.dim), faiss.IndexFlatIP(self.dim)
+        self.chunk_batcher = _Batcher(self.vectors, embedder)
+        self.unit_batcher = _Batcher(self.unit_vectors, embedder)
+        self.store = (folder / "chunks.jsonl").open("w", encoding="utf-8")
+        self.documents: list[DocumentInfo] = []
+        self.bm25_texts: list[str] = []
+        self.units: list[tuple[int, int, int]] = []  # (first chunk row holding it, start, end)
+        self.chunk_units: list[tuple[int, int]] = []  # per chunk: [first, end) unit ids
+
+    def add(self, doc: Document, split: Split) -> None:
+        unit_base, chunk_base = len(self.units), len(self.chunk_units)
+        owner = [-1] * len(split.units)
+        for offset, (chunk, (first, end)) in enumerate(zip(split.chunks, split.unit_ranges)):
+            self.store.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+            text = embedding_text(doc.title, chunk.section, chunk.text)
+            self.bm25_texts.append(text)
+            self.chunk_batcher.add(text)
+            self.chunk_units.append((unit_base + first, unit_base + end))
+            for u in range(first, end):
+                if owner[u] < 0:
+                    owner[u] = chunk_base + offset
+        for u, (start, end) in enumerate(split.units):
+            self.units.append((owner[u], start, end))
+            section = split.chunks[owner[u] - chunk_base].section
+            self.unit_batcher.add(embedding_text(doc.title, section, doc.text[start:end]))
+        self.documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
+
+    def finish(self) -> None:
+        import faiss
+
+        self.chunk_batcher.flush()
+        self.unit_batcher.flush()
+        self.store.close()
+        faiss.write_index(self.vectors, str(self.folder / "vectors.faiss"))
+        faiss.write_index(self.unit_vectors, str(self.folder / "units.faiss"))
+        np.save(self.folder / "units.npy", np.asarray(self.units, dtype=np.int64).reshape(-1, 3))
+        np.save(self.folder / "chunk_units.npy", np.asarray(self.chunk_units, dtype=np.int64).reshape(-1, 2))
+        _write_bm25(self.bm25_texts, self.folder / "bm25")
+        _write_json(self.folder / "documents.json", [asdict(d) for d in self.documents])
+
+    def close(self) -> None:
+        self.store.close()
+
+
 def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -> BuildSummary:
-    """Index every document under `settings.corpus_dir` into `settings.index_dir`, atomically."""
-    import faiss
+    """Index every document under `settings.corpus_dir` into `settings.index_dir`, atomically.
+
+    Unreadable, empty, heading-only and duplicate files are skipped with a warning naming them.
+    Any failure (a full disk, a read-only folder, an interrupted process) leaves the previous
+    index as it was.
+    """
     from tqdm import tqdm
 
     began = time.perf_counter()
@@ -164,66 +221,49 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
         )
     with _build_lock(target):
         _recover(target)
+        for leftover in target.parent.glob(f".{target.name}.tmp-*"):  # from builds that were killed
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        writer = None
         try:
-            embedder_dim = embedder.dim
-            vectors, unit_vectors = faiss.IndexFlatIP(embedder_dim), faiss.IndexFlatIP(embedder_dim)
-            chunk_batcher, unit_batcher = _Batcher(vectors, embedder), _Batcher(unit_vectors, embedder)
-            documents: list[DocumentInfo] = []
-            sources: dict[str, dict] = {}
-            bm25_texts: list[str] = []
-            units: list[tuple[int, int, int]] = []
-            chunk_units: list[tuple[int, int]] = []
-
-            with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as store, tqdm(
-                total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False
-            ) as bar:
+            tmp.mkdir(parents=True)
+            writer = _IndexWriter(tmp, embedder)
+            first_path_of: dict[str, str] = {}
+            with tqdm(total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False) as bar:
                 for doc in iter_documents(settings.corpus_dir):
-                    split = split_document(doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens)
-                    unit_base, chunk_base = len(units), len(chunk_units)
-                    owner = [-1] * len(split.units)
-                    for offset, (chunk, (first, end)) in enumerate(zip(split.chunks, split.unit_ranges)):
-                        store.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-                        text = embedding_text(doc.title, chunk.section, chunk.text)
-                        bm25_texts.append(text)
-                        chunk_batcher.add(text)
-                        chunk_units.append((unit_base + first, unit_base + end))
-                        for u in range(first, end):
-                            if owner[u] < 0:
-                                owner[u] = chunk_base + offset
-                    for u, (start, end) in enumerate(split.units):
-                        units.append((owner[u], start, end))
-                        section = split.chunks[owner[u] - chunk_base].section
-                        unit_batcher.add(embedding_text(doc.title, section, doc.text[start:end]))
-                    documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
                     bar.update(1)
-                    bar.set_postfix(chunks=len(bm25_texts))
-                chunk_batcher.flush()
-                unit_batcher.flush()
-            indexed = {d.path for d in documents}
-            for path in files:
-                rel = path.relative_to(settings.corpus_dir).as_posix()
-                sources[rel] = _source_entry(path, indexed=rel in indexed)
-            if not documents:
+                    if doc.sha256 in first_path_of:
+                        log.warning("skipping %s: same content as %s", doc.path, first_path_of[doc.sha256])
+                        continue
+                    split = split_document(doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens)
+                    if not split.chunks:
+                        log.warning("skipping %s: no text under its headings", doc.path)
+                        continue
+                    first_path_of[doc.sha256] = doc.path
+                    writer.add(doc, split)
+                    bar.set_postfix(chunks=len(writer.bm25_texts))
+            if not writer.documents:
                 raise EmptyCorpusError(
                     f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)"
                 )
-            faiss.write_index(vectors, str(tmp / "vectors.faiss"))
-            faiss.write_index(unit_vectors, str(tmp / "units.faiss"))
-            np.save(tmp / "units.npy", np.asarray(units, dtype=np.int64).reshape(-1, 3))
-            np.save(tmp / "chunk_units.npy", np.asarray(chunk_units, dtype=np.int64).reshape(-1, 2))
-            _write_bm25(bm25_texts, tmp / "bm25")
-            _write_json(tmp / "documents.json", [asdict(d) for d in documents])
+            writer.finish()
+            indexed = {d.path for d in writer.documents}
+            sources = {
+                path.relative_to(settings.corpus_dir).as_posix(): _source_entry(
+                    path, indexed=path.relative_to(settings.corpus_dir).as_posix() in indexed
+                )
+                for path in files
+            }
             manifest = {
                 "format": FORMAT_VERSION,
                 "qa_version": __version__,
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "embedding": {"model": embedder.name, "dim": embedder_dim},
+                "embedding": {"model": embedder.name, "dim": writer.dim},
                 "chunking": _chunking_settings(settings),
                 "bm25": {"stopwords": BM25_STOPWORDS, "stemmer": BM25_STEMMER},
-                "vectors": {"type": "IndexFlatIP", "count": int(vectors.ntotal), "units": int(unit_vectors.ntotal)},
+                "vectors": {
+                    "type": "IndexFlatIP", "count": int(writer.vectors.ntotal), "units": int(writer.unit_vectors.ntotal)
+                },
                 "sources": sources,
                 "files": {rel: file_sha256(tmp / rel) for rel in _index_files(tmp)},
             }
@@ -232,10 +272,17 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
             _write_json(tmp / "manifest.json", manifest)
             _fsync(tmp / "manifest.json")
             _swap_in(tmp, target)
+        except OSError as error:
+            raise IndexWriteError(
+                f"could not write the index in {target.parent}/ ({error.strerror or error}); "
+                "the previous index is untouched"
+            ) from error
         finally:
+            if writer is not None:
+                writer.close()
             shutil.rmtree(tmp, ignore_errors=True)
     skipped = tuple(rel for rel, entry in sources.items() if not entry["indexed"])
-    return BuildSummary(len(documents), int(vectors.ntotal), time.perf_counter() - began, skipped)
+    return BuildSummary(len(writer.documents), int(writer.vectors.ntotal), time.perf_counter() - began, skipped)
 
 
 def _chunking_settings(settings: Settings) -> dict:

@@ -186,3 +186,96 @@ def test_a_50_mb_file_indexes_in_bounded_memory(tmp_path: Path):
     chunks, peak_mb = map(int, out.stdout.split())
     assert chunks > 50_000
     assert peak_mb < 1500, f"peak RSS {peak_mb} MB for a 50 MB file"
+
+
+def test_odd_files_are_indexed_or_named_as_skipped(settings: Settings, fake_embedder, caplog):
+    corpus = settings.corpus_dir
+    (corpus / "bom.txt").write_bytes("\ufeffA BOM file about Seoul.".encode("utf-8"))
+    (corpus / "latin1.txt").write_bytes("Un texte en Latin-1 : café à Séoul.".encode("latin-1"))
+    (corpus / "utf16.txt").write_bytes("A UTF-16 file about Busan.".encode("utf-16"))
+    (corpus / "binary.txt").write_bytes(bytes(range(256)) * 40)
+    (corpus / "empty.txt").write_bytes(b"")
+    (corpus / "one_line.txt").write_text("word " * 200_000 + "end", encoding="utf-8")  # 1 MB, no sentence end
+    (corpus / "headings.md").write_text("# Title\n\n## Part one\n\n## Part two\n", encoding="utf-8")
+    (corpus / "copy_of_bom.txt").write_bytes("\ufeffA BOM file about Seoul.".encode("utf-8"))
+    with caplog.at_level("WARNING"):
+        summary = build_index(settings, fake_embedder, progress=False)
+    assert set(summary.skipped) == {"binary.txt", "empty.txt", "headings.md", "copy_of_bom.txt"}
+    for name in summary.skipped:
+        assert name in caplog.text
+    assert "same content as bom.txt" in caplog.text and "no text under its headings" in caplog.text
+    index = load_index(settings, "fake")
+    texts = [c.text for c in index.chunks]
+    assert "A BOM file about Seoul." in texts and "A UTF-16 file about Busan." in texts
+    assert any("café à Séoul" in t for t in texts)
+    one_line = next(d.doc_id for d in index.documents.values() if d.path == "one_line.txt")
+    assert sum(c.doc_id == one_line for c in index.chunks) > 100  # the 1 MB line, in pieces
+    assert max(len(t) for t in texts) <= 2000
+
+
+def test_a_full_disk_is_a_clear_error_and_the_old_index_stays(seed_settings: Settings, fake_embedder, monkeypatch):
+    import errno
+
+    import faiss
+
+    from qa.errors import IndexWriteError
+
+    build_index(seed_settings, fake_embedder, progress=False)
+    before = (seed_settings.index_dir / "manifest.json").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", full)
+    with pytest.raises(IndexWriteError, match="No space left on device.*previous index is untouched"):
+        build_index(seed_settings, fake_embedder, progress=False)
+    assert (seed_settings.index_dir / "manifest.json").read_bytes() == before
+    monkeypatch.undo()
+    assert load_index(seed_settings, "fake").chunks
+
+
+@pytest.mark.slow
+def test_killing_qa_index_half_way_leaves_the_previous_index(seed_workdir: Path, tmp_path: Path):
+    import shutil
+    import signal
+    import time
+
+    from conftest import QA
+
+    work = tmp_path / "w"
+    shutil.copytree(seed_workdir, work)
+    before = (work / "index" / "manifest.json").read_bytes()
+    seed = (work / "corpus" / "japan_south_korea_relations.txt").read_text(encoding="utf-8")
+    for i in range(30):  # enough to keep the embedder busy for a while
+        (work / "corpus" / f"copy{i}.txt").write_text(f"Copy {i}.\n\n" + seed, encoding="utf-8")
+    process = subprocess.Popen([*QA, "index"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(work.glob(".index.tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # well inside the embedding
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (work / "index" / "manifest.json").read_bytes() == before
+    settings = Settings(corpus_dir=work / "corpus", index_dir=work / "index")
+    assert index_state(settings, "minilm")[0] == "stale"  # intact, only older than the corpus
+    assert load_index(settings, "minilm", require_fresh=False).chunks
+    for i in range(30):
+        (work / "corpus" / f"copy{i}.txt").unlink()
+    rebuilt = subprocess.run([*QA, "index"], cwd=work, capture_output=True, text=True, timeout=600)
+    assert rebuilt.returncode == 0 and not list(work.glob(".index.tmp-*"))  # the killed build's leftovers
+
+
+@pytest.mark.slow
+def test_qa_index_if_stale_rebuilds_a_corrupt_index(seed_workdir: Path, tmp_path: Path):
+    import shutil
+
+    from conftest import qa
+
+    work = tmp_path / "w"
+    shutil.copytree(seed_workdir, work)
+    (work / "index" / "vectors.faiss").write_bytes(b"garbage")
+    broken = qa("search", "Dokdo", cwd=work)
+    assert broken.returncode == 1 and "vectors.faiss" in broken.stderr and "qa index" in broken.stderr
+    fixed = qa("index", "--if-stale", cwd=work)
+    assert fixed.returncode == 0 and "corrupt" in fixed.stderr and fixed.stdout.startswith("indexed")
+    assert qa("search", "Dokdo", cwd=work).returncode == 0
