@@ -149,6 +149,16 @@ def parse_markers(text: str) -> list[int]:
     return [int(n) for group in _MARKER.findall(text) for n in re.split(r"\s*[,;]\s*", group)]
 
 
+def inert_markers(text: str) -> str:
+    """Document text with its own "[7]"-style brackets made full-width, so they are never taken
+    for our citation markers.
+
+    >>> inert_markers("built in 1954 [7].")
+    'built in 1954 ［7］.'
+    """
+    return _MARKER.sub(lambda m: f"［{m.group(1)}］", text)
+
+
 def strip_markers(text: str) -> str:
     return re.sub(r"\s*" + _MARKER.pattern, "", text).strip()
 
@@ -316,7 +326,7 @@ class Answerer:
         raw = ""
         if mode == "evidence":
             chosen = choose(question, self.evidence(question, passages))
-            raw = " ".join(f"{e.text} [{e.marker}]" for e in chosen)
+            raw = " ".join(f"{inert_markers(e.text)} [{e.marker}]" for e in chosen)
             if raw:
                 first_piece = time.perf_counter()
                 yield raw
@@ -324,7 +334,7 @@ class Answerer:
         elif mode == "generative":
             if self.generator is None:
                 raise ValueError("generative mode needs a generator")
-            texts = [p.chunk.text for p in passages]
+            texts = [inert_markers(p.chunk.text) for p in passages]
             for piece in self.generator.stream(messages(question, texts), self.settings.max_new_tokens, cancel):
                 if first_piece is None:
                     first_piece = time.perf_counter()
