@@ -115,11 +115,17 @@ def rebuild(pipeline: Pipeline, progress=gr.Progress(track_tqdm=True)) -> tuple[
 
 def ready(pipeline: Pipeline) -> str:
     try:
-        pipeline.warm_up()
+        pipeline.warm_up(generator=False)
     except QAError as error:
         return f"**Not ready:** {escape_text(str(error))}"
     documents = len(pipeline.index.documents)
-    return f"Ready: {len(pipeline.index.chunks)} passages from {documents} document{'s' if documents != 1 else ''}."
+    status = f"Ready: {len(pipeline.index.chunks)} passages from {documents} document{'s' if documents != 1 else ''}."
+    if pipeline.settings.answer_mode == "generative":
+        try:
+            pipeline.generator.warm_up()
+        except QAError as error:
+            status += f" **The language model is not available** ({escape_text(str(error))}); evidence answers work."
+    return status
 
 
 def build(pipeline: Pipeline) -> gr.Blocks:
@@ -180,13 +186,11 @@ def build(pipeline: Pipeline) -> gr.Blocks:
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     pipeline = Pipeline(settings)
-    try:
-        pipeline.warm_up()
-    except QAError as error:
-        print(f"warning: {error}", file=sys.stderr)
+    print(ready(pipeline).replace("**", ""), file=sys.stderr)
     demo = build(pipeline)
     demo.queue(max_size=16, default_concurrency_limit=1)
     demo.launch(
+        auth=_auth(settings.auth),
         server_name=host,
         server_port=port,
         share=False,
@@ -205,15 +209,29 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     return 0
 
 
+def _auth(spec: str) -> tuple[str, str] | None:
+    """("user", "password") from "user:password"; None when no login is asked for."""
+    if not spec:
+        return None
+    user, _, password = spec.partition(":")
+    return user, password
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="docqa web app")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--corpus", metavar="DIR")
     parser.add_argument("--index", metavar="DIR")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (or set QA_AUTH)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    return serve(Settings.from_env(corpus_dir=args.corpus, index_dir=args.index), args.host, args.port)
+    try:
+        settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, auth=args.auth)
+    except QAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return serve(settings, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def key_terms(question: str) -> set[str]:
     """
     found = set()
     for word in _KEY_TERM.findall(question.strip()):
-        found |= terms(word) or {word.lower().strip(".,")}
+        found |= terms(word)  # empty for stopwords that happen to be capitalised ("What")
     return found
 
 

@@ -13,6 +13,7 @@ Exit codes: 0 success, 1 a problem the message explains (stale index, bad questi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="start the web app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (or set QA_AUTH)")
     serve.set_defaults(run=cmd_serve)
     return parser
 
@@ -209,6 +211,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     spec = importlib.util.spec_from_file_location("docqa_app", app_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if args.auth:
+        settings = dataclasses.replace(settings, auth=args.auth)
     return module.serve(settings, host=args.host, port=args.port)
 
 

@@ -38,6 +38,7 @@ class Settings:
     rrf_k: int = 60  # reciprocal rank fusion constant
     max_question_chars: int = 2000
     threads: int = max(1, min(4, os.cpu_count() or 1))
+    auth: str = ""  # "user:password" makes the web app ask for a login (QA_AUTH)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -60,6 +61,8 @@ class Settings:
         for name in ("k", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.auth and not all(self.auth.partition(":")[::2]):
+            raise SettingsError("the login (QA_AUTH or --auth) must look like user:password")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
             raise SettingsError("chunk overlap must be at least 0 and smaller than the chunk size")
 

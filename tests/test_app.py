@@ -1,7 +1,9 @@
 """The real Gradio server on a free port: asked through gradio_client and driven in a real
 browser (Playwright with Debian's Chromium)."""
 
+import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,29 +30,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_app(workdir: Path, env: dict | None = None) -> Iterator[str]:
+    """`python app.py` on a free loopback port in `workdir`; yields its URL once it answers."""
+    port = free_port()
+    log_path = workdir / f"app-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                    break
+                except urllib.error.HTTPError:
+                    break  # it answers (a login page, say)
+                except OSError:
+                    assert time.monotonic() < deadline, "app did not start within 180 s"
+                    time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def server(seed_workdir: Path):
-    port = free_port()
-    log = (seed_workdir / f"app-{port}.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=seed_workdir, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (seed_workdir / f"app-{port}.log").read_text()
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("app did not start within 180 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with running_app(seed_workdir) as url:
+        yield url
 
 
 @pytest.fixture
@@ -163,3 +176,75 @@ def test_browser_asks_clicks_a_citation_and_sees_the_passage(server: str, tmp_pa
         assert dialogs == []
         browser.close()
     assert (tmp_path / "answer.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "question, expect",
+    [
+        ("x", None),
+        ("🙂🙂🙂", "no words"),
+        ("What\x00 are the\x01 Liancourt Rocks called in Korean?", "Dokdo"),
+        ("독도 Dokdo とは what are the Liancourt Rocks called in Korean?", "Dokdo"),
+        ("<img src=x onerror=alert(1)> **What** are the [Liancourt Rocks](javascript:alert(2)) called in Korean?", "Dokdo"),
+    ],
+)
+def test_odd_questions_get_an_answer_or_a_message(client, question: str, expect: str | None):
+    chat, _ = client.predict(question, [], 5, "evidence", False, api_name="/chat")
+    shown_question, reply = chat[-2]["content"][0]["text"], chat[-1]["content"][0]["text"]
+    assert reply and "Traceback" not in reply and "went wrong" not in reply
+    if expect:
+        assert expect in reply
+    assert "<img" not in shown_question and "](javascript" not in shown_question  # shown as text
+
+
+def test_browser_runs_nothing_from_hostile_documents_or_questions(hostile_workdir: Path, tmp_path: Path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with running_app(hostile_workdir) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        dialogs: list[str] = []
+        outside: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: outside.append(r.url) if "attacker.example" in r.url else None)
+        page.goto(url)
+        expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+        for question in (
+            "When was the Yeongdo lighthouse in Busan built?",
+            "<img src=x onerror=alert('q')> <script>alert('q2')</script> what does the harbour note say?",
+        ):
+            page.locator("#question textarea").fill(question)
+            page.locator("#ask").click()
+            page.wait_for_timeout(500)
+            expect(page.locator("#chat .message-row").last).not_to_contain_text("…", timeout=60_000)
+        expect(page.locator("#chat")).to_contain_text("1954", timeout=60_000)
+        page.locator("#sources details summary").first.click() if page.locator("#sources details").count() else None
+        expect(page.locator("#sources")).to_contain_text("<script>alert('doc')</script>")  # shown as text
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
+        assert dialogs == [] and outside == []
+        assert page.evaluate("document.querySelectorAll('#chat img[src=\"x\"], #sources img').length") == 0
+        browser.close()
+
+
+def test_a_language_model_that_fails_to_load_leaves_retrieval_working(seed_workdir: Path, tmp_path: Path):
+    from gradio_client import Client
+
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    with running_app(seed_workdir, {"QA_MODEL": str(empty), "QA_ANSWER_MODE": "generative"}) as url:
+        client = Client(url, verbose=False)
+        chat, _ = client.predict("What are the Liancourt Rocks called in Korean?", [], 5, "generative", False, api_name="/chat")
+        assert "could not load the language model" in chat[-1]["content"][0]["text"]
+        chat, sources = client.predict("What are the Liancourt Rocks called in Korean?", [], 5, "evidence", False, api_name="/chat")
+        assert "Dokdo" in chat[-1]["content"][0]["text"] and "<mark>" in sources
+
+
+def test_a_login_can_be_required(seed_workdir: Path):
+    from gradio_client import Client
+
+    with running_app(seed_workdir, {"QA_AUTH": "reader:s3cret"}) as url:
+        with pytest.raises(Exception):
+            Client(url, verbose=False).predict("Dokdo?", api_name="/ask")
+        out = Client(url, auth=("reader", "s3cret"), verbose=False).predict(QUESTION, api_name="/ask")
+        assert "1965" in out["answer"]
