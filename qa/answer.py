@@ -150,13 +150,13 @@ def parse_markers(text: str) -> list[int]:
 
 
 def inert_markers(text: str) -> str:
-    """Document text with its own "[7]"-style brackets made full-width, so they are never taken
-    for our citation markers.
+    """Document text whose own "[7]"-style brackets get a zero-width space after "[", so they
+    look the same but are never taken for (or rendered as) our citation markers.
 
     >>> inert_markers("built in 1954 [7].")
-    'built in 1954 ［7］.'
+    'built in 1954 [\u200b7].'
     """
-    return _MARKER.sub(lambda m: f"［{m.group(1)}］", text)
+    return _MARKER.sub(lambda m: f"[\u200b{m.group(1)}]", text)
 
 
 def strip_markers(text: str) -> str:

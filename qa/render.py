@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from qa.types import Answer, Chunk, Passage
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
 
 
 def passage_json(p: Passage, title: str) -> dict:
@@ -69,8 +69,9 @@ def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
 
 
 def escape_text(text: str) -> str:
-    """HTML-escaped, with Markdown syntax neutralised (the chat renders Markdown)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+    """HTML-escaped, with Markdown syntax neutralised (the chat renders Markdown) and web
+    addresses broken by a zero-width space so they are not turned into links."""
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("://", ":\u200b//")), quote=False)
 
 
 def answer_html(text: str, passages_shown: int) -> str:
