@@ -5,7 +5,7 @@ contains `<script>`, `<img onerror=…>`, a `javascript:` link or a Markdown ima
 The only markup in the output is what this module writes itself.
 
 >>> answer_html("Busan <script>x</script> ![i](http://e/x) [1].", 2)
-'Busan &lt;script&gt;x&lt;/script&gt; \\\\!\\\\[i\\\\]\\\\(http://e/x\\\\) <a class="cite" href="#src-1" data-marker="1">[1]</a>.'
+'Busan &lt;script&gt;x&lt;/script&gt; \\\\!\\\\[i\\\\]\\\\(http:\\u200b//e/x\\\\) <a class="cite" href="#src-1" data-marker="1">[1]</a>.'
 """
 
 from __future__ import annotations
