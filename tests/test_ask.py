@@ -73,3 +73,22 @@ def test_instructions_inside_the_question_do_not_change_behaviour(pipeline: Pipe
 def test_settings_choose_the_mode(pipeline: Pipeline):
     evidence_pipeline = Pipeline(dataclasses.replace(pipeline.settings, answer_mode="evidence"))
     assert evidence_pipeline.ask("What are the Liancourt Rocks called in Korean?").mode == "evidence"
+
+
+def test_fifty_concurrent_searches_match_the_serial_run(pipeline: Pipeline):
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [
+        "When did Japan and South Korea establish diplomatic relations?",
+        "What are the Liancourt Rocks called in Korean?",
+        "Which materials did Japan restrict in 2019?",
+        "How many Japanese tourists visited South Korea in 2015?",
+        "What did Biden, Yoon and Kishida announce?",
+    ] * 10
+
+    def ranked(question: str) -> list[tuple[str, float]]:
+        return [(p.chunk.chunk_id, round(p.score, 9)) for p in pipeline.search(question)[1]]
+
+    serial = [ranked(q) for q in questions]
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        assert list(pool.map(ranked, questions)) == serial
