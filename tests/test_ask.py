@@ -92,3 +92,20 @@ def test_fifty_concurrent_searches_match_the_serial_run(pipeline: Pipeline):
     serial = [ranked(q) for q in questions]
     with ThreadPoolExecutor(max_workers=50) as pool:
         assert list(pool.map(ranked, questions)) == serial
+
+
+def test_a_language_model_that_fails_to_load_is_explained_and_search_still_works(seed_workdir: Path, tmp_path: Path):
+    import os
+    import subprocess
+
+    from conftest import QA
+
+    env = {**os.environ, "QA_MODEL": str(tmp_path)}  # an empty folder
+    run = subprocess.run(
+        [*QA, "ask", "What is Dokdo?", "--mode", "generative", "--json"],
+        cwd=seed_workdir, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert run.returncode == 1 and run.stdout == ""
+    assert "could not load the language model" in run.stderr and "Traceback" not in run.stderr
+    search = subprocess.run([*QA, "search", "What is Dokdo?"], cwd=seed_workdir, capture_output=True, text=True, env=env)
+    assert search.returncode == 0 and "Liancourt Rocks" in search.stdout
