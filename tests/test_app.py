@@ -75,7 +75,14 @@ def client(server: str):
 def test_page_is_served_on_loopback_only(server: str):
     with urllib.request.urlopen(server, timeout=10) as response:
         assert response.status == 200 and b"docqa" in response.read()
-    assert server.startswith("http://127.0.0.1:")
+    port = int(server.rstrip("/").rsplit(":", 1)[1])
+    listening = set()  # local addresses with a socket listening on the app's port (IPv4)
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            listening.add(".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    assert listening == {"127.0.0.1"}
 
 
 def test_ask_endpoint_returns_what_qa_ask_json_returns(client, seed_workdir: Path):

@@ -213,7 +213,12 @@ def test_odd_files_are_indexed_or_named_as_skipped(settings: Settings, fake_embe
     assert max(len(t) for t in texts) <= 2000
 
 
-def test_a_full_disk_is_a_clear_error_and_the_old_index_stays(seed_settings: Settings, fake_embedder, monkeypatch):
+@pytest.mark.parametrize(
+    "errno_name, message", [("ENOSPC", "No space left on device"), ("EROFS", "Read-only file system")]
+)
+def test_a_full_or_read_only_disk_is_a_clear_error_and_the_old_index_stays(
+    seed_settings: Settings, fake_embedder, monkeypatch, errno_name: str, message: str
+):
     import errno
 
     import faiss
@@ -223,11 +228,11 @@ def test_a_full_disk_is_a_clear_error_and_the_old_index_stays(seed_settings: Set
     build_index(seed_settings, fake_embedder, progress=False)
     before = (seed_settings.index_dir / "manifest.json").read_bytes()
 
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def fail(*args, **kwargs):  # root ignores permissions, so the failure is injected
+        raise OSError(getattr(errno, errno_name), message)
 
-    monkeypatch.setattr(faiss, "write_index", full)
-    with pytest.raises(IndexWriteError, match="No space left on device.*previous index is untouched"):
+    monkeypatch.setattr(faiss, "write_index", fail)
+    with pytest.raises(IndexWriteError, match=f"{message}.*previous index is untouched"):
         build_index(seed_settings, fake_embedder, progress=False)
     assert (seed_settings.index_dir / "manifest.json").read_bytes() == before
     monkeypatch.undo()
