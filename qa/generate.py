@@ -28,6 +28,10 @@ REPETITION_PENALTY = 1.2  # greedy decoding of small models loops without it
 class Generator(Protocol):
     name: str
 
+    def warm_up(self) -> None:
+        """Load the model now (raises `ModelLoadError` with what to do)."""
+        ...
+
     def stream(
         self, messages: Sequence[Message], max_new_tokens: int, cancel: threading.Event | None = None
     ) -> Iterator[str]:

@@ -112,6 +112,9 @@ class ScriptedGenerator:
         self.reply = reply
         self.seen: list = []
 
+    def warm_up(self) -> None:
+        pass
+
     def stream(self, messages, max_new_tokens, cancel=None):
         self.seen.append(messages)
         yield from re.findall(r"\S+\s*", self.reply)
