@@ -29,7 +29,7 @@ class Settings:
     # path selects any other local model (QA_MODEL).
     model: str = "smollm2"
     answer_mode: str = "evidence"  # "evidence" (extractive, quoted) or "generative"
-    max_new_tokens: int = 160
+    max_new_tokens: int = 96  # the prompt asks for one to three sentences
     cache_dir: Path = Path.home() / ".cache" / "docqa"  # converted models; safe to delete
     chunk_tokens: int = 160  # budget per chunk, in tokens of the embedding model
     chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
