@@ -262,7 +262,8 @@ def verify(
         markers = "".join(f"[{n}]" for n, _ in supported)
         kept.append(f"{claim.rstrip()} {markers}")
         for n, (start, end, quote) in supported:
-            citations.append(Citation(n, passages[n - 1].chunk.chunk_id, quote, start, end))
+            chunk = passages[n - 1].chunk
+            citations.append(Citation(n, chunk.chunk_id, quote, start, end, chunk.page))
     return " ".join(kept), _unique(citations)
 
 

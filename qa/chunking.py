@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qa.corpus import parse_sections
-from qa.types import Chunk, Document, make_id
+from qa.types import Chunk, Document, Section, make_id
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 HARD_MAX_CHARS = 2000
@@ -162,10 +162,19 @@ class Split:
     unit_ranges: list[tuple[int, int]]
 
 
+def document_sections(doc: Document) -> list[tuple[Section, int | None]]:
+    """(section, page): a PDF's pages (chunks never cross them), else its heading sections."""
+    if doc.page_starts:
+        ends = [*doc.page_starts[1:], len(doc.text)]
+        pages = zip(doc.page_starts, ends)
+        return [(Section("", a, b), n) for n, (a, b) in enumerate(pages, start=1) if doc.text[a:b].strip()]
+    return [(section, None) for section in parse_sections(doc.text)]
+
+
 def split_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int) -> Split:
     """Split `doc` into chunks of at most `budget` tokens (see module docstring)."""
     split = Split([], [], [])
-    for section in parse_sections(doc.text):
+    for section, page in document_sections(doc):
         for units in unit_blocks(doc.text, section.start, section.end):
             base = len(split.units)
             split.units.extend(units)
@@ -173,7 +182,8 @@ def split_document(doc: Document, count_tokens: TokenCounter, budget: int, overl
             for i, j in pack(counts, budget, overlap):
                 start, end = units[i][0], units[j - 1][1]
                 text = doc.text[start:end]
-                split.chunks.append(Chunk(make_id(doc.doc_id, start, text), doc.doc_id, section.path, text, start, end))
+                chunk_id = make_id(doc.doc_id, start, text)
+                split.chunks.append(Chunk(chunk_id, doc.doc_id, section.path, text, start, end, page))
                 split.unit_ranges.append((base + i, base + j))
     return split
 

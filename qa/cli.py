@@ -135,7 +135,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     for p in passages:
         title = pipeline.index.title(p.chunk)
         where = " > ".join(part for part in (title, p.chunk.section) if part)
-        print(f"[{p.rank}] {where}  (chars {p.chunk.start}-{p.chunk.end}, score {p.score:.4f})")
+        page = f"p. {p.chunk.page}, " if p.chunk.page else ""
+        print(f"[{p.rank}] {where}  ({page}chars {p.chunk.start}-{p.chunk.end}, score {p.score:.4f})")
         print(_indent(p.chunk.text))
         print()
     if not passages:
@@ -167,7 +168,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     for c in answer.citations:
         passage = answer.passages[c.marker - 1]
         where = " > ".join(part for part in (pipeline.index.title(passage.chunk), passage.chunk.section) if part)
-        print(f"[{c.marker}] {where}  (chars {c.start}-{c.end})")
+        page = f"p. {c.page}, " if c.page else ""
+        print(f"[{c.marker}] {where}  ({page}chars {c.start}-{c.end})")
         print(_indent(f"“{c.quote}”"))
     return 0
 

@@ -1,9 +1,11 @@
 """Find and read the documents of a corpus folder, and parse their headings into sections.
 
-What it does: walks the folder for `.txt` and `.md` files, decodes each one safely (UTF-8 with
-or without BOM, UTF-16 with BOM, Latin-1/cp1252; binaries and undecodable files are skipped
-with a warning naming the file), normalises line ends, and turns wiki headings (`= Title =`,
-`== Section ==`) and Markdown headings (`# Title`) into section paths.
+What it does: walks the folder for `.txt`, `.md`, `.html` and `.pdf` files, decodes each one
+safely (UTF-8 with or without BOM, UTF-16 with BOM, Latin-1/cp1252; binaries and undecodable
+files are skipped with a warning naming the file), normalises line ends, and turns wiki headings
+(`= Title =`, `== Section ==`) and Markdown headings (`# Title`) into section paths. HTML becomes
+text with its headings written as Markdown headings (BeautifulSoup; scripts, styles and comments
+dropped); a PDF becomes the text of its pages (pypdf), with each page's start offset kept.
 What it does not: chunking (see `qa.chunking`) or any model work.
 
 >>> [s.path for s in parse_sections("= T =\\nlead\\n== A ==\\nx\\n=== B ===\\ny\\n")]
@@ -24,7 +26,9 @@ from qa.types import Document, Section, make_id
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md")
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+_HTML_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_HTML_BLOCKS = ("p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "figcaption", "caption")
 _WIKI_HEADING = re.compile(r"^(={1,6})[ \t]*(.+?)[ \t]*\1[ \t]*$")
 _MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _LATIN_FAMILY = re.compile(r"^(cp125\d|latin_?1|iso8859_\d+|mac_roman|windows_125\d)$")
@@ -92,17 +96,81 @@ def _decode_legacy(data: bytes) -> str:
 def read_document(path: Path, corpus_dir: Path) -> Document:
     """Read one file into a `Document`; raises `UnreadableFile` for empty or non-text files."""
     data = path.read_bytes()
-    text = decode(data)
+    suffix = path.suffix.lower()
+    title, page_starts = None, ()
+    if suffix == ".pdf":
+        text, page_starts, title = pdf_text(data)
+    elif suffix in (".html", ".htm"):
+        text, title = html_text(decode(data))
+    else:
+        text = decode(data)
     if not text.strip():
-        raise UnreadableFile("empty file")
+        raise UnreadableFile("empty file" if suffix != ".pdf" else "no extractable text (a scanned PDF?)")
     rel = path.relative_to(corpus_dir).as_posix()
     return Document(
         doc_id=make_id(rel),
-        title=_title(text, path),
+        title=title or _title(text, path),
         path=rel,
         text=text,
         sha256=hashlib.sha256(data).hexdigest(),
+        page_starts=page_starts,
     )
+
+
+def html_text(markup: str) -> tuple[str, str | None]:
+    """(text, title) of an HTML page: headings become Markdown headings, paragraphs and list
+    items become paragraphs; scripts, styles and comments are dropped.
+
+    >>> html_text("<title>T</title><h2>Part</h2><p>One <b>two</b>.<br>Three</p><script>x()</script><ul><li>Item</li></ul>")
+    ('## Part\\n\\nOne two. Three\\n\\n- Item', 'T')
+    """
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(markup, "html.parser")
+    for node in soup(["script", "style", "noscript", "template"]):
+        node.decompose()
+    for br in soup("br"):
+        br.replace_with("\n")
+    title = soup.title.get_text(" ", strip=True) if soup.title else None
+    if soup.title:
+        soup.title.decompose()
+    parts = []
+    for node in soup.find_all([*_HTML_HEADINGS, *_HTML_BLOCKS]):
+        if node.find_parent(_HTML_BLOCKS):
+            continue  # inside a block already taken whole
+        text = " ".join(node.get_text().split())
+        if not text:
+            continue
+        if node.name in _HTML_HEADINGS:
+            parts.append("#" * int(node.name[1]) + " " + text)
+        else:
+            parts.append(("- " if node.name == "li" else "") + text)
+    if not parts:  # no structure: take the text as it is
+        parts = [" ".join(line.split()) for line in soup.get_text("\n").splitlines() if line.strip()]
+    return "\n\n".join(parts), title or None
+
+
+def pdf_text(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
+    """(text, page start offsets, title) of a PDF; pages are separated by a blank line."""
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [(page.extract_text() or "") for page in reader.pages]
+        title = (reader.metadata.title if reader.metadata else None) or None
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
+        raise UnreadableFile(f"not a readable PDF ({error})") from None
+    text, starts = "", []
+    for page in pages:
+        page = _CONTROL.sub(" ", page.replace("\r\n", "\n").replace("\r", "\n")).strip()
+        if text:
+            text += "\n\n"
+        starts.append(len(text))
+        text += page
+    return text, tuple(starts), title
 
 
 def iter_documents(corpus_dir: Path) -> Iterator[Document]:

@@ -45,7 +45,7 @@ from qa.types import Chunk, Document
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = 1  # bump when chunking.py changes what it produces
+CHUNKER_VERSION = 2  # bump when chunking.py or corpus.py change what they produce
 EMBED_BATCH = 256
 BM25_STOPWORDS = "en"
 BM25_STEMMER = "english"

@@ -30,6 +30,7 @@ def passage_json(p: Passage, title: str) -> dict:
         "section": c.section,
         "start": c.start,
         "end": c.end,
+        "page": c.page,
         "text": c.text,
         "score": round(p.score, 6),
         "dense_score": None if p.dense_score is None else round(p.dense_score, 6),
@@ -56,6 +57,7 @@ def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
                 "section": passages[c.chunk_id].chunk.section,
                 "start": c.start,
                 "end": c.end,
+                "page": c.page,
                 "quote": c.quote,
             }
             for c in answer.citations
@@ -133,6 +135,6 @@ def _passage_html(n: int, p: Passage, title: str, spans: Sequence[tuple[int, int
     return (
         f'<div class="source" id="src-{n}" data-marker="{n}">'
         f'<div class="where"><b>[{n}]</b> {html.escape(where(title, c.section))}'
-        f' <span class="offsets">characters {c.start}–{c.end}</span></div>'
+        f' <span class="offsets">{f"page {c.page}, " if c.page else ""}characters {c.start}–{c.end}</span></div>'
         f'{scores}<blockquote>{"".join(body).replace(chr(10), "<br>")}</blockquote></div>'
     )

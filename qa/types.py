@@ -24,6 +24,7 @@ class Document:
     path: str  # relative to the corpus folder, with '/' separators
     text: str  # decoded text; all chunk offsets point into this string
     sha256: str  # of the file's bytes
+    page_starts: tuple[int, ...] = ()  # PDF: offset in `text` where each page begins
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class Chunk:
     text: str
     start: int
     end: int
+    page: int | None = None  # 1-based PDF page; chunks never cross pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Citation:
     quote: str  # the supporting span
     start: int  # offsets of the quote in its document's text
     end: int
+    page: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,9 +80,11 @@ def test_unreadable_and_empty_files_are_skipped_with_a_warning_naming_them(tmp_p
 def test_find_files_is_recursive_and_ignores_hidden_and_other_types(tmp_path: Path):
     (tmp_path / "sub" / "deeper").mkdir(parents=True)
     (tmp_path / ".hidden").mkdir()
-    for rel in ("a.txt", "sub/b.md", "sub/deeper/c.TXT", ".hidden/d.txt", "e.pdf", "sub/f.py"):
+    for rel in ("a.txt", "sub/b.md", "sub/deeper/c.TXT", ".hidden/d.txt", "e.docx", "sub/f.py", "g.html", "h.pdf"):
         (tmp_path / rel).write_text("x", encoding="utf-8")
-    assert [p.relative_to(tmp_path).as_posix() for p in find_files(tmp_path)] == ["a.txt", "sub/b.md", "sub/deeper/c.TXT"]
+    assert [p.relative_to(tmp_path).as_posix() for p in find_files(tmp_path)] == [
+        "a.txt", "g.html", "h.pdf", "sub/b.md", "sub/deeper/c.TXT"
+    ]
 
 
 def test_document_ids_are_stable_and_text_is_normalised(tmp_path: Path):

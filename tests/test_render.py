@@ -47,6 +47,6 @@ def test_answer_json_matches_the_cli_contract():
     out = answer_json(answer, lambda c: "T")
     assert out["citations"] == [
         {"marker": 1, "chunk_id": "c1", "doc_id": "d", "title": "T", "section": "Disputes > Liancourt Rocks",
-         "start": 0, "end": 27, "quote": "The rocks are called Dokdo."}
+         "start": 0, "end": 27, "page": None, "quote": "The rocks are called Dokdo."}
     ]
     assert out["passages"][0]["dense_rank"] == 1 and out["timings"]["total_ms"] == 3.0
