@@ -115,6 +115,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     for rel in summary.skipped:
         print(f"skipped {rel} (unreadable or empty)", file=sys.stderr)
     print(summary.line())
+    print(summary.changes())
     return 0
 
 

@@ -30,13 +30,14 @@ import numpy as np
 from qa import __version__
 from qa.chunking import Split, embedding_text, split_document
 from qa.config import Settings
-from qa.corpus import file_sha256, find_files, iter_documents
+from qa.corpus import UnreadableFile, file_sha256, find_files, read_document
 from qa.errors import (
     CorruptIndexError,
     EmptyCorpusError,
     IndexBusyError,
     IndexWriteError,
     MissingIndexError,
+    QAError,
     StaleIndexError,
 )
 from qa.models import Embedder
@@ -67,10 +68,17 @@ class BuildSummary:
     chunks: int
     seconds: float
     skipped: tuple[str, ...] = ()
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
 
     def line(self) -> str:
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
         return f"indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s{skipped}"
+
+    def changes(self) -> str:
+        return f"{self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
 
 
 @dataclass
@@ -87,6 +95,7 @@ class Index:
     chunks: list[Chunk]
     documents: dict[str, DocumentInfo]
     _chunk_by_id: dict[str, Chunk] = field(default_factory=dict, repr=False)
+    _rows_by_doc: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def chunk(self, chunk_id: str) -> Chunk:
         if not self._chunk_by_id:
@@ -95,6 +104,14 @@ class Index:
 
     def title(self, chunk: Chunk) -> str:
         return self.documents[chunk.doc_id].title
+
+    def rows_of(self, doc_id: str) -> tuple[int, int]:
+        """[first, end) chunk rows of a document (a document's chunks are stored together)."""
+        if not self._rows_by_doc:
+            for row, c in enumerate(self.chunks):
+                first, _ = self._rows_by_doc.get(c.doc_id, (row, row))
+                self._rows_by_doc[c.doc_id] = (first, row + 1)
+        return self._rows_by_doc[doc_id]
 
     def chunks_of_unit(self, unit: int) -> Iterator[int]:
         """Rows of the chunks that contain sentence unit `unit` (overlapping chunks are adjacent)."""
@@ -186,6 +203,25 @@ class _IndexWriter:
             self.unit_batcher.add(embedding_text(doc.title, section, doc.text[start:end]))
         self.documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
 
+    def add_existing(self, info: DocumentInfo, previous: Index) -> None:
+        """Copy a document's chunks and vectors from the previous index instead of embedding."""
+        first, end = previous.rows_of(info.doc_id)
+        unit_first, unit_end = int(previous.chunk_units[first, 0]), int(previous.chunk_units[end - 1, 1])
+        chunk_base, unit_base = len(self.chunk_units), len(self.units)
+        self.chunk_batcher.flush()  # vectors must be added in row order
+        self.unit_batcher.flush()
+        for row in range(first, end):
+            chunk = previous.chunks[row]
+            self.store.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+            self.bm25_texts.append(embedding_text(info.title, chunk.section, chunk.text))
+            a, b = (int(x) for x in previous.chunk_units[row])
+            self.chunk_units.append((a - unit_first + unit_base, b - unit_first + unit_base))
+        self.vectors.add(previous.vectors.reconstruct_n(first, end - first))
+        for owner, start, stop in previous.units[unit_first:unit_end].tolist():
+            self.units.append((owner - first + chunk_base, start, stop))
+        self.unit_vectors.add(previous.unit_vectors.reconstruct_n(unit_first, unit_end - unit_first))
+        self.documents.append(info)
+
     def finish(self) -> None:
         import faiss
 
@@ -228,10 +264,26 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
         try:
             tmp.mkdir(parents=True)
             writer = _IndexWriter(tmp, embedder)
+            previous = _reusable_index(settings, embedder)
+            before = _indexed_before(target)  # path -> sha256, to count what changed in the corpus
+            reusable = {d.path: d for d in previous.documents.values()} if previous else {}
             first_path_of: dict[str, str] = {}
+            new = changed = unchanged = 0
             with tqdm(total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False) as bar:
-                for doc in iter_documents(settings.corpus_dir):
+                for path in files:
                     bar.update(1)
+                    rel = path.relative_to(settings.corpus_dir).as_posix()
+                    old = reusable.get(rel)
+                    if old is not None and old.sha256 not in first_path_of and _same_file(path, old, previous):
+                        writer.add_existing(old, previous)
+                        first_path_of[old.sha256] = rel
+                        unchanged += 1
+                        continue
+                    try:
+                        doc = read_document(path, settings.corpus_dir)
+                    except (UnreadableFile, OSError) as error:
+                        log.warning("skipping %s: %s", path, error)
+                        continue
                     if doc.sha256 in first_path_of:
                         log.warning("skipping %s: same content as %s", doc.path, first_path_of[doc.sha256])
                         continue
@@ -241,6 +293,12 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                         continue
                     first_path_of[doc.sha256] = doc.path
                     writer.add(doc, split)
+                    if rel not in before:
+                        new += 1
+                    elif before[rel] != doc.sha256:
+                        changed += 1
+                    else:
+                        unchanged += 1  # same content, embedded again (other model or settings)
                     bar.set_postfix(chunks=len(writer.bm25_texts))
             if not writer.documents:
                 raise EmptyCorpusError(
@@ -282,7 +340,41 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                 writer.close()
             shutil.rmtree(tmp, ignore_errors=True)
     skipped = tuple(rel for rel, entry in sources.items() if not entry["indexed"])
-    return BuildSummary(len(writer.documents), int(writer.vectors.ntotal), time.perf_counter() - began, skipped)
+    removed = len(set(before) - indexed)
+    return BuildSummary(
+        len(writer.documents), int(writer.vectors.ntotal), time.perf_counter() - began, skipped,
+        new, changed, removed, unchanged,
+    )
+
+
+def _reusable_index(settings: Settings, embedder: Embedder) -> Index | None:
+    """The current index when its vectors can be reused: same embedding model, dimension,
+    chunking and BM25 settings, and not corrupt. Otherwise None (everything is embedded)."""
+    try:
+        previous = load_index(settings, embedder.name, require_fresh=False)
+    except QAError:
+        return None
+    manifest = previous.manifest
+    compatible = (
+        manifest["embedding"] == {"model": embedder.name, "dim": embedder.dim}
+        and manifest.get("chunking") == _chunking_settings(settings)
+        and manifest.get("bm25") == {"stopwords": BM25_STOPWORDS, "stemmer": BM25_STEMMER}
+    )
+    return previous if compatible else None
+
+
+def _indexed_before(index_dir: Path) -> dict[str, str]:
+    """path -> sha256 of the documents in the index being replaced (empty if unreadable)."""
+    try:
+        sources = read_manifest(index_dir)["sources"]
+    except QAError:
+        return {}
+    return {path: entry["sha256"] for path, entry in sources.items() if entry.get("indexed")}
+
+
+def _same_file(path: Path, info: DocumentInfo, previous: Index) -> bool:
+    entry = previous.manifest["sources"].get(info.path)
+    return entry is not None and not _changed(path, entry)
 
 
 def _chunking_settings(settings: Settings) -> dict:

@@ -72,8 +72,13 @@ def test_editing_the_corpus_makes_search_report_a_stale_index(workdir: Path, tmp
     result = qa("search", "Dokdo", cwd=work)
     assert result.returncode == 1
     assert "index is stale: run `qa index`" in result.stderr and "1 changed" in result.stderr
+    (work / "corpus" / "extra.md").write_text("# Extra\n\nA second document about ferries.\n", encoding="utf-8")
     rebuilt = qa("index", "--if-stale", cwd=work)
-    assert rebuilt.returncode == 0 and rebuilt.stdout.startswith("indexed 1 documents")
+    assert rebuilt.returncode == 0 and rebuilt.stdout.startswith("indexed 2 documents")
+    assert rebuilt.stdout.splitlines()[1] == "1 new, 1 changed, 0 removed, 0 unchanged"
+    (work / "corpus" / "extra.md").write_text("# Extra\n\nNow about trains.\n", encoding="utf-8")
+    again = qa("index", cwd=work)
+    assert again.stdout.splitlines()[1] == "0 new, 1 changed, 0 removed, 1 unchanged"
     assert qa("search", "Dokdo", cwd=work).returncode == 0
 
 

@@ -284,3 +284,54 @@ def test_qa_index_if_stale_rebuilds_a_corrupt_index(seed_workdir: Path, tmp_path
     fixed = qa("index", "--if-stale", cwd=work)
     assert fixed.returncode == 0 and "corrupt" in fixed.stderr and fixed.stdout.startswith("indexed")
     assert qa("search", "Dokdo", cwd=work).returncode == 0
+
+
+class CountingEmbedder:
+    """The fake embedder, counting the texts it embeds."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.embedded = inner, inner.name, 0
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts):
+        self.embedded += len(texts)
+        return self.inner.embed(texts)
+
+    def count_tokens(self, texts):
+        return self.inner.count_tokens(texts)
+
+
+def test_reindexing_embeds_only_new_and_changed_documents(settings: Settings, fake_embedder):
+    corpus = settings.corpus_dir
+    for name in ("a", "b", "c", "d"):
+        (corpus / f"{name}.md").write_text(f"# {name}\n\nDocument {name} talks about topic {name}. " * 3, encoding="utf-8")
+    first = build_index(settings, fake_embedder, progress=False)
+    assert first.changes() == "4 new, 0 changed, 0 removed, 0 unchanged"
+    (corpus / "b.md").write_text("# b\n\nDocument b now talks about ferries instead.", encoding="utf-8")
+    (corpus / "d.md").unlink()
+    (corpus / "e.md").write_text("# e\n\nA new document about kimchi.", encoding="utf-8")
+    counting = CountingEmbedder(fake_embedder)
+    second = build_index(settings, counting, progress=False)
+    assert second.changes() == "1 new, 1 changed, 1 removed, 2 unchanged"
+    assert counting.embedded <= 1 + 4 + 2 + 4  # the dim probe, then e and b: chunks and sentences
+    incremental = load_index(settings, "fake")
+    fresh_settings = replace(settings, index_dir=settings.index_dir.parent / "fresh")
+    build_index(fresh_settings, fake_embedder, progress=False)
+    fresh = load_index(fresh_settings, "fake")
+    assert sorted(c.chunk_id for c in incremental.chunks) == sorted(c.chunk_id for c in fresh.chunks)
+    for question in ("topic a", "ferries", "kimchi", "Document c"):
+        got = [p.chunk.chunk_id for p in Retriever(incremental, fake_embedder, settings).search(question, 3)]
+        want = [p.chunk.chunk_id for p in Retriever(fresh, fake_embedder, settings).search(question, 3)]
+        assert got == want, question
+    assert build_index(settings, fake_embedder, progress=False).changes() == "0 new, 0 changed, 0 removed, 4 unchanged"
+
+
+def test_other_chunking_settings_reembed_everything(settings: Settings, fake_embedder):
+    (settings.corpus_dir / "a.md").write_text("# a\n\nSome text here.", encoding="utf-8")
+    build_index(settings, fake_embedder, progress=False)
+    counting = CountingEmbedder(fake_embedder)
+    summary = build_index(replace(settings, chunk_tokens=80), counting, progress=False)
+    assert summary.changes() == "0 new, 0 changed, 0 removed, 1 unchanged" and counting.embedded > 1
