@@ -4,7 +4,7 @@
 
 The page: a chat that streams answers, citation markers that link to a Sources panel (the cited
 span highlighted, its offsets; passages retrieved but not cited collapsed below), settings,
-example questions, and an Index tab (documents, index state, rebuild). A named API endpoint
+example questions, and an Index tab (documents, index state, rebuild, uploads). A named API endpoint
 `ask` returns the same object as `qa ask --json`. All rendering of document and model text goes
 through `qa.render`, which escapes it.
 """
@@ -16,12 +16,14 @@ import functools
 import logging
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
 from qa.config import Settings  # noqa: E402
+from qa.corpus import UnreadableFile, add_file  # noqa: E402
 from qa.errors import QAError  # noqa: E402
 from qa.index import build_index, index_state  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
@@ -110,7 +112,27 @@ def rebuild(pipeline: Pipeline, progress=gr.Progress(track_tqdm=True)) -> tuple[
         return f"**Rebuild failed.** {escape_text(str(error))}", []
     pipeline.reload()
     status, rows = index_view(pipeline)
-    return f"{status} ({escape_text(summary.line())})", rows
+    return f"{status} ({escape_text(summary.line())}; {escape_text(summary.changes())})", rows
+
+
+def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress(track_tqdm=True)) -> tuple[str, list[list]]:
+    """Save uploaded files into the corpus under safe names, then index them (incrementally)."""
+    if not files:
+        return "Choose one or more .txt, .md, .html or .pdf files first.", index_view(pipeline)[1]
+    saved, refused = [], []
+    for file in files:
+        path = Path(file)
+        try:
+            saved.append(add_file(pipeline.settings.corpus_dir, path.name, path).name)
+        except (UnreadableFile, OSError) as error:
+            refused.append(f"{path.name}: {error}")
+    message = f"Added {', '.join(saved)}." if saved else "Nothing was added."
+    if refused:
+        message += " Refused: " + "; ".join(refused) + "."
+    if saved:
+        status, rows = rebuild(pipeline, progress)
+        return f"{escape_text(message)} {status}", rows
+    return escape_text(message), index_view(pipeline)[1]
 
 
 def ready(pipeline: Pipeline) -> str:
@@ -158,6 +180,13 @@ def build(pipeline: Pipeline) -> gr.Blocks:
                 headers=["title", "file", "chunks", "sha256", "indexed at"], interactive=False, wrap=True
             )
             rebuild_button = gr.Button("Rebuild index")
+            uploads = gr.File(
+                label="Add documents (.txt, .md, .html, .pdf; up to 20 MB each)",
+                file_count="multiple",
+                file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
+                elem_id="uploads",
+            )
+            add_button = gr.Button("Add to the corpus and index", elem_id="add")
 
         inputs = [question, chatbot, asked, k, mode, show_scores]
         outputs = [chatbot, sources, asked]
@@ -178,6 +207,10 @@ def build(pipeline: Pipeline) -> gr.Blocks:
             return api_ask(pipeline, question)
 
         gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE)
+        add_button.click(
+            functools.partial(upload, pipeline), uploads, [index_status, documents], api_name="upload",
+            concurrency_id=MODEL_QUEUE,
+        )
         demo.load(functools.partial(ready, pipeline), None, status, api_name=False).then(
             functools.partial(index_view, pipeline), None, [index_status, documents], api_name=False
         )

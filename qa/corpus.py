@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,3 +238,46 @@ def parse_sections(text: str) -> list[Section]:
 def _append(sections: list[Section], stack: list[tuple[int, str]], text: str, start: int, end: int) -> None:
     if text[start:end].strip():
         sections.append(Section(" > ".join(name for _, name in stack), start, end))
+
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+_UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
+
+
+def safe_file_name(name: str) -> str:
+    """A file name that stays inside the folder it is saved to: no directories, no leading dots,
+    only word characters, dots, dashes and spaces; or `UnreadableFile` for an unsupported type.
+
+    >>> safe_file_name("../../notes/é t<>é.TXT")
+    'é t_é.TXT'
+    >>> safe_file_name("..\\\\..\\\\x.md")
+    'x.md'
+    """
+    base = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    base = _UNSAFE_NAME.sub("_", base).strip(" .")[:120]
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or f".{suffix.lower()}" not in SUFFIXES or not stem.strip(" ._"):
+        raise UnreadableFile(f"{name!r}: only {', '.join(SUFFIXES)} files can be added")
+    return base
+
+
+def add_file(corpus_dir: Path, name: str, source: Path) -> Path:
+    """Copy an uploaded file into `corpus_dir` under a safe name, never overwriting a different
+    file; refuses unsupported types, files over MAX_UPLOAD_BYTES and unreadable content."""
+    target = corpus_dir / safe_file_name(name)
+    size = source.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise UnreadableFile(f"{name!r} is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+    data = source.read_bytes()
+    stem, suffix, n = target.stem, target.suffix, 1
+    while target.exists() and target.read_bytes() != data:
+        target = corpus_dir / f"{stem}-{n}{suffix}"
+        n += 1
+    staged = corpus_dir / f".upload-{os.getpid()}{suffix}"  # hidden: never indexed half-written
+    staged.write_bytes(data)
+    try:
+        read_document(staged, corpus_dir)  # the same checks indexing makes
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+    return target

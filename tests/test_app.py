@@ -255,3 +255,37 @@ def test_a_login_can_be_required(seed_workdir: Path):
             Client(url, verbose=False).predict("Dokdo?", api_name="/ask")
         out = Client(url, auth=("reader", "s3cret"), verbose=False).predict(QUESTION, api_name="/ask")
         assert "1965" in out["answer"]
+
+
+def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path, tmp_path: Path):
+    import shutil
+
+    from gradio_client import Client, handle_file
+
+    work = tmp_path / "w"
+    shutil.copytree(seed_workdir, work, ignore=shutil.ignore_patterns("app-*.log"))
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "ferry notes (1).md").write_text("# Ferries\n\nThe Beetle hydrofoil links Busan and Fukuoka.\n", encoding="utf-8")
+    (files / "tool.exe").write_bytes(b"MZ\x00\x00binary")
+    (files / "fake.txt").write_bytes(b"\x00\x01\x02" * 100)
+    (files / "huge.txt").write_bytes(b"a" * (21 * 1024 * 1024))
+    with running_app(work) as url:
+        client = Client(url, verbose=False)
+        from gradio_client.exceptions import AppError
+
+        with pytest.raises(AppError, match="Invalid file type"):
+            client.predict([handle_file(str(files / "tool.exe"))], api_name="/upload")
+        status, table = client.predict(
+            [handle_file(str(files / n)) for n in ("ferry notes (1).md", "fake.txt")], api_name="/upload"
+        )
+        shown = status.replace("\\", "")  # Markdown escapes
+        assert "Added ferry notes _1_.md" in shown and "Refused: fake.txt: binary file" in shown
+        assert "1 new, 0 changed, 0 removed, 1 unchanged" in shown
+        assert (work / "corpus" / "ferry notes _1_.md").is_file()
+        assert sorted(p.name for p in (work / "corpus").iterdir()) == ["ferry notes _1_.md", "japan_south_korea_relations.txt"]
+        out = client.predict("What links Busan and Fukuoka?", api_name="/ask")
+        assert "Beetle" in out["answer"]
+        with pytest.raises(Exception):
+            client.predict([handle_file(str(files / "huge.txt"))], api_name="/upload")
+    assert not (work / "corpus" / "huge.txt").exists()

@@ -94,3 +94,37 @@ def test_document_ids_are_stable_and_text_is_normalised(tmp_path: Path):
     assert first == second
     assert first.text == "Line one.\nLine two.\n"
     assert "\ufeff" not in first.text and "\r" not in first.text
+
+
+@pytest.mark.parametrize(
+    "name, stored",
+    [("../../x.txt", "x.txt"), ("..\\..\\x.txt", "x.txt"), ("/etc/cron.d/job.md", "job.md"), (".bashrc.txt", "bashrc.txt")],
+)
+def test_added_files_land_inside_the_corpus_under_safe_names(tmp_path: Path, name: str, stored: str):
+    from qa.corpus import add_file
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    source = tmp_path / "upload.bin"
+    source.write_text("Some text.", encoding="utf-8")
+    saved = add_file(corpus, name, source)
+    assert saved == corpus / stored and saved.read_text(encoding="utf-8") == "Some text."
+    assert [p.name for p in corpus.iterdir()] == [stored]
+
+
+def test_added_files_never_overwrite_and_bad_ones_leave_nothing(tmp_path: Path):
+    from qa.corpus import add_file
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Original.", encoding="utf-8")
+    source = tmp_path / "u"
+    source.write_text("Different.", encoding="utf-8")
+    assert add_file(corpus, "a.txt", source).name == "a-1.txt"
+    assert (corpus / "a.txt").read_text(encoding="utf-8") == "Original."
+    source.write_bytes(b"\x00\x01" * 50)
+    with pytest.raises(UnreadableFile):
+        add_file(corpus, "b.txt", source)
+    with pytest.raises(UnreadableFile, match="only .txt"):
+        add_file(corpus, "../../etc/passwd", source)
+    assert sorted(p.name for p in corpus.iterdir()) == ["a-1.txt", "a.txt"]
