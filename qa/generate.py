@@ -150,3 +150,54 @@ def _save_converted(model, tokenizer, target: Path) -> None:  # noqa: ANN001
         tmp.replace(target)
     except OSError as error:
         log.warning("could not cache the converted model in %s: %s", target, error)
+
+
+class OpenAIGenerator:
+    """A model behind an OpenAI-compatible HTTP server (vLLM, llama.cpp server, TGI, or
+    `python -m qa.openai_server`), for when one machine is not enough. Greedy (temperature 0),
+    streamed over server-sent events."""
+
+    def __init__(self, url: str, model: str = "default", timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.model = model
+        self.name = f"{model} at {self.url}"
+        self.timeout = timeout
+
+    def warm_up(self) -> None:
+        import httpx
+
+        try:
+            httpx.get(f"{self.url}/v1/models", timeout=10).raise_for_status()
+        except httpx.HTTPError as error:
+            raise ModelLoadError(f"cannot reach the generator at {self.url} (QA_GENERATOR_URL): {error}") from error
+
+    def stream(
+        self, messages: Sequence[Message], max_new_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        import json
+
+        import httpx
+
+        body = {
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": max_new_tokens,
+            "temperature": 0,
+            "stream": True,
+        }
+        try:
+            with httpx.stream("POST", f"{self.url}/v1/chat/completions", json=body, timeout=self.timeout) as response:
+                response.raise_for_status()
+                for line in response.iter_lines():
+                    if cancel is not None and cancel.is_set():
+                        return
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    piece = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                    if piece:
+                        yield piece
+        except httpx.HTTPError as error:
+            raise ModelLoadError(f"the generator at {self.url} failed: {error}") from error

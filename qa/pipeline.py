@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from qa.answer import Answerer
 from qa.config import Settings
 from qa.followup import standalone_query
-from qa.generate import Generator, TransformersGenerator
+from qa.generate import Generator, OpenAIGenerator, TransformersGenerator
 from qa.index import Index, load_index
 from qa.models import Embedder, get_embedder
 from qa.retrieve import Retriever, check_question
@@ -48,7 +48,12 @@ class Pipeline:
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            self._generator = TransformersGenerator(self.settings.model, self.settings.threads, self.settings.cache_dir)
+            if self.settings.generator_url:
+                self._generator = OpenAIGenerator(self.settings.generator_url, self.settings.model)
+            else:
+                self._generator = TransformersGenerator(
+                    self.settings.model, self.settings.threads, self.settings.cache_dir
+                )
         return self._generator
 
     @property
