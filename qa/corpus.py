@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 from charset_normalizer import from_bytes
@@ -173,15 +172,6 @@ def pdf_text(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
         starts.append(len(text))
         text += page
     return text, tuple(starts), title
-
-
-def iter_documents(corpus_dir: Path) -> Iterator[Document]:
-    """Documents of the corpus one at a time; unreadable files are logged and skipped."""
-    for path in find_files(corpus_dir):
-        try:
-            yield read_document(path, corpus_dir)
-        except (UnreadableFile, OSError) as error:
-            log.warning("skipping %s: %s", path, error)
 
 
 def file_sha256(path: Path) -> str:

@@ -1,9 +1,8 @@
-import logging
 from pathlib import Path
 
 import pytest
 
-from qa.corpus import UnreadableFile, decode, find_files, iter_documents, parse_sections, read_document
+from qa.corpus import UnreadableFile, decode, find_files, parse_sections, read_document
 
 WIKI = """= Title =
 
@@ -39,7 +38,7 @@ def test_level_one_heading_that_is_not_the_title_is_kept_in_the_path():
 def test_title_comes_from_first_heading_else_file_name(tmp_path: Path):
     (tmp_path / "a.md").write_text("# My Guide\n\nBody.\n", encoding="utf-8")
     (tmp_path / "notes_on-things.txt").write_text("Just text.\n", encoding="utf-8")
-    titles = {d.path: d.title for d in iter_documents(tmp_path)}
+    titles = {d.path: d.title for d in (read_document(p, tmp_path) for p in find_files(tmp_path))}
     assert titles == {"a.md": "My Guide", "notes_on-things.txt": "notes on things"}
 
 
@@ -65,16 +64,15 @@ def test_decode_rejects_binaries():
         decode(bytes(range(1, 32)) * 50)
 
 
-def test_unreadable_and_empty_files_are_skipped_with_a_warning_naming_them(tmp_path: Path, caplog):
+def test_unreadable_and_empty_files_are_refused_with_the_reason(tmp_path: Path):
     (tmp_path / "good.txt").write_text("A real sentence.", encoding="utf-8")
     (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02PK\x03\x04" * 100)
     (tmp_path / "empty.md").write_bytes(b"")
     (tmp_path / "blank.txt").write_text(" \n\n  \n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING):
-        docs = list(iter_documents(tmp_path))
-    assert [d.path for d in docs] == ["good.txt"]
-    for name in ("binary.txt", "empty.md", "blank.txt"):
-        assert name in caplog.text
+    assert read_document(tmp_path / "good.txt", tmp_path).text == "A real sentence."
+    for name, reason in (("binary.txt", "binary"), ("empty.md", "empty"), ("blank.txt", "empty")):
+        with pytest.raises(UnreadableFile, match=reason):
+            read_document(tmp_path / name, tmp_path)
 
 
 def test_find_files_is_recursive_and_ignores_hidden_and_other_types(tmp_path: Path):
