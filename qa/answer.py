@@ -304,12 +304,11 @@ class Answerer:
             first, end = (int(x) for x in self.index.chunk_units[row])
             vectors = self.index.unit_vectors.reconstruct_n(first, end - first)
             cosines = vectors @ query
-            chunk = passage.chunk
             for unit, cosine in zip(range(first, end), cosines):
                 _, start, stop = (int(x) for x in self.index.units[unit])
                 if (start, stop) in found:  # overlapping passages: keep the better-ranked one
                     continue
-                text = chunk.text[start - chunk.start : stop - chunk.start]
+                text = self.index.unit_text(unit)
                 found[(start, stop)] = Evidence(
                     marker, passage, start, stop, text, float(cosine), overlap(question_terms, terms(text))
                 )

@@ -53,20 +53,22 @@ def main(argv: list[str] | None = None) -> int:
         if cold.returncode != 0:
             print(cold.stderr, file=sys.stderr)
             return 1
-        print(f"cold `qa index` process:      {cold_s:6.2f} s  ({cold.stdout.strip()})")
+        print(f"cold `qa index` process:      {cold_s:6.2f} s  ({'; '.join(cold.stdout.split(chr(10))).strip('; ')})")
 
         embedder = get_embedder(settings.embed_model, settings.threads)
         began = time.perf_counter()
         embedder.warm_up()
         print(f"embedding model load:         {time.perf_counter() - began:6.2f} s")
+        # A fresh folder: building over the cold index would reuse its vectors (incremental).
+        settings = Settings.from_env(corpus_dir=base.corpus_dir, index_dir=Path(tmp) / "warm-index")
         summary = build_index(settings, embedder, progress=False)
         print(f"in-process build (warm model): {summary.seconds:5.2f} s  ({summary.documents} documents, {summary.chunks} chunks)")
 
         index = load_index(settings, embedder.name)
         chunk_texts = [embedding_text(index.title(c), c.section, c.text) for c in index.chunks]
         unit_texts = [
-            embedding_text(index.title(index.chunks[row]), index.chunks[row].section, index.chunks[row].text[s - index.chunks[row].start : e - index.chunks[row].start])
-            for row, s, e in index.units.tolist()
+            embedding_text(index.title(index.chunks[row]), index.chunks[row].section, index.unit_text(unit))
+            for unit, row in enumerate(index.units[:, 0].tolist())
         ]
         for label, texts in (("chunk vectors", chunk_texts), ("sentence vectors", unit_texts)):
             began = time.perf_counter()

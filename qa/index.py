@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -113,6 +114,12 @@ class Index:
                 self._rows_by_doc[c.doc_id] = (first, row + 1)
         return self._rows_by_doc[doc_id]
 
+    def unit_text(self, unit: int) -> str:
+        """The text of sentence unit `unit`, cut from the first chunk that holds it."""
+        row, start, end = (int(x) for x in self.units[unit])
+        chunk = self.chunks[row]
+        return chunk.text[start - chunk.start : end - chunk.start]
+
     def chunks_of_unit(self, unit: int) -> Iterator[int]:
         """Rows of the chunks that contain sentence unit `unit` (overlapping chunks are adjacent)."""
         row = int(self.units[unit, 0])
@@ -147,21 +154,20 @@ def _bm25s():  # noqa: ANN202 - the bm25s module, imported lazily
     return bm25s
 
 
-def bm25_tokenize(texts: list[str]):  # noqa: ANN201 - bm25s.tokenization.Tokenized
+@functools.lru_cache(maxsize=1)
+def _stemmer():  # noqa: ANN202 - a Stemmer.Stemmer; built once, it is called for every sentence
     import Stemmer
 
-    return _bm25s().tokenize(
-        texts, stopwords=BM25_STOPWORDS, stemmer=Stemmer.Stemmer(BM25_STEMMER), show_progress=False
-    )
+    return Stemmer.Stemmer(BM25_STEMMER)
+
+
+def bm25_tokenize(texts: list[str]):  # noqa: ANN201 - bm25s.tokenization.Tokenized
+    return _bm25s().tokenize(texts, stopwords=BM25_STOPWORDS, stemmer=_stemmer(), show_progress=False)
 
 
 def bm25_query_tokens(query: str, stopwords: str = BM25_STOPWORDS) -> list[str]:
     """Lower-cased, stemmed word tokens of `query` without stopwords, as BM25 sees them."""
-    import Stemmer
-
-    tokens = _bm25s().tokenize(
-        [query], stopwords=stopwords, stemmer=Stemmer.Stemmer(BM25_STEMMER), return_ids=False, show_progress=False
-    )
+    tokens = _bm25s().tokenize([query], stopwords=stopwords, stemmer=_stemmer(), return_ids=False, show_progress=False)
     return tokens[0]
 
 
