@@ -39,6 +39,9 @@ class Settings:
     k: int = 5  # passages returned
     candidates: int = 50  # per retriever, before fusion
     rrf_k: int = 60  # reciprocal rank fusion constant
+    # A vector index holding more vectors than this is built as HNSW (approximate, ~0.1 ms a
+    # search) instead of an exact flat scan (~0.2 ms per 1,000 vectors on 2 cores).
+    ann_threshold: int = 20_000
     max_question_chars: int = 2000
     threads: int = max(1, min(4, os.cpu_count() or 1))
     auth: str = ""  # "user:password" makes the web app ask for a login (QA_AUTH)
@@ -61,7 +64,7 @@ class Settings:
     def __post_init__(self) -> None:
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, not {self.answer_mode!r}")
-        for name in ("k", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads"):
+        for name in ("k", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads", "ann_threshold"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.auth and not all(self.auth.partition(":")[::2]):

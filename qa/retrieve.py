@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from qa.config import Settings
 from qa.errors import BadQuestionError, CorruptIndexError
-from qa.index import Index, bm25_query_tokens
+from qa.index import Index, bm25_query_tokens, search_vectors
 from qa.models import Embedder
 from qa.types import Passage
 
@@ -72,11 +72,11 @@ class Retriever:
                 f"{vector.shape[-1]}: run `qa index`"
             )
         best: dict[int, float] = {}
-        scores, rows = index.vectors.search(vector, min(n, index.vectors.ntotal))
+        scores, rows = search_vectors(index.vectors, vector, n)
         for row, score in zip(rows[0], scores[0]):
             if row >= 0:
                 best[int(row)] = float(score)
-        scores, units = index.unit_vectors.search(vector, min(4 * n, index.unit_vectors.ntotal))
+        scores, units = search_vectors(index.unit_vectors, vector, 4 * n)
         for unit, score in zip(units[0], scores[0]):
             if unit >= 0:
                 for row in index.chunks_of_unit(int(unit)):
