@@ -27,6 +27,18 @@ from qa.models import get_embedder
 from qa.retrieve import Retriever
 
 
+def peak_rss_mb() -> int:
+    """This process's peak resident memory in MB. VmHWM, not ru_maxrss: a child started from a
+    big process inherits the parent's ru_maxrss across fork and exec, VmHWM starts afresh."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -124,7 +136,7 @@ def bench_answers(settings: Settings, embedder, questions: list[str]) -> None:  
         if tokens:
             line += f"   {tokens / seconds:.1f} tokens/s"
         print(line)
-    print(f"peak RSS:                     {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:6.0f} MB")
+    print(f"peak RSS:                     {peak_rss_mb():6d} MB")
 
 
 if __name__ == "__main__":

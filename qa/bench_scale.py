@@ -22,7 +22,6 @@ import argparse
 import json
 from collections import OrderedDict
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.bench import peak_rss_mb
 from qa.chunking import sentence_spans
 from qa.config import Settings
 from qa.corpus import parse_sections, read_document
@@ -170,7 +170,7 @@ def one_size(chunks: int, work: Path, questions: list[str]) -> dict:
     embedder = CachingEmbedder(get_embedder(settings.embed_model, settings.threads))
     embedder.inner.warm_up()
     summary = build_index(settings, embedder, progress=False)
-    build_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    build_rss = peak_rss_mb()
     index = load_index(settings, embedder.name)
     rate = embedder.embedded / embedder.seconds
     figures = {

@@ -146,7 +146,17 @@ class _VectorSpool:
         vectors.tofile(self.file)
         self.count += len(vectors)
 
-    def to_faiss(self, ann_threshold: int, batch: int = 65_536) -> object:
+    def _sample(self, size: int) -> np.ndarray:
+        """About `size` evenly spaced rows, read one by one (mapping the file would count it all as resident)."""
+        rows = range(0, self.count, max(1, self.count // size))
+        sample = np.empty((len(rows), self.dim), dtype=np.float32)
+        with self.path.open("rb") as f:
+            for i, row in enumerate(rows):
+                f.seek(row * self.dim * 4)
+                sample[i] = np.fromfile(f, dtype=np.float32, count=self.dim)
+        return sample
+
+    def to_faiss(self, ann_threshold: int, batch: int = 16_384) -> object:
         """Exact `IndexFlatIP` up to `ann_threshold` vectors; above, HNSW over 8-bit scalar-quantised
         vectors (a quarter of the memory of float32, trained on a sample). Deletes the file."""
         import faiss
@@ -155,10 +165,7 @@ class _VectorSpool:
         if self.count > ann_threshold:
             index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            spooled = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.count, self.dim))
-            step = max(1, self.count // SQ_TRAINING_SAMPLE)
-            index.train(np.ascontiguousarray(spooled[::step]))
-            del spooled
+            index.train(self._sample(SQ_TRAINING_SAMPLE))
         else:
             index = faiss.IndexFlatIP(self.dim)
         with self.path.open("rb") as f:

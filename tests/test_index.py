@@ -164,15 +164,16 @@ def _peak_rss_of_a_build(corpus: Path, index_dir: Path) -> tuple[int, int]:
     """(chunks, peak RSS in MB) of `build_index` with the fake embedder, in a child process."""
     script = textwrap.dedent(
         f"""
-        import resource, sys
+        import sys
         sys.path.insert(0, {str(ROOT / "tests")!r})
         from conftest import FakeEmbedder
+        from qa.bench import peak_rss_mb
         from qa.config import Settings
         from qa.index import build_index
         from pathlib import Path
         summary = build_index(Settings(corpus_dir=Path({str(corpus)!r}), index_dir=Path({str(index_dir)!r})),
                               FakeEmbedder(), progress=False)
-        print(summary.chunks, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        print(summary.chunks, peak_rss_mb())
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900, check=True)
