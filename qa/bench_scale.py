@@ -151,16 +151,14 @@ def compare_with_exact(label: str, index: object, spooled: Path, queries: np.nda
 
 def one_size(chunks: int, work: Path, questions: list[str]) -> dict:
     """Build and measure one size (run in a child process)."""
-    from qa.index import build_index, load_index
+    from qa import index as index_module
     from qa.models import get_embedder
     from qa.retrieve import Retriever
-
-    from qa import index as index_module
 
     settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index")
     to_faiss = index_module._VectorSpool.to_faiss
 
-    def keep_a_copy(spool, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def keep_a_copy(spool, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - for the exact comparison
         spool.file.close()
         shutil.copy(spool.path, work / spool.path.name)
         return to_faiss(spool, *args, **kwargs)
@@ -169,9 +167,9 @@ def one_size(chunks: int, work: Path, questions: list[str]) -> dict:
     write_corpus(settings.corpus_dir, chunks, seed_sentences(SEED), random.Random(chunks))
     embedder = CachingEmbedder(get_embedder(settings.embed_model, settings.threads))
     embedder.inner.warm_up()
-    summary = build_index(settings, embedder, progress=False)
+    summary = index_module.build_index(settings, embedder, progress=False)
     build_rss = peak_rss_mb()
-    index = load_index(settings, embedder.name)
+    index = index_module.load_index(settings, embedder.name)
     rate = embedder.embedded / embedder.seconds
     figures = {
         "chunks": summary.chunks,
