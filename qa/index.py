@@ -378,13 +378,23 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
             reusable = {d.path: d for d in previous.documents.values()} if previous else {}
             first_path_of: dict[str, str] = {}
             new = changed = unchanged = 0
+            sources: dict[str, dict] = {}  # rel -> sha256, size, mtime_ns, indexed: the manifest's record
             with tqdm(total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False) as bar:
                 for path in files:
                     bar.update(1)
                     rel = path.relative_to(settings.corpus_dir).as_posix()
+                    try:  # stat before reading, so an edit made during the build shows as a change later
+                        stat = path.stat()
+                    except OSError as error:
+                        log.warning("skipping %s: %s", path, error)
+                        continue
+                    entry = sources[rel] = {
+                        "sha256": "", "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "indexed": False
+                    }
                     old = reusable.get(rel)
                     if old is not None and old.sha256 not in first_path_of and _same_file(path, old, previous):
                         writer.add_existing(old, previous)
+                        entry.update(sha256=old.sha256, indexed=True)
                         first_path_of[old.sha256] = rel
                         unchanged += 1
                         continue
@@ -392,7 +402,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                         doc = read_document(path, settings.corpus_dir)
                     except (UnreadableFile, OSError) as error:
                         log.warning("skipping %s: %s", path, error)
+                        entry["sha256"] = _sha256_if_readable(path)
                         continue
+                    entry["sha256"] = doc.sha256
                     if doc.sha256 in first_path_of:
                         log.warning("skipping %s: same content as %s", doc.path, first_path_of[doc.sha256])
                         continue
@@ -402,6 +414,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                         continue
                     first_path_of[doc.sha256] = doc.path
                     writer.add(doc, split)
+                    entry["indexed"] = True
                     if rel not in before:
                         new += 1
                     elif before[rel] != doc.sha256:
@@ -414,13 +427,6 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                     f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)"
                 )
             writer.finish()
-            indexed = {d.path for d in writer.documents}
-            sources = {
-                path.relative_to(settings.corpus_dir).as_posix(): _source_entry(
-                    path, indexed=path.relative_to(settings.corpus_dir).as_posix() in indexed
-                )
-                for path in files
-            }
             manifest = {
                 "format": FORMAT_VERSION,
                 "qa_version": __version__,
@@ -451,7 +457,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                 writer.close()
             shutil.rmtree(tmp, ignore_errors=True)
     skipped = tuple(rel for rel, entry in sources.items() if not entry["indexed"])
-    removed = len(set(before) - indexed)
+    removed = len(set(before) - {rel for rel, entry in sources.items() if entry["indexed"]})
     return BuildSummary(
         len(writer.documents), writer.chunk_count, time.perf_counter() - began, skipped,
         new, changed, removed, unchanged,
@@ -492,9 +498,11 @@ def _chunking_settings(settings: Settings) -> dict:
     return {"version": CHUNKER_VERSION, "tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens}
 
 
-def _source_entry(path: Path, indexed: bool) -> dict:
-    stat = path.stat()
-    return {"sha256": file_sha256(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "indexed": indexed}
+def _sha256_if_readable(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""  # unreadable: judged by size and mtime only
 
 
 def _write_bm25(token_ids: _TokenIds, vocab: dict[str, int], folder: Path) -> None:

@@ -351,6 +351,16 @@ def test_above_the_threshold_vectors_are_hnsw_and_find_what_exact_search_finds(s
     assert got[0].chunk.chunk_id == Retriever(exact, fake_embedder, seed_settings).search("Liancourt Rocks Dokdo", 1)[0].chunk.chunk_id
 
 
+def test_a_build_reads_each_corpus_file_once(seed_settings: Settings, fake_embedder, monkeypatch):
+    hashed = []
+    real = index_module.file_sha256
+    monkeypatch.setattr(index_module, "file_sha256", lambda path: hashed.append(path) or real(path))
+    build_index(seed_settings, fake_embedder, progress=False)
+    assert not [p for p in hashed if seed_settings.corpus_dir in p.parents]  # read_document hashed it already
+    sources = json.loads((seed_settings.index_dir / "manifest.json").read_text())["sources"]
+    assert index_state(seed_settings, "fake")[0] == "fresh" and all(len(e["sha256"]) == 64 for e in sources.values())
+
+
 def test_reindexing_embeds_only_new_and_changed_documents(settings: Settings, fake_embedder):
     corpus = settings.corpus_dir
     for name in ("a", "b", "c", "d"):
