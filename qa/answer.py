@@ -27,6 +27,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from qa.chunking import sentence_spans
 from qa.config import Settings
 from qa.generate import Generator
@@ -294,9 +296,14 @@ class Answerer:
 
     # ------------------------------------------------------------ evidence
 
-    def evidence(self, question: str, passages: Sequence[Passage]) -> list[Evidence]:
-        """Every sentence of the shown passages, scored against the question, best first."""
-        query = self.embedder.embed_query(question)[0]
+    def evidence(
+        self, question: str, passages: Sequence[Passage], question_vector: np.ndarray | None = None
+    ) -> list[Evidence]:
+        """Every sentence of the shown passages, scored against the question, best first
+        (`question_vector`: the question's embedding, when the caller already has it)."""
+        if question_vector is None:
+            question_vector = self.embedder.embed_query(question)
+        query = question_vector[0]
         question_terms = terms(question)
         found: dict[tuple[int, int], Evidence] = {}
         for marker, passage in enumerate(passages, start=1):
@@ -317,7 +324,12 @@ class Answerer:
     # ------------------------------------------------------------ answering
 
     def stream(
-        self, question: str, passages: Sequence[Passage], mode: str | None = None, cancel: threading.Event | None = None
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        mode: str | None = None,
+        cancel: threading.Event | None = None,
+        question_vector: np.ndarray | None = None,
     ) -> Iterator[str | Answer]:
         """Yields text pieces as they are produced, then the verified `Answer` (last item)."""
         mode = mode or self.settings.answer_mode
@@ -325,7 +337,7 @@ class Answerer:
         first_piece: float | None = None
         raw = ""
         if mode == "evidence":
-            chosen = choose(question, self.evidence(question, passages))
+            chosen = choose(question, self.evidence(question, passages, question_vector))
             raw = " ".join(f"{inert_markers(e.text)} [{e.marker}]" for e in chosen)
             if raw:
                 first_piece = time.perf_counter()

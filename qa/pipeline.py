@@ -99,9 +99,11 @@ class Pipeline:
         began = time.perf_counter()
         cleaned = check_question(question, self.settings.max_question_chars)
         query = standalone_query(cleaned, history)
-        passages = self.retriever.search(query, k)
+        retriever = self.retriever
+        vector = retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
+        passages = retriever.search(query, k, vector)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
-        for item in self.answerer.stream(query, passages, mode, cancel):
+        for item in self.answerer.stream(query, passages, mode, cancel, vector):
             if isinstance(item, Answer):
                 timings = {
                     "retrieve_ms": retrieve_ms,

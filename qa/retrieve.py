@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
 from qa.config import Settings
 from qa.errors import BadQuestionError, CorruptIndexError
 from qa.index import Index, bm25_query_tokens, search_vectors
@@ -57,14 +59,16 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
 
-    def dense(self, query: str, n: int) -> list[tuple[int, float]]:
+    def dense(self, query: str, n: int, vector: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(row, cosine) of the n best chunks, best first.
 
         A chunk scores the better of its own cosine and that of its best sentence: a long
-        chunk's vector blurs the one sentence that answers a pointed question.
+        chunk's vector blurs the one sentence that answers a pointed question. `vector` is the
+        query's embedding when the caller already has it.
         """
         index = self.index
-        vector = self.embedder.embed_query(query)
+        if vector is None:
+            vector = self.embedder.embed_query(query)
         if vector.ndim != 2 or vector.shape[1] != index.vectors.d:
             # faiss only asserts this, and asserts vanish under `python -O`.
             raise CorruptIndexError(
@@ -93,11 +97,11 @@ class Retriever:
         rows, scores = self.index.bm25.retrieve([tokens], k=n, show_progress=False, n_threads=1)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
 
-    def search(self, query: str, k: int | None = None) -> list[Passage]:
-        """The k best passages for `query`, fused from both retrievers."""
+    def search(self, query: str, k: int | None = None, vector: np.ndarray | None = None) -> list[Passage]:
+        """The k best passages for `query`, fused from both retrievers (`vector`: see `dense`)."""
         k = k or self.settings.k
         n = max(self.settings.candidates, k)
-        dense = self.dense(query, n)
+        dense = self.dense(query, n, vector)
         lexical = self.lexical(query, n)
         fused = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]], self.settings.rrf_k)
         dense_at = {row: (rank, score) for rank, (row, score) in enumerate(dense, start=1)}

@@ -175,3 +175,28 @@ def test_an_unknown_mode_is_refused(seed_answerer, seed_settings, fake_embedder)
     retriever, index = seed_answerer
     with pytest.raises(ValueError, match="unknown answer mode"):
         list(Answerer(index, fake_embedder, seed_settings).stream("q", [], "poetry"))
+
+
+def test_an_evidence_answer_embeds_the_question_once(seed_settings: Settings, fake_embedder):
+    from qa.pipeline import Pipeline
+
+    class CountingQueries:
+        name, dim = fake_embedder.name, fake_embedder.dim
+
+        def __init__(self) -> None:
+            self.queries = 0
+
+        def embed(self, texts):
+            return fake_embedder.embed(texts)
+
+        def embed_query(self, text):
+            self.queries += 1
+            return fake_embedder.embed_query(text)
+
+        def count_tokens(self, texts):
+            return fake_embedder.count_tokens(texts)
+
+    build_index(seed_settings, fake_embedder, progress=False)
+    counting = CountingQueries()
+    answer = Pipeline(seed_settings, counting).ask("What are the Liancourt Rocks called in Korea?", mode="evidence")
+    assert answer.citations and counting.queries == 1
