@@ -27,7 +27,7 @@ from qa.corpus import UnreadableFile, add_file  # noqa: E402
 from qa.errors import QAError  # noqa: E402
 from qa.index import build_index, index_state  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
-from qa.render import answer_html, answer_json, escape_text, sources_html  # noqa: E402
+from qa.render import answer_json, escape_text, reply_html, sources_html  # noqa: E402
 from qa.types import Answer  # noqa: E402
 
 log = logging.getLogger("app")
@@ -80,7 +80,7 @@ def chat(pipeline: Pipeline, message: str, history: list, asked: list, k: int, m
         log.exception("answering failed")
         yield [*history, {"role": "assistant", "content": "Something went wrong while answering; the server log has the details."}], "", asked
         return
-    reply = answer_html(item.text, len(item.passages))
+    reply = reply_html(item)
     panel = sources_html(item, pipeline.index.title, show_scores)
     yield [*history, {"role": "assistant", "content": reply}], panel, [*asked, item.query]
 

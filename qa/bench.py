@@ -5,7 +5,7 @@
 Prints: a cold `qa index` process (imports and model load included), the in-process build time,
 embedding throughput (chunk vectors and sentence vectors), retrieval latency p50/p95 over the
 questions (dense, BM25 and the fused hybrid search), then, for the first N questions, answer
-latency (first piece and whole answer, p50) in each answer mode, generation speed and peak RSS.
+reader latency, answer latency (first piece and whole answer, p50) in each answer mode, generation speed and peak RSS.
 """
 
 from __future__ import annotations
@@ -115,6 +115,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def bench_reader(pipeline, questions: list[str], repeat: int = 3) -> None:  # noqa: ANN001
+    """The reader's own latency per question (windows chosen and read; retrieval excluded)."""
+    answerer, reader_ms, windows = pipeline.answerer, [], []
+    for _ in range(repeat):
+        for question in questions:
+            _, passages = pipeline.search(question)
+            vector = pipeline.embedder.embed_query(question)
+            began = time.perf_counter()
+            evidence = answerer.evidence(question, passages, vector)
+            candidates = answerer.windows(question, evidence)
+            pipeline.reader.read(question, candidates)
+            reader_ms.append((time.perf_counter() - began) * 1000)
+            windows.append(len(candidates))
+    print(f"reader ({pipeline.reader.name}):    p50 {statistics.median(reader_ms):6.1f} ms   p95 "
+          f"{percentile(reader_ms, 95):6.1f} ms   ({statistics.mean(windows):.1f} windows a question)")
+
+
 def bench_answers(settings: Settings, embedder, questions: list[str]) -> None:  # noqa: ANN001
     """Answer latency per mode with warm models; tokens/s of the generator; peak RSS."""
     from qa.pipeline import Pipeline
@@ -123,6 +140,7 @@ def bench_answers(settings: Settings, embedder, questions: list[str]) -> None:  
     began = time.perf_counter()
     pipeline.warm_up(generator=True)
     print(f"language model load:          {time.perf_counter() - began:6.2f} s ({settings.model})")
+    bench_reader(pipeline, questions)
     for mode in ("evidence", "generative"):
         first, total, tokens, seconds = [], [], 0, 0.0
         for question in questions:

@@ -13,11 +13,13 @@ Exit codes: 0 success, 1 a problem the message explains (stale index, bad questi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     search.set_defaults(run=cmd_search)
 
     evaluate = commands.add_parser("eval", parents=[common], help="score the pipeline on a JSON Lines question file")
-    evaluate.add_argument("questions", type=Path, help="JSON Lines: id, question, answers, evidence, type")
+    evaluate.add_argument("questions", type=Path,
+                          help="JSON Lines (id, question, answers, evidence, type), or a SQuAD-format .json file: "
+                               "its articles become the corpus (indexed under --out, or a temporary folder)")
     evaluate.add_argument("--out", type=Path, metavar="DIR", help="write results.jsonl, summary.json/.csv, report.md here")
     evaluate.add_argument("-k", "--k", type=positive_int, default=None, metavar="N", help="passages per question (default 5)")
     evaluate.add_argument("--mode", choices=["evidence", "generative"], help="answer mode")
@@ -151,19 +155,26 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     pipeline = Pipeline(settings)
     answer = None
+    streamed = False
     for item in pipeline.ask_stream(args.question, args.k):
         if isinstance(item, Answer):
             answer = item
-        elif not args.json:
+        elif not args.json and answer_mode_streams(settings):
             print(item, end="", flush=True)
+            streamed = True
     assert answer is not None
     if args.json:
         print(json.dumps(answer_json(answer, pipeline.index.title), ensure_ascii=False))
         return 0
-    if answer.text != answer.raw_text:
-        print(("\n\nVerified answer: " if answer.raw_text else "") + answer.text)
-    else:
+    if streamed and answer.text != answer.raw_text:
+        print("\n\nVerified answer: " + answer.text)
+    elif streamed:
         print()
+    elif answer.short_answer is not None:
+        print(answer.short_answer.text)
+        print(_indent(f"“{answer.short_answer.sentence}” [{answer.short_answer.marker}]"))
+    else:
+        print(answer.text)
     if answer.citations:
         print("\nSources:")
     for c in answer.citations:
@@ -175,15 +186,51 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def answer_mode_streams(settings: Settings) -> bool:
+    """Generated text is printed as it comes; an extractive answer is printed whole, formatted."""
+    return settings.answer_mode == "generative"
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.evaluate import evaluate, load_questions, summarize, table, write_outputs
-    from qa.pipeline import Pipeline
+    from qa.evaluate import load_questions
 
     if not args.questions.is_file():
         raise QAError(f"question file not found: {args.questions}")
-    questions, problems = load_questions(args.questions)
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        if args.questions.suffix.lower() == ".json":
+            work = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qa-squad-")))
+            settings, questions = _squad_setup(args.questions, work, settings)
+        else:
+            questions, problems = load_questions(args.questions)
+            for problem in problems:
+                print(problem, file=sys.stderr)
+        return _run_eval(args, settings, questions)
+
+
+def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list]:
+    """Settings whose corpus is the SQuAD file's articles (indexed in `work`), and its questions."""
+    from qa.evaluate import squad_corpus
+    from qa.index import build_index
+    from qa.models import get_embedder
+    from qa.squad import load_squad
+
+    try:
+        articles = load_squad(path)
+    except (ValueError, KeyError, TypeError) as error:
+        raise QAError(f"{path}: not a SQuAD-format file ({error}); give a JSON Lines file or SQuAD JSON") from error
+    settings = dataclasses.replace(settings, corpus_dir=work / "squad_corpus", index_dir=work / "squad_index")
+    for old in settings.corpus_dir.glob("[0-9][0-9][0-9]_*.txt"):  # articles of an earlier run
+        old.unlink()
+    questions = squad_corpus(articles, settings.corpus_dir)
+    summary = build_index(settings, get_embedder(settings.embed_model, settings.threads), progress=sys.stderr.isatty())
+    print(f"corpus: {len(articles)} articles from {path}; {summary.line()}", file=sys.stderr)
+    return settings, questions
+
+
+def _run_eval(args: argparse.Namespace, settings: Settings, questions: list) -> int:
+    from qa.evaluate import evaluate, summarize, table, write_outputs
+    from qa.pipeline import Pipeline
+
     questions = questions[: args.limit] if args.limit else questions
     if not questions:
         raise QAError(f"no usable questions in {args.questions}")

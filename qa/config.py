@@ -37,6 +37,7 @@ class Settings:
     chunk_tokens: int = 160  # budget per chunk, in tokens of the embedding model
     chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
     k: int = 5  # passages returned
+    reader_windows: int = 8  # sentences (with their neighbours) the reader reads per question
     candidates: int = 50  # per retriever, before fusion
     rrf_k: int = 60  # reciprocal rank fusion constant
     # A vector index holding more vectors than this is built as HNSW (approximate, ~0.1 ms a
@@ -64,7 +65,7 @@ class Settings:
     def __post_init__(self) -> None:
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, not {self.answer_mode!r}")
-        for name in ("k", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads", "ann_threshold"):
+        for name in ("k", "reader_windows", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads", "ann_threshold"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.auth and not all(self.auth.partition(":")[::2]):

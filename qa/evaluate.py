@@ -8,8 +8,12 @@ A malformed line is reported with its line number and skipped.
 
 Metrics (each also broken down by `type`):
 - retrieval: hit@1, hit@3, recall@k (a passage in the top 1/3/k contains an evidence string), MRR;
-- answers: exact match and token F1 (SQuAD normalisation, best over the gold answers), and
-  contains-gold (a normalised gold answer, or all `must_include` strings, inside the answer);
+- answers: exact match and token F1 of the short answer (SQuAD normalisation, best over the gold
+  answers), and contains-gold (a normalised gold answer, or all `must_include` strings, inside
+  the answer as shown: the short answer and its quoted sentence);
+- SQuAD 2.0 (official definitions, on the short answer, "" when declined): EM and F1 over all
+  questions, HasAns F1, NoAns F1 (= unanswerable questions declined), and the F1 of always
+  declining on the same questions;
 - abstention: correct abstention on unanswerable questions, false abstention on answerable ones;
 - citations: precision (cited passages holding an evidence string), support (the quote is in
   the cited passage and it supports the cited sentence), recall (answers whose evidence is cited);
@@ -18,21 +22,23 @@ Metrics (each also broken down by `type`):
 
 from __future__ import annotations
 
-import collections
 import csv
 import json
 import logging
 import re
 import statistics
-import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.answer import MIN_SUPPORT, answer_sentences, overlap, strip_markers, terms
+from qa.chunking import sentence_spans
 from qa.errors import QAError
+from qa.markers import answer_sentences, strip_markers
 from qa.pipeline import Pipeline
+from qa.squad import SquadArticle, f1_score, squad_scores
+from qa.squad import normalize_answer as normalize
 from qa.types import Answer, Passage
+from qa.verify import MIN_SUPPORT, overlap, terms
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +89,34 @@ def load_questions(path: Path) -> tuple[list[Question], list[str]]:
     return questions, problems
 
 
+def squad_corpus(articles: Sequence[SquadArticle], folder: Path) -> list[Question]:
+    """Writes each article into `folder` as a text document (its title as the heading, its
+    paragraphs as paragraphs) and returns its questions; the evidence of an answerable question
+    is the sentence of its paragraph that holds the first answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    questions = []
+    for number, article in enumerate(articles, start=1):
+        name = re.sub(r"[^\w.-]+", "_", article.title, flags=re.ASCII).strip("._")[:80] or "article"
+        body = "\n\n".join(p.strip() for p in article.paragraphs)
+        (folder / f"{number:03d}_{name}.txt").write_text(f"= {article.title} =\n\n{body}\n", encoding="utf-8")
+        for q in article.questions:
+            evidence = ()
+            if q.answers:
+                start = q.answer_starts[0]
+                context = q.context.strip()
+                start -= len(q.context) - len(q.context.lstrip())
+                evidence = tuple(context[a:b] for a, b in sentence_spans(context) if a <= start < b)
+            questions.append(Question(id=q.id, question=q.question, answers=q.answers, evidence=evidence,
+                                      type="answerable" if q.answers else "unanswerable",
+                                      extra={"title": article.title}))
+    return questions
+
+
 # ---------------------------------------------------------------- metric functions
 
 
-def normalize(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces.
-
-    >>> normalize("The  1965 Treaty!")
-    '1965 treaty'
-    """
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
 def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    return float(any(normalize(prediction) == normalize(g) for g in golds))
+    return max((float(normalize(prediction) == normalize(g)) for g in golds), default=0.0)
 
 
 def token_f1(prediction: str, golds: Sequence[str]) -> float:
@@ -107,17 +125,7 @@ def token_f1(prediction: str, golds: Sequence[str]) -> float:
     >>> round(token_f1("the 1965 treaty", ["1965"]), 3)
     0.667
     """
-    best = 0.0
-    predicted = normalize(prediction).split()
-    for gold in golds:
-        expected = normalize(gold).split()
-        common = collections.Counter(predicted) & collections.Counter(expected)
-        same = sum(common.values())
-        if same == 0:
-            continue
-        precision, recall = same / len(predicted), same / len(expected)
-        best = max(best, 2 * precision * recall / (precision + recall))
-    return best
+    return max((f1_score(prediction, g) for g in golds if normalize(g)), default=0.0)
 
 
 def contains_gold(prediction: str, golds: Sequence[str], must_include: Sequence[str] = ()) -> float:
@@ -169,7 +177,10 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
     }
     if answer is None:
         return record
-    plain = strip_markers(answer.text)
+    # EM and F1 score the words that answer (the short answer) when there is one; contains_gold
+    # scores what the person reads (the short answer and its quoted proof sentence).
+    shown = strip_markers(answer.text)
+    plain = answer.short_answer.text if answer.short_answer else shown
     cited = [(c, passages[c.marker - 1]) for c in answer.citations]
     record.update(
         {
@@ -180,14 +191,22 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
                 for c in answer.citations
             ],
             "timings": answer.timings,
+            "short_answer": answer.short_answer.text if answer.short_answer else None,
+            "best_reading": None if not answer.readings else {
+                "text": answer.readings[0].text, "sentence": answer.readings[0].sentence,
+                "margin": round(answer.readings[0].margin, 4), "answerable": round(answer.readings[0].answerable, 4),
+                "marker": answer.readings[0].marker},
         }
     )
+    # The official SQuAD 2.0 scores of the short answer ("" when declined).
+    record["squad_exact"], record["squad_f1"] = squad_scores(
+        answer.short_answer.text if answer.short_answer and not answer.abstained else "", question.answers)
     if question.answerable:
         record.update(
             {
                 "exact_match": exact_match(plain, question.answers) if not answer.abstained else 0.0,
                 "f1": token_f1(plain, question.answers) if not answer.abstained else 0.0,
-                "contains_gold": contains_gold(plain, question.answers, question.must_include)
+                "contains_gold": contains_gold(shown, question.answers, question.must_include)
                 if not answer.abstained
                 else 0.0,
             }
@@ -272,6 +291,13 @@ def _metrics(records: Sequence[dict], k: int) -> dict:
         m["f1"] = _mean(r["f1"] for r in scored)
         m["contains_gold"] = _mean(r["contains_gold"] for r in scored)
         m["correct_abstention"] = _mean(float(r["abstained"]) for r in unanswerable if "abstained" in r)
+        m["squad_exact"] = _mean(r["squad_exact"] for r in answered)
+        m["squad_f1"] = _mean(r["squad_f1"] for r in answered)
+        m["HasAns_f1"] = _mean(r["squad_f1"] for r in scored)
+        m["NoAns_f1"] = _mean(r["squad_f1"] for r in unanswerable if "squad_f1" in r)
+        m["abstain_f1"] = _mean(float(not r["answerable"]) for r in answered)  # the always-decline baseline
+        shorts = [len(r["short_answer"].split()) for r in scored if r.get("short_answer")]
+        m["short_answer_words"] = _mean(shorts)
         m["false_abstention"] = _mean(float(r["abstained"]) for r in scored)
         m["citation_precision"] = _mean(r["citation_precision"] for r in answerable if r.get("citation_precision") is not None)
         m["citation_support"] = _mean(r["citation_support"] for r in answered if "citation_support" in r)
@@ -289,9 +315,9 @@ def _round(value: float | None) -> float | None:
 
 # ---------------------------------------------------------------- output
 
-TABLE_METRICS = (
-    "questions", "hit@1", "hit@3", "mrr", "contains_gold", "f1", "exact_match", "correct_abstention",
-    "false_abstention", "citation_precision", "citation_support", "citation_recall", "retrieve_ms_p50",
+TABLE_METRICS = (  # the printed table; summary.json has every metric
+    "questions", "hit@1", "hit@3", "contains_gold", "f1", "squad_f1", "HasAns_f1", "abstain_f1",
+    "correct_abstention", "false_abstention", "short_answer_words", "citation_precision", "citation_support",
     "first_token_ms_p50", "total_ms_p50", "total_ms_p95",
 )
 

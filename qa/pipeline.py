@@ -18,14 +18,17 @@ from qa.followup import standalone_query
 from qa.generate import Generator, OpenAIGenerator, TransformersGenerator
 from qa.index import Index, load_index
 from qa.models import Embedder, get_embedder
+from qa.reader import Reader, Window, get_reader
 from qa.retrieve import Retriever, check_question
 from qa.types import Answer, Passage
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, generator: Generator | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, generator: Generator | None = None,
+                 reader: Reader | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
+        self._reader = reader
         self._generator = generator
         self._retriever: Retriever | None = None
         self._answerer: Answerer | None = None
@@ -36,6 +39,12 @@ class Pipeline:
         if self._embedder is None:
             self._embedder = get_embedder(self.settings.embed_model, self.settings.threads)
         return self._embedder
+
+    @property
+    def reader(self) -> Reader:
+        if self._reader is None:
+            self._reader = get_reader(threads=self.settings.threads)
+        return self._reader
 
     @property
     def retriever(self) -> Retriever:
@@ -65,13 +74,15 @@ class Pipeline:
         retriever = self.retriever
         with self._lock:
             if self._answerer is None or self._answerer.index is not retriever.index:
-                self._answerer = Answerer(retriever.index, self.embedder, self.settings, self.generator)
+                self._answerer = Answerer(retriever.index, self.embedder, self.settings, self.reader,
+                                          self.generator)
             return self._answerer
 
     def warm_up(self, generator: bool | None = None) -> None:
         """Load the index and models now rather than on the first question; the language model
         too when `generator` is true (default: when the answer mode is generative)."""
         self.retriever.search("warm up", 1)
+        self.reader.read("warm up", [Window(0, "", 0, 7, "warm up", ((0, 7),))])
         if generator if generator is not None else self.settings.answer_mode == "generative":
             self.generator.warm_up()
 

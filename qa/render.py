@@ -43,10 +43,14 @@ def passage_json(p: Passage, title: str) -> dict:
 def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
     """The `qa ask --json` object; the app's `ask` endpoint returns the same."""
     passages = {p.chunk.chunk_id: p for p in answer.passages}
+    short = answer.short_answer
     return {
         "question": answer.question,
         "query": answer.query,
         "answer": answer.text,
+        "short_answer": None if short is None else {
+            "text": short.text, "chunk_id": short.chunk_id, "start": short.start, "end": short.end,
+            "probability": round(short.answerable, 4)},
         "abstained": answer.abstained,
         "citations": [
             {
@@ -88,6 +92,21 @@ def answer_html(text: str, passages_shown: int) -> str:
         pos = match.end()
     parts.append(escape_text(text[pos:]))
     return "".join(parts)
+
+
+def reply_html(answer: Answer) -> str:
+    """The chat reply: the short answer in bold, then its proof sentence quoted with the answer
+    words highlighted inside it and its `[n]` linked; generated or declined answers as text."""
+    short = answer.short_answer
+    if short is None or answer.mode != "evidence":
+        return answer_html(answer.text, len(answer.passages))
+    a, b = short.start - short.sentence_start, short.end - short.sentence_start
+    sentence = short.sentence
+    quote = f"{escape_text(sentence[:a])}<mark>{escape_text(sentence[a:b])}</mark>{escape_text(sentence[b:])}"
+    link = answer_html(f"[{short.marker}]", len(answer.passages))
+    if short.text.strip(" .") == sentence.strip(" ."):
+        return f"“{quote}” {link}"
+    return f"<strong>{escape_text(short.text)}</strong> — “{quote}” {link}"
 
 
 def where(title: str, section: str) -> str:

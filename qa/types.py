@@ -60,6 +60,23 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class Reading:
+    """What the reader found in one candidate window (offsets into the document's text)."""
+
+    marker: int  # the [n] of the passage the window comes from
+    chunk_id: str
+    text: str  # the answer span, verbatim
+    start: int
+    end: int
+    sentence: str  # the sentence(s) holding the span: the proof
+    sentence_start: int
+    sentence_end: int
+    span_score: float  # start + end logit of the span
+    margin: float  # span score minus the no-answer score
+    answerable: float  # calibrated probability that the span answers the question
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     question: str
     text: str  # verified: every [n] in it is a citation below
@@ -70,6 +87,8 @@ class Answer:
     model: str
     raw_text: str = ""  # what the generator wrote, before verification (debugging)
     query: str = ""  # what was searched: the question, made standalone using the chat history
+    short_answer: Reading | None = None  # the words that answer, with their proof sentence; None when declined
+    readings: tuple[Reading, ...] = ()  # one per window read, most probable first (also when declined)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -80,3 +99,4 @@ class Section:
     path: str
     start: int
     end: int
+

@@ -61,6 +61,37 @@ def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
 
 
+class FakeReader:
+    """Knows a few answers: in a window holding one of `answers` it reads that span as a sure
+    answer (probability 0.9); in any other window it reads the first word as no answer (0.1)."""
+
+    name = "fake-reader"
+    threshold = 0.5
+
+    def __init__(self, answers: Sequence[str] = ("Dokdo", "December 1965")) -> None:
+        self.answers = answers
+        self.seen: list = []
+
+    def read(self, question: str, windows: Sequence) -> list:
+        from qa.reader import reading
+
+        self.seen.append((question, list(windows)))
+        out = []
+        for w in windows:
+            found = next(((w.text.index(a), w.text.index(a) + len(a)) for a in self.answers if a in w.text), None)
+            if found:
+                out.append(reading(w, *found, score=10.0, margin=5.0, probability=0.9))
+            else:
+                first = re.match(r"\S*", w.text).end()
+                out.append(reading(w, 0, first, score=0.0, margin=-5.0, probability=0.1))
+        return out
+
+
+@pytest.fixture
+def fake_reader() -> FakeReader:
+    return FakeReader()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings pointing at an empty corpus folder and a not-yet-built index in tmp_path."""

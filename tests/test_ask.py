@@ -29,19 +29,28 @@ def test_ask_json_answers_1965_with_verified_citations(seed_workdir: Path):
         assert f"[{c['marker']}]" in out["answer"]
     assert set(out["timings"]) == {"retrieve_ms", "first_token_ms", "total_ms"}
     assert out["model"] and out["passages"] and {"question", "mode"} <= set(out)
+    short = out["short_answer"]  # the words that answer, inside the quoted proof sentence
+    assert "1965" in short["text"] and len(short["text"].split()) <= 4
+    assert text[short["start"] : short["end"]] == short["text"]
+    (proof,) = out["citations"]
+    assert proof["start"] <= short["start"] < short["end"] <= proof["end"] and proof["chunk_id"] == short["chunk_id"]
+    assert out["answer"].startswith(short["text"])
 
 
 def test_ask_abstains_when_the_documents_do_not_hold_the_answer(seed_workdir: Path):
     result = qa("ask", "What is the population of Busan?", "--json", cwd=seed_workdir)
     out = json.loads(result.stdout)
     assert out["abstained"] and out["citations"] == [] and out["answer"].startswith("The documents do not say")
+    assert out["short_answer"] is None
 
 
 def test_ask_prints_the_answer_then_its_sources(seed_workdir: Path):
     result = qa("ask", "What are the Liancourt Rocks called in Korean?", cwd=seed_workdir)
     assert result.returncode == 0, result.stderr
     answer, sources = result.stdout.split("\nSources:\n")
-    assert "Dokdo" in answer and "[1] Japan–South Korea relations > Disputes > Liancourt Rocks  (chars " in sources
+    short, proof = answer.strip().split("\n")
+    assert short == "Dokdo" and proof.strip().startswith("“The Liancourt Rocks") and proof.endswith("[1]")
+    assert "[1] Japan–South Korea relations > Disputes > Liancourt Rocks  (chars " in sources
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +109,8 @@ def test_a_language_model_that_fails_to_load_is_explained_and_search_still_works
 
     env = {**os.environ, "QA_MODEL": str(tmp_path)}  # an empty folder
     run = subprocess.run(
-        [*QA, "ask", "What is Dokdo?", "--mode", "generative", "--json"],
+        # A question the reader answers: only then is the language model needed.
+        [*QA, "ask", "When did Japan and South Korea establish diplomatic relations?", "--mode", "generative", "--json"],
         cwd=seed_workdir, capture_output=True, text=True, timeout=300, env=env,
     )
     assert run.returncode == 1 and run.stdout == ""

@@ -113,3 +113,35 @@ def test_qa_eval_on_a_sample_writes_its_files(seed_workdir: Path, tmp_path: Path
     assert "## Worst 10 questions" in (out / "report.md").read_text(encoding="utf-8")
     retrieval = qa("eval", str(sample), "--retrieval-only", "--limit", "2", cwd=seed_workdir)
     assert retrieval.returncode == 0 and "hit@1" in retrieval.stdout and "contains_gold" not in retrieval.stdout
+
+
+def test_official_squad2_scores_of_short_answers_and_declines():
+    from qa.squad import squad_scores
+
+    assert squad_scores("December 1965", ["December 1965", "1965"]) == (1.0, 1.0)
+    assert squad_scores("in 1965", ["December 1965"]) == (0.0, pytest.approx(0.5))
+    assert squad_scores("", []) == (1.0, 1.0)  # declining an unanswerable question
+    assert squad_scores("Tokyo", []) == (0.0, 0.0)  # answering it
+    assert squad_scores("", ["Dokdo"]) == (0.0, 0.0)  # declining an answerable one
+
+
+def test_a_squad_file_becomes_a_corpus_and_a_question_set(tmp_path: Path):
+    from qa.evaluate import squad_corpus
+    from qa.squad import load_squad
+
+    context = "Busan is a port. It was founded in 1876 by traders. The harbour is deep."
+    raw = {"data": [{"title": "Busan port", "paragraphs": [{"context": context, "qas": [
+        {"id": "a", "question": "When was it founded?", "is_impossible": False,
+         "answers": [{"text": "1876", "answer_start": context.index("1876")}]},
+        {"id": "b", "question": "Who is the mayor?", "is_impossible": True, "answers": []}]}]}]}
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    questions = squad_corpus(load_squad(path), tmp_path / "corpus")
+    (doc,) = (tmp_path / "corpus").iterdir()
+    assert doc.read_text(encoding="utf-8") == f"= Busan port =\n\n{context}\n"
+    founded, mayor = questions
+    assert founded.answers == ("1876",) and founded.evidence == ("It was founded in 1876 by traders.",)
+    assert founded.type == "answerable" and mayor.type == "unanswerable" and not mayor.answerable
+    with pytest.raises(ValueError, match="not a SQuAD-format file"):
+        (tmp_path / "bad.json").write_text("[1, 2]", encoding="utf-8")
+        load_squad(tmp_path / "bad.json")

@@ -1,0 +1,243 @@
+"""The reader: finds the words that answer a question in short candidate texts, and says how
+likely it is that the documents answer it at all.
+
+A candidate is a `Window`: one sentence of a retrieved passage with its neighbours, cut to fit
+a small model (question plus window within `MAX_TOKENS`). The model is the bundled MiniLM
+encoder fine-tuned for extractive QA with a no-answer option (the [CLS] span), trained on SQuAD
+2.0 by `scripts/train_reader.py`; its weights and card live in `qa/reader_model/`. For each
+window it returns one `Reading`: the best span (verbatim, document offsets), the sentence that
+holds it, the span score minus the no-answer score (the margin), and the probability that the
+span answers the question: a logistic function of the margin and the window's retrieval score,
+fitted on held-out articles (`calibration.json`).
+
+It does not retrieve, verify or phrase answers: `qa/answer.py` does.
+
+>>> window_sentences([5, 5, 5], 1, budget=20)
+(0, 3)
+>>> window_sentences([5, 12, 5], 1, budget=20)
+(0, 2)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.errors import ModelLoadError
+from qa.types import Reading
+
+log = logging.getLogger(__name__)
+
+MAX_TOKENS = 128  # question + window + 3 special tokens
+MAX_ANSWER_TOKENS = 30
+MODEL_DIR = Path(__file__).with_name("reader_model")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A candidate text: `text == document[start:end]`; `sentences` are document offsets."""
+
+    marker: int  # the [n] of the passage it comes from
+    chunk_id: str
+    start: int
+    end: int
+    text: str
+    sentences: tuple[tuple[int, int], ...]
+    score: float = 0.0  # how well its centre sentence matches the question (retrieval's view)
+
+
+def window_sentences(counts: Sequence[int], center: int, budget: int) -> tuple[int, int]:
+    """[first, last) sentence indexes of the window around `center`: the centre sentence, then
+    the previous and the next neighbour, each added only while the window fits `budget` tokens."""
+    first, last = center, center + 1
+    used = counts[center]
+    if center > 0 and used + counts[center - 1] <= budget:
+        first, used = center - 1, used + counts[center - 1]
+    if center + 1 < len(counts) and used + counts[center + 1] <= budget:
+        last = center + 2
+    return first, last
+
+
+def make_window(text: str, offset: int, spans: Sequence[tuple[int, int]], first: int, last: int,
+                marker: int = 0, chunk_id: str = "") -> Window:
+    """The window over sentences spans[first:last] of `text` (offsets shifted by `offset`)."""
+    a, b = spans[first][0], spans[last - 1][1]
+    return Window(marker, chunk_id, offset + a, offset + b, text[a:b],
+                  tuple((offset + s, offset + e) for s, e in spans[first:last]))
+
+
+class Reader(Protocol):
+    name: str
+
+    @property
+    def threshold(self) -> float:
+        """Readings less likely than this to answer the question are not answers."""
+        ...
+
+    def read(self, question: str, windows: Sequence[Window]) -> list[Reading]:
+        """One `Reading` per window, in the same order."""
+        ...
+
+
+def best_span(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndarray,
+              max_tokens: int = MAX_ANSWER_TOKENS) -> tuple[int, int, float]:
+    """(first token, last token, score) of the best span inside the context tokens.
+
+    >>> s = np.array([0., 1., 5., 0.]); e = np.array([0., 0., 1., 4.]); c = np.array([False, True, True, True])
+    >>> best_span(s, e, c)
+    (2, 3, 9.0)
+    """
+    starts = np.where(context, start_logits, -np.inf)
+    ends = np.where(context, end_logits, -np.inf)
+    scores = starts[:, None] + ends[None, :]
+    n = len(starts)
+    allowed = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), k=max_tokens)
+    scores = np.where(allowed, scores, -np.inf)
+    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    return int(i), int(j), float(scores[i, j])
+
+
+def encode(tokenizer, question: str, texts: Sequence[str], max_tokens: int = MAX_TOKENS):  # noqa: ANN001, ANN201
+    """Question/window pairs as padded tensors with offsets (the context is truncated)."""
+    return tokenizer([question] * len(texts), list(texts), truncation="only_second", max_length=max_tokens,
+                     padding=True, return_offsets_mapping=True, return_tensors="pt")
+
+
+@functools.lru_cache(maxsize=2)
+def get_reader(model_dir: Path = MODEL_DIR, threads: int = 2) -> TrainedReader:
+    """The process-wide reader (constructed once, loaded on first use)."""
+    return TrainedReader(model_dir, threads)
+
+
+class TrainedReader:
+    """The fine-tuned MiniLM reader in `qa/reader_model/`, loaded on first use."""
+
+    def __init__(self, model_dir: Path = MODEL_DIR, threads: int = 2) -> None:
+        self.model_dir = Path(model_dir)
+        self.name = f"reader:{self.model_dir.name}"
+        self.threads = threads
+        self._model = None
+        self._tokenizer = None
+        self._calibration: dict = {}
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is None:
+                self._model, self._tokenizer, self._calibration = load_reader(self.model_dir, self.threads)
+
+    @property
+    def threshold(self) -> float:
+        """The answerable probability below which the answer is "not in the documents"."""
+        self.warm_up()
+        return float(self._calibration["threshold"])
+
+    def probability(self, margin: float, window_score: float) -> float:
+        """P(the span answers the question): logistic in the span-minus-no-answer margin and the
+        window's retrieval score, fitted on held-out articles (`scripts/calibrate_reader.py`)."""
+        self.warm_up()
+        c = self._calibration
+        z = c["margin"] * margin + c["window_score"] * window_score + c["bias"]
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def read(self, question: str, windows: Sequence[Window]) -> list[Reading]:
+        if not windows:
+            return []
+        self.warm_up()
+        import torch
+
+        batch = encode(self._tokenizer, question, [w.text for w in windows])
+        offsets = batch.pop("offset_mapping").numpy()
+        context = np.array([[sid == 1 for sid in batch.sequence_ids(i)] for i in range(len(windows))])
+        with torch.inference_mode():
+            out = self._model(**batch)
+        starts = out.start_logits.float().numpy()
+        ends = out.end_logits.float().numpy()
+        readings = []
+        for i, window in enumerate(windows):
+            first, last, score = best_span(starts[i], ends[i], context[i])
+            margin = score - float(starts[i, 0] + ends[i, 0])
+            a, b = whole_words(window.text, int(offsets[i, first, 0]), int(offsets[i, last, 1]))
+            readings.append(reading(window, a, b, score, margin, self.probability(margin, window.score)))
+        return readings
+
+
+def whole_words(text: str, a: int, b: int) -> tuple[int, int]:
+    """[a, b) widened to whole words (a span may end inside a word's last sub-token).
+
+    >>> whole_words("in Busan harbour", 3, 6)
+    (3, 8)
+    """
+    while a > 0 and text[a - 1].isalnum() and text[a].isalnum():
+        a -= 1
+    while b < len(text) and text[b - 1].isalnum() and text[b].isalnum():
+        b += 1
+    return a, b
+
+
+def reading(window: Window, a: int, b: int, score: float, margin: float, probability: float) -> Reading:
+    """The `Reading` for characters [a, b) of the window: the span and the sentence(s) holding it."""
+    start, end = window.start + a, window.start + b
+    touched = [(s, e) for s, e in window.sentences if s < end and start < e] or [(window.start, window.end)]
+    sentence_start, sentence_end = touched[0][0], touched[-1][1]
+    return Reading(
+        marker=window.marker,
+        chunk_id=window.chunk_id,
+        text=window.text[a:b],
+        start=start,
+        end=end,
+        sentence=window.text[sentence_start - window.start:sentence_end - window.start],
+        sentence_start=sentence_start,
+        sentence_end=sentence_end,
+        span_score=score,
+        margin=margin,
+        answerable=probability,
+    )
+
+
+def load_reader(model_dir: Path, threads: int):  # noqa: ANN201 - (model, tokenizer, calibration)
+    """The base MiniLM from its package, overlaid with the trained weights in `model_dir`
+    (the frozen word embeddings are not shipped: they are the base model's)."""
+    from qa.models import bundled_model_dir, fast_dtype, set_threads
+
+    weights = model_dir / "model.safetensors"
+    calibration = model_dir / "calibration.json"
+    if not weights.is_file():
+        raise ModelLoadError(f"the reader model is missing from {model_dir}: reinstall docqa, or train it with "
+                             "`python scripts/train_reader.py`")
+    try:
+        import transformers
+        from safetensors.torch import load_file
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()  # the new QA head is replaced at once
+        set_threads(threads)
+        base = bundled_model_dir("minilm")
+        model = AutoModelForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        missing = set(model.state_dict()) - set(state)
+        if any(not k.startswith("bert.embeddings.") for k in missing):
+            raise ValueError(f"weights lack {sorted(missing)[:3]}")
+        model.load_state_dict(state, strict=False)
+        model.eval().to(fast_dtype())
+        tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+        # Uncalibrated (while calibrating): the probability is the logistic of the margin.
+        settings = {"margin": 1.0, "window_score": 0.0, "bias": 0.0, "threshold": 0.5}
+        if calibration.is_file():
+            settings = json.loads(calibration.read_text(encoding="utf-8"))
+    except ModelLoadError:
+        raise
+    except Exception as error:  # a damaged file means the same to the user whatever the library says
+        raise ModelLoadError(f"could not load the reader model from {model_dir}: {error}") from error
+    log.info("loaded reader from %s", model_dir)
+    return model, tokenizer, settings

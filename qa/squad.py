@@ -1,0 +1,89 @@
+"""SQuAD-format data and the official SQuAD 2.0 metrics.
+
+Reads the official JSON structure (`data[].paragraphs[].qas[]`) into flat records, and scores
+predictions the way the official v2.0 evaluation script does: answers are normalised (lower
+case, no punctuation, no articles "a an the", single spaces); a question's exact match and F1
+are the best over its gold answers; an unanswerable question scores 1 only when the prediction
+is empty (the system declined).
+
+>>> normalize_answer("The  Eiffel tower!")
+'eiffel tower'
+>>> f1_score("in December 1965", "December 1965")
+0.8
+>>> squad_scores("", [])
+(1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class SquadQuestion:
+    id: str
+    question: str
+    answers: tuple[str, ...]  # empty: unanswerable
+    answer_starts: tuple[int, ...]
+    context: str  # the paragraph the question was written on
+    title: str  # the article
+
+
+@dataclass(frozen=True, slots=True)
+class SquadArticle:
+    title: str
+    paragraphs: tuple[str, ...]
+    questions: tuple[SquadQuestion, ...]
+
+
+def load_squad(path: Path) -> list[SquadArticle]:
+    """The articles of a SQuAD-format JSON file; raises ValueError when it is not one."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
+        raise ValueError(f"{path} is not a SQuAD-format file (no top-level \"data\" list)")
+    articles = []
+    for number, article in enumerate(raw["data"], start=1):
+        title = str(article.get("title") or f"article {number}")
+        paragraphs, questions = [], []
+        for paragraph in article.get("paragraphs", []):
+            context = paragraph["context"]
+            paragraphs.append(context)
+            for qa in paragraph.get("qas", []):
+                gold = [] if qa.get("is_impossible") else qa.get("answers", [])
+                questions.append(SquadQuestion(
+                    id=str(qa["id"]), question=qa["question"],
+                    answers=tuple(a["text"] for a in gold), answer_starts=tuple(int(a["answer_start"]) for a in gold),
+                    context=context, title=title))
+        articles.append(SquadArticle(title, tuple(paragraphs), tuple(questions)))
+    return articles
+
+
+def normalize_answer(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = collections.Counter(predicted) & collections.Counter(expected)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_scores(prediction: str, answers: Sequence[str]) -> tuple[float, float]:
+    """(exact match, F1) of one prediction ("" = declined) against the gold answers."""
+    golds = [a for a in answers if normalize_answer(a)] or [""]
+    exact = max(float(normalize_answer(prediction) == normalize_answer(g)) for g in golds)
+    return exact, max(f1_score(prediction, g) for g in golds)

@@ -1,0 +1,111 @@
+"""Verification of generated answers: each sentence must be supported by a shown passage.
+
+Markers are parsed and mapped to the passages that were shown; markers pointing elsewhere are
+removed; each answer sentence is checked against the sentences of the passages it cites
+(content-word overlap, stemmed) and a citation stands only when a passage sentence supports it;
+the supporting sentence becomes the citation's quote, with its character offsets in the source
+document. Sentences that no shown passage supports are dropped. Extractive answers from the
+reader need none of this: their quote is the passage sentence itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from qa.chunking import sentence_spans
+from qa.index import bm25_query_tokens
+from qa.markers import answer_sentences, parse_markers, strip_markers
+from qa.types import Citation, Passage
+
+MIN_SUPPORT = 0.75  # share of an answer sentence's content words found in the cited sentence
+_META = re.compile(r"\b(passages?|documents?|the answer is|the question)\b", re.IGNORECASE)
+_ABSTAIN_HINTS = re.compile(
+    r"(do(?:es)? not (?:say|contain|mention|provide|specify)|no (?:information|mention)|not (?:mentioned|stated|specified)|cannot (?:answer|find|determine))",
+    re.IGNORECASE,
+)
+
+
+def terms(text: str) -> set[str]:
+    """Content words, lower-cased and stemmed.
+
+    >>> sorted(terms("When did the treaties get signed?"))
+    ['get', 'sign', 'treati']
+    """
+    return set(bm25_query_tokens(text, stopwords="en_plus"))
+
+
+def covered(term: str, pool: set[str]) -> bool:
+    """A term is covered by an equal term or one sharing a 4+ letter stem (Japan/Japanese)."""
+    if term in pool:
+        return True
+    return len(term) >= 4 and any(len(p) >= 4 and (p.startswith(term) or term.startswith(p)) for p in pool)
+
+
+def overlap(question_terms: set[str], sentence_terms: set[str]) -> float:
+    if not question_terms:
+        return 0.0
+    return sum(covered(t, sentence_terms) for t in question_terms) / len(question_terms)
+
+
+def verify(text: str, passages: Sequence[Passage], question: str = "") -> tuple[str, list[Citation]]:
+    """Keep the sentences of `text` that a shown passage supports, each with verified
+    markers; returns (clean text, citations). Unsupported sentences are dropped, and so are
+    sentences that are no claims: a question, a refusal, talk about "the passage", or a
+    restatement of the question.
+    """
+    question_terms = terms(question)
+    kept: list[str] = []
+    citations: list[Citation] = []
+    seen: set[str] = set()
+    for sentence in answer_sentences(text):
+        claim = strip_markers(sentence)
+        claim_terms = terms(claim)
+        if not claim_terms or claim in seen:
+            continue
+        if (
+            claim.endswith("?")
+            or _ABSTAIN_HINTS.search(claim)
+            or _META.search(claim)
+            or (question_terms and all(covered(t, question_terms) for t in claim_terms))
+        ):
+            continue
+        seen.add(claim)
+        cited = [n for n in dict.fromkeys(parse_markers(sentence)) if 1 <= n <= len(passages)]
+        candidates = cited or list(range(1, len(passages) + 1))
+        supported = []
+        for n in candidates:
+            quote = best_support(claim_terms, passages[n - 1])
+            if quote is not None:
+                supported.append((n, quote))
+        if not supported:
+            continue
+        if not cited:  # an uncited but supported sentence gets its best passage
+            supported = supported[:1]
+        markers = "".join(f"[{n}]" for n, _ in supported)
+        kept.append(f"{claim.rstrip()} {markers}")
+        for n, (start, end, quote) in supported:
+            chunk = passages[n - 1].chunk
+            citations.append(Citation(n, chunk.chunk_id, quote, start, end, chunk.page))
+    return " ".join(kept), unique(citations)
+
+
+def best_support(claim_terms: set[str], passage: Passage) -> tuple[int, int, str] | None:
+    """The passage sentence holding most of the claim's content words (at least MIN_SUPPORT of
+    them), as (start, end, text) in document offsets."""
+    chunk = passage.chunk
+    best, best_share = None, 0.0
+    for a, b in sentence_spans(chunk.text):
+        share = overlap(claim_terms, terms(chunk.text[a:b]))
+        if share > best_share:
+            best, best_share = (chunk.start + a, chunk.start + b, chunk.text[a:b]), share
+    return best if best_share >= MIN_SUPPORT else None
+
+
+def unique(citations: list[Citation]) -> list[Citation]:
+    seen, out = set(), []
+    for c in citations:
+        if (c.marker, c.start) not in seen:
+            seen.add((c.marker, c.start))
+            out.append(c)
+    return out

@@ -1,0 +1,263 @@
+"""Train the reader: the bundled MiniLM fine-tuned for extractive QA with a no-answer option.
+
+    .venv/bin/python scripts/train_reader.py            # ~1 hour on 2 CPU cores; resumable
+    .venv/bin/python scripts/train_reader.py --fresh    # start over
+
+Data: SQuAD 2.0 articles from ../shared/data/squad2/ (CC BY-SA 4.0), split by article
+(`TRAIN`, `TUNE`, `REPORT` below). Examples are sentence windows exactly as the product builds
+them (`qa.reader.window_sentences`): a question with a window holding its answer is labelled
+with the answer tokens; windows of the same article that do not hold the answer (the most
+word-sharing ones first: the near misses the product will see) and every window shown with an
+unanswerable question are labelled with the [CLS] token (no answer). Every window that holds
+the whole answer is a positive (the centre sentence's and its neighbours').
+
+Recipe: word/position embeddings frozen (so only the encoder and the head are shipped, fp16),
+AdamW lr 1e-4, 6% warm-up then linear decay, batch 32, length-bucketed batches, bf16 autocast
+where the CPU has it, fixed seed. A checkpoint is written every 200 steps to --work; running the
+command again resumes from it. Then the weights are exported to qa/reader_model/ and
+`scripts/calibrate_reader.py` fits the no-answer calibration on TUNE, reports on REPORT and
+writes the model card (about 10 minutes more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from qa.chunking import sentence_spans  # noqa: E402
+from qa.models import bundled_model_dir  # noqa: E402
+from qa.reader import MAX_TOKENS, MODEL_DIR, window_sentences  # noqa: E402
+from qa.squad import load_squad  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad2"
+TRAIN_FILE, DEV_FILE = "train_first_10_articles.json", "dev_15_articles.json"
+# Split by article. TRAIN: the 10 train articles and 7 dev articles (the train file has few
+# unanswerable questions); TUNE: calibration and threshold; REPORT: nothing is chosen on it.
+DEV_TRAIN = ("Oxygen", "Amazon_rainforest", "Ctenophora", "Fresno,_California", "Black_Death", "Geology", "Pharmacy")
+TUNE = ("Civil_disobedience", "Construction", "Private_school")
+REPORT = ("Jacksonville,_Florida", "Economic_inequality", "University_of_Chicago",
+          "Intergovernmental_Panel_on_Climate_Change", "Prime_number")
+SEED = 13
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = set("a an the of in on at to for by with from and or is are was were be been what which who whom whose "
+            "when where why how did do does that this these those it its as into than their there they he she his "
+            "her not no".split())
+
+
+def words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def split_articles(data: Path) -> dict[str, list]:
+    train = load_squad(data / TRAIN_FILE)
+    dev = {a.title: a for a in load_squad(data / DEV_FILE)}
+    return {"train": train + [dev[t] for t in DEV_TRAIN], "tune": [dev[t] for t in TUNE],
+            "report": [dev[t] for t in REPORT]}
+
+
+def build_examples(articles, tokenizer, rng: random.Random) -> list[dict]:  # noqa: ANN001
+    """(question, window, answer char span in the window or None) examples, tokenised."""
+    raw = []
+    for article in tqdm(articles, desc="windows", file=sys.stderr):
+        sentences = []  # (paragraph index, spans, token counts, words per sentence)
+        for p, context in enumerate(article.paragraphs):
+            spans = sentence_spans(context)
+            counts = [len(ids) for ids in tokenizer([context[a:b] for a, b in spans], add_special_tokens=False)["input_ids"]]
+            sentences.append((spans, counts, [words(context[a:b]) for a, b in spans]))
+        index = {c: p for p, c in enumerate(article.paragraphs)}
+        for q in article.questions:
+            p = index[q.context]
+            spans, counts, _ = sentences[p]
+            budget = MAX_TOKENS - 3 - len(tokenizer(q.question, add_special_tokens=False)["input_ids"])
+            q_words = words(q.question)
+            candidates = {}  # (paragraph, first, last) -> (sharing score, centre sentence)
+            for pp, (s2, c2, w2) in enumerate(sentences):
+                for i in range(len(s2)):
+                    first, last = window_sentences(c2, i, budget)
+                    shared = len(q_words & set().union(*w2[first:last])) + (0.5 if pp == p else 0)
+                    candidates.setdefault((pp, first, last), (shared, i))
+            ranked = sorted(candidates, key=lambda c: -candidates[c][0])
+            if q.answers:
+                a0 = q.answer_starts[0]
+                a1 = a0 + len(q.answers[0])
+                holds = [c for c in ranked if c[0] == p and spans[c[1]][0] <= a0 and a1 <= spans[c[2] - 1][1]]
+                centre = [c for c in holds if spans[candidates[c][1]][0] <= a0 < spans[candidates[c][1]][1]]
+                if not centre:
+                    continue  # the answer crosses a sentence boundary the windows cannot hold
+                for pp, first, last in centre[:1] + [c for c in holds if c != centre[0]]:
+                    text = q.context[spans[first][0]:spans[last - 1][1]]
+                    offset = a0 - spans[first][0]
+                    raw.append((q.question, text, (offset, offset + len(q.answers[0]))))
+                gold = {a.lower() for a in q.answers}
+                negatives = [c for c in ranked if not (c[0] == p and spans[c[1]][0] < a1 and a0 < spans[c[2] - 1][1])]
+                chosen = negatives[:2] + rng.sample(negatives[2:], min(1, len(negatives) - 2))
+                for pp, first, last in chosen:
+                    s2 = sentences[pp][0]
+                    text = article.paragraphs[pp][s2[first][0]:s2[last - 1][1]]
+                    if not any(g in text.lower() for g in gold):
+                        raw.append((q.question, text, None))
+            else:
+                chosen = ranked[:3] + rng.sample(ranked[3:], min(1, len(ranked) - 3))
+                for pp, first, last in chosen:
+                    s2 = sentences[pp][0]
+                    raw.append((q.question, article.paragraphs[pp][s2[first][0]:s2[last - 1][1]], None))
+    examples = []
+    for question, text, answer in tqdm(raw, desc="tokenise", file=sys.stderr):
+        enc = tokenizer(question, text, truncation="only_second", max_length=MAX_TOKENS, return_offsets_mapping=True)
+        start = end = 0
+        if answer is not None:
+            seq = enc.sequence_ids()
+            tokens = [i for i, (s, (a, b)) in enumerate(zip(seq, enc["offset_mapping"])) if s == 1 and b > answer[0] and a < answer[1]]
+            if not tokens or enc["offset_mapping"][tokens[-1]][1] < answer[1]:
+                continue  # the answer was cut off by truncation
+            start, end = tokens[0], tokens[-1]
+        examples.append({"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"], "start": start, "end": end})
+    return examples
+
+
+def batches(examples: list[dict], size: int, seed: int) -> list[list[int]]:
+    """Length-bucketed batches in a seeded random order (little padding, same every run)."""
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    chunks = [order[i:i + size * 50] for i in range(0, len(order), size * 50)]
+    out = []
+    for chunk in chunks:
+        chunk.sort(key=lambda i: len(examples[i]["input_ids"]))
+        out += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(out)
+    return out
+
+
+def collate(examples: list[dict], ids: list[int]) -> dict[str, torch.Tensor]:
+    width = max(len(examples[i]["input_ids"]) for i in ids)
+    input_ids = torch.zeros(len(ids), width, dtype=torch.long)
+    token_types = torch.zeros_like(input_ids)
+    mask = torch.zeros_like(input_ids)
+    for row, i in enumerate(ids):
+        n = len(examples[i]["input_ids"])
+        input_ids[row, :n] = torch.tensor(examples[i]["input_ids"])
+        token_types[row, :n] = torch.tensor(examples[i]["token_type_ids"])
+        mask[row, :n] = 1
+    return {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask,
+            "start_positions": torch.tensor([examples[i]["start"] for i in ids]),
+            "end_positions": torch.tensor([examples[i]["end"] for i in ids])}
+
+
+def export(model, out: Path) -> None:  # noqa: ANN001
+    """The trained weights (all but the frozen embeddings) as fp16 safetensors."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
+             if not k.startswith("bert.embeddings.")}
+    save_file(state, str(out / "model.safetensors"), metadata={"base": "sentence-transformers/all-MiniLM-L6-v2"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=MODEL_DIR)
+    parser.add_argument("--work", type=Path, default=Path(".reader-train"))
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=0, help="use only this many examples (smoke tests)")
+    parser.add_argument("--fresh", action="store_true", help="ignore an earlier checkpoint")
+    args = parser.parse_args()
+
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
+    torch.set_num_threads(args.threads)
+    base = str(bundled_model_dir("minilm"))
+    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    cache = args.work / "examples.json"
+    if cache.is_file() and not args.fresh:
+        examples = json.loads(cache.read_text())
+    else:
+        examples = build_examples(split_articles(args.data)["train"], tokenizer, random.Random(SEED))
+        cache.write_text(json.dumps(examples))
+    if args.limit:
+        examples = random.Random(SEED).sample(examples, min(args.limit, len(examples)))
+    positives = sum(e["start"] > 0 for e in examples)
+    print(f"{len(examples)} examples: {positives} with an answer, {len(examples) - positives} without", file=sys.stderr)
+
+    model = AutoModelForQuestionAnswering.from_pretrained(base, local_files_only=True)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = not name.startswith("bert.embeddings.")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
+    plan = [batches(examples, args.batch, SEED + epoch) for epoch in range(args.epochs)]
+    total = sum(map(len, plan))
+    warmup = max(1, int(0.06 * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / (total - warmup))))
+    step = 0
+    checkpoint = args.work / "checkpoint.pt"
+    if checkpoint.is_file() and not args.fresh:
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        step = saved["step"]
+        print(f"resumed at step {step}/{total}", file=sys.stderr)
+    bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    model.train()
+    began, losses = time.time(), []
+    with tqdm(total=total, initial=step, desc="train", file=sys.stderr) as bar:
+        done = 0
+        for epoch, epoch_batches in enumerate(plan):
+            for ids in epoch_batches:
+                done += 1
+                if done <= step:
+                    continue
+                batch = collate(examples, ids)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    loss = model(**batch).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                losses.append(float(loss))
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-50:]):.3f}")
+                if step % 200 == 0 or step == total:
+                    tmp = checkpoint.with_suffix(".tmp")
+                    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(), "step": step}, tmp)
+                    tmp.replace(checkpoint)
+    print(f"trained {step} steps in {time.time() - began:.0f} s", file=sys.stderr)
+    export(model, args.out)
+    (args.out / "training.json").write_text(json.dumps({
+        "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
+        "batch": args.batch, "seed": SEED, "steps": total, "max_tokens": MAX_TOKENS,
+        "train_articles": [a.title for a in split_articles(args.data)["train"]]}, indent=1) + "\n")
+    print(f"wrote {args.out / 'model.safetensors'}", file=sys.stderr)
+    if not args.limit:
+        from calibrate_reader import calibrate
+
+        calibrate(args.data, args.out, args.work)
+
+
+if __name__ == "__main__":
+    main()
