@@ -27,6 +27,7 @@ from pathlib import Path
 from qa.config import Settings
 from qa.errors import QAError
 from qa.render import answer_json, passage_json
+from qa.types import Reading
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -171,8 +172,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     elif streamed:
         print()
     elif answer.short_answer is not None:
-        print(answer.short_answer.text)
-        print(_indent(f"“{answer.short_answer.sentence}” [{answer.short_answer.marker}]"))
+        short = answer.short_answer
+        print(short.text)
+        print(_indent(f"“{highlight(short, sys.stdout.isatty())}” [{short.marker}]"))
     else:
         print(answer.text)
     if answer.citations:
@@ -182,8 +184,21 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         where = " > ".join(part for part in (pipeline.index.title(passage.chunk), passage.chunk.section) if part)
         page = f"p. {c.page}, " if c.page else ""
         print(f"[{c.marker}] {where}  ({page}chars {c.start}-{c.end})")
-        print(_indent(f"“{c.quote}”"))
+        if not (answer.short_answer and answer.mode == "evidence"):  # else the quote is printed above
+            print(_indent(f"“{c.quote}”"))
     return 0
+
+
+def highlight(short: Reading, terminal: bool) -> str:
+    """The proof sentence with the answer words in bold (on a terminal) or between ** (elsewhere).
+
+    >>> from qa.types import Reading
+    >>> highlight(Reading(1, "c", "1965", 20, 24, "Signed in 1965.", 10, 25, 9.0, 4.0, 0.9), False)
+    'Signed in **1965**.'
+    """
+    a, b = short.start - short.sentence_start, short.end - short.sentence_start
+    on, off = ("\033[1m", "\033[0m") if terminal else ("**", "**")
+    return f"{short.sentence[:a]}{on}{short.sentence[a:b]}{off}{short.sentence[b:]}"
 
 
 def answer_mode_streams(settings: Settings) -> bool:
