@@ -100,7 +100,10 @@ split by article:
 Examples are the windows the product reads: a sentence with its neighbours, question + window ≤ 128
 tokens. A window holding the answer is labelled with its tokens; windows of the same article that
 do not hold it (the most word-sharing first) and windows shown with unanswerable questions are
-labelled "no answer" ([CLS]). {examples} examples ({with_answer} with an answer).
+labelled "no answer" ([CLS]); half the answerable questions also give a copy with one name or number
+that the window holds swapped for another of the article, labelled "no answer" on that window (SQuAD
+2.0's entity- and number-swap questions, made automatically). {examples} examples ({with_answer} with
+an answer).
 
 ## Recipe
 `scripts/train_reader.py` (seed {seed}): {epochs} epochs, AdamW lr {lr}, batch {batch}, 6 % warm-up then

@@ -9,7 +9,9 @@ them (`qa.reader.window_sentences`): a question with a window holding its answer
 with the answer tokens; windows of the same article that do not hold the answer (the most
 word-sharing ones first: the near misses the product will see) and every window shown with an
 unanswerable question are labelled with the [CLS] token (no answer). Every window that holds
-the whole answer is a positive (the centre sentence's and its neighbours').
+the whole answer is a positive (the centre sentence's and its neighbours'). Half the answerable
+questions also give a swapped copy (`swapped_question`: a name or number the window holds
+replaced by another of the article) labelled "no answer" on the window holding the answer.
 
 Recipe: word/position embeddings frozen (so only the encoder and the head are shipped, fp16),
 AdamW lr 1e-4, 6% warm-up then linear decay, batch 32, length-bucketed batches, bf16 autocast
@@ -51,7 +53,9 @@ TUNE = ("Civil_disobedience", "Construction", "Private_school")
 REPORT = ("Jacksonville,_Florida", "Economic_inequality", "University_of_Chicago",
           "Intergovernmental_Panel_on_Climate_Change", "Prime_number")
 SEED = 13
+SWAP_SHARE = 0.5  # answerable questions that also yield a swapped, unanswerable copy (when they can)
 _WORD = re.compile(r"[a-z0-9]+")
+_NAME_OR_NUMBER = re.compile(r"\b(?:[A-Z][a-z]+|\d[\d,.]*\d|\d)\b")
 _STOP = set("a an the of in on at to for by with from and or is are was were be been what which who whom whose "
             "when where why how did do does that this these those it its as into than their there they he she his "
             "her not no".split())
@@ -59,6 +63,27 @@ _STOP = set("a an the of in on at to for by with from and or is are was were be 
 
 def words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def swapped_question(question: str, window: str, article_text: str, rng: random.Random) -> str | None:
+    """The question with one name or number that the window holds replaced by another name or
+    number of the article that the window lacks: an unanswerable question for that window (the
+    entity- and number-swap questions of SQuAD 2.0, made automatically). None when there is none.
+
+    >>> swapped_question("When did Seoul sign it?", "Seoul signed it in 1965.", "Tokyo and Seoul.", random.Random(0))
+    'When did Tokyo sign it?'
+    """
+    lower = window.lower()
+    names = [m for m in _NAME_OR_NUMBER.finditer(question) if m.start() > 0 and m.group().lower() in lower]
+    if not names:
+        return None
+    target = rng.choice(names)
+    number = target.group()[0].isdigit()
+    pool = sorted({w for w in _NAME_OR_NUMBER.findall(article_text)
+                   if w[0].isdigit() == number and w.lower() not in lower and w not in question})
+    if not pool:
+        return None
+    return question[:target.start()] + rng.choice(pool) + question[target.end():]
 
 
 def split_articles(data: Path) -> dict[str, list]:
@@ -72,6 +97,7 @@ def build_examples(articles, tokenizer, rng: random.Random) -> list[dict]:  # no
     """(question, window, answer char span in the window or None) examples, tokenised."""
     raw = []
     for article in tqdm(articles, desc="windows", file=sys.stderr):
+        article_text = "\n".join(article.paragraphs)
         sentences = []  # (paragraph index, spans, token counts, words per sentence)
         for p, context in enumerate(article.paragraphs):
             spans = sentence_spans(context)
@@ -101,6 +127,11 @@ def build_examples(articles, tokenizer, rng: random.Random) -> list[dict]:  # no
                     text = q.context[spans[first][0]:spans[last - 1][1]]
                     offset = a0 - spans[first][0]
                     raw.append((q.question, text, (offset, offset + len(q.answers[0]))))
+                _, first, last = centre[0]
+                gold_window = q.context[spans[first][0]:spans[last - 1][1]]
+                swapped = swapped_question(q.question, gold_window, article_text, rng) if rng.random() < SWAP_SHARE else None
+                if swapped:
+                    raw.append((swapped, gold_window, None))
                 gold = {a.lower() for a in q.answers}
                 negatives = [c for c in ranked if not (c[0] == p and spans[c[1]][0] < a1 and a0 < spans[c[2] - 1][1])]
                 chosen = negatives[:2] + rng.sample(negatives[2:], min(1, len(negatives) - 2))
@@ -172,7 +203,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
