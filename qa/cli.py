@@ -26,7 +26,7 @@ from pathlib import Path
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.render import answer_json, passage_json
+from qa.render import answer_json, passage_json, proof_parts
 from qa.types import Reading
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,9 +196,9 @@ def highlight(short: Reading, terminal: bool) -> str:
     >>> highlight(Reading(1, "c", "1965", 20, 24, "Signed in 1965.", 10, 25, 9.0, 4.0, 0.9), False)
     'Signed in **1965**.'
     """
-    a, b = short.start - short.sentence_start, short.end - short.sentence_start
+    before, words, after = proof_parts(short)
     on, off = ("\033[1m", "\033[0m") if terminal else ("**", "**")
-    return f"{short.sentence[:a]}{on}{short.sentence[a:b]}{off}{short.sentence[b:]}"
+    return f"{before}{on}{words}{off}{after}"
 
 
 def answer_mode_streams(settings: Settings) -> bool:

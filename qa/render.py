@@ -14,7 +14,7 @@ import html
 import re
 from collections.abc import Callable, Sequence
 
-from qa.types import Answer, Chunk, Passage
+from qa.types import Answer, Chunk, Passage, Reading
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
@@ -94,17 +94,26 @@ def answer_html(text: str, passages_shown: int) -> str:
     return "".join(parts)
 
 
+def proof_parts(reading: Reading) -> tuple[str, str, str]:
+    """The proof sentence split around the answer words: (before, answer, after).
+
+    >>> proof_parts(Reading(1, "c", "1965", 20, 24, "Signed in 1965.", 10, 25, 9.0, 4.0, 0.9))
+    ('Signed in ', '1965', '.')
+    """
+    a, b = reading.start - reading.sentence_start, reading.end - reading.sentence_start
+    return reading.sentence[:a], reading.sentence[a:b], reading.sentence[b:]
+
+
 def reply_html(answer: Answer) -> str:
     """The chat reply: the short answer in bold, then its proof sentence quoted with the answer
     words highlighted inside it and its `[n]` linked; generated or declined answers as text."""
     short = answer.short_answer
     if short is None or answer.mode != "evidence":
         return answer_html(answer.text, len(answer.passages))
-    a, b = short.start - short.sentence_start, short.end - short.sentence_start
-    sentence = short.sentence
-    quote = f"{escape_text(sentence[:a])}<mark>{escape_text(sentence[a:b])}</mark>{escape_text(sentence[b:])}"
+    before, words, after = proof_parts(short)
+    quote = f"{escape_text(before)}<mark>{escape_text(words)}</mark>{escape_text(after)}"
     link = answer_html(f"[{short.marker}]", len(answer.passages))
-    if short.text.strip(" .") == sentence.strip(" ."):
+    if short.text.strip(" .") == short.sentence.strip(" ."):
         return f"“{quote}” {link}"
     return f"<strong>{escape_text(short.text)}</strong> — “{quote}” {link}"
 
