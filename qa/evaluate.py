@@ -35,7 +35,7 @@ from qa.chunking import sentence_spans
 from qa.errors import QAError
 from qa.markers import answer_sentences, strip_markers
 from qa.pipeline import Pipeline
-from qa.squad import SquadArticle, f1_score, squad_scores
+from qa.squad import SquadArticle, squad_scores
 from qa.squad import normalize_answer as normalize
 from qa.types import Answer, Passage
 from qa.verify import MIN_SUPPORT, overlap, terms
@@ -115,19 +115,6 @@ def squad_corpus(articles: Sequence[SquadArticle], folder: Path) -> list[Questio
 # ---------------------------------------------------------------- metric functions
 
 
-def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    return max((float(normalize(prediction) == normalize(g)) for g in golds), default=0.0)
-
-
-def token_f1(prediction: str, golds: Sequence[str]) -> float:
-    """SQuAD token F1, best over the gold answers.
-
-    >>> round(token_f1("the 1965 treaty", ["1965"]), 3)
-    0.667
-    """
-    return max((f1_score(prediction, g) for g in golds if normalize(g)), default=0.0)
-
-
 def contains_gold(prediction: str, golds: Sequence[str], must_include: Sequence[str] = ()) -> float:
     text = normalize(prediction)
     if must_include:
@@ -177,10 +164,7 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
     }
     if answer is None:
         return record
-    # EM and F1 score the words that answer (the short answer) when there is one; contains_gold
-    # scores what the person reads (the short answer and its quoted proof sentence).
-    shown = strip_markers(answer.text)
-    plain = answer.short_answer.text if answer.short_answer else shown
+    shown = strip_markers(answer.text)  # what the person reads: the short answer and its proof
     cited = [(c, passages[c.marker - 1]) for c in answer.citations]
     record.update(
         {
@@ -198,14 +182,15 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
                 "marker": answer.readings[0].marker},
         }
     )
-    # The official SQuAD 2.0 scores of the short answer ("" when declined).
+    # The official SQuAD 2.0 scores of the short answer ("" when declined); on answerable
+    # questions they are also reported as exact_match and f1.
     record["squad_exact"], record["squad_f1"] = squad_scores(
         answer.short_answer.text if answer.short_answer and not answer.abstained else "", question.answers)
     if question.answerable:
         record.update(
             {
-                "exact_match": exact_match(plain, question.answers) if not answer.abstained else 0.0,
-                "f1": token_f1(plain, question.answers) if not answer.abstained else 0.0,
+                "exact_match": record["squad_exact"],
+                "f1": record["squad_f1"],
                 "contains_gold": contains_gold(shown, question.answers, question.must_include)
                 if not answer.abstained
                 else 0.0,

@@ -7,15 +7,14 @@ from conftest import ROOT, qa
 from qa.evaluate import (
     Question,
     contains_gold,
-    exact_match,
     first_evidence_rank,
     load_questions,
     normalize,
     score,
     summarize,
     table,
-    token_f1,
 )
+from qa.squad import squad_scores
 from qa.types import Answer, Chunk, Citation, Passage
 
 EVAL_SET = ROOT / "eval" / "questions.jsonl"
@@ -23,10 +22,10 @@ EVAL_SET = ROOT / "eval" / "questions.jsonl"
 
 def test_squad_normalisation_and_metrics():
     assert normalize("The Treaty, of 1965!") == "treaty of 1965"
-    assert token_f1("the 1965 treaty", ["1965"]) == pytest.approx(2 * 0.5 * 1.0 / 1.5)
-    assert token_f1("nothing shared", ["1965"]) == 0.0
-    assert token_f1("in December 1965", ["1965", "December 1965"]) == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
-    assert exact_match("The Dokdo.", ["dokdo"]) == 1.0 and exact_match("Dokdo islets", ["Dokdo"]) == 0.0
+    assert squad_scores("the 1965 treaty", ["1965"])[1] == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+    assert squad_scores("nothing shared", ["1965"])[1] == 0.0
+    assert squad_scores("in December 1965", ["1965", "December 1965"])[1] == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+    assert squad_scores("The Dokdo.", ["dokdo"])[0] == 1.0 and squad_scores("Dokdo islets", ["Dokdo"])[0] == 0.0
     assert contains_gold("They are called Dokdo in Korean.", ["Dokdo"]) == 1.0
     assert contains_gold("Nippon Steel only", [], must_include=["Nippon Steel", "Mitsubishi"]) == 0.0
 
