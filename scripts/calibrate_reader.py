@@ -137,12 +137,17 @@ def write_card(model: Path, splits: dict, calibration: dict, summary: dict) -> N
         abstain_f1=overall["abstain_f1"], hit1=overall.get("hit@1") or 0.0, words=overall.get("short_answer_words") or 0.0))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_arguments(description: str) -> argparse.Namespace:
+    """--data, --model and --work, as the reader scripts take them."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_arguments(__doc__.splitlines()[0])
     calibrate(args.data, args.model, args.work)
 
 

@@ -14,7 +14,6 @@ Prints:
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
@@ -25,12 +24,12 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibrate_reader import fit_logistic, prepare  # noqa: E402
-from train_reader import DATA, split_articles  # noqa: E402
+from calibrate_reader import fit_logistic, parse_arguments, prepare  # noqa: E402
+from train_reader import split_articles  # noqa: E402
 
 from qa.chunking import sentence_spans  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.reader import MAX_TOKENS, MODEL_DIR, make_window, window_sentences  # noqa: E402
+from qa.reader import MAX_TOKENS, make_window, window_sentences  # noqa: E402
 from qa.squad import f1_score  # noqa: E402
 from qa.squad import normalize_answer as normalize  # noqa: E402
 from qa.verify import overlap, terms  # noqa: E402
@@ -123,11 +122,7 @@ def gold_windows(pipeline, articles, rng: random.Random, n: int = 300) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--model", type=Path, default=MODEL_DIR)
-    parser.add_argument("--work", type=Path, default=Path(".reader-train"))
-    args = parser.parse_args()
+    args = parse_arguments(__doc__.splitlines()[0])
     splits = split_articles(args.data)
     pipeline, questions = prepare(splits["tune"], args.work / "diagnose", args.model, Settings.from_env())
     rows = window_rows(pipeline, questions)
