@@ -88,11 +88,6 @@ class FakeReader:
 
 
 @pytest.fixture
-def fake_reader() -> FakeReader:
-    return FakeReader()
-
-
-@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings pointing at an empty corpus folder and a not-yet-built index in tmp_path."""
     (tmp_path / "corpus").mkdir()
