@@ -2,20 +2,27 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--corpus DIR] [--index DIR]
 
-The page: a chat that streams answers, citation markers that link to a Sources panel (the cited
-span highlighted, its offsets; passages retrieved but not cited collapsed below), settings,
-example questions, and an Index tab (documents, index state, rebuild, uploads). A named API endpoint
-`ask` returns the same object as `qa ask --json`. All rendering of document and model text goes
-through `qa.render`, which escapes it.
+The page: a chat that streams answers (Stop cancels one); each answer owns its sources: clicking
+its `[n]` shows that answer's passages in the Sources panel with passage n selected and the cited
+span highlighted, and hovering previews the quote; "open the document" shows the whole document
+scrolled to the span. The conversation is kept in the browser (it survives a reload; Clear drops
+it). The Index tab lists the documents, adds uploads, removes documents and rebuilds: indexing runs
+off the chat queue, so questions keep being answered from the current index until the new one is
+swapped in. A named API endpoint `ask` returns the same object as `qa ask --json`. All rendering of
+document and model text goes through `qa.render`, which escapes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import functools
+import json
 import logging
 import os
 import sys
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -23,66 +30,137 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from qa.config import Settings  # noqa: E402
-from qa.corpus import UnreadableFile, add_file  # noqa: E402
+from qa.corpus import UnreadableFile, add_file, file_sha256  # noqa: E402
 from qa.errors import QAError  # noqa: E402
-from qa.index import build_index, index_state  # noqa: E402
+from qa.index import index_state  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
-from qa.render import answer_json, escape_text, reply_html, sources_html  # noqa: E402
+from qa.render import answer_json, document_html, escape_text, reply_html, sources_html  # noqa: E402
 from qa.types import Answer  # noqa: E402
 
 log = logging.getLogger("app")
 
-MODEL_QUEUE = "model"  # chat, API and rebuild share one model: one at a time, in order
+MODEL_QUEUE = "model"  # chat and API share one model: one question at a time, in order
+INDEX_QUEUE = "index"  # uploads, removals and rebuilds: one at a time, never in the chat's way
+KEPT_ANSWERS = 30  # answers (with their sources) kept in the browser's storage
+EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": []}
+NO_SOURCES = "Sources of the answer appear here."
 EXAMPLES = [
     "When did Japan and South Korea establish diplomatic relations?",
     "What are the Liancourt Rocks called in Korean?",
     "Why did Japan restrict exports to South Korea in 2019?",
     "What is the population of Busan?",
 ]
+EXAMPLE_LABELS = [*EXAMPLES[:3], "What is the population of Busan? (not in the documents: a check that it says so)"]
 CSS = """
+#sources .answer-sources { display: none; } #sources .answer-sources:last-child { display: block; }
 #sources .source { border-left: 3px solid #bbb; padding: 0 .6em; margin: .6em 0; }
-#sources .source:target, #sources .source.selected { border-left-color: #e8a100; background: #fff8e1; }
-#sources mark { background: #ffe082; }
-#sources .where { font-size: .9em; } #sources .offsets, #sources .scores { color: #666; font-size: .85em; }
+#sources .source.selected { border-left-color: #e8a100; background: #fff8e1; }
+#sources mark, #document mark { background: #ffe082; }
+#sources .where { font-size: .9em; } #sources .details { color: #666; font-size: .85em; }
+#sources .asked { font-size: .9em; color: #555; }
+#document .doc-text { max-height: 60vh; overflow-y: auto; white-space: normal; border: 1px solid #ddd; padding: .5em; }
+.hidden-trigger { display: none !important; }
 """
-# Clicking a marker selects (and scrolls to) its passage in the Sources panel.
+# Clicking a marker shows its answer's sources with the passage selected; "open the document"
+# asks the server for the whole document (through the hidden #open-doc button); chat messages
+# get plain-text aria-labels (Gradio puts the message's markup in them).
 JS = """
 () => {
   document.addEventListener('click', (event) => {
     const link = event.target.closest('a.cite');
-    if (!link) return;
-    event.preventDefault();
-    const target = document.getElementById((link.getAttribute('href') || '').slice(1));
-    if (!target) return;
-    document.querySelectorAll('#sources .source.selected').forEach((el) => el.classList.remove('selected'));
-    target.classList.add('selected');
-    target.scrollIntoView({behavior: 'smooth', block: 'center'});
+    if (link) {
+      event.preventDefault();
+      const target = document.getElementById((link.getAttribute('href') || '').slice(1));
+      if (!target) return;
+      const block = target.closest('.answer-sources');
+      block.parentElement.querySelectorAll('.answer-sources').forEach((b) => { b.style.display = b === block ? 'block' : 'none'; });
+      document.querySelectorAll('#sources .source.selected').forEach((el) => el.classList.remove('selected'));
+      target.classList.add('selected');
+      const details = target.closest('details');
+      if (details) details.open = true;
+      target.scrollIntoView({behavior: 'smooth', block: 'center'});
+      return;
+    }
+    const opener = event.target.closest('a.open-doc');
+    if (opener) {
+      event.preventDefault();
+      window.docqaDocument = JSON.stringify({doc: opener.dataset.doc, start: +opener.dataset.start, end: +opener.dataset.end});
+      document.querySelector('#open-doc').click();
+    }
   }, true);
+  const plain = () => document.querySelectorAll('#chat [aria-label*="s message: "]').forEach((el) => {
+    const label = el.getAttribute('aria-label');
+    const wanted = label.slice(0, label.indexOf('s message: ') + 11) + el.innerText.trim();
+    if (label !== wanted) el.setAttribute('aria-label', wanted);  // equal: no new mutation, no loop
+  });
+  new MutationObserver(plain).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label']});
 }
 """
+SCROLL_TO_CITED = "() => setTimeout(() => document.querySelector('#document mark#cited')?.scrollIntoView({block: 'center'}), 150)"
 
 
-def chat(pipeline: Pipeline, message: str, history: list, asked: list, k: int, mode: str, show_scores: bool):
-    """Streams (chat history, sources panel, asked questions) while the answer is produced."""
-    history = [*history, {"role": "user", "content": escape_text(message or "")}]
-    yield history, "", asked
+def sources_panel(blocks: list[str]) -> str:
+    """Every kept answer's sources; CSS shows the latest, a clicked marker shows its own."""
+    return f'<div class="answers">{"".join(blocks)}</div>' if blocks else NO_SOURCES
+
+
+def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str, show_details: bool):
+    """Streams (chat messages, sources panel, conversation) while the answer is produced; the
+    conversation (messages, each answer's sources, the questions asked) is kept in the browser."""
+    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    panel = sources_panel(conversation["sources"])
+    history = [*conversation["chat"], {"role": "user", "content": escape_text(message or "")}]
+    yield history, panel, conversation
     try:
-        text = ""
-        for item in pipeline.ask_stream(message, int(k), mode, history=asked):
+        text, item = "", None
+        for item in pipeline.ask_stream(message, int(k), mode, history=conversation["asked"]):
             if isinstance(item, Answer):
                 break
             text += item
-            yield [*history, {"role": "assistant", "content": escape_text(text)}], "", asked
+            yield [*history, {"role": "assistant", "content": escape_text(text) + " …"}], panel, conversation
     except QAError as error:
-        yield [*history, {"role": "assistant", "content": escape_text(str(error))}], "", asked
-        return
+        reply, item = escape_text(str(error)), None
     except Exception:  # never a traceback in the page; the server log has it
         log.exception("answering failed")
-        yield [*history, {"role": "assistant", "content": "Something went wrong while answering; the server log has the details."}], "", asked
-        return
-    reply = reply_html(item)
-    panel = sources_html(item, pipeline.index.title, show_scores)
-    yield [*history, {"role": "assistant", "content": reply}], panel, [*asked, item.query]
+        reply, item = "Something went wrong while answering; the server log has the details.", None
+    blocks, asked = conversation["sources"], conversation["asked"]
+    if isinstance(item, Answer):
+        answer_id = "a" + uuid.uuid4().hex[:10]
+        reply = reply_html(item, answer_id)
+        blocks = [*blocks, sources_html(item, pipeline.index.title, show_details, answer_id)][-KEPT_ANSWERS:]
+        asked = [*asked, item.query][-KEPT_ANSWERS:]
+    messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
+    yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked}
+
+
+def stopped(question: str, conversation: dict) -> tuple:
+    """After Stop: the question with a note in place of the unfinished answer (never a draft
+    that looks final); Ask is back."""
+    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    messages = [*conversation["chat"], {"role": "user", "content": escape_text(question or "")},
+                {"role": "assistant", "content": "Stopped before the answer was finished."}][-2 * KEPT_ANSWERS:]
+    conversation = {**conversation, "chat": messages}
+    return messages, conversation, "", gr.update(visible=True), gr.update(visible=False)
+
+
+def restore(conversation: dict) -> tuple[list, str]:
+    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    return conversation["chat"], sources_panel(conversation["sources"])
+
+
+def show_document(pipeline: Pipeline, request: str) -> str:
+    """The whole document of a cited passage, the cited span highlighted (a message when the
+    document is gone or changed)."""
+    try:
+        wanted = json.loads(request or "{}")
+        doc = pipeline.document(str(wanted["doc"]))
+        start, end = int(wanted["start"]), int(wanted["end"])
+    except QAError as error:
+        return f"<p>{escape_text(str(error))}</p>"
+    except (ValueError, KeyError, TypeError):
+        return "<p>Choose “open the document” on a passage in the Sources panel.</p>"
+    page = bisect.bisect_right(doc.page_starts, start) if doc.page_starts else None
+    return document_html(doc.title, doc.text, start, end, page)
 
 
 def api_ask(pipeline: Pipeline, question: str) -> dict:
@@ -94,45 +172,89 @@ def api_ask(pipeline: Pipeline, question: str) -> dict:
     return answer_json(answer, pipeline.index.title)
 
 
-def index_view(pipeline: Pipeline) -> tuple[str, list[list]]:
+def when(iso: str) -> str:
+    """'2026-11-30T17:05:00+00:00' -> '30 Nov 2026, 17:05 UTC' (as a person writes it)."""
+    try:
+        return datetime.fromisoformat(iso).strftime("%d %b %Y, %H:%M UTC").lstrip("0")
+    except ValueError:
+        return iso
+
+
+def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict]:
+    """(index status, documents table, details table, removal choices)."""
     state, message = index_state(pipeline.settings, pipeline.settings.embed_model)
+    try:
+        index = pipeline.index
+    except QAError:
+        return f"**Index {state}.** {escape_text(message)}", [], [], gr.update(choices=[], value=None)
+    built = when(index.manifest["built_at"])
+    docs = sorted(index.documents.values(), key=lambda d: d.path)
+    rows = [[d.title, d.path, d.chunks] for d in docs]
+    details = [[d.path, d.sha256, d.chars, index.manifest["built_at"]] for d in docs]
+    status = f"**{len(index.chunks)} passages from {len(docs)} documents**, indexed {built}."
     if state != "fresh":
-        return f"**Index {state}.** {escape_text(message)}", []
-    index = pipeline.index
-    built = index.manifest["built_at"]
-    rows = [[d.title, d.path, d.chunks, d.sha256[:16] + "…", built] for d in index.documents.values()]
-    return f"**Index fresh.** {len(index.chunks)} passages from {len(rows)} documents, built {built}.", rows
+        status += f" The corpus folder has changed since ({escape_text(message)}); rebuild to include the changes."
+    choices = gr.update(choices=[(f"{d.title} ({d.path})", d.doc_id) for d in docs], value=None)
+    return status, rows, details, choices
 
 
-def rebuild(pipeline: Pipeline, progress=gr.Progress(track_tqdm=True)) -> tuple[str, list[list]]:
+def header(pipeline: Pipeline) -> str:
+    try:
+        documents, passages = len(pipeline.index.documents), len(pipeline.index.chunks)
+    except QAError as error:
+        return f"**Not ready:** {escape_text(str(error))}"
+    return f"Ready: {passages} passages from {documents} document{'s' if documents != 1 else ''}."
+
+
+def reindex(pipeline: Pipeline, work, progress: gr.Progress) -> tuple[str, str]:  # noqa: ANN001
+    """Run `work(report)` (a rebuild or a removal) with readable progress; (message, header)."""
     progress(0, desc="Indexing…")
     try:
-        summary = build_index(pipeline.settings, pipeline.embedder, progress=True)
+        summary = work(lambda text, done: progress(done, desc=text))
     except QAError as error:
-        return f"**Rebuild failed.** {escape_text(str(error))}", []
-    pipeline.reload()
-    status, rows = index_view(pipeline)
-    return f"{status} ({escape_text(summary.line())}; {escape_text(summary.changes())})", rows
+        return f"**Not done.** {escape_text(str(error))}", header(pipeline)
+    return f"Done: {escape_text(summary.line())} ({escape_text(summary.changes())}).", header(pipeline)
 
 
-def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress(track_tqdm=True)) -> tuple[str, list[list]]:
+def rebuild(pipeline: Pipeline, progress=gr.Progress()) -> tuple:  # noqa: ANN001
+    message, status = reindex(pipeline, pipeline.rebuild, progress)
+    return (message, status, *index_view(pipeline))
+
+
+def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress()) -> tuple:  # noqa: ANN001
     """Save uploaded files into the corpus under safe names, then index them (incrementally)."""
     if not files:
-        return "Choose one or more .txt, .md, .html or .pdf files first.", index_view(pipeline)[1]
-    saved, refused = [], []
+        return ("Choose one or more .txt, .md, .html or .pdf files first.", header(pipeline), *index_view(pipeline))
+    try:
+        indexed = {d.sha256: d.path for d in pipeline.index.documents.values()}
+    except QAError:
+        indexed = {}
+    saved, notes = [], []
     for file in files:
         path = Path(file)
         try:
+            digest = file_sha256(path)
+            if digest in indexed:
+                notes.append(f"{path.name}: already indexed (as {indexed[digest]})")
+                continue
             saved.append(add_file(pipeline.settings.corpus_dir, path.name, path).name)
         except (UnreadableFile, OSError) as error:
-            refused.append(f"{path.name}: {error}")
+            notes.append(f"{path.name}: refused ({error})")
     message = f"Added {', '.join(saved)}." if saved else "Nothing was added."
-    if refused:
-        message += " Refused: " + "; ".join(refused) + "."
-    if saved:
-        status, rows = rebuild(pipeline, progress)
-        return f"{escape_text(message)} {status}", rows
-    return escape_text(message), index_view(pipeline)[1]
+    if notes:
+        message += " " + "; ".join(notes) + "."
+    if not saved:
+        return (escape_text(message), header(pipeline), *index_view(pipeline))
+    done, status = reindex(pipeline, pipeline.rebuild, progress)
+    return (f"{escape_text(message)} {done}", status, *index_view(pipeline))
+
+
+def remove(pipeline: Pipeline, doc_id: str | None, delete_file: bool, progress=gr.Progress()) -> tuple:  # noqa: ANN001
+    if not doc_id:
+        return ("Choose a document to remove first.", header(pipeline), *index_view(pipeline))
+    work = functools.partial(pipeline.remove, doc_id, delete_file)
+    done, status = reindex(pipeline, lambda report: work(report=report), progress)
+    return (done, status, *index_view(pipeline))
 
 
 def ready(pipeline: Pipeline) -> str:
@@ -140,8 +262,7 @@ def ready(pipeline: Pipeline) -> str:
         pipeline.warm_up(generator=False)
     except QAError as error:
         return f"**Not ready:** {escape_text(str(error))}"
-    documents = len(pipeline.index.documents)
-    status = f"Ready: {len(pipeline.index.chunks)} passages from {documents} document{'s' if documents != 1 else ''}."
+    status = header(pipeline)
     if pipeline.settings.answer_mode == "generative":
         try:
             pipeline.generator.warm_up()
@@ -155,7 +276,7 @@ def build(pipeline: Pipeline) -> gr.Blocks:
     with gr.Blocks(title="docqa") as demo:
         gr.Markdown("# docqa\nAsk about your documents. Every answer cites its sources; click a marker to check it.")
         status = gr.Markdown("Loading the index and models…", elem_id="status")
-        asked = gr.State([])
+        conversation = gr.BrowserState(EMPTY_CONVERSATION, storage_key="docqa-conversation")
         with gr.Tab("Chat"):
             with gr.Row():
                 with gr.Column(scale=3):
@@ -165,21 +286,26 @@ def build(pipeline: Pipeline) -> gr.Blocks:
                     )
                     with gr.Row():
                         ask = gr.Button("Ask", variant="primary", elem_id="ask")
-                        clear = gr.Button("Clear", elem_id="clear")
-                    gr.Examples(EXAMPLES, inputs=question)
-                    with gr.Accordion("Settings", open=False):
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop", visible=False)
+                        clear = gr.Button("Clear the conversation", elem_id="clear")
+                    gr.Examples(EXAMPLES, inputs=question, example_labels=EXAMPLE_LABELS)
+                    with gr.Accordion("Settings", open=False, elem_id="chat-settings"):
                         k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
                         mode = gr.Radio(["evidence", "generative"], value=settings.answer_mode, label="Answer mode")
-                        show_scores = gr.Checkbox(False, label="Show retrieval scores")
+                        show_details = gr.Checkbox(False, label="Show details (character offsets, retrieval scores)")
                 with gr.Column(scale=2):
                     gr.Markdown("### Sources")
-                    sources = gr.HTML("Sources of the answer appear here.", elem_id="sources")
+                    sources = gr.HTML(NO_SOURCES, elem_id="sources")
+                    document = gr.HTML("", elem_id="document")
+                    document_request = gr.Textbox(visible=False)
+                    open_document = gr.Button("open", elem_id="open-doc", elem_classes="hidden-trigger")
         with gr.Tab("Index"):
-            index_status = gr.Markdown()
-            documents = gr.Dataframe(
-                headers=["title", "file", "chunks", "sha256", "indexed at"], interactive=False, wrap=True
-            )
-            rebuild_button = gr.Button("Rebuild index")
+            index_status = gr.Markdown(elem_id="index-status")
+            documents = gr.Dataframe(headers=["title", "file", "passages"], interactive=False, wrap=True,
+                                     elem_id="documents")
+            with gr.Accordion("Details", open=False):
+                details = gr.Dataframe(headers=["file", "sha256", "characters", "indexed at (UTC)"],
+                                       interactive=False, wrap=True)
             uploads = gr.File(
                 label="Add documents (.txt, .md, .html, .pdf; up to 20 MB each)",
                 file_count="multiple",
@@ -187,32 +313,49 @@ def build(pipeline: Pipeline) -> gr.Blocks:
                 elem_id="uploads",
             )
             add_button = gr.Button("Add to the corpus and index", elem_id="add")
+            with gr.Row():
+                removable = gr.Dropdown(label="Remove a document from the index", choices=[], elem_id="removable",
+                                        allow_custom_value=True)
+                delete_file = gr.Checkbox(False, label="also delete its file from the corpus folder")
+                remove_button = gr.Button("Remove", elem_id="remove")
+            rebuild_button = gr.Button("Rebuild the index", elem_id="rebuild")
+            index_message = gr.Markdown(elem_id="index-message")
 
-        inputs = [question, chatbot, asked, k, mode, show_scores]
-        outputs = [chatbot, sources, asked]
+        answering = (gr.update(visible=False), gr.update(visible=True))
+        idle = (gr.update(visible=True), gr.update(visible=False))
+        inputs = [question, conversation, k, mode, show_details]
+        outputs = [chatbot, sources, conversation]
         respond = functools.partial(chat, pipeline)
-        ask.click(respond, inputs, outputs, api_name="chat", concurrency_id=MODEL_QUEUE).then(
-            lambda: "", None, question, api_name=False, queue=False
-        )
-        question.submit(respond, inputs, outputs, api_name=False, concurrency_id=MODEL_QUEUE).then(
-            lambda: "", None, question, api_name=False, queue=False
-        )
-        clear.click(lambda: ([], "Sources of the answer appear here.", []), None, outputs, api_name=False, queue=False)
-        rebuild_button.click(
-            functools.partial(rebuild, pipeline), None, [index_status, documents], api_name="rebuild",
-            concurrency_id=MODEL_QUEUE,
-        )
+        events = []
+        for trigger, name in ((ask.click, "chat"), (question.submit, False)):
+            event = trigger(lambda: answering, None, [ask, stop], api_name=False, queue=False).then(
+                respond, inputs, outputs, api_name=name, concurrency_id=MODEL_QUEUE
+            )
+            events.append(event)
+            event.then(lambda: ("", *idle), None, [question, ask, stop], api_name=False, queue=False)
+        stop.click(stopped, [question, conversation], [chatbot, conversation, question, ask, stop],
+                   cancels=events, api_name=False, queue=False)
+        clear.click(lambda: ([], NO_SOURCES, "", EMPTY_CONVERSATION), None, [chatbot, sources, document, conversation],
+                    api_name=False, queue=False)
+        open_document.click(functools.partial(show_document, pipeline), document_request, document,
+                            js="(x) => window.docqaDocument || x", api_name=False, queue=False).then(
+            None, None, None, js=SCROLL_TO_CITED)
+
         def ask_endpoint(question: str) -> dict:
             """Answer a question; returns the same object as `qa ask --json`."""
             return api_ask(pipeline, question)
 
         gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE)
-        add_button.click(
-            functools.partial(upload, pipeline), uploads, [index_status, documents], api_name="upload",
-            concurrency_id=MODEL_QUEUE,
-        )
+        index_outputs = [index_message, status, index_status, documents, details, removable]
+        rebuild_button.click(functools.partial(rebuild, pipeline), None, index_outputs, api_name="rebuild",
+                             concurrency_id=INDEX_QUEUE)
+        add_button.click(functools.partial(upload, pipeline), uploads, index_outputs, api_name="upload",
+                         concurrency_id=INDEX_QUEUE)
+        remove_button.click(functools.partial(remove, pipeline), [removable, delete_file], index_outputs,
+                            api_name="remove", concurrency_id=INDEX_QUEUE)
+        demo.load(restore, conversation, [chatbot, sources], api_name=False, queue=False)
         demo.load(functools.partial(ready, pipeline), None, status, api_name=False).then(
-            functools.partial(index_view, pipeline), None, [index_status, documents], api_name=False
+            functools.partial(index_view, pipeline), None, index_outputs[2:], api_name=False
         )
     return demo
 

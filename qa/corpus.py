@@ -41,17 +41,42 @@ class UnreadableFile(Exception):
     """Raised by `decode` for bytes that are not text; the caller skips the file."""
 
 
+IGNORE_FILE = ".qaignore"  # in the corpus folder: paths (relative, one per line) kept out of the index
+
+
 def find_files(corpus_dir: Path) -> list[Path]:
-    """Every supported file under `corpus_dir`, recursively, sorted; hidden files are left out."""
+    """Every supported file under `corpus_dir`, recursively, sorted; hidden files and the paths
+    listed in `corpus_dir/.qaignore` (documents removed from the index) are left out."""
     if not corpus_dir.is_dir():
         return []
+    ignored = ignored_paths(corpus_dir)
     return sorted(
         p
         for p in corpus_dir.rglob("*")
         if p.suffix.lower() in SUFFIXES
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
+        and p.relative_to(corpus_dir).as_posix() not in ignored
     )
+
+
+def ignored_paths(corpus_dir: Path) -> set[str]:
+    """The paths listed in `corpus_dir/.qaignore` ('#' starts a comment)."""
+    try:
+        lines = (corpus_dir / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
+
+
+def set_ignored(corpus_dir: Path, rel: str, ignored: bool) -> None:
+    """Add `rel` to (or drop it from) `corpus_dir/.qaignore`, written atomically."""
+    paths = ignored_paths(corpus_dir)
+    paths = paths | {rel} if ignored else paths - {rel}
+    staged = corpus_dir / f"{IGNORE_FILE}.tmp-{os.getpid()}"
+    staged.write_text("# kept out of the index (removed in the app); delete a line to index the file again\n"
+                      + "".join(f"{path}\n" for path in sorted(paths)), encoding="utf-8")
+    os.replace(staged, corpus_dir / IGNORE_FILE)
 
 
 def decode(data: bytes) -> str:
@@ -270,4 +295,6 @@ def add_file(corpus_dir: Path, name: str, source: Path) -> Path:
         os.replace(staged, target)
     finally:
         staged.unlink(missing_ok=True)
+    if target.name in ignored_paths(corpus_dir):
+        set_ignored(corpus_dir, target.name, False)
     return target

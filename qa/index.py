@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CHUNKER_VERSION = 2  # bump when chunking.py or corpus.py change what they produce
 EMBED_BATCH = 256
+REPORT_EVERY = 64  # texts between progress reports while a document is embedded
 HNSW_M = 32  # graph degree; recall@10 0.986 on 115k real chunk vectors, 8-bit (`python -m qa.bench_scale`)
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128  # raised to the number of results asked for when that is larger
@@ -272,6 +273,8 @@ class _IndexWriter:
         self.units = array("q")  # flat (first chunk row holding it, start, end) per sentence unit
         self.chunk_units = array("q")  # flat [first, end) unit ids per chunk
         self.index_types: dict[str, str] = {}
+        self.report: Callable[[str, float], None] | None = None  # told how far the build is
+        self.files = (0, 1)  # (files done before this one, files in all): for the fraction reported
 
     @property
     def chunk_count(self) -> int:
@@ -289,10 +292,12 @@ class _IndexWriter:
         unit_base, chunk_base = self.unit_count, self.chunk_count
         owner = [-1] * len(split.units)
         texts = []
+        total = len(split.chunks) + len(split.units)
         for offset, (chunk, (first, end)) in enumerate(zip(split.chunks, split.unit_ranges)):
             self.store.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
             text = embedding_text(doc.title, chunk.section, chunk.text)
             texts.append(text)
+            self._tick(doc.path, offset, total)
             self.chunk_batcher.add(text)
             self.chunk_units.extend((unit_base + first, unit_base + end))
             for u in range(first, end):
@@ -302,8 +307,14 @@ class _IndexWriter:
         for u, (start, end) in enumerate(split.units):
             self.units.extend((owner[u], start, end))
             section = split.chunks[owner[u] - chunk_base].section
+            self._tick(doc.path, len(split.chunks) + u, total)
             self.unit_batcher.add(embedding_text(doc.title, section, doc.text[start:end]))
         self.documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
+
+    def _tick(self, path: str, done: int, total: int) -> None:
+        if self.report is not None and done % REPORT_EVERY == 0:
+            before, files = self.files
+            self.report(f"embedding {path}: {done}/{total} passages and sentences", (before + done / total) / files)
 
     def add_existing(self, info: DocumentInfo, previous: Index) -> None:
         """Copy a document's chunks and vectors from the previous index instead of embedding."""
@@ -348,8 +359,11 @@ class _IndexWriter:
         self.unit_vectors.close()
 
 
-def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -> BuildSummary:
-    """Index every document under `settings.corpus_dir` into `settings.index_dir`, atomically.
+def build_index(settings: Settings, embedder: Embedder, progress: bool = True,
+                report: Callable[[str, float], None] | None = None) -> BuildSummary:
+    """Index every document under `settings.corpus_dir` into `settings.index_dir`, atomically;
+    `report` (if given) is told in words what is being done ("embedding a.pdf: 64/599 …") and
+    the fraction of the build done.
 
     Unreadable, empty, heading-only and duplicate files are skipped with a warning naming them.
     Any failure (a full disk, a read-only folder, an interrupted process) leaves the previous
@@ -373,6 +387,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
         try:
             tmp.mkdir(parents=True)
             writer = _IndexWriter(tmp, embedder, settings.ann_threshold)
+            writer.report = report
             previous = _reusable_index(settings, embedder)
             before = _indexed_before(target)  # path -> sha256, to count what changed in the corpus
             reusable = {d.path: d for d in previous.documents.values()} if previous else {}
@@ -380,9 +395,12 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
             new = changed = unchanged = 0
             sources: dict[str, dict] = {}  # rel -> sha256, size, mtime_ns, indexed: the manifest's record
             with tqdm(total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False) as bar:
-                for path in files:
+                for number, path in enumerate(files, start=1):
                     bar.update(1)
                     rel = path.relative_to(settings.corpus_dir).as_posix()
+                    writer.files = (number - 1, len(files))
+                    if report is not None:
+                        report(f"reading {rel} (file {number} of {len(files)})", (number - 1) / len(files))
                     try:  # stat before reading, so an edit made during the build shows as a change later
                         stat = path.stat()
                     except OSError as error:
@@ -426,6 +444,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True) -
                 raise EmptyCorpusError(
                     f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)"
                 )
+            if report is not None:
+                report("writing the index", 1.0)
             writer.finish()
             manifest = {
                 "format": FORMAT_VERSION,

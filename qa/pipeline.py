@@ -3,6 +3,8 @@
 The CLI and the app build one `Pipeline` and call it; they hold no pipeline logic themselves.
 Loading is lazy: `Pipeline(settings)` is cheap; `warm_up()` or the first call loads the index
 and models, raising a `QAError` that says what to do when something is missing or stale.
+`rebuild()` indexes the corpus while questions keep being answered from the loaded index, then
+swaps the new one in; `document()` and `remove()` serve the app's document view and removal.
 """
 
 from __future__ import annotations
@@ -10,17 +12,19 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from qa.answer import Answerer
 from qa.config import Settings
+from qa.corpus import UnreadableFile, read_document, set_ignored
+from qa.errors import QAError
 from qa.followup import standalone_query
 from qa.generate import Generator, OpenAIGenerator, TransformersGenerator
-from qa.index import Index, load_index
+from qa.index import BuildSummary, Index, build_index, load_index
 from qa.models import Embedder, get_embedder
 from qa.reader import Reader, Window, get_reader
 from qa.retrieve import Retriever, check_question
-from qa.types import Answer, Passage
+from qa.types import Answer, Document, Passage
 
 
 class Pipeline:
@@ -33,6 +37,7 @@ class Pipeline:
         self._retriever: Retriever | None = None
         self._answerer: Answerer | None = None
         self._lock = threading.Lock()
+        self._building = threading.Lock()  # one rebuild at a time in this process
 
     @property
     def embedder(self) -> Embedder:
@@ -71,12 +76,16 @@ class Pipeline:
 
     @property
     def answerer(self) -> Answerer:
+        return self._current()[1]
+
+    def _current(self) -> tuple[Retriever, Answerer]:
+        """The loaded retriever and an answerer over the same index (a swap cannot split them)."""
         retriever = self.retriever
         with self._lock:
             if self._answerer is None or self._answerer.index is not retriever.index:
                 self._answerer = Answerer(retriever.index, self.embedder, self.settings, self.reader,
                                           self.generator)
-            return self._answerer
+            return retriever, self._answerer
 
     def warm_up(self, generator: bool | None = None) -> None:
         """Load the index and models now rather than on the first question; the language model
@@ -91,6 +100,45 @@ class Pipeline:
         with self._lock:
             self._retriever = None
             self._answerer = None
+
+    def rebuild(self, report: Callable[[str, float], None] | None = None) -> BuildSummary:
+        """Index the corpus (incrementally) and swap the new index in; until then questions are
+        answered from the loaded one. `report` is told in words how far the build is."""
+        with self._building:
+            summary = build_index(self.settings, self.embedder, progress=False, report=report)
+            retriever = Retriever(load_index(self.settings, self.embedder.name), self.embedder, self.settings)
+            with self._lock:
+                self._retriever, self._answerer = retriever, None
+        return summary
+
+    def document(self, doc_id: str) -> Document:
+        """An indexed document read again from the corpus; a `QAError` if it is gone or changed
+        since it was indexed (its offsets would no longer point at the cited text)."""
+        info = self.index.documents.get(doc_id)
+        if info is None:
+            raise QAError("that document is no longer in the index")
+        try:
+            doc = read_document(self.settings.corpus_dir / info.path, self.settings.corpus_dir)
+        except (UnreadableFile, OSError) as error:
+            raise QAError(f"{info.path} can no longer be read ({error}); rebuild the index") from None
+        if doc.sha256 != info.sha256:
+            raise QAError(f"{info.path} has changed since it was indexed; rebuild the index to see it")
+        return doc
+
+    def remove(self, doc_id: str, delete_file: bool = False,
+               report: Callable[[str, float], None] | None = None) -> BuildSummary:
+        """Take a document out of the index; its file stays in the corpus (listed in
+        `.qaignore`) unless `delete_file`."""
+        info = self.index.documents.get(doc_id)
+        if info is None:
+            raise QAError("that document is not in the index")
+        if len(self.index.documents) == 1:
+            raise QAError("this is the only document in the index; add another before removing it")
+        if delete_file:
+            (self.settings.corpus_dir / info.path).unlink(missing_ok=True)
+        else:
+            set_ignored(self.settings.corpus_dir, info.path, True)
+        return self.rebuild(report)
 
     def search(self, question: str, k: int | None = None) -> tuple[str, list[Passage]]:
         """(the cleaned question, its passages); raises `BadQuestionError` for unusable input."""
@@ -110,11 +158,11 @@ class Pipeline:
         began = time.perf_counter()
         cleaned = check_question(question, self.settings.max_question_chars)
         query = standalone_query(cleaned, history)
-        retriever = self.retriever
+        retriever, answerer = self._current()
         vector = retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
         passages = retriever.search(query, k, vector)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
-        for item in self.answerer.stream(query, passages, mode, cancel, vector):
+        for item in answerer.stream(query, passages, mode, cancel, vector):
             if isinstance(item, Answer):
                 timings = {
                     "retrieve_ms": retrieve_ms,

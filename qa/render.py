@@ -5,14 +5,15 @@ contains `<script>`, `<img onerror=…>`, a `javascript:` link or a Markdown ima
 The only markup in the output is what this module writes itself.
 
 >>> answer_html("Busan <script>x</script> ![i](http://e/x) [1].", 2)
-'Busan &lt;script&gt;x&lt;/script&gt; \\\\!\\\\[i\\\\]\\\\(http:\\u200b//e/x\\\\) <a class="cite" href="#src-1" data-marker="1">[1]</a>.'
+'Busan &lt;script&gt;x&lt;/script&gt; \\\\!\\\\[i\\\\]\\\\(http:\\u200b//e/x\\\\) <a class="cite" href="#a-src-1" data-answer="a" data-marker="1">[1]</a>.'
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from qa.types import Answer, Chunk, Passage, Reading
 
@@ -80,15 +81,17 @@ def escape_text(text: str) -> str:
     return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("://", ":\u200b//")), quote=False)
 
 
-def answer_html(text: str, passages_shown: int) -> str:
-    """Answer text, escaped, with each valid `[n]` made a link to its source in the panel."""
+def answer_html(text: str, passages_shown: int, answer_id: str = "a", previews: Mapping[int, str] | None = None) -> str:
+    """Answer text, escaped, with each valid `[n]` made a link to passage n of this answer's
+    sources (`#<answer_id>-src-<n>`); `previews` gives a marker's quoted text, shown on hover."""
     parts, pos = [], 0
     for match in _MARKER.finditer(text):
         n = int(match.group(1))
         if not 1 <= n <= passages_shown:
             continue
         parts.append(escape_text(text[pos : match.start()]))
-        parts.append(f'<a class="cite" href="#src-{n}" data-marker="{n}">[{n}]</a>')
+        title = f' title="{html.escape(previews[n])}"' if previews and n in previews else ""
+        parts.append(f'<a class="cite" href="#{answer_id}-src-{n}" data-answer="{answer_id}" data-marker="{n}"{title}>[{n}]</a>')
         pos = match.end()
     parts.append(escape_text(text[pos:]))
     return "".join(parts)
@@ -104,15 +107,18 @@ def proof_parts(reading: Reading) -> tuple[str, str, str]:
     return reading.sentence[:a], reading.sentence[a:b], reading.sentence[b:]
 
 
-def reply_html(answer: Answer) -> str:
+def reply_html(answer: Answer, answer_id: str = "a") -> str:
     """The chat reply: the short answer in bold, then its proof sentence quoted with the answer
     words highlighted inside it and its `[n]` linked; generated or declined answers as text."""
+    previews: dict[int, str] = {}
+    for c in answer.citations:
+        previews[c.marker] = f"{previews[c.marker]} … {c.quote}" if c.marker in previews else c.quote
     short = answer.short_answer
     if short is None or answer.mode != "evidence":
-        return answer_html(answer.text, len(answer.passages))
+        return answer_html(answer.text, len(answer.passages), answer_id, previews)
     before, words, after = proof_parts(short)
     quote = f"{escape_text(before)}<mark>{escape_text(words)}</mark>{escape_text(after)}"
-    link = answer_html(f"[{short.marker}]", len(answer.passages))
+    link = answer_html(f"[{short.marker}]", len(answer.passages), answer_id, {short.marker: short.sentence})
     if short.text.strip(" .") == short.sentence.strip(" ."):
         return f"“{quote}” {link}"
     return f"<strong>{escape_text(short.text)}</strong> — “{quote}” {link}"
@@ -122,30 +128,36 @@ def where(title: str, section: str) -> str:
     return " › ".join(part for part in (title, *section.split(" > ")) if part)
 
 
-def sources_html(answer: Answer, title: Callable[[Chunk], str], show_scores: bool = False) -> str:
-    """The Sources panel: the searched query, cited passages with the quoted span highlighted
-    and their offsets, then the passages retrieved but not cited, collapsed."""
+def sources_html(answer: Answer, title: Callable[[Chunk], str], show_details: bool = False, answer_id: str = "a",
+                 shown: bool = True) -> str:
+    """One answer's block of the Sources panel: the question, cited passages with the quoted
+    span highlighted, then the passages retrieved but not cited, collapsed. Passage n has the id
+    `<answer_id>-src-<n>`; offsets and retrieval scores only with `show_details`."""
     quotes: dict[int, list[tuple[int, int]]] = {}
     for c in answer.citations:
         quotes.setdefault(c.marker, []).append((c.start, c.end))
-    out = []
+    out = [f'<div class="answer-sources{" shown" if shown else ""}" data-answer="{answer_id}">',
+           f'<p class="asked">Sources for <q>{html.escape(answer.question)}</q></p>']
     if answer.query and answer.query != answer.question:
         out.append(f'<p class="query">Searched for: <q>{html.escape(answer.query)}</q></p>')
     cited = [(n, p) for n, p in enumerate(answer.passages, start=1) if n in quotes]
     others = [(n, p) for n, p in enumerate(answer.passages, start=1) if n not in quotes]
+    shown_passage = functools.partial(_passage_html, title=title, show_details=show_details, answer_id=answer_id)
     if cited:
         out.append("<h3>Cited passages</h3>")
-        out += [_passage_html(n, p, title(p.chunk), quotes[n], show_scores) for n, p in cited]
+        out += [shown_passage(n, p, spans=quotes[n]) for n, p in cited]
     elif answer.passages:
         out.append("<p>No passage was cited.</p>")
     if others:
         label = "Other retrieved passages" if cited else "Retrieved passages"
-        inner = "".join(_passage_html(n, p, title(p.chunk), [], show_scores) for n, p in others)
+        inner = "".join(shown_passage(n, p, spans=[]) for n, p in others)
         out.append(f"<details><summary>{label} ({len(others)})</summary>{inner}</details>")
+    out.append("</div>")
     return "\n".join(out)
 
 
-def _passage_html(n: int, p: Passage, title: str, spans: Sequence[tuple[int, int]], show_scores: bool) -> str:
+def _passage_html(n: int, p: Passage, title: Callable[[Chunk], str], spans: Sequence[tuple[int, int]],
+                  show_details: bool, answer_id: str) -> str:
     c = p.chunk
     body, pos = [], 0
     for start, end in sorted(spans):
@@ -155,14 +167,31 @@ def _passage_html(n: int, p: Passage, title: str, spans: Sequence[tuple[int, int
         body += [html.escape(c.text[pos:a]), f"<mark>{html.escape(c.text[a:b])}</mark>"]
         pos = b
     body.append(html.escape(c.text[pos:]))
-    scores = ""
-    if show_scores:
+    details = ""
+    if show_details:
         dense = "–" if p.dense_score is None else f"{p.dense_score:.3f} (#{p.dense_rank})"
         bm25 = "–" if p.bm25_score is None else f"{p.bm25_score:.2f} (#{p.bm25_rank})"
-        scores = f'<div class="scores">fused {p.score:.4f} · dense {dense} · BM25 {bm25}</div>'
+        details = (f'<div class="details"><span class="offsets">characters {c.start}–{c.end}</span>'
+                   f' · <span class="scores">fused {p.score:.4f} · dense {dense} · BM25 {bm25}</span></div>')
+    start, end = min(spans) if spans else (c.start, c.end)
+    opener = (f'<a class="open-doc" href="#" data-doc="{html.escape(c.doc_id)}" data-start="{start}" data-end="{end}">'
+              "open the document</a>")
+    page = f" · page {c.page}" if c.page else ""
     return (
-        f'<div class="source" id="src-{n}" data-marker="{n}">'
-        f'<div class="where"><b>[{n}]</b> {html.escape(where(title, c.section))}'
-        f' <span class="offsets">{f"page {c.page}, " if c.page else ""}characters {c.start}–{c.end}</span></div>'
-        f'{scores}<blockquote>{"".join(body).replace(chr(10), "<br>")}</blockquote></div>'
+        f'<div class="source" id="{answer_id}-src-{n}" data-marker="{n}">'
+        f'<div class="where"><b>[{n}]</b> {html.escape(where(title(c), c.section))}{page} · {opener}</div>'
+        f'{details}<blockquote>{"".join(body).replace(chr(10), "<br>")}</blockquote></div>'
     )
+
+
+def document_html(title: str, text: str, start: int, end: int, page: int | None = None) -> str:
+    """A whole document, escaped, with [start, end) highlighted as `<mark id="cited">`.
+
+    >>> document_html("T", "a <b> c", 2, 5)
+    '<div class="document"><h3>T</h3><div class="doc-text">a <mark id="cited">&lt;b&gt;</mark> c</div></div>'
+    """
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    body = html.escape(text[:start]) + f'<mark id="cited">{html.escape(text[start:end])}</mark>' + html.escape(text[end:])
+    where_page = f'<p class="page">page {page}</p>' if page else ""
+    return (f'<div class="document"><h3>{html.escape(title)}</h3>{where_page}'
+            f'<div class="doc-text">{body.replace(chr(10), "<br>")}</div></div>')

@@ -1,14 +1,20 @@
-"""Shared fixtures: a deterministic fake embedder for unit tests, the real models for end-to-end ones."""
+"""Shared fixtures: a deterministic fake embedder for unit tests, the real models for end-to-end ones,
+and the real app on a free port for the server and browser tests."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,7 @@ from qa.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
 QA = [sys.executable, "-m", "qa"]
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright cannot download its own browser here
 
 
 def qa(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -144,3 +151,38 @@ def hostile_workdir(tmp_path_factory) -> Path:
     result = qa("index", cwd=work)
     assert result.returncode == 0, result.stderr
     return work
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(workdir: Path, env: dict | None = None) -> Iterator[str]:
+    """`python app.py` on a free loopback port in `workdir`; yields its URL once it answers."""
+    port = free_port()
+    log_path = workdir / f"app-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                    break
+                except urllib.error.HTTPError:
+                    break  # it answers (a login page, say)
+                except OSError:
+                    assert time.monotonic() < deadline, "app did not start within 180 s"
+                    time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

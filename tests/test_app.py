@@ -1,63 +1,19 @@
 """The real Gradio server on a free port: asked through gradio_client and driven in a real
 browser (Playwright with Debian's Chromium)."""
 
-import contextlib
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT
+from conftest import CHROMIUM, running_app
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 QUESTION = "When did Japan and South Korea establish diplomatic relations?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_app(workdir: Path, env: dict | None = None) -> Iterator[str]:
-    """`python app.py` on a free loopback port in `workdir`; yields its URL once it answers."""
-    port = free_port()
-    log_path = workdir / f"app-{port}.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-        )
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except urllib.error.HTTPError:
-                    break  # it answers (a login page, say)
-                except OSError:
-                    assert time.monotonic() < deadline, "app did not start within 180 s"
-                    time.sleep(0.5)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +53,19 @@ def test_ask_endpoint_returns_what_qa_ask_json_returns(client, seed_workdir: Pat
 
 
 def test_chat_streams_an_answer_with_citation_links_and_sources(client):
-    job = client.submit("What are the Liancourt Rocks called in Korean?", [], 5, "evidence", False, api_name="/chat")
-    chat, sources = job.result(timeout=120)
+    job = client.submit("What are the Liancourt Rocks called in Korean?", {}, 5, "evidence", True, api_name="/chat")
+    chat, sources, conversation = job.result(timeout=120)
     assert len(job.outputs()) >= 2  # the question first, then the answer
     reply = chat[-1]["content"][0]["text"]
-    assert "Dokdo" in reply and 'href="#src-1"' in reply
-    assert 'id="src-1"' in sources and "<mark>" in sources and "characters 13511" in sources
+    answer_id = re.search(r'href="#(a[0-9a-f]+)-src-1"', reply).group(1)
+    assert "Dokdo" in reply and f'id="{answer_id}-src-1"' in sources
+    assert "<mark>" in sources and "characters 13511" in sources  # offsets: "show details" was asked for
+    assert conversation["sources"] and len(conversation["chat"]) == 2
 
 
 def test_follow_up_questions_are_made_standalone(client):
-    client.predict("When did Japan and South Korea sign GSOMIA?", [], 5, "evidence", False, api_name="/chat")
-    chat, sources = client.predict("and when was it renewed?", [], 5, "evidence", False, api_name="/chat")
+    _, _, conversation = client.predict("When did Japan and South Korea sign GSOMIA?", {}, 5, "evidence", False, api_name="/chat")
+    chat, sources, _ = client.predict("and when was it renewed?", conversation, 5, "evidence", False, api_name="/chat")
     assert "Searched for:" in sources and "GSOMIA" in sources
     assert "2017" in chat[-1]["content"][0]["text"]
 
@@ -117,9 +75,9 @@ def test_bad_questions_get_a_message_not_a_traceback(client):
 
     with pytest.raises(AppError, match="question is empty"):
         client.predict("   ", api_name="/ask")
-    chat, _ = client.predict("", [], 5, "evidence", False, api_name="/chat")
+    chat, _, _ = client.predict("", {}, 5, "evidence", False, api_name="/chat")
     assert "question is empty" in chat[-1]["content"][0]["text"]
-    chat, _ = client.predict("x" * 100_000, [], 5, "evidence", False, api_name="/chat")
+    chat, _, _ = client.predict("x" * 100_000, {}, 5, "evidence", False, api_name="/chat")
     assert "too long" in chat[-1]["content"][0]["text"] and "Traceback" not in str(chat)
 
 
@@ -176,7 +134,7 @@ def test_browser_asks_clicks_a_citation_and_sees_the_passage(server: str, tmp_pa
         expect(link).to_be_visible(timeout=60_000)
         expect(page.locator("#chat")).to_contain_text("1965")
         link.click()
-        passage = page.locator("#sources #src-1")
+        passage = page.locator(f"#sources {link.get_attribute('href')}")
         expect(passage).to_have_class("source selected")
         expect(passage.locator("mark")).to_be_visible()
         expect(passage.locator("mark")).to_contain_text("1965")
@@ -200,7 +158,7 @@ def test_browser_asks_clicks_a_citation_and_sees_the_passage(server: str, tmp_pa
     ],
 )
 def test_odd_questions_get_an_answer_or_a_message(client, question: str, expect: str | None):
-    chat, _ = client.predict(question, [], 5, "evidence", False, api_name="/chat")
+    chat, _, _ = client.predict(question, {}, 5, "evidence", False, api_name="/chat")
     shown_question, reply = chat[-2]["content"][0]["text"], chat[-1]["content"][0]["text"]
     assert reply and "Traceback" not in reply and "went wrong" not in reply
     if expect:
@@ -229,7 +187,8 @@ def test_browser_runs_nothing_from_hostile_documents_or_questions(hostile_workdi
             page.wait_for_timeout(500)
             expect(page.locator("#chat .message-row").last).not_to_contain_text("…", timeout=60_000)
         expect(page.locator("#chat")).to_contain_text("1954", timeout=60_000)
-        page.locator("#sources details summary").first.click() if page.locator("#sources details").count() else None
+        latest = page.locator("#sources .answer-sources").last  # the newest answer's sources are shown
+        latest.locator("details summary").first.click() if latest.locator("details").count() else None
         expect(page.locator("#sources")).to_contain_text("<script>alert('doc')</script>")  # shown as text
         page.wait_for_timeout(1000)
         page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
@@ -245,9 +204,9 @@ def test_a_language_model_that_fails_to_load_leaves_retrieval_working(seed_workd
     empty.mkdir()
     with running_app(seed_workdir, {"QA_MODEL": str(empty), "QA_ANSWER_MODE": "generative"}) as url:
         client = Client(url, verbose=False)
-        chat, _ = client.predict("What are the Liancourt Rocks called in Korean?", [], 5, "generative", False, api_name="/chat")
+        chat, _, _ = client.predict("What are the Liancourt Rocks called in Korean?", {}, 5, "generative", False, api_name="/chat")
         assert "could not load the language model" in chat[-1]["content"][0]["text"]
-        chat, sources = client.predict("What are the Liancourt Rocks called in Korean?", [], 5, "evidence", False, api_name="/chat")
+        chat, sources, _ = client.predict("What are the Liancourt Rocks called in Korean?", {}, 5, "evidence", False, api_name="/chat")
         assert "Dokdo" in chat[-1]["content"][0]["text"] and "<mark>" in sources
 
 
@@ -280,12 +239,12 @@ def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path
 
         with pytest.raises(AppError, match="Invalid file type"):
             client.predict([handle_file(str(files / "tool.exe"))], api_name="/upload")
-        status, table = client.predict(
+        message, header, *_ = client.predict(
             [handle_file(str(files / n)) for n in ("ferry notes (1).md", "fake.txt")], api_name="/upload"
         )
-        shown = status.replace("\\", "")  # Markdown escapes
-        assert "Added ferry notes _1_.md" in shown and "Refused: fake.txt: binary file" in shown
-        assert "1 new, 0 changed, 0 removed, 1 unchanged" in shown
+        shown = message.replace("\\", "")  # Markdown escapes
+        assert "Added ferry notes _1_.md" in shown and "fake.txt: refused (binary file" in shown
+        assert "1 new, 0 changed, 0 removed, 1 unchanged" in shown and "from 2 documents" in header
         assert (work / "corpus" / "ferry notes _1_.md").is_file()
         assert sorted(p.name for p in (work / "corpus").iterdir()) == ["ferry notes _1_.md", "japan_south_korea_relations.txt"]
         out = client.predict("What links Busan and Fukuoka?", api_name="/ask")

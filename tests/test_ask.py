@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import qa
+
 from qa.config import Settings
 from qa.pipeline import Pipeline
 

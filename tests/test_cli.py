@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import QA, qa
 
 pytestmark = pytest.mark.slow

@@ -126,3 +126,18 @@ def test_added_files_never_overwrite_and_bad_ones_leave_nothing(tmp_path: Path):
     with pytest.raises(UnreadableFile, match="only .txt"):
         add_file(corpus, "../../etc/passwd", source)
     assert sorted(p.name for p in corpus.iterdir()) == ["a-1.txt", "a.txt"]
+
+
+def test_removed_paths_are_left_out_until_the_file_is_added_again(tmp_path: Path):
+    from qa.corpus import add_file, set_ignored
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# A\n\nAlpha text.\n")
+    (corpus / "b.md").write_text("# B\n\nBeta text.\n")
+    set_ignored(corpus, "a.md", True)
+    assert [p.name for p in find_files(corpus)] == ["b.md"] and (corpus / ".qaignore").is_file()
+    upload = tmp_path / "a.md"
+    upload.write_text("# A\n\nAlpha text.\n")
+    add_file(corpus, "a.md", upload)
+    assert [p.name for p in find_files(corpus)] == ["a.md", "b.md"]

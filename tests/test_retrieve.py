@@ -2,12 +2,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import qa
 
 from qa.config import Settings
 from qa.errors import BadQuestionError
 from qa.index import build_index, load_index
 from qa.retrieve import Retriever, check_question, reciprocal_rank_fusion
-from conftest import qa
 
 
 def test_rrf_follows_its_definition():

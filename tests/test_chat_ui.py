@@ -1,0 +1,179 @@
+"""The chat as a person uses it, in a real browser (Playwright with Debian's Chromium) on the real
+app: each answer's own sources, the document view, Stop, history across a reload, and indexing
+(upload, removal) that never blocks a question asked meanwhile."""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CHROMIUM, running_app
+
+pytestmark = pytest.mark.slow
+
+FIRST = "When did Japan and South Korea establish diplomatic relations?"
+SECOND = "What are the Liancourt Rocks called in Korean?"
+
+
+@pytest.fixture(scope="module")
+def server(seed_workdir: Path):
+    with running_app(seed_workdir) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is needed: apt-get install -y chromium (make test does it)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+def open_chat(browser, url: str):  # noqa: ANN001, ANN201 - a Playwright page, ready to take questions
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    return page
+
+
+def ask(page, question: str) -> float:  # noqa: ANN001
+    """Ask in the page; seconds until the answer (or the decline) is shown in full."""
+    replies = page.locator("#chat .bot-row").count()
+    page.locator("#question textarea").fill(question)
+    began = time.monotonic()
+    page.locator("#ask").click()
+    page.wait_for_function(
+        f"""() => {{
+            const rows = document.querySelectorAll('#chat .bot-row');
+            return rows.length > {replies} && !rows[rows.length - 1].innerText.trim().endsWith('…');
+        }}""",
+        timeout=60_000,
+    )
+    return time.monotonic() - began
+
+
+def test_a_marker_in_an_older_answer_selects_that_answers_passage(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    ask(page, FIRST)
+    ask(page, SECOND)
+    first_marker = page.locator("#chat a.cite").first
+    assert "1965" in first_marker.get_attribute("title")  # hovering previews the quoted sentence
+    first_marker.click()
+    selected = page.locator("#sources .source.selected")
+    expect(selected).to_have_count(1)
+    expect(selected).to_be_visible()
+    assert selected.get_attribute("id") == first_marker.get_attribute("href")[1:]
+    expect(selected.locator("mark")).to_contain_text("1965")
+    expect(page.locator("#sources .answer-sources").last).to_be_hidden()  # the second answer's sources
+    page.locator("#chat a.cite").last.click()
+    expect(page.locator("#sources .source.selected")).to_contain_text("Dokdo")
+    labels = page.evaluate("Array.from(document.querySelectorAll('#chat [aria-label]'), e => e.getAttribute('aria-label'))")
+    assert any(label.startswith("bot's message: December 1965") for label in labels)
+    assert not any("<" in label for label in labels)  # plain text for screen readers, no markup
+    page.close()
+
+
+def test_a_cited_passage_opens_the_whole_document_at_the_span(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    ask(page, SECOND)
+    page.locator("#sources .source").first.locator("a.open-doc").click()
+    cited = page.locator("#document mark#cited")
+    expect(cited).to_contain_text("called Dokdo", timeout=30_000)
+    expect(cited).to_be_in_viewport()
+    expect(page.locator("#document h3")).to_have_text("Japan–South Korea relations")
+    assert len(page.locator("#document .doc-text").inner_text()) > 30_000  # the whole article (35 KB), not the passage
+    page.close()
+
+
+def test_the_conversation_survives_a_reload_until_it_is_cleared(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    ask(page, FIRST)
+    page.reload()
+    expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    expect(page.locator("#chat")).to_contain_text("December 1965")
+    page.locator("#chat a.cite").first.click()
+    expect(page.locator("#sources .source.selected mark")).to_contain_text("1965")
+    page.locator("#clear").click()
+    expect(page.locator("#chat a.cite")).to_have_count(0)
+    page.reload()
+    expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    page.wait_for_timeout(1000)
+    expect(page.locator("#chat")).not_to_contain_text("December 1965")
+    page.close()
+
+
+def test_stop_ends_an_answer_being_written(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    page.locator("#chat-settings").get_by_text("Settings").click()
+    page.get_by_label("generative").check()
+    page.locator("#question textarea").fill(FIRST)
+    page.locator("#ask").click()
+    stop = page.locator("#stop")
+    expect(stop).to_be_visible(timeout=10_000)
+    stop.click()
+    last = page.locator("#chat .message-row").last
+    expect(last).to_contain_text("Stopped before the answer was finished.", timeout=10_000)
+    expect(page.locator("#ask")).to_be_visible()
+    page.wait_for_timeout(3000)  # nothing of the cancelled answer arrives afterwards
+    expect(page.locator("#chat .message-row").last).to_contain_text("Stopped before the answer was finished.")
+    page.close()
+
+
+def test_indexing_an_upload_never_blocks_a_question_and_a_document_can_be_removed(
+    seed_workdir: Path, tmp_path: Path, browser
+):
+    from playwright.sync_api import expect
+
+    work = tmp_path / "w"
+    shutil.copytree(seed_workdir, work, ignore=shutil.ignore_patterns("app-*.log"))
+    report = tmp_path / "harbour report.md"
+    lines = ["# Harbour report", "", "The Beetle hydrofoil links Busan and Fukuoka in about three hours.", ""]
+    for n in range(1, 900):  # ~100 KB of varied sentences
+        lines.append(f"Berth {n} of the harbour handled {n * 37 % 9000} containers in week {n % 52 + 1}, "
+                     f"with crane {n % 17} serving ships from port number {n * 13 % 400}.")
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert 90_000 < report.stat().st_size < 140_000
+    with running_app(work) as url:
+        indexing = open_chat(browser, url)
+        asking = open_chat(browser, url)
+        indexing.get_by_role("tab", name="Index").click()
+        indexing.locator("#uploads input[type=file]").set_input_files(str(report))
+        indexing.wait_for_timeout(1000)
+        indexing.locator("#add").click()
+        expect(indexing.locator("body")).to_contain_text("embedding harbour report.md", timeout=60_000)
+        seconds = ask(asking, FIRST)
+        assert "Done:" not in indexing.locator("#index-message").inner_text()  # still indexing meanwhile
+        print(f"answered in {seconds:.2f} s while indexing")
+        assert seconds < 2, f"a question took {seconds:.1f} s while a file was being indexed"
+        expect(indexing.locator("#index-message")).to_contain_text("Done:", timeout=300_000)
+        expect(indexing.locator("#index-message")).to_contain_text("1 new, 0 changed, 0 removed, 1 unchanged")
+        expect(indexing.locator("#status")).to_contain_text("from 2 documents")
+        expect(indexing.locator("#documents")).to_contain_text("harbour report.md")
+        ask(asking, "What links Busan and Fukuoka?")
+        expect(asking.locator("#sources .answer-sources").last).to_contain_text("The Beetle hydrofoil")  # searchable
+
+        indexing.locator("#uploads input[type=file]").set_input_files(str(report))
+        indexing.wait_for_timeout(1000)
+        indexing.locator("#add").click()
+        expect(indexing.locator("#index-message")).to_contain_text("already indexed", timeout=60_000)
+
+        indexing.locator("#removable input").click()
+        indexing.get_by_role("option", name="Harbour report (harbour report.md)").click()
+        indexing.locator("#remove").click()
+        expect(indexing.locator("#index-message")).to_contain_text("0 new, 0 changed, 1 removed", timeout=120_000)
+        expect(indexing.locator("#documents")).not_to_contain_text("harbour report.md")
+        expect(indexing.locator("#status")).to_contain_text("from 1 document")
+    assert (work / "corpus" / "harbour report.md").is_file()  # removed from the index, kept in the corpus

@@ -1,0 +1,83 @@
+"""The pipeline a front end holds: rebuilds swap the index in while questions keep being answered,
+documents can be opened at a cited span and removed (fake embedder and reader)."""
+
+import threading
+
+import pytest
+from conftest import FakeReader
+
+from qa.config import Settings
+from qa.corpus import find_files
+from qa.errors import QAError
+from qa.index import build_index
+from qa.pipeline import Pipeline
+
+
+def two_documents(settings: Settings) -> None:
+    (settings.corpus_dir / "rocks.md").write_text("# Rocks\n\nThe Liancourt Rocks are called Dokdo in Korean.\n")
+    (settings.corpus_dir / "treaty.md").write_text("# Treaty\n\nRelations were established in December 1965.\n")
+
+
+@pytest.fixture
+def pipeline(settings: Settings, fake_embedder) -> Pipeline:
+    two_documents(settings)
+    build_index(settings, fake_embedder, progress=False)
+    return Pipeline(settings, fake_embedder, reader=FakeReader(("Dokdo", "December 1965", "Beetle")))
+
+
+def test_questions_are_answered_from_the_old_index_until_the_new_one_is_swapped_in(pipeline: Pipeline, monkeypatch):
+    old = pipeline.index
+    (pipeline.settings.corpus_dir / "ferry.md").write_text("# Ferry\n\nThe Beetle hydrofoil links Busan and Fukuoka.\n")
+    building, answered = threading.Event(), threading.Event()
+    import qa.pipeline
+
+    real_build = qa.pipeline.build_index
+
+    def slow_build(*args, **kwargs):
+        building.set()
+        assert answered.wait(30), "a question was not answered while the index was being built"
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(qa.pipeline, "build_index", slow_build)
+    reports: list[tuple[str, float]] = []
+    builder = threading.Thread(target=lambda: pipeline.rebuild(lambda text, done: reports.append((text, done))))
+    builder.start()
+    assert building.wait(30)
+    during = pipeline.ask("What are the Liancourt Rocks called in Korean?")
+    assert during.short_answer is not None and during.short_answer.text == "Dokdo" and pipeline.index is old
+    answered.set()
+    builder.join(60)
+    assert pipeline.index is not old and len(pipeline.index.documents) == 3
+    assert pipeline.ask("What links Busan and Fukuoka?").short_answer.text == "Beetle"
+    assert any(text.startswith("reading ferry.md (file 1 of 3)") for text, _ in reports)
+    assert reports[-1] == ("writing the index", 1.0) and all(0 <= done <= 1 for _, done in reports)
+
+
+def test_a_document_is_read_again_for_the_document_view_and_must_not_have_changed(pipeline: Pipeline):
+    answer = pipeline.ask("When were relations established?")
+    citation = answer.citations[0]
+    doc_id = next(p.chunk.doc_id for p in answer.passages if p.chunk.chunk_id == citation.chunk_id)
+    doc = pipeline.document(doc_id)
+    assert doc.text[citation.start : citation.end] == citation.quote
+    (pipeline.settings.corpus_dir / doc.path).write_text("# Treaty\n\nRewritten.\n")
+    with pytest.raises(QAError, match="has changed since it was indexed"):
+        pipeline.document(doc_id)
+    with pytest.raises(QAError, match="no longer in the index"):
+        pipeline.document("nope")
+
+
+def test_removing_a_document_keeps_its_file_unless_asked(pipeline: Pipeline):
+    corpus = pipeline.settings.corpus_dir
+    by_path = {d.path: d.doc_id for d in pipeline.index.documents.values()}
+    summary = pipeline.remove(by_path["rocks.md"])
+    assert summary.changes() == "0 new, 0 changed, 1 removed, 1 unchanged"
+    assert (corpus / "rocks.md").is_file() and [p.name for p in find_files(corpus)] == ["treaty.md"]
+    assert [d.path for d in pipeline.index.documents.values()] == ["treaty.md"]
+    with pytest.raises(QAError, match="only document"):
+        pipeline.remove(by_path["treaty.md"], delete_file=True)
+    assert (corpus / "treaty.md").is_file()
+    (corpus / "notes.md").write_text("# Notes\n\nSomething else entirely.\n")
+    pipeline.rebuild()
+    notes = next(d.doc_id for d in pipeline.index.documents.values() if d.path == "notes.md")
+    pipeline.remove(notes, delete_file=True)
+    assert not (corpus / "notes.md").exists() and [d.path for d in pipeline.index.documents.values()] == ["treaty.md"]
