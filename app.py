@@ -335,8 +335,9 @@ def build(pipeline: Pipeline) -> gr.Blocks:
             event.then(lambda: ("", *idle), None, [question, ask, stop], api_name=False, queue=False)
         stop.click(stopped, [question, conversation], [chatbot, conversation, question, ask, stop],
                    cancels=events, api_name=False, queue=False)
-        clear.click(lambda: ([], NO_SOURCES, "", EMPTY_CONVERSATION), None, [chatbot, sources, document, conversation],
-                    api_name=False, queue=False)
+        forget = (lambda: ([], NO_SOURCES, "", EMPTY_CONVERSATION), None, [chatbot, sources, document, conversation])
+        clear.click(*forget, api_name=False, queue=False)
+        chatbot.clear(*forget, api_name=False, queue=False)  # the chat's own bin icon forgets it too
         open_document.click(functools.partial(show_document, pipeline), document_request, document,
                             js="(x) => window.docqaDocument || x", api_name=False, queue=False).then(
             None, None, None, js=SCROLL_TO_CITED)

@@ -177,3 +177,19 @@ def test_indexing_an_upload_never_blocks_a_question_and_a_document_can_be_remove
         expect(indexing.locator("#documents")).not_to_contain_text("harbour report.md")
         expect(indexing.locator("#status")).to_contain_text("from 1 document")
     assert (work / "corpus" / "harbour report.md").is_file()  # removed from the index, kept in the corpus
+
+
+def test_an_answer_can_be_cancelled_through_the_api(server: str):
+    from gradio_client import Client
+    from gradio_client.utils import Status
+
+    job = Client(server, verbose=False).submit(FIRST, {}, 5, "generative", False, api_name="/chat")
+    deadline = time.monotonic() + 60
+    while not job.outputs():  # the question is shown first: the answer is under way
+        assert time.monotonic() < deadline and not job.done()
+        time.sleep(0.05)
+    assert job.cancel()
+    deadline = time.monotonic() + 30
+    while job.status().code is not Status.CANCELLED:
+        assert time.monotonic() < deadline, job.status()
+        time.sleep(0.1)
