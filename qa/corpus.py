@@ -45,19 +45,54 @@ IGNORE_FILE = ".qaignore"  # in the corpus folder: paths (relative, one per line
 
 
 def find_files(corpus_dir: Path) -> list[Path]:
-    """Every supported file under `corpus_dir`, recursively, sorted; hidden files and the paths
-    listed in `corpus_dir/.qaignore` (documents removed from the index) are left out."""
+    """Every supported file under `corpus_dir`, recursively, sorted. Left out: hidden files, the
+    paths listed in `corpus_dir/.qaignore` (documents removed from the index), and — each named in
+    a warning — symbolic links (they could point outside the corpus), names that are not valid
+    text, and folders that cannot be read."""
     if not corpus_dir.is_dir():
         return []
     ignored = ignored_paths(corpus_dir)
-    return sorted(
-        p
-        for p in corpus_dir.rglob("*")
-        if p.suffix.lower() in SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
-        and p.relative_to(corpus_dir).as_posix() not in ignored
-    )
+    found = []
+
+    def unreadable(error: OSError) -> None:
+        log.warning("skipping folder %s: %s", _shown(error.filename), error.strerror or error)
+
+    for folder, dirs, files in os.walk(corpus_dir, onerror=unreadable):
+        base = Path(folder)
+        for name in list(dirs):
+            if name.startswith(".") or (base / name).is_symlink() or not _valid_name(base / name):
+                dirs.remove(name)
+                if not name.startswith("."):
+                    log.warning("skipping %s: %s", _shown(base / name), _why_skipped(base / name))
+        for name in files:
+            path = base / name
+            if name.startswith(".") or Path(name).suffix.lower() not in SUFFIXES:
+                continue
+            if path.is_symlink() or not _valid_name(path):
+                log.warning("skipping %s: %s", _shown(path), _why_skipped(path))
+            elif path.relative_to(corpus_dir).as_posix() not in ignored:
+                found.append(path)
+    return sorted(found)
+
+
+def _valid_name(path: Path) -> bool:
+    """False for a name with bytes that are not text in the file system's encoding."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _why_skipped(path: Path) -> str:
+    if path.is_symlink():
+        return "a symbolic link (not followed: it could point outside the corpus folder)"
+    return "its name is not valid text (rename it)"
+
+
+def _shown(path: object) -> str:
+    """A path as it can be printed, whatever bytes its name has."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def ignored_paths(corpus_dir: Path) -> set[str]:
@@ -79,11 +114,14 @@ def set_ignored(corpus_dir: Path, rel: str, ignored: bool) -> None:
     os.replace(staged, corpus_dir / IGNORE_FILE)
 
 
-def decode(data: bytes) -> str:
-    """Bytes → text with '\\n' line ends, or `UnreadableFile` saying why.
+def decode(data: bytes, name: str = "") -> str:
+    """Bytes → text with '\\n' line ends, or `UnreadableFile` saying why. UTF-8 with a few bad
+    bytes stays UTF-8 (each bad byte becomes U+FFFD; a warning names the file `name`).
 
     >>> decode("caf\\u00e9\\r\\n".encode("latin-1"))
     'café\\n'
+    >>> decode("Zürich ".encode() + b"\\xff")
+    'Zürich \\ufffd'
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = data.decode("utf-16")
@@ -93,11 +131,30 @@ def decode(data: bytes) -> str:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            text = _decode_legacy(data)
+            text = _mostly_utf8(data)
+            if text is None:
+                text = _decode_legacy(data)
+            else:
+                log.warning("%s: %d bytes are not valid UTF-8; each was replaced by U+FFFD",
+                            name or "a file", text.count("\ufffd"))
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if len(_CONTROL.findall(text[:65536])) > max(2, len(text[:65536]) // 100):
         raise UnreadableFile("binary file (control characters)")
     return text
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """The text when `data` is UTF-8 with a few bad bytes: at least as many valid non-ASCII
+    characters as bad bytes, and bad bytes under 1 % of the text; else None (another encoding).
+    A Latin-1 "café" has no valid UTF-8 sequence at all, so it is never taken for UTF-8.
+
+    >>> _mostly_utf8("Zürich café ".encode() + b"\\xff"), _mostly_utf8("café".encode("latin-1"))
+    ('Zürich café \\ufffd', None)
+    """
+    text = data.decode("utf-8-sig", errors="replace")
+    bad = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+    valid = sum(1 for ch in text if ch > "\x7f" and ch != "\ufffd")
+    return text if valid >= bad and bad * 100 <= max(len(text), 300) else None
 
 
 def _decode_legacy(data: bytes) -> str:
@@ -127,9 +184,9 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
     if suffix == ".pdf":
         text, page_starts, title = pdf_text(data)
     elif suffix in (".html", ".htm"):
-        text, title = html_text(decode(data))
+        text, title = html_text(decode(data, path.name))
     else:
-        text = decode(data)
+        text = decode(data, path.name)
     if not text.strip():
         raise UnreadableFile("empty file" if suffix != ".pdf" else "no extractable text (a scanned PDF?)")
     rel = path.relative_to(corpus_dir).as_posix()

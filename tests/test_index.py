@@ -214,16 +214,28 @@ def test_odd_files_are_indexed_or_named_as_skipped(settings: Settings, fake_embe
     (corpus / "one_line.txt").write_text("word " * 200_000 + "end", encoding="utf-8")  # 1 MB, no sentence end
     (corpus / "headings.md").write_text("# Title\n\n## Part one\n\n## Part two\n", encoding="utf-8")
     (corpus / "copy_of_bom.txt").write_bytes("\ufeffA BOM file about Seoul.".encode("utf-8"))
+    (corpus / "one_bad_byte.txt").write_bytes("Zürich and Malmö are far from Seoul. ".encode() * 3 + b"\xff")
+    secret = settings.corpus_dir.parent / "secret.txt"
+    secret.write_text("The password is swordfish.", encoding="utf-8")
+    (corpus / "link.txt").symlink_to(secret)
+    (corpus / "linked_folder").symlink_to(settings.corpus_dir.parent)
+    with open(os.path.join(os.fsencode(corpus), b"b\xff.txt"), "wb") as f:  # a name that is not UTF-8
+        f.write(b"Text behind a bad name.")
     with caplog.at_level("WARNING"):
         summary = build_index(settings, fake_embedder, progress=False)
     assert set(summary.skipped) == {"binary.txt", "empty.txt", "headings.md", "copy_of_bom.txt"}
     for name in summary.skipped:
         assert name in caplog.text
+    assert "link.txt: a symbolic link (not followed" in caplog.text and "linked_folder: a symbolic link" in caplog.text
+    assert "b\\xff.txt: its name is not valid text" in caplog.text
+    assert "one_bad_byte.txt: 1 bytes are not valid UTF-8" in caplog.text
     assert "same content as bom.txt" in caplog.text and "no text under its headings" in caplog.text
     index = load_index(settings, "fake")
     texts = [c.text for c in index.chunks]
     assert "A BOM file about Seoul." in texts and "A UTF-16 file about Busan." in texts
     assert any("café à Séoul" in t for t in texts)
+    assert any("Zürich and Malmö" in t for t in texts)  # UTF-8 with one bad byte stays UTF-8
+    assert not any("swordfish" in t or "bad name" in t for t in texts)  # nothing outside the corpus is read
     one_line = next(d.doc_id for d in index.documents.values() if d.path == "one_line.txt")
     assert sum(c.doc_id == one_line for c in index.chunks) > 100  # the 1 MB line, in pieces
     assert max(len(t) for t in texts) <= 2000
