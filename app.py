@@ -237,7 +237,7 @@ def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress()) -> tu
             if digest in indexed:
                 notes.append(f"{path.name}: already indexed (as {indexed[digest]})")
                 continue
-            saved.append(add_file(pipeline.settings.corpus_dir, path.name, path).name)
+            saved.append(add_file(pipeline.settings.corpus_dir, path.name, path, pipeline.settings.max_file_mb).name)
         except (UnreadableFile, OSError) as error:
             notes.append(f"{path.name}: refused ({error})")
     message = f"Added {', '.join(saved)}." if saved else "Nothing was added."
@@ -307,7 +307,7 @@ def build(pipeline: Pipeline) -> gr.Blocks:
                 details = gr.Dataframe(headers=["file", "sha256", "characters", "indexed at (UTC)"],
                                        interactive=False, wrap=True)
             uploads = gr.File(
-                label="Add documents (.txt, .md, .html, .pdf; up to 20 MB each)",
+                label=f"Add documents (.txt, .md, .html, .pdf; up to {settings.max_file_mb} MB each)",
                 file_count="multiple",
                 file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
                 elem_id="uploads",
@@ -371,7 +371,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         server_name=host,
         server_port=port,
         share=False,
-        max_file_size="20mb",
+        max_file_size=f"{settings.max_file_mb}mb",
         allowed_paths=[],
         blocked_paths=[str(settings.index_dir.resolve()), str(settings.corpus_dir.resolve())],
         strict_cors=True,

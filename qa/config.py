@@ -44,7 +44,8 @@ class Settings:
     # search) instead of an exact flat scan (~0.2 ms per 1,000 vectors on 2 cores).
     ann_threshold: int = 20_000
     max_question_chars: int = 2000
-    threads: int = max(1, min(4, os.cpu_count() or 1))
+    max_file_mb: int = 20  # bigger files are skipped by indexing and refused as uploads
+    threads: int = max(1, min(4, os.cpu_count() or 1))  # more than the cores only slows torch down
     auth: str = ""  # "user:password" makes the web app ask for a login (QA_AUTH)
 
     @classmethod
@@ -65,9 +66,13 @@ class Settings:
     def __post_init__(self) -> None:
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, not {self.answer_mode!r}")
-        for name in ("k", "reader_windows", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads", "ann_threshold"):
+        for name in ("k", "reader_windows", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads",
+                     "ann_threshold", "max_file_mb"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
+        cores = os.cpu_count() or 1
+        if self.threads > cores:
+            raise SettingsError(f"threads must be at most {cores} (the cores of this machine), not {self.threads}")
         if self.auth and not all(self.auth.partition(":")[::2]):
             raise SettingsError("the login (QA_AUTH or --auth) must look like user:password")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:

@@ -312,7 +312,6 @@ def _append(sections: list[Section], stack: list[tuple[int, str]], text: str, st
         sections.append(Section(" > ".join(name for _, name in stack), start, end))
 
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 _UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
 
 
@@ -333,13 +332,13 @@ def safe_file_name(name: str) -> str:
     return base
 
 
-def add_file(corpus_dir: Path, name: str, source: Path) -> Path:
+def add_file(corpus_dir: Path, name: str, source: Path, max_mb: int = 20) -> Path:
     """Copy an uploaded file into `corpus_dir` under a safe name, never overwriting a different
-    file; refuses unsupported types, files over MAX_UPLOAD_BYTES and unreadable content."""
+    file; refuses unsupported types, files over `max_mb` megabytes and unreadable content."""
     target = corpus_dir / safe_file_name(name)
     size = source.stat().st_size
-    if size > MAX_UPLOAD_BYTES:
-        raise UnreadableFile(f"{name!r} is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+    if size > max_mb * 2**20:
+        raise UnreadableFile(f"{name!r} is {size / 2**20:.1f} MB; the limit is {max_mb} MB per file")
     data = source.read_bytes()
     stem, suffix, n = target.stem, target.suffix, 1
     while target.exists() and target.read_bytes() != data:

@@ -409,6 +409,11 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True,
                     entry = sources[rel] = {
                         "sha256": "", "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "indexed": False
                     }
+                    if stat.st_size > settings.max_file_mb * 2**20:
+                        log.warning("skipping %s: %.1f MB, over the %d MB limit per file (QA_MAX_FILE_MB)",
+                                    rel, stat.st_size / 2**20, settings.max_file_mb)
+                        entry["sha256"] = _sha256_if_readable(path)
+                        continue
                     old = reusable.get(rel)
                     if old is not None and old.sha256 not in first_path_of and _same_file(path, old, previous):
                         writer.add_existing(old, previous)

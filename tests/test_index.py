@@ -404,3 +404,13 @@ def test_other_chunking_settings_reembed_everything(settings: Settings, fake_emb
     counting = CountingEmbedder(fake_embedder)
     summary = build_index(replace(settings, chunk_tokens=80), counting, progress=False)
     assert summary.changes() == "0 new, 0 changed, 0 removed, 1 unchanged" and counting.embedded > 1
+
+
+def test_files_over_the_size_limit_are_skipped_by_name(settings: Settings, fake_embedder, caplog):
+    (settings.corpus_dir / "small.md").write_text("# Small\n\nA small file about Busan.\n", encoding="utf-8")
+    (settings.corpus_dir / "big.txt").write_text("Busan is a port city. " * 80_000, encoding="utf-8")  # 1.7 MB
+    limited = replace(settings, max_file_mb=1)
+    with caplog.at_level("WARNING"):
+        summary = build_index(limited, fake_embedder, progress=False)
+    assert summary.skipped == ("big.txt",) and "big.txt: 1.7 MB, over the 1 MB limit per file" in caplog.text
+    assert index_state(limited, "fake")[0] == "fresh"  # a skipped file does not make the index stale

@@ -65,6 +65,10 @@ def test_settings_are_validated_with_clear_errors():
         Settings.from_env({"QA_K": "many"})
     with pytest.raises(SettingsError, match="overlap"):
         Settings(chunk_tokens=50, chunk_overlap_tokens=50)
+    with pytest.raises(SettingsError, match=r"threads must be at most \d+ \(the cores of this machine\), not 10000"):
+        Settings.from_env({"QA_THREADS": "10000"})
+    with pytest.raises(SettingsError, match="max_file_mb must be at least 1"):
+        Settings.from_env({"QA_MAX_FILE_MB": "0"})
     assert Settings.from_env({"QA_K": "7", "QA_MODEL": "/m"}, k=None).k == 7
     assert Settings.from_env({"QA_K": "7"}, k=3).k == 3
 
