@@ -564,6 +564,31 @@ def _swap_in(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _settle(target: Path, wait: float = 5.0) -> None:
+    """Before reading: wait out a swap in progress (between its two renames, microseconds), or
+    mend one that crashed there. A reader never moves a folder while a build holds the lock."""
+    deadline = time.monotonic() + wait
+    while not target.exists() and (target.parent / f".{target.name}.old" / "manifest.json").exists():
+        if not _build_running(target):
+            _recover(target)
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.02)
+
+
+def _build_running(target: Path) -> bool:
+    lock_path = target.parent / f".{target.name}.lock"
+    try:
+        with lock_path.open("r") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _recover(target: Path) -> None:
     old = target.parent / f".{target.name}.old"
     if not target.exists() and (old / "manifest.json").exists():
@@ -587,21 +612,70 @@ def _build_lock(target: Path) -> Iterator[None]:
 
 
 def read_manifest(index_dir: Path) -> dict:
-    _recover(index_dir)
+    _settle(index_dir)
     manifest_path = index_dir / "manifest.json"
     if not manifest_path.is_file():
         raise MissingIndexError(f"no index in {index_dir}/: run `qa index` to build it")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT_VERSION:
+        if isinstance(manifest, dict) and manifest.get("format") != FORMAT_VERSION:
             raise StaleIndexError(
                 f"index in {index_dir}/ has format {manifest.get('format')}, this version reads "
                 f"{FORMAT_VERSION}: run `qa index`"
             )
-        manifest["files"], manifest["sources"], manifest["embedding"]["model"]  # noqa: B018 - shape check
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise CorruptIndexError(f"index is corrupt ({manifest_path} is unreadable: {error}): run `qa index`") from None
+        problem = manifest_problem(manifest)
+    except (OSError, ValueError) as error:
+        problem = str(error)
+    if problem:
+        raise CorruptIndexError(f"index is corrupt ({manifest_path}: {problem}): run `qa index`")
     return manifest
+
+
+# What a manifest must hold, key by key: a type, or a dict of what its entries must hold.
+_MANIFEST_SHAPE = {
+    "built_at": str,
+    "embedding": {"model": str, "dim": int},
+    "chunking": dict,
+    "bm25": dict,
+    "vectors": {"count": int, "units": int, "types": dict},
+    "sources": dict,
+    "files": dict,
+}
+_SOURCE_SHAPE = {"sha256": str, "size": int, "mtime_ns": int, "indexed": bool}
+
+
+def manifest_problem(manifest: object) -> str:
+    """What is wrong with a manifest's shape, or "" when every key the code reads is there with
+    the right type.
+
+    >>> manifest_problem({"built_at": 1})
+    'built_at is int, not str'
+    """
+    def check(value: object, shape: object, where: str) -> str:
+        if isinstance(shape, dict):
+            if not isinstance(value, dict):
+                return f"{where or 'the manifest'} is not an object"
+            for key, inner in shape.items():
+                if key not in value:
+                    return f"{where + '.' if where else ''}{key} is missing"
+                problem = check(value[key], inner, f"{where + '.' if where else ''}{key}")
+                if problem:
+                    return problem
+            return ""
+        if not isinstance(value, shape) or (shape is int and isinstance(value, bool)):  # type: ignore[arg-type]
+            return f"{where} is {type(value).__name__}, not {shape.__name__}"  # type: ignore[union-attr]
+        return ""
+
+    problem = check(manifest, _MANIFEST_SHAPE, "")
+    if problem:
+        return problem
+    for rel, entry in manifest["sources"].items():  # type: ignore[index]
+        problem = check(entry, _SOURCE_SHAPE, f"sources[{rel!r}]")
+        if problem:
+            return problem
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest["files"].items()):  # type: ignore[index]
+        return "files must map names to checksums"
+    return ""
 
 
 def check_files(index_dir: Path, manifest: dict) -> None:

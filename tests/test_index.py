@@ -129,6 +129,33 @@ def test_corrupt_index_is_a_clear_error(seed_settings: Settings, fake_embedder, 
     assert index_state(seed_settings, "fake")[0] == "corrupt"
 
 
+@pytest.mark.parametrize(
+    "edit",
+    ["rename built_at", "rename embedding", "rename vectors", "rename sources", "rename files", "rename chunking",
+     "dim is text", "a source without size", "a list"],
+)
+def test_a_manifest_of_the_wrong_shape_is_corrupt_and_qa_index_rebuilds_it(settings: Settings, fake_embedder, edit: str):
+    (settings.corpus_dir / "a.md").write_text("# A\n\nThe Beetle links Busan and Fukuoka.\n", encoding="utf-8")
+    build_index(settings, fake_embedder, progress=False)
+    path = settings.index_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if edit.startswith("rename "):
+        key = edit.split()[1]
+        manifest[key + "_x"] = manifest.pop(key)
+    elif edit == "dim is text":
+        manifest["embedding"]["dim"] = "384"
+    elif edit == "a source without size":
+        del manifest["sources"]["a.md"]["size"]
+    else:
+        manifest = [manifest]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(CorruptIndexError, match=r"corrupt .*manifest.json: .*\): run `qa index`"):
+        load_index(settings, "fake")
+    assert index_state(settings, "fake")[0] == "corrupt"
+    assert build_index(settings, fake_embedder, progress=False).changes() == "1 new, 0 changed, 0 removed, 0 unchanged"
+    assert len(load_index(settings, "fake").chunks) == 1
+
+
 def test_a_failed_build_leaves_the_previous_index_intact(seed_settings: Settings, fake_embedder, monkeypatch):
     build_index(seed_settings, fake_embedder, progress=False)
     before = (seed_settings.index_dir / "manifest.json").read_text()
@@ -414,3 +441,31 @@ def test_files_over_the_size_limit_are_skipped_by_name(settings: Settings, fake_
         summary = build_index(limited, fake_embedder, progress=False)
     assert summary.skipped == ("big.txt",) and "big.txt: 1.7 MB, over the 1 MB limit per file" in caplog.text
     assert index_state(limited, "fake")[0] == "fresh"  # a skipped file does not make the index stale
+
+
+def test_a_reader_during_the_swap_waits_for_it_and_never_breaks_it(seed_settings: Settings, fake_embedder):
+    import shutil
+    import threading
+    import time
+
+    build_index(seed_settings, fake_embedder, progress=False)
+    target = seed_settings.index_dir
+    old, new = target.parent / ".index.old", target.parent / ".index.tmp-test"
+    shutil.copytree(target, new)
+    failures: list[BaseException] = []
+
+    def second_rename() -> None:
+        time.sleep(0.3)
+        try:
+            os.replace(new, target)
+        except OSError as error:  # "Directory not empty" when a reader put the old index back
+            failures.append(error)
+
+    with index_module._build_lock(target):  # a build between its two renames
+        os.replace(target, old)
+        mover = threading.Thread(target=second_rename)
+        mover.start()
+        manifest = index_module.read_manifest(target)
+        mover.join()
+    assert failures == [] and manifest["sources"] and not new.exists()
+    assert load_index(seed_settings, "fake").chunks
