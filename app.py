@@ -200,10 +200,15 @@ def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict]:
 
 def header(pipeline: Pipeline) -> str:
     try:
-        documents, passages = len(pipeline.index.documents), len(pipeline.index.chunks)
+        index = pipeline.index
     except QAError as error:
         return f"**Not ready:** {escape_text(str(error))}"
-    return f"Ready: {passages} passages from {documents} document{'s' if documents != 1 else ''}."
+    documents = len(index.documents)
+    status = f"Ready: {len(index.chunks)} passages from {documents} document{'s' if documents != 1 else ''}."
+    if index.out_of_date:
+        status += (f" **The index is out of date:** {escape_text(index.out_of_date)}. Answers come from the index as"
+                   " built; rebuild it in the Index tab to include the changes.")
+    return status
 
 
 def reindex(pipeline: Pipeline, work, progress: gr.Progress) -> tuple[str, str]:  # noqa: ANN001

@@ -101,6 +101,7 @@ class Index:
     bm25: object  # bm25s.BM25
     chunks: list[Chunk]
     documents: dict[str, DocumentInfo]
+    out_of_date: str = ""  # what changed in the corpus folder since the build; "" when it matches
     _chunk_by_id: dict[str, Chunk] = field(default_factory=dict, repr=False)
     _rows_by_doc: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
@@ -687,6 +688,11 @@ def check_files(index_dir: Path, manifest: dict) -> None:
 
 def stale_reasons(settings: Settings, manifest: dict, embed_model: str | None) -> list[str]:
     """Why the index no longer matches the corpus and settings; empty when it is fresh."""
+    return mismatch_reasons(settings, manifest, embed_model) + corpus_changes(settings, manifest)
+
+
+def mismatch_reasons(settings: Settings, manifest: dict, embed_model: str | None) -> list[str]:
+    """Why the index cannot serve these settings (another embedding model, chunking or BM25)."""
     reasons = []
     if embed_model is not None and manifest["embedding"]["model"] != embed_model:
         reasons.append(f"built with embedding model {manifest['embedding']['model']!r}, now {embed_model!r}")
@@ -694,6 +700,12 @@ def stale_reasons(settings: Settings, manifest: dict, embed_model: str | None) -
         reasons.append("built with other chunking settings")
     if manifest.get("bm25") != {"stopwords": BM25_STOPWORDS, "stemmer": BM25_STEMMER}:
         reasons.append("built with other BM25 settings")
+    return reasons
+
+
+def corpus_changes(settings: Settings, manifest: dict) -> list[str]:
+    """Files added, changed or removed in the corpus folder since the index was built."""
+    reasons = []
     recorded: dict[str, dict] = manifest["sources"]
     current = {p.relative_to(settings.corpus_dir).as_posix(): p for p in find_files(settings.corpus_dir)}
     added = sorted(set(current) - set(recorded))
@@ -707,7 +719,10 @@ def stale_reasons(settings: Settings, manifest: dict, embed_model: str | None) -
 
 
 def _changed(path: Path, entry: dict) -> bool:
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError:
+        return True  # gone or unreadable since it was listed
     if stat.st_size == entry["size"] and stat.st_mtime_ns == entry["mtime_ns"]:
         return False
     return file_sha256(path) != entry["sha256"]
@@ -720,15 +735,25 @@ def check_fresh(settings: Settings, manifest: dict, embed_model: str | None) -> 
 
 
 def load_index(settings: Settings, embed_model: str | None = None, require_fresh: bool = True) -> Index:
-    """Load and validate the index; raises a `QAError` subclass that says what to do."""
+    """Load and validate the index; raises a `QAError` subclass that says what to do. With
+    `require_fresh`, an index built with other settings is refused; one whose corpus folder
+    changed since is loaded with `out_of_date` saying what changed (answers still work)."""
     import faiss
 
     bm25s = _bm25s()
     index_dir = settings.index_dir
     manifest = read_manifest(index_dir)
     check_files(index_dir, manifest)
+    out_of_date = ""
     if require_fresh:
-        check_fresh(settings, manifest, embed_model)
+        mismatch = mismatch_reasons(settings, manifest, embed_model)
+        if mismatch:
+            raise StaleIndexError(f"index is stale: run `qa index` ({'; '.join(mismatch)})")
+        changes = corpus_changes(settings, manifest)
+        if changes:
+            out_of_date = f"the corpus folder changed since the index was built ({'; '.join(changes)})"
+            log.warning("%s: answers come from the index as built; run `qa index` to include the changes",
+                        out_of_date)
     try:
         vectors = faiss.read_index(str(index_dir / "vectors.faiss"))
         unit_vectors = faiss.read_index(str(index_dir / "units.faiss"))
@@ -750,7 +775,8 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
         and vectors.d == unit_vectors.d == dim
     ):
         raise CorruptIndexError("index is corrupt (vectors and chunks disagree): run `qa index`")
-    return Index(index_dir, manifest, vectors, unit_vectors, units, chunk_units, bm25, chunks, documents)
+    return Index(index_dir, manifest, vectors, unit_vectors, units, chunk_units, bm25, chunks, documents,
+                 out_of_date=out_of_date)
 
 
 def index_state(settings: Settings, embed_model: str | None) -> tuple[str, str]:

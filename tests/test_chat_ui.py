@@ -193,3 +193,18 @@ def test_an_answer_can_be_cancelled_through_the_api(server: str):
     while job.status().code is not Status.CANCELLED:
         assert time.monotonic() < deadline, job.status()
         time.sleep(0.1)
+
+
+def test_an_out_of_date_index_answers_under_a_banner(seed_workdir: Path, tmp_path: Path, browser):
+    from playwright.sync_api import expect
+
+    work = tmp_path / "w"
+    shutil.copytree(seed_workdir, work, ignore=shutil.ignore_patterns("app-*.log"))
+    (work / "corpus" / "left behind.md").write_text("# Notes\n\nAn upload the server died before indexing.\n")
+    with running_app(work) as url:
+        page = open_chat(browser, url)
+        expect(page.locator("#status")).to_contain_text("The index is out of date")
+        expect(page.locator("#status")).to_contain_text("1 added (left behind.md)")
+        ask(page, FIRST)
+        expect(page.locator("#chat .bot-row").last).to_contain_text("December 1965")
+        page.close()
