@@ -169,6 +169,9 @@ def api_ask(pipeline: Pipeline, question: str) -> dict:
         answer = pipeline.ask(question)
     except QAError as error:
         raise gr.Error(str(error)) from None
+    except Exception:  # a message, never a bare error object; the server log has the traceback
+        log.exception("answering failed")
+        raise gr.Error("Something went wrong while answering; the server log has the details.") from None
     return answer_json(answer, pipeline.index.title)
 
 

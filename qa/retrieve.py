@@ -27,11 +27,16 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WORD = re.compile(r"\w")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def check_question(question: str, max_chars: int) -> str:
     """The question with control characters removed and whitespace trimmed, or a clear error."""
     cleaned = _CONTROL.sub(" ", question or "").strip()
     if not cleaned:
         raise BadQuestionError("The question is empty: type a question about the documents.")
+    if _SURROGATE.search(cleaned):  # undecodable bytes (a non-UTF-8 terminal) or a lone UTF-16 half
+        raise BadQuestionError("The question holds characters that are not valid text (not UTF-8): type it again.")
     if len(cleaned) > max_chars:
         raise BadQuestionError(
             f"The question is too long ({len(cleaned):,} characters; the limit is {max_chars:,}). "

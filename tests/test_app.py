@@ -75,6 +75,13 @@ def test_bad_questions_get_a_message_not_a_traceback(client):
 
     with pytest.raises(AppError, match="question is empty"):
         client.predict("   ", api_name="/ask")
+    # A lone surrogate (gradio_client cannot even send one): a real message, never {"error": null}.
+    body = json.dumps({"data": ["What is \ud800 Dokdo?"]}).encode()  # ASCII, with the \\ud800 escape
+    request = urllib.request.Request(client.src.rstrip("/") + "/gradio_api/call/ask", body,
+                                     {"Content-Type": "application/json"})
+    event_id = json.loads(urllib.request.urlopen(request, timeout=30).read())["event_id"]
+    stream = urllib.request.urlopen(f"{client.src.rstrip('/')}/gradio_api/call/ask/{event_id}", timeout=60).read().decode()
+    assert "event: error" in stream and "not valid text" in stream, stream
     chat, _, _ = client.predict("", {}, 5, "evidence", False, api_name="/chat")
     assert "question is empty" in chat[-1]["content"][0]["text"]
     chat, _, _ = client.predict("x" * 100_000, {}, 5, "evidence", False, api_name="/chat")

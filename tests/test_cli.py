@@ -56,7 +56,10 @@ def test_flags_and_environment_choose_the_folders(workdir: Path, tmp_path: Path)
     assert json.loads(env_run.stdout)["passages"]
 
 
-@pytest.mark.parametrize("question, message", [("", "empty"), ("   ", "empty"), ("x" * 100_000, "too long")])
+@pytest.mark.parametrize(
+    "question, message",
+    [("", "empty"), ("   ", "empty"), ("x" * 100_000, "too long"), ("Dokdo \udcff?", "not valid text")],  # \xff on a terminal
+)
 def test_bad_questions_exit_1_with_a_message_and_no_traceback(workdir: Path, question: str, message: str):
     result = qa("search", question, cwd=workdir)
     assert result.returncode == 1 and message in result.stderr

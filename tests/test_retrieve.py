@@ -28,6 +28,12 @@ def test_unusable_questions_get_a_clear_error(question: str):
         check_question(question, 2000)
 
 
+@pytest.mark.parametrize("question", ["Dokdo \udcff?", "What is \ud800 Dokdo?"])
+def test_questions_that_are_not_valid_text_get_one_clear_error(question: str):
+    with pytest.raises(BadQuestionError, match="not valid text \\(not UTF-8\\)"):
+        check_question(question, 2000)
+
+
 def test_a_100_000_character_question_is_refused_with_its_length():
     with pytest.raises(BadQuestionError, match="100,000 characters; the limit is 2,000"):
         check_question("why?" * 25_000, 2000)
