@@ -33,14 +33,18 @@ from qa.config import Settings  # noqa: E402
 from qa.corpus import UnreadableFile, add_file, file_sha256  # noqa: E402
 from qa.errors import QAError  # noqa: E402
 from qa.index import index_state  # noqa: E402
+from qa.limits import LoginGuard, RateLimit  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from qa.render import answer_json, document_html, escape_text, reply_html, sources_html  # noqa: E402
 from qa.types import Answer  # noqa: E402
 
 log = logging.getLogger("app")
 
-MODEL_QUEUE = "model"  # chat and API share one model: one question at a time, in order
+# Chat and API questions: a few at a time, so an evidence answer (milliseconds) never waits
+# behind a generated one (generation itself runs one at a time: the generator holds a lock).
+MODEL_QUEUE, MODEL_CONCURRENCY = "model", 4
 INDEX_QUEUE = "index"  # uploads, removals and rebuilds: one at a time, never in the chat's way
+QUEUE_SIZE = 64  # requests waiting at most; 20 users asking at once fit
 KEPT_ANSWERS = 30  # answers (with their sources) kept in the browser's storage
 EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": []}
 NO_SOURCES = "Sources of the answer appear here."
@@ -104,13 +108,18 @@ def sources_panel(blocks: list[str]) -> str:
     return f'<div class="answers">{"".join(blocks)}</div>' if blocks else NO_SOURCES
 
 
-def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str, show_details: bool):
+def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str, show_details: bool,
+         wait: float = 0.0):
     """Streams (chat messages, sources panel, conversation) while the answer is produced; the
-    conversation (messages, each answer's sources, the questions asked) is kept in the browser."""
+    conversation (messages, each answer's sources, the questions asked) is kept in the browser.
+    `wait` > 0: the client is over its rate limit; it is told so instead."""
     conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
     panel = sources_panel(conversation["sources"])
     history = [*conversation["chat"], {"role": "user", "content": escape_text(message or "")}]
     yield history, panel, conversation
+    if wait > 0:
+        yield [*history, {"role": "assistant", "content": too_many(wait)}], panel, conversation
+        return
     try:
         text, item = "", None
         for item in pipeline.ask_stream(message, int(k), mode, history=conversation["asked"]):
@@ -163,8 +172,18 @@ def show_document(pipeline: Pipeline, request: str) -> str:
     return document_html(doc.title, doc.text, start, end, page)
 
 
-def api_ask(pipeline: Pipeline, question: str) -> dict:
+def too_many(wait: float) -> str:
+    return f"Too many questions from your address in the last minute: ask again in {wait:.0f} s."
+
+
+def client_of(request: gr.Request | None) -> str:
+    return getattr(getattr(request, "client", None), "host", None) or "unknown"
+
+
+def api_ask(pipeline: Pipeline, question: str, wait: float = 0.0) -> dict:
     """The `ask` endpoint: the same object as `qa ask --json`."""
+    if wait > 0:
+        raise gr.Error(too_many(wait))
     try:
         answer = pipeline.ask(question)
     except QAError as error:
@@ -333,11 +352,16 @@ def build(pipeline: Pipeline) -> gr.Blocks:
         idle = (gr.update(visible=True), gr.update(visible=False))
         inputs = [question, conversation, k, mode, show_details]
         outputs = [chatbot, sources, conversation]
-        respond = functools.partial(chat, pipeline)
+        limit = RateLimit(settings.rate_limit)
+
+        def respond(message: str, conversation: dict, k: int, mode: str, show_details: bool, request: gr.Request):
+            yield from chat(pipeline, message, conversation, k, mode, show_details, limit.wait(client_of(request)))
+
         events = []
         for trigger, name in ((ask.click, "chat"), (question.submit, False)):
             event = trigger(lambda: answering, None, [ask, stop], api_name=False, queue=False).then(
-                respond, inputs, outputs, api_name=name, concurrency_id=MODEL_QUEUE
+                respond, inputs, outputs, api_name=name, concurrency_id=MODEL_QUEUE,
+                concurrency_limit=MODEL_CONCURRENCY,
             )
             events.append(event)
             event.then(lambda: ("", *idle), None, [question, ask, stop], api_name=False, queue=False)
@@ -350,11 +374,11 @@ def build(pipeline: Pipeline) -> gr.Blocks:
                             js="(x) => window.docqaDocument || x", api_name=False, queue=False).then(
             None, None, None, js=SCROLL_TO_CITED)
 
-        def ask_endpoint(question: str) -> dict:
+        def ask_endpoint(question: str, request: gr.Request) -> dict:
             """Answer a question; returns the same object as `qa ask --json`."""
-            return api_ask(pipeline, question)
+            return api_ask(pipeline, question, limit.wait(client_of(request)))
 
-        gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE)
+        gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
         index_outputs = [index_message, status, index_status, documents, details, removable]
         rebuild_button.click(functools.partial(rebuild, pipeline), None, index_outputs, api_name="rebuild",
                              concurrency_id=INDEX_QUEUE)
@@ -373,9 +397,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     pipeline = Pipeline(settings)
     print(ready(pipeline).replace("**", ""), file=sys.stderr)
     demo = build(pipeline)
-    demo.queue(max_size=16, default_concurrency_limit=1)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     demo.launch(
-        auth=_auth(settings.auth),
+        auth=LoginGuard(settings.auth) if settings.auth else None,
         server_name=host,
         server_port=port,
         share=False,
@@ -392,14 +416,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         js=JS,
     )
     return 0
-
-
-def _auth(spec: str) -> tuple[str, str] | None:
-    """("user", "password") from "user:password"; None when no login is asked for."""
-    if not spec:
-        return None
-    user, _, password = spec.partition(":")
-    return user, password
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ class Settings:
     max_file_mb: int = 20  # bigger files are skipped by indexing and refused as uploads
     threads: int = max(1, min(4, os.cpu_count() or 1))  # more than the cores only slows torch down
     auth: str = ""  # "user:password" makes the web app ask for a login (QA_AUTH)
+    rate_limit: int = 30  # questions per client address per minute in the web app; 0: no limit
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -75,6 +76,8 @@ class Settings:
             raise SettingsError(f"threads must be at most {cores} (the cores of this machine), not {self.threads}")
         if self.auth and not all(self.auth.partition(":")[::2]):
             raise SettingsError("the login (QA_AUTH or --auth) must look like user:password")
+        if self.rate_limit < 0:
+            raise SettingsError(f"rate_limit must be 0 (no limit) or more, not {self.rate_limit}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
             raise SettingsError("chunk overlap must be at least 0 and smaller than the chunk size")
 

@@ -11,6 +11,7 @@ sentence-transformers folder can be named instead.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import logging
@@ -126,6 +127,8 @@ class SentenceTransformerEmbedder:
         self.threads = threads
         self.batch_size = batch_size
         self._model = None
+        self._counter = None  # a tokenizer of its own for count_tokens (see there)
+        self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -162,9 +165,15 @@ class SentenceTransformerEmbedder:
         return self.embed([text])
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text. Counting (no truncation) runs on a copy of the tokenizer: sharing one
+        with `embed` (truncation and padding on) would flip its settings while a question is being
+        embedded in another thread ("Already borrowed"), now that indexing runs beside the chat."""
         if not texts:
             return []
-        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        with self._lock:
+            if self._counter is None:
+                self._counter = copy.deepcopy(self.model.tokenizer)
+            encoded = self._counter(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
 

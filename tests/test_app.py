@@ -217,14 +217,34 @@ def test_a_language_model_that_fails_to_load_leaves_retrieval_working(seed_workd
         assert "Dokdo" in chat[-1]["content"][0]["text"] and "<mark>" in sources
 
 
-def test_a_login_can_be_required(seed_workdir: Path):
+def test_a_login_can_be_required_and_guessing_it_locks_the_name_out(seed_workdir: Path):
     from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
 
     with running_app(seed_workdir, {"QA_AUTH": "reader:s3cret"}) as url:
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):
             Client(url, verbose=False).predict("Dokdo?", api_name="/ask")
         out = Client(url, auth=("reader", "s3cret"), verbose=False).predict(QUESTION, api_name="/ask")
         assert "1965" in out["answer"]
+        for guess in ("a", "b", "c", "d", "e"):
+            with pytest.raises(ValueError, match="Could not login"):
+                Client(url, auth=("reader", guess), verbose=False)
+        with pytest.raises(ValueError, match="Could not login"):  # locked out: even the right password
+            Client(url, auth=("reader", "s3cret"), verbose=False)
+
+
+def test_each_client_is_limited_to_its_questions_per_minute(seed_workdir: Path):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    with running_app(seed_workdir, {"QA_RATE_LIMIT": "2"}) as url:
+        client = Client(url, verbose=False)
+        for _ in range(2):
+            assert "1965" in client.predict(QUESTION, api_name="/ask")["answer"]
+        with pytest.raises(AppError, match=r"Too many questions from your address in the last minute: ask again in \d+ s"):
+            client.predict(QUESTION, api_name="/ask")
+        chat, _, _ = client.predict(QUESTION, {}, 5, "evidence", False, api_name="/chat")
+        assert chat[-1]["content"][0]["text"].startswith("Too many questions")
 
 
 def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path, tmp_path: Path):
