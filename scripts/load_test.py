@@ -1,13 +1,16 @@
 """Bounded load test (prints figures, asserts nothing): concurrent chat users and concurrent searches.
 
-    .venv/bin/python scripts/load_test.py [--users 10] [--questions 3] [--url http://127.0.0.1:7860/]
-                                         [--search-threads 50]
+    .venv/bin/python scripts/load_test.py [--users 20] [--questions 3] [--url http://127.0.0.1:7860/]
+                                         [--search-threads 50] [--mixed]
 
 1. Starts `app.py` on a free loopback port (or uses --url), then `--users` gradio_client users
    each ask `--questions` questions from eval/questions.jsonl at the same time through the `ask`
-   endpoint. Prints errors, incomplete or uncited answers, latency p50/p95 and queue wait (client
-   latency minus the server's own answer time).
-2. `--search-threads` concurrent `Pipeline.search` calls from threads, compared with the same
+   endpoint. Prints errors, crossed answers (an answer to another question), declined answers,
+   latency p50/p95, queue wait (client latency minus the server's own answer time) and the app's
+   resident memory before and after. All users come from one address, so the app it starts runs
+   with QA_RATE_LIMIT=0 (a running one given with --url may refuse them).
+2. `--mixed`: an evidence question asked while a generated answer and a rebuild of the index run.
+3. `--search-threads` concurrent `Pipeline.search` calls from threads, compared with the same
    searches run one after another: prints whether every result is identical.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -42,7 +46,8 @@ def start_app() -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], stderr=subprocess.DEVNULL,
+                               env={**os.environ, "QA_RATE_LIMIT": "0"})
     url = f"http://127.0.0.1:{port}/"
     for _ in range(360):
         try:
@@ -54,10 +59,19 @@ def start_app() -> tuple[subprocess.Popen, str]:
     raise SystemExit("the app did not start")
 
 
+def rss_mb(pid: int | None) -> str:
+    if pid is None:
+        return "?"
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return f"{int(line.split()[1]) / 1024:.0f} MB"
+    return "?"
+
+
 def chat_load(url: str, users: int, per_user: int, questions: list[str]) -> None:
     from gradio_client import Client
 
-    latencies, queue_waits, problems = [], [], []
+    latencies, queue_waits, errors, crossed, declined = [], [], [], [], []
     lock = threading.Lock()
 
     def user(u: int) -> None:
@@ -69,14 +83,16 @@ def chat_load(url: str, users: int, per_user: int, questions: list[str]) -> None
                 out = client.predict(question, api_name="/ask")
             except Exception as error:  # counted, not raised: this is a load test
                 with lock:
-                    problems.append(f"user {u}: {type(error).__name__}: {error}")
+                    errors.append(f"user {u}: {type(error).__name__}: {error}")
                 continue
             seconds = time.perf_counter() - began
             with lock:
                 latencies.append(seconds)
                 queue_waits.append(max(0.0, seconds - out["timings"]["total_ms"] / 1000))
-                if out["abstained"] or not out["citations"] or not out["answer"].strip():
-                    problems.append(f"user {u}: no cited answer to {question!r}")
+                if out["question"] != question:
+                    crossed.append(f"user {u}: asked {question!r}, got the answer to {out['question']!r}")
+                elif out["abstained"] or not out["citations"]:
+                    declined.append(question)
 
     began = time.perf_counter()
     threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
@@ -86,10 +102,31 @@ def chat_load(url: str, users: int, per_user: int, questions: list[str]) -> None
         t.join(timeout=900)
     wall = time.perf_counter() - began
     print(f"chat load: {users} users x {per_user} questions in {wall:.1f} s; {len(latencies)} answered")
-    print(f"  problems: {len(problems)}" + "".join(f"\n    {p}" for p in problems[:10]))
+    print(f"  errors: {len(errors)}" + "".join(f"\n    {p}" for p in errors[:10]))
+    print(f"  crossed answers: {len(crossed)}" + "".join(f"\n    {p}" for p in crossed[:10]))
+    print(f"  declined (the reader's own refusals, not load): {len(declined)}")
     if latencies:
         print(f"  latency    p50 {statistics.median(latencies) * 1000:7.0f} ms   p95 {percentile(latencies, 95) * 1000:7.0f} ms")
         print(f"  queue wait p50 {statistics.median(queue_waits) * 1000:7.0f} ms   p95 {percentile(queue_waits, 95) * 1000:7.0f} ms")
+
+
+def mixed_load(url: str, question: str) -> None:
+    """An evidence question while a generated answer and a rebuild of the index run."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    client.predict(question, api_name="/ask")  # warm
+    generating = client.submit(question, {}, 5, "generative", False, api_name="/chat")
+    rebuilding = Client(url, verbose=False).submit(api_name="/rebuild")
+    time.sleep(1.0)
+    began = time.perf_counter()
+    out = client.predict(question, api_name="/ask")
+    seconds = time.perf_counter() - began
+    busy = [name for name, job in (("generation", generating), ("rebuild", rebuilding)) if not job.done()]
+    print(f"mixed: an evidence answer in {seconds * 1000:.0f} ms (server {out['timings']['total_ms']:.0f} ms) "
+          f"while {' and '.join(busy) or 'nothing'} still ran")
+    generating.result(timeout=600)
+    rebuilding.result(timeout=600)
 
 
 def search_load(threads: int, questions: list[str]) -> None:
@@ -115,10 +152,11 @@ def search_load(threads: int, questions: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--questions", type=int, default=3)
     parser.add_argument("--url", help="an app already running (default: start one)")
     parser.add_argument("--search-threads", type=int, default=50)
+    parser.add_argument("--mixed", action="store_true", help="also time an evidence question beside generation and a rebuild")
     parser.add_argument("--question-file", type=Path, default=ROOT / "eval" / "questions.jsonl")
     args = parser.parse_args()
     questions = answerable_questions(args.question_file)
@@ -127,7 +165,12 @@ def main() -> int:
         url = args.url
         if not url:
             process, url = start_app()
+        pid = process.pid if process is not None else None
+        print(f"app memory before: {rss_mb(pid)}")
         chat_load(url, args.users, args.questions, questions)
+        print(f"app memory after: {rss_mb(pid)}")
+        if args.mixed:
+            mixed_load(url, questions[0])
     finally:
         if process is not None:
             process.terminate()

@@ -167,7 +167,8 @@ def running_app(workdir: Path, env: dict | None = None) -> Iterator[str]:
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            # Every test client comes from 127.0.0.1: no rate limit unless a test sets one.
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "QA_RATE_LIMIT": "0", **(env or {})},
         )
         url = f"http://127.0.0.1:{port}/"
         try:
