@@ -60,34 +60,36 @@ def find_files(corpus_dir: Path) -> list[Path]:
     for folder, dirs, files in os.walk(corpus_dir, onerror=unreadable):
         base = Path(folder)
         for name in list(dirs):
-            if name.startswith(".") or (base / name).is_symlink() or not _valid_name(base / name):
+            why = None if name.startswith(".") else _skip_reason(base / name)
+            if name.startswith(".") or why:
                 dirs.remove(name)
-                if not name.startswith("."):
-                    log.warning("skipping %s: %s", _shown(base / name), _why_skipped(base / name))
+            if why:
+                log.warning("skipping %s: %s", _shown(base / name), why)
         for name in files:
             path = base / name
             if name.startswith(".") or Path(name).suffix.lower() not in SUFFIXES:
                 continue
-            if path.is_symlink() or not _valid_name(path):
-                log.warning("skipping %s: %s", _shown(path), _why_skipped(path))
+            why = _skip_reason(path)
+            if why:
+                log.warning("skipping %s: %s", _shown(path), why)
             elif path.relative_to(corpus_dir).as_posix() not in ignored:
                 found.append(path)
     return sorted(found)
 
 
-def _valid_name(path: Path) -> bool:
-    """False for a name with bytes that are not text in the file system's encoding."""
+def _skip_reason(path: Path) -> str | None:
+    """Why a corpus entry is not read (a link, a name that is not text, a path too long), or None."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _why_skipped(path: Path) -> str:
-    if path.is_symlink():
-        return "a symbolic link (not followed: it could point outside the corpus folder)"
-    return "its name is not valid text (rename it)"
+        return "its name is not valid text (rename it)"
+    try:
+        if path.is_symlink():
+            return "a symbolic link (not followed: it could point outside the corpus folder)"
+        path.stat()
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def _shown(path: object) -> str:

@@ -141,3 +141,24 @@ def test_removed_paths_are_left_out_until_the_file_is_added_again(tmp_path: Path
     upload.write_text("# A\n\nAlpha text.\n")
     add_file(corpus, "a.md", upload)
     assert [p.name for p in find_files(corpus)] == ["a.md", "b.md"]
+
+
+def test_a_folder_tree_deeper_than_path_max_is_skipped_by_name(tmp_path: Path, caplog):
+    import os
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "ok.md").write_text("# OK\n\nReadable.\n")
+    fd = os.open(corpus, os.O_RDONLY)
+    for _ in range(25):  # 25 × 200 characters: past PATH_MAX (4096), made relative to open folders
+        os.mkdir("d" * 200, dir_fd=fd)
+        inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    deep = os.open("deep.md", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+    os.write(deep, b"# Deep\n\nUnreachable by path.\n")
+    os.close(deep)
+    os.close(fd)
+    with caplog.at_level("WARNING"):
+        assert [p.name for p in find_files(corpus)] == ["ok.md"]
+    assert "skipping" in caplog.text and "File name too long" in caplog.text
