@@ -480,7 +480,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True,
             ) from error
         finally:
             if writer is not None:
-                writer.close()
+                with contextlib.suppress(OSError):  # a full disk can fail the flush too: keep the first error
+                    writer.close()
             shutil.rmtree(tmp, ignore_errors=True)
     skipped = tuple(rel for rel, entry in sources.items() if not entry["indexed"])
     removed = len(set(before) - {rel for rel, entry in sources.items() if entry["indexed"]})

@@ -9,7 +9,9 @@
    latency p50/p95, queue wait (client latency minus the server's own answer time) and the app's
    resident memory before and after. All users come from one address, so the app it starts runs
    with QA_RATE_LIMIT=0 (a running one given with --url may refuse them).
-2. `--mixed`: an evidence question asked while a generated answer and a rebuild of the index run.
+2. `--mixed`: an evidence question asked while a generated answer is written and a ~100 KB upload
+   is indexed (the app it starts serves a temporary copy of ./corpus and ./index, so your corpus
+   is never changed; with --url nothing is uploaded).
 3. `--search-threads` concurrent `Pipeline.search` calls from threads, compared with the same
    searches run one after another: prints whether every result is identical.
 """
@@ -19,10 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -42,12 +46,15 @@ def answerable_questions(path: Path) -> list[str]:
     return [r["question"] for r in rows if r["answers"] and r.get("type") not in ("korean", "japanese")]
 
 
-def start_app() -> tuple[subprocess.Popen, str]:
+def start_app(workdir: Path) -> tuple[subprocess.Popen, str]:
+    """The app serving a copy of ./corpus and ./index made in `workdir`."""
+    for name in ("corpus", "index"):
+        shutil.copytree(name, workdir / name)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], stderr=subprocess.DEVNULL,
-                               env={**os.environ, "QA_RATE_LIMIT": "0"})
+                               env={**os.environ, "QA_RATE_LIMIT": "0"}, cwd=workdir)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(360):
         try:
@@ -110,23 +117,33 @@ def chat_load(url: str, users: int, per_user: int, questions: list[str]) -> None
         print(f"  queue wait p50 {statistics.median(queue_waits) * 1000:7.0f} ms   p95 {percentile(queue_waits, 95) * 1000:7.0f} ms")
 
 
-def mixed_load(url: str, question: str) -> None:
-    """An evidence question while a generated answer and a rebuild of the index run."""
-    from gradio_client import Client
+def mixed_load(url: str, question: str, upload: Path | None) -> None:
+    """An evidence question while a generated answer is written and `upload` is indexed."""
+    from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
     client.predict(question, api_name="/ask")  # warm
     generating = client.submit(question, {}, 5, "generative", False, api_name="/chat")
-    rebuilding = Client(url, verbose=False).submit(api_name="/rebuild")
-    time.sleep(1.0)
+    indexing = Client(url, verbose=False).submit([handle_file(str(upload))], api_name="/upload") if upload else None
+    time.sleep(2.0)
     began = time.perf_counter()
     out = client.predict(question, api_name="/ask")
     seconds = time.perf_counter() - began
-    busy = [name for name, job in (("generation", generating), ("rebuild", rebuilding)) if not job.done()]
+    busy = [name for name, job in (("a generated answer", generating), ("an upload", indexing)) if job and not job.done()]
     print(f"mixed: an evidence answer in {seconds * 1000:.0f} ms (server {out['timings']['total_ms']:.0f} ms) "
           f"while {' and '.join(busy) or 'nothing'} still ran")
     generating.result(timeout=600)
-    rebuilding.result(timeout=600)
+    if indexing:
+        print(f"  upload: {indexing.result(timeout=600)[0]}")
+
+
+def report_file(folder: Path) -> Path:
+    """~100 KB of varied sentences to upload."""
+    path = folder / "harbour report.md"
+    lines = ["# Harbour report", ""] + [
+        f"Berth {n} handled {n * 37 % 9000} containers in week {n % 52 + 1}, with crane {n % 17}." for n in range(1, 1400)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def search_load(threads: int, questions: list[str]) -> None:
@@ -161,20 +178,22 @@ def main() -> int:
     args = parser.parse_args()
     questions = answerable_questions(args.question_file)
     process = None
+    work = Path(tempfile.mkdtemp(prefix="docqa-load-"))
     try:
         url = args.url
         if not url:
-            process, url = start_app()
+            process, url = start_app(work)
         pid = process.pid if process is not None else None
         print(f"app memory before: {rss_mb(pid)}")
         chat_load(url, args.users, args.questions, questions)
         print(f"app memory after: {rss_mb(pid)}")
         if args.mixed:
-            mixed_load(url, questions[0])
+            mixed_load(url, questions[0], None if args.url else report_file(work))
     finally:
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
     if args.search_threads:
         search_load(args.search_threads, questions)
     return 0

@@ -162,3 +162,23 @@ def test_a_folder_tree_deeper_than_path_max_is_skipped_by_name(tmp_path: Path, c
     with caplog.at_level("WARNING"):
         assert [p.name for p in find_files(corpus)] == ["ok.md"]
     assert "skipping" in caplog.text and "File name too long" in caplog.text
+
+
+def test_a_folder_that_cannot_be_read_is_skipped_by_name(tmp_path: Path, caplog, monkeypatch):
+    import os
+
+    corpus = tmp_path / "corpus"
+    (corpus / "private").mkdir(parents=True)
+    (corpus / "private" / "hidden.md").write_text("# Hidden\n\nSecret.\n")
+    (corpus / "ok.md").write_text("# OK\n\nReadable.\n")
+    real_scandir = os.scandir
+
+    def scandir(path):  # root reads every folder, so the refusal is injected
+        if str(path).endswith("private"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with caplog.at_level("WARNING"):
+        assert [p.name for p in find_files(corpus)] == ["ok.md"]
+    assert f"skipping folder {corpus / 'private'}: Permission denied" in caplog.text

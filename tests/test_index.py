@@ -291,9 +291,11 @@ def test_a_full_or_read_only_disk_is_a_clear_error_and_the_old_index_stays(
         raise OSError(getattr(errno, errno_name), message)
 
     monkeypatch.setattr(faiss, "write_index", fail)
+    monkeypatch.setattr(index_module._IndexWriter, "close", fail)  # the flush on the way out fails too
     with pytest.raises(IndexWriteError, match=f"{message}.*previous index is untouched"):
         build_index(seed_settings, fake_embedder, progress=False)
     assert (seed_settings.index_dir / "manifest.json").read_bytes() == before
+    assert not list(seed_settings.index_dir.parent.glob(".index.tmp-*"))  # the temporary build is gone
     monkeypatch.undo()
     assert load_index(seed_settings, "fake").chunks
 
