@@ -48,6 +48,8 @@ def answerable_questions(path: Path) -> list[str]:
 
 def start_app(workdir: Path) -> tuple[subprocess.Popen, str]:
     """The app serving a copy of ./corpus and ./index made in `workdir`."""
+    if not (Path("corpus").is_dir() and Path("index", "manifest.json").is_file()):
+        raise SystemExit("run it in a folder with corpus/ and an index/ built by `qa index` (or give --url)")
     for name in ("corpus", "index"):
         shutil.copytree(name, workdir / name)
     with socket.socket() as s:
