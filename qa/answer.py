@@ -10,8 +10,9 @@ Two modes:
   probable reading becomes the answer: the short answer, then its sentence quoted verbatim with
   its passage's marker `[n]`. Every word is traceable by construction.
 - *generative*: the reader first decides whether the documents answer the question (no text is
-  generated when they do not); then the language model answers from the numbered passages and
-  `qa.verify` keeps only the sentences a shown passage supports. The reader's short answer is
+  generated when they do not); then the language model answers from the reader's most probable
+  sentences, each under its passage's marker (a prompt of a few hundred tokens, not five whole
+  passages), and `qa.verify` keeps only the sentences a shown passage supports. The reader's short answer is
   returned beside the generated text.
 
 When the best reading's probability is below the reader's threshold (fitted on held-out
@@ -39,6 +40,7 @@ from qa.types import Answer, Citation, Passage, Reading
 from qa.verify import overlap, terms, verify
 
 OVERLAP_WEIGHT = 0.5  # how candidate sentences are ranked: cosine + OVERLAP_WEIGHT * word overlap
+PROMPT_SENTENCES = 4  # the reader's most probable proof sentences that the language model is shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,21 @@ class Evidence:
     @property
     def score(self) -> float:
         return self.cosine + OVERLAP_WEIGHT * self.overlap
+
+
+def compact_evidence(readings: Sequence[Reading], limit: int) -> list[tuple[int, str]]:
+    """(marker, text) for the prompt: the proof sentences of the `limit` most probable readings,
+    distinct, grouped under their passage's marker (markers in order, sentences in document order).
+
+    >>> from qa.types import Reading
+    >>> r = lambda m, s, at, p: Reading(m, "c", "x", at, at + 1, s, at, at + len(s), 1.0, 1.0, p)
+    >>> compact_evidence([r(2, "B.", 50, 0.9), r(1, "A.", 0, 0.8), r(2, "C.", 10, 0.7), r(2, "B.", 50, 0.6)], 4)
+    [(1, 'A.'), (2, 'C. B.')]
+    """
+    chosen: dict[int, dict[int, str]] = {}
+    for reading in list(readings)[:limit]:
+        chosen.setdefault(reading.marker, {})[reading.sentence_start] = inert_markers(reading.sentence)
+    return [(marker, " ".join(text for _, text in sorted(chosen[marker].items()))) for marker in sorted(chosen)]
 
 
 def display_text(reading: Reading) -> str:
@@ -154,8 +171,8 @@ class Answerer:
             first_piece = time.perf_counter()
             yield text
         elif best is not None:
-            texts = [inert_markers(p.chunk.text) for p in passages]
-            for piece in self.generator.stream(messages(question, texts), self.settings.max_new_tokens, cancel):
+            evidence = compact_evidence(readings, PROMPT_SENTENCES)
+            for piece in self.generator.stream(messages(question, evidence), self.settings.max_new_tokens, cancel):
                 if first_piece is None:
                     first_piece = time.perf_counter()
                 raw += piece

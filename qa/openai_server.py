@@ -16,10 +16,10 @@ import sys
 import time
 
 from qa.config import Settings
-from qa.generate import TransformersGenerator
+from qa.generate import Generator, get_generator
 
 
-def build_app(generator: TransformersGenerator):  # noqa: ANN201 - a Starlette app
+def build_app(generator: Generator):  # noqa: ANN201 - a Starlette app
     from starlette.applications import Starlette
     from starlette.concurrency import iterate_in_threadpool
     from starlette.requests import Request
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
     settings = Settings.from_env(model=args.model)
-    generator = TransformersGenerator(settings.model, settings.threads, settings.cache_dir)
+    generator = get_generator(settings.model, settings.threads, settings.cache_dir)
     generator.warm_up()
     import uvicorn
 

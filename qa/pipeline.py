@@ -19,7 +19,7 @@ from qa.config import Settings
 from qa.corpus import UnreadableFile, read_document, set_ignored
 from qa.errors import QAError
 from qa.followup import standalone_query
-from qa.generate import Generator, OpenAIGenerator, TransformersGenerator
+from qa.generate import Generator, get_generator
 from qa.index import BuildSummary, Index, build_index, load_index
 from qa.models import Embedder, get_embedder
 from qa.reader import Reader, Window, get_reader
@@ -62,12 +62,8 @@ class Pipeline:
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            if self.settings.generator_url:
-                self._generator = OpenAIGenerator(self.settings.generator_url, self.settings.model)
-            else:
-                self._generator = TransformersGenerator(
-                    self.settings.model, self.settings.threads, self.settings.cache_dir
-                )
+            s = self.settings
+            self._generator = get_generator(s.model, s.threads, s.cache_dir, s.generator_url)
         return self._generator
 
     @property

@@ -3,10 +3,10 @@
 Passages go into the prompt as quoted, numbered data. The system text tells the model that
 instructions inside passages or questions are content, not commands.
 
->>> print(format_passages(["Dokdo is an islet.", "Seoul is a city."]))
+>>> print(format_passages([(1, "Dokdo is an islet."), (3, "Seoul is a city.")]))
 [1] \"\"\"Dokdo is an islet.\"\"\"
 <BLANKLINE>
-[2] \"\"\"Seoul is a city.\"\"\"
+[3] \"\"\"Seoul is a city.\"\"\"
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ SYSTEM = (
 QUESTION_TEMPLATE = "Passages:\n\n{passages}\n\nQuestion: {question}"
 
 
-def format_passages(texts: Sequence[str]) -> str:
-    """Number passages [1]…[k] and quote them; triple quotes inside a passage are neutralised."""
-    return "\n\n".join(f'[{n}] """{text.replace(chr(34) * 3, chr(34))}"""' for n, text in enumerate(texts, start=1))
+def format_passages(passages: Sequence[tuple[int, str]]) -> str:
+    """(marker, text) pairs, each quoted under its `[n]`; triple quotes inside a text are neutralised."""
+    return "\n\n".join(f'[{n}] """{text.replace(chr(34) * 3, chr(34))}"""' for n, text in passages)
 
 
-def messages(question: str, passage_texts: Sequence[str]) -> list[dict[str, str]]:
-    """The chat messages for a question over numbered passages."""
+def messages(question: str, passages: Sequence[tuple[int, str]]) -> list[dict[str, str]]:
+    """The chat messages for a question over (marker, text) passages."""
     return [
         {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": QUESTION_TEMPLATE.format(passages=format_passages(passage_texts), question=question)},
+        {"role": "user", "content": QUESTION_TEMPLATE.format(passages=format_passages(passages), question=question)},
     ]

@@ -63,13 +63,13 @@ def pipeline(seed_workdir: Path, model_cache: Path) -> Pipeline:
 
 def test_the_bundled_language_model_answers_offline_and_is_verified(pipeline: Pipeline):
     answer = pipeline.ask("When did Japan and South Korea establish diplomatic relations?", mode="generative")
-    assert answer.mode == "generative" and answer.model == "smollm2" and answer.raw_text.strip()
+    assert answer.mode == "generative" and answer.raw_text.strip()
+    assert answer.model == "SmolLM2-135M-Instruct.Q4_1.gguf (llama.cpp)"  # the GGUF file, run by llama.cpp
     text = source_text(Path(pipeline.settings.corpus_dir).parent)
     if answer.abstained:
         assert answer.citations == () and answer.text.startswith("The documents do not say")
     for c in answer.citations:
         assert text[c.start : c.end] == c.quote and 1 <= c.marker <= len(answer.passages)
-    assert any(pipeline.settings.cache_dir.iterdir())  # the converted model was cached
 
 
 def test_instructions_inside_the_question_do_not_change_behaviour(pipeline: Pipeline):

@@ -14,7 +14,7 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import ModelLoadError
-from qa.generate import OpenAIGenerator, TransformersGenerator
+from qa.generate import LlamaCppGenerator, OpenAIGenerator
 from qa.pipeline import Pipeline
 from qa.prompts import messages
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 CHAT = messages(
     "When did Japan and South Korea establish diplomatic relations?",
-    ["Japan and South Korea formally established diplomatic relations in December 1965."],
+    [(1, "Japan and South Korea formally established diplomatic relations in December 1965.")],
 )
 
 
@@ -56,7 +56,7 @@ def test_the_server_streams_what_the_local_model_writes(server: str, model_cache
     remote = OpenAIGenerator(server, "smollm2")
     remote.warm_up()
     pieces = list(remote.stream(CHAT, 24))
-    local = "".join(TransformersGenerator("smollm2", 2, model_cache).stream(CHAT, 24))
+    local = "".join(LlamaCppGenerator("smollm2", 2).stream(CHAT, 24))
     assert len(pieces) > 1 and "".join(pieces) == local  # greedy: the same text, in pieces
 
 
