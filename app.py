@@ -64,6 +64,7 @@ CSS = """
 #sources .asked { font-size: .9em; color: #555; }
 #document .doc-text { max-height: 60vh; overflow-y: auto; white-space: normal; border: 1px solid #ddd; padding: .5em; }
 .hidden-trigger { display: none !important; }
+#chat .draft { color: #777; font-style: italic; } #chat .draft-note { color: #999; }
 """
 # Clicking a marker shows its answer's sources with the passage selected; "open the document"
 # asks the server for the whole document (through the hidden #open-doc button); chat messages
@@ -126,7 +127,8 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
             if isinstance(item, Answer):
                 break
             text += item
-            yield [*history, {"role": "assistant", "content": escape_text(text) + " …"}], panel, conversation
+            if mode == "generative":  # an evidence answer is verified as it comes: no draft to show
+                yield [*history, {"role": "assistant", "content": draft_html(text)}], panel, conversation
     except QAError as error:
         reply, item = escape_text(str(error)), None
     except Exception:  # never a traceback in the page; the server log has it
@@ -140,6 +142,13 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
         asked = [*asked, item.query][-KEPT_ANSWERS:]
     messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
     yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked}
+
+
+def draft_html(text: str) -> str:
+    """Generated text while it is being written: visibly a draft, replaced by the verified answer
+    (which may keep less of it, or decline) when generation ends."""
+    return (f'<span class="draft">{escape_text(text)} …</span><br>'
+            '<small class="draft-note">Draft: being checked against the sources.</small>')
 
 
 def stopped(question: str, conversation: dict) -> tuple:

@@ -161,22 +161,22 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         if isinstance(item, Answer):
             answer = item
         elif not args.json and answer_mode_streams(settings):
-            print(item, end="", flush=True)
+            # The draft goes to stderr as it is written; stdout gets only the verified answer.
+            print(("draft (being checked against the sources): " if not streamed else "") + item,
+                  end="", flush=True, file=sys.stderr)
             streamed = True
     assert answer is not None
+    if streamed:
+        print(file=sys.stderr)
     if args.json:
         print(json.dumps(answer_json(answer, pipeline.index.title), ensure_ascii=False))
         return 0
-    if streamed and answer.text != answer.raw_text:
-        print("\n\nVerified answer: " + answer.text)
-    elif streamed:
-        print()
-    elif answer.short_answer is not None:
+    if answer.mode == "generative" or answer.short_answer is None:
+        print(answer.text)
+    else:
         short = answer.short_answer
         print(short.text)
         print(_indent(f"“{highlight(short, sys.stdout.isatty())}” [{short.marker}]"))
-    else:
-        print(answer.text)
     if answer.citations:
         print("\nSources:")
     for c in answer.citations:
