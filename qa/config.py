@@ -33,7 +33,6 @@ class Settings:
     generator_url: str = ""
     answer_mode: str = "evidence"  # "evidence" (extractive, quoted) or "generative"
     max_new_tokens: int = 96  # the prompt asks for one to three sentences
-    cache_dir: Path = Path.home() / ".cache" / "docqa"  # converted models; safe to delete
     chunk_tokens: int = 160  # budget per chunk, in tokens of the embedding model
     chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
     k: int = 5  # passages returned
@@ -59,7 +58,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _convert(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("corpus_dir", "index_dir", "cache_dir"):
+        for name in ("corpus_dir", "index_dir"):
             if name in values:
                 values[name] = Path(values[name])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]

@@ -16,7 +16,6 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Protocol
 
 from qa.errors import ModelLoadError
@@ -53,10 +52,9 @@ def render_prompt(tokenizer, messages: Sequence[Message]) -> str:  # noqa: ANN00
 class TransformersGenerator:
     """A local causal LM, loaded on first use (or by `warm_up()`)."""
 
-    def __init__(self, model: str = "smollm2", threads: int = 2, cache_dir: Path | None = None) -> None:
+    def __init__(self, model: str = "smollm2", threads: int = 2) -> None:
         self.name = model
         self.threads = threads
-        self.cache_dir = cache_dir
         self._model = None
         self._tokenizer = None
         self._lock = threading.Lock()
@@ -68,7 +66,7 @@ class TransformersGenerator:
 
     def _load(self) -> None:
         began = time.perf_counter()
-        folder, gguf_file = generator_source(self.name, self.cache_dir)
+        folder, gguf_file = generator_source(self.name)
         try:
             import torch
             import transformers
@@ -82,9 +80,6 @@ class TransformersGenerator:
             model.eval()
         except Exception as error:  # any failure inside the libraries means the same to the user
             raise ModelLoadError(f"could not load the language model {self.name!r} from {folder}: {error}") from error
-        if gguf_file and self.cache_dir is not None:
-            stat = (folder / gguf_file).stat()
-            _save_converted(model, tokenizer, self.cache_dir / f"{Path(gguf_file).stem}-{stat.st_size}")
         self._model, self._tokenizer = model, tokenizer
         log.info("loaded language model %s in %.1f s", self.name, time.perf_counter() - began)
 
@@ -222,30 +217,15 @@ class LlamaCppGenerator:
             raise ModelLoadError(f"the language model failed while answering: {failure[0]}")
 
 
-def get_generator(model: str, threads: int, cache_dir: Path | None = None, url: str = "") -> Generator:
+def get_generator(model: str, threads: int, url: str = "") -> Generator:
     """The generator for a setting: a server when `url` is given, llama.cpp for GGUF models (the
     bundled one or a `.gguf` path), transformers for a model folder."""
     if url:
         return OpenAIGenerator(url, model)
     if is_gguf(model):
         return LlamaCppGenerator(model, threads)
-    return TransformersGenerator(model, threads, cache_dir)
+    return TransformersGenerator(model, threads)
 
-
-def _save_converted(model, tokenizer, target: Path) -> None:  # noqa: ANN001
-    """Keep the de-quantised GGUF weights as safetensors: later loads take seconds, not tens."""
-    if target.exists():
-        return
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        tmp.replace(target)
-    except OSError as error:
-        log.warning("could not cache the converted model in %s: %s", target, error)
 
 
 class OpenAIGenerator:

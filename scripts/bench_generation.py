@@ -12,7 +12,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,9 +25,9 @@ ONE_RUNTIME = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from qa.generate import LlamaCppGenerator, TransformersGenerator
-runtime, model, runs, tokens, cache = {runtime!r}, {model!r}, {runs}, {tokens}, {cache!r}
+runtime, model, runs, tokens = {runtime!r}, {model!r}, {runs}, {tokens}
 began = time.perf_counter()
-g = LlamaCppGenerator(model, 2) if runtime == "llama.cpp" else TransformersGenerator(model, 2, None)
+g = LlamaCppGenerator(model, 2) if runtime == "llama.cpp" else TransformersGenerator(model, 2)
 g.warm_up()
 load = time.perf_counter() - began
 first, whole, text = [], [], ""
@@ -50,17 +49,16 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=64)
     args = parser.parse_args()
     print(f"{'runtime':<12} {'load s':>7} {'first token p50 ms':>19} {'whole p50 s':>12} {'peak MB':>8}  answer")
-    with tempfile.TemporaryDirectory() as cache:
-        for runtime in ("llama.cpp", "transformers"):
-            code = ONE_RUNTIME.format(root=str(ROOT), runtime=runtime, model=args.model, runs=args.runs,
-                                      tokens=args.tokens, cache=cache, messages=MESSAGES)
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
-            if out.returncode:
-                print(f"{runtime:<12} failed: {out.stderr.strip().splitlines()[-1]}")
-                continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{runtime:<12} {r['load']:7.1f} {statistics.median(r['first']) * 1000:19.0f} "
-                  f"{statistics.median(r['whole']):12.2f} {r['peak_mb']:8.0f}  {r['text'][:60]!r}")
+    for runtime in ("llama.cpp", "transformers"):
+        code = ONE_RUNTIME.format(root=str(ROOT), runtime=runtime, model=args.model, runs=args.runs,
+                                  tokens=args.tokens, messages=MESSAGES)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+        if out.returncode:
+            print(f"{runtime:<12} failed: {out.stderr.strip().splitlines()[-1]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{runtime:<12} {r['load']:7.1f} {statistics.median(r['first']) * 1000:19.0f} "
+              f"{statistics.median(r['whole']):12.2f} {r['peak_mb']:8.0f}  {r['text'][:60]!r}")
     return 0
 
 

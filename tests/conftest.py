@@ -110,12 +110,6 @@ def seed_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory) -> Path:
-    """A converted-model cache shared by the tests that load the bundled language model."""
-    return tmp_path_factory.mktemp("model-cache")
-
-
-@pytest.fixture(scope="session")
 def real_embedder():
     from qa.models import get_embedder
 

@@ -56,8 +56,8 @@ def test_ask_prints_the_answer_then_its_sources(seed_workdir: Path):
 
 
 @pytest.fixture(scope="module")
-def pipeline(seed_workdir: Path, model_cache: Path) -> Pipeline:
-    settings = Settings(corpus_dir=seed_workdir / "corpus", index_dir=seed_workdir / "index", cache_dir=model_cache)
+def pipeline(seed_workdir: Path) -> Pipeline:
+    settings = Settings(corpus_dir=seed_workdir / "corpus", index_dir=seed_workdir / "index")
     return Pipeline(settings)
 
 

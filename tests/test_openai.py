@@ -1,7 +1,6 @@
 """The generator behind an OpenAI-compatible HTTP server: `python -m qa.openai_server` serving
 the bundled model, asked by `OpenAIGenerator` and by the whole pipeline (QA_GENERATOR_URL)."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -27,7 +26,7 @@ CHAT = messages(
 
 
 @pytest.fixture(scope="module")
-def server(model_cache: Path, tmp_path_factory):
+def server(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -35,7 +34,7 @@ def server(model_cache: Path, tmp_path_factory):
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "qa.openai_server", "--port", str(port)],
-            env={**os.environ, "QA_CACHE_DIR": str(model_cache)}, stdout=out, stderr=subprocess.STDOUT,
+            stdout=out, stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
@@ -52,7 +51,7 @@ def server(model_cache: Path, tmp_path_factory):
         process.wait(timeout=30)
 
 
-def test_the_server_streams_what_the_local_model_writes(server: str, model_cache: Path):
+def test_the_server_streams_what_the_local_model_writes(server: str):
     remote = OpenAIGenerator(server, "smollm2")
     remote.warm_up()
     pieces = list(remote.stream(CHAT, 24))
@@ -60,10 +59,10 @@ def test_the_server_streams_what_the_local_model_writes(server: str, model_cache
     assert len(pieces) > 1 and "".join(pieces) == local  # greedy: the same text, in pieces
 
 
-def test_the_pipeline_generates_through_qa_generator_url(server: str, seed_workdir: Path, model_cache: Path):
+def test_the_pipeline_generates_through_qa_generator_url(server: str, seed_workdir: Path):
     settings = Settings.from_env(
         {"QA_GENERATOR_URL": server, "QA_MODEL": "smollm2"},
-        corpus_dir=seed_workdir / "corpus", index_dir=seed_workdir / "index", cache_dir=model_cache,
+        corpus_dir=seed_workdir / "corpus", index_dir=seed_workdir / "index",
     )
     answer = Pipeline(settings).ask("When did Japan and South Korea establish diplomatic relations?", mode="generative")
     assert answer.model == f"smollm2 at {server}" and answer.raw_text.strip()
