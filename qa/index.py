@@ -557,7 +557,7 @@ def _fsync(path: Path) -> None:
 
 def _swap_in(tmp: Path, target: Path) -> None:
     """Replace `target` by `tmp`: two renames; `_recover` mends a crash between them."""
-    old = target.parent / f".{target.name}.old"
+    old = _sibling(target, "old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         os.replace(target, old)
@@ -566,11 +566,16 @@ def _swap_in(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _sibling(target: Path, kind: str) -> Path:
+    """The hidden folder or file beside the index that a build uses: ".index.old", ".index.lock"."""
+    return target.parent / f".{target.name}.{kind}"
+
+
 def _settle(target: Path, wait: float = 5.0) -> None:
     """Before reading: wait out a swap in progress (between its two renames, microseconds), or
     mend one that crashed there. A reader never moves a folder while a build holds the lock."""
     deadline = time.monotonic() + wait
-    while not target.exists() and (target.parent / f".{target.name}.old" / "manifest.json").exists():
+    while not target.exists() and (_sibling(target, "old") / "manifest.json").exists():
         if not _build_running(target):
             _recover(target)
             return
@@ -580,7 +585,7 @@ def _settle(target: Path, wait: float = 5.0) -> None:
 
 
 def _build_running(target: Path) -> bool:
-    lock_path = target.parent / f".{target.name}.lock"
+    lock_path = _sibling(target, "lock")
     try:
         with lock_path.open("r") as lock:
             fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -592,7 +597,7 @@ def _build_running(target: Path) -> bool:
 
 
 def _recover(target: Path) -> None:
-    old = target.parent / f".{target.name}.old"
+    old = _sibling(target, "old")
     if not target.exists() and (old / "manifest.json").exists():
         log.warning("restoring the previous index from %s (a build was interrupted)", old)
         os.replace(old, target)
@@ -601,7 +606,7 @@ def _recover(target: Path) -> None:
 @contextlib.contextmanager
 def _build_lock(target: Path) -> Iterator[None]:
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = target.parent / f".{target.name}.lock"
+    lock_path = _sibling(target, "lock")
     with lock_path.open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
