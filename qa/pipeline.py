@@ -63,7 +63,7 @@ class Pipeline:
     def generator(self) -> Generator:
         if self._generator is None:
             s = self.settings
-            self._generator = get_generator(s.model, s.threads, s.generator_url)
+            self._generator = get_generator(s.model, s.threads, s.generator_url, s.models_dir)
         return self._generator
 
     @property

@@ -20,6 +20,12 @@ from qa.types import Citation, Passage
 
 MIN_SUPPORT = 0.75  # share of an answer sentence's content words found in the cited sentence
 _META = re.compile(r"\b(passages?|documents?|the answer is|the question)\b", re.IGNORECASE)
+# "According to passage [2], …" / "The passages state that …": the claim is what follows.
+_LEAD_IN = re.compile(
+    r"^(?:according to (?:the )?(?:passages?|documents?|text)(?: ?\[\d+\])*,?\s+"
+    r"|(?:the )?(?:passages?|documents?|text)(?: ?\[\d+\])* (?:states?|says?|mentions?|notes?|shows?|indicates?) that\s+)",
+    re.IGNORECASE,
+)
 _ABSTAIN_HINTS = re.compile(
     r"(do(?:es)? not (?:say|contain|mention|provide|specify)|no (?:information|mention)|not (?:mentioned|stated|specified)|cannot (?:answer|find|determine))",
     re.IGNORECASE,
@@ -59,7 +65,7 @@ def verify(text: str, passages: Sequence[Passage], question: str = "") -> tuple[
     citations: list[Citation] = []
     seen: set[str] = set()
     for sentence in answer_sentences(text):
-        claim = strip_markers(sentence)
+        claim = without_lead_in(strip_markers(sentence))
         claim_terms = terms(claim)
         if not claim_terms or claim in seen:
             continue
@@ -88,6 +94,18 @@ def verify(text: str, passages: Sequence[Passage], question: str = "") -> tuple[
             chunk = passages[n - 1].chunk
             citations.append(Citation(n, chunk.chunk_id, quote, start, end, chunk.page))
     return " ".join(kept), unique(citations)
+
+
+def without_lead_in(claim: str) -> str:
+    """The claim without a lead-in that only names its source.
+
+    >>> without_lead_in("According to passage [2], the treaty was signed in 1965.")
+    'The treaty was signed in 1965.'
+    >>> without_lead_in("The passage states that Dokdo is an islet.")
+    'Dokdo is an islet.'
+    """
+    rest = _LEAD_IN.sub("", claim, count=1)
+    return rest[:1].upper() + rest[1:] if rest != claim else claim
 
 
 def best_support(claim_terms: set[str], passage: Passage) -> tuple[int, int, str] | None:

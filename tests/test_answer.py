@@ -1,6 +1,7 @@
 """Citation parsing, verification, reading and abstention on hand-made passages (no real models)."""
 
 import re
+import threading
 
 import pytest
 from conftest import FakeReader
@@ -124,13 +125,30 @@ def test_generative_answers_are_verified_against_the_shown_passages(seed_answere
     assert {"first_token_ms", "total_ms"} <= set(answer.timings)
 
 
-def test_a_reply_that_says_the_documents_do_not_say_abstains(seed_answerer, seed_settings, fake_embedder):
+def test_when_no_generated_sentence_survives_the_readers_answer_stands(seed_answerer, seed_settings, fake_embedder):
     retriever, index = seed_answerer
     question = "When did Japan and South Korea establish diplomatic relations?"
     passages = retriever.search(question, 5)
-    generator = ScriptedGenerator(NOT_IN_DOCUMENTS)
-    answer, _ = run(Answerer(index, fake_embedder, seed_settings, FakeReader(), generator), question, passages, "generative")
-    assert generator.seen and answer.raw_text == NOT_IN_DOCUMENTS  # the reader let it generate
+    for reply in (NOT_IN_DOCUMENTS, "Busan has 9 million people [1]."):
+        generator = ScriptedGenerator(reply)
+        answer, streamed = run(Answerer(index, fake_embedder, seed_settings, FakeReader(), generator),
+                               question, passages, "generative")
+        assert generator.seen and streamed == reply and answer.raw_text == reply  # the reader let it generate
+        assert not answer.abstained and answer.mode == "evidence" and answer.model == FakeReader.name
+        assert answer.text.startswith("December 1965 — “") and "Busan" not in answer.text
+        (citation,) = answer.citations
+        assert citation.quote == answer.short_answer.sentence
+
+
+def test_a_generated_answer_stopped_before_anything_was_verified_declines(seed_answerer, seed_settings, fake_embedder):
+    retriever, index = seed_answerer
+    question = "When did Japan and South Korea establish diplomatic relations?"
+    passages = retriever.search(question, 5)
+    stop = threading.Event()
+    stop.set()
+    answerer = Answerer(index, fake_embedder, seed_settings, FakeReader(), ScriptedGenerator("Busan is big."))
+    items = list(answerer.stream(question, passages, "generative", cancel=stop))
+    answer = items[-1]
     assert answer.abstained and answer.text == NOT_IN_DOCUMENTS and answer.citations == ()
 
 
