@@ -132,6 +132,41 @@ def test_stop_ends_an_answer_being_written(server: str, browser):
     page.close()
 
 
+RECORD_REPLIES = """() => {
+    window.replySnapshots = [];
+    const chat = document.querySelector('#chat');
+    new MutationObserver(() => {
+        const rows = chat.querySelectorAll('.bot-row');
+        const row = rows[rows.length - 1];
+        if (row) window.replySnapshots.push({row: rows.length, draft: !!row.querySelector('.draft'),
+                                             text: row.innerText.trim()});
+    }).observe(chat, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_generated_answers_never_turn_into_a_refusal(server: str, browser):
+    """Every state of a generated reply, recorded as the browser shows it: text that does not look
+    provisional is shown once, final; an unanswerable question shows no generated text at all."""
+    page = open_chat(browser, server)
+    page.locator("#chat-settings").get_by_text("Settings").click()
+    page.get_by_label("generative").check()
+    page.evaluate(RECORD_REPLIES)
+    questions = [FIRST, "What is the population of Busan?", SECOND]
+    for row, question in enumerate(questions, start=1):
+        ask(page, question)
+        final = page.locator("#chat .bot-row").last.inner_text().strip()
+        shown = [s for s in page.evaluate("window.replySnapshots") if s["row"] == row and s["text"]]
+        assert shown, f"no reply recorded for {question!r}"
+        finished_looking = {s["text"] for s in shown if not s["draft"]}
+        assert finished_looking == {final}, f"{question!r}: shown as an answer before the final one: {finished_looking}"
+        if "Busan" in question:
+            assert final == "The documents do not say." and not any(s["draft"] for s in shown)
+        else:
+            assert any(s["draft"] for s in shown), "generated text was not shown as a draft first"
+            assert "do not say" not in final  # the reader answers these; a rejected draft leaves its answer
+    page.close()
+
+
 def test_indexing_an_upload_never_blocks_a_question_and_a_document_can_be_removed(
     seed_workdir: Path, tmp_path: Path, browser
 ):

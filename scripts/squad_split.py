@@ -1,0 +1,53 @@
+"""Write one article split of the SQuAD 2.0 data (see scripts/train_reader.py) as a SQuAD-format
+file for `qa eval`: whole articles (every paragraph stays, so the corpus is the whole article),
+optionally only every Nth question of each article, for modes too slow to answer them all.
+
+    python scripts/squad_split.py report --every 8 --out /tmp/report8.json
+    qa eval /tmp/report8.json --mode generative --out /tmp/gen-report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_reader import DATA, DEV_FILE, DEV_TRAIN, REPORT, TUNE  # noqa: E402
+
+SPLITS = {"tune": TUNE, "report": REPORT, "dev-train": DEV_TRAIN}
+
+
+def split_file(titles: tuple[str, ...], every: int) -> dict:
+    dev = {a["title"]: a for a in json.loads((DATA / DEV_FILE).read_text(encoding="utf-8"))["data"]}
+    articles = []
+    for title in titles:
+        article, seen = dev[title], 0
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            kept = []
+            for question in paragraph["qas"]:
+                if seen % every == 0:
+                    kept.append(question)
+                seen += 1
+            paragraphs.append({**paragraph, "qas": kept})
+        articles.append({"title": title, "paragraphs": paragraphs})
+    return {"version": "v2.0", "data": articles}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("split", choices=sorted(SPLITS))
+    parser.add_argument("--every", type=int, default=1, help="keep every Nth question of each article (default: all)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    data = split_file(SPLITS[args.split], max(1, args.every))
+    args.out.write_text(json.dumps(data), encoding="utf-8")
+    count = sum(len(p["qas"]) for a in data["data"] for p in a["paragraphs"])
+    print(f"wrote {args.out}: {len(data['data'])} articles, {count} questions from {DEV_FILE}")
+
+
+if __name__ == "__main__":
+    main()
