@@ -35,7 +35,7 @@ model: install
 	$(BIN)/qa models install qwen-0.5b
 
 bench: install
-	$(BIN)/python -m qa.bench
+	$(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf $(VENV) index .index.*

@@ -32,7 +32,7 @@ import gradio as gr  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.corpus import UnreadableFile, add_file, file_sha256  # noqa: E402
 from qa.errors import QAError  # noqa: E402
-from qa.index import corpus_changes  # noqa: E402
+from qa.manifest import corpus_changes  # noqa: E402
 from qa.limits import LoginGuard, RateLimit  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from qa.render import answer_json, document_html, escape_text, reply_html, sources_html  # noqa: E402
@@ -219,8 +219,8 @@ def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict]:
         return f"**No index loaded.** {escape_text(str(error))}", [], [], gr.update(choices=[], value=None)
     docs = sorted(index.documents.values(), key=lambda d: d.path)
     rows = [[d.title, d.path, d.chunks] for d in docs]
-    details = [[d.path, d.sha256, d.chars, index.manifest["built_at"]] for d in docs]
-    status = f"**{len(index.chunks)} passages from {len(docs)} documents**, indexed {when(index.manifest['built_at'])}."
+    details = [[d.path, d.sha256, d.chars, index.manifest.built_at] for d in docs]
+    status = f"**{len(index.chunks)} passages from {len(docs)} documents**, indexed {when(index.manifest.built_at)}."
     changes = corpus_changes(pipeline.settings, index.manifest)
     if changes:
         status += f" The corpus folder has changed since ({escape_text('; '.join(changes))}); rebuild to include them."

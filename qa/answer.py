@@ -34,12 +34,12 @@ import numpy as np
 from qa.config import Settings
 from qa.generate import Generator
 from qa.index import Index
-from qa.markers import inert_markers
 from qa.models import Embedder
 from qa.prompts import NOT_IN_DOCUMENTS, messages
 from qa.reader import MAX_TOKENS, Reader, Window, window_sentences
 from qa.types import Answer, Citation, Passage, Reading
-from qa.verify import overlap, terms, verify
+from qa.text import inert_markers, overlap, terms
+from qa.verify import verify
 
 OVERLAP_WEIGHT = 0.5  # how candidate sentences are ranked: cosine + OVERLAP_WEIGHT * word overlap
 PROMPT_SENTENCES = 4  # the reader's most probable proof sentences that the language model is shown
@@ -99,7 +99,6 @@ class Answerer:
         self.settings = settings
         self.reader = reader
         self.generator = generator
-        self._rows = {c.chunk_id: row for row, c in enumerate(index.chunks)}
 
     # ------------------------------------------------------------ reading
 
@@ -112,13 +111,11 @@ class Answerer:
         question_terms = terms(question)
         found: dict[tuple[int, int], Evidence] = {}
         for marker, passage in enumerate(passages, start=1):
-            first, end = self.index.chunk_units[self._rows[passage.chunk.chunk_id]]
-            first, end = int(first), int(end)
-            cosines = self.index.unit_vectors.reconstruct_n(first, end - first) @ question_vector[0]
-            for unit, cosine in zip(range(first, end), cosines):
-                span = tuple(int(x) for x in self.index.units[unit][1:])
+            sentences = self.index.sentences_of(passage.chunk)
+            cosines = self.index.sentence_vectors(sentences.units) @ question_vector[0]
+            for unit, span, cosine in zip(sentences.units, sentences.spans, cosines):
                 if span not in found:
-                    words = terms(self.index.unit_text(unit))
+                    words = terms(self.index.sentence_text(unit))
                     found[span] = Evidence(marker, passage, unit, float(cosine), overlap(question_terms, words))
         return sorted(found.values(), key=lambda e: -e.score)
 
@@ -129,10 +126,10 @@ class Answerer:
         out: dict[tuple[int, int], Window] = {}
         for e in evidence[: self.settings.reader_windows]:
             chunk = e.passage.chunk
-            first, end = (int(x) for x in self.index.chunk_units[self._rows[chunk.chunk_id]])
-            spans = [tuple(int(x) for x in self.index.units[u][1:]) for u in range(first, end)]
+            sentences = self.index.sentences_of(chunk)
+            spans = sentences.spans
             texts = [chunk.text[a - chunk.start:b - chunk.start] for a, b in spans]
-            lo, hi = window_sentences(self.embedder.count_tokens(texts), e.unit - first, budget)
+            lo, hi = window_sentences(self.embedder.count_tokens(texts), sentences.units.index(e.unit), budget)
             a, b = spans[lo][0], spans[hi - 1][1]
             out.setdefault((a, b), Window(e.marker, chunk.chunk_id, a, b, chunk.text[a - chunk.start:b - chunk.start],
                                           tuple(spans[lo:hi]), e.score))

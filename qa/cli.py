@@ -136,7 +136,8 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.index import build_index, index_state
+    from qa.build import build_index
+    from qa.index import index_state
     from qa.models import get_embedder
 
     if args.if_stale:
@@ -254,7 +255,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list]:
     """Settings whose corpus is the SQuAD file's articles (indexed in `work`), and its questions."""
     from qa.evaluate import squad_corpus
-    from qa.index import build_index
+    from qa.build import build_index
     from qa.models import get_embedder
     from qa.squad import load_squad
 

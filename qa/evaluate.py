@@ -26,6 +26,7 @@ import csv
 import json
 import logging
 import re
+import resource
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,12 +34,12 @@ from pathlib import Path
 
 from qa.chunking import sentence_spans
 from qa.errors import QAError
-from qa.markers import answer_sentences, strip_markers
 from qa.pipeline import Pipeline
 from qa.squad import SquadArticle, squad_scores
 from qa.squad import normalize_answer as normalize
 from qa.types import Answer, Passage
-from qa.verify import MIN_SUPPORT, overlap, terms
+from qa.text import answer_sentences, overlap, strip_markers, terms
+from qa.verify import MIN_SUPPORT
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory in MB. VmHWM, not ru_maxrss: a child started from a
+    big process inherits the parent's ru_maxrss across fork and exec, VmHWM starts afresh."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _mean(values: Iterable[float]) -> float | None:

@@ -17,24 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from qa.text import content_words
+
 _LEANS_ON_HISTORY = re.compile(
     r"^\s*(and|but|also|so|then|what about|how about|and what|why not)\b"
     r"|\b(it|its|they|them|their|theirs|that|this|those|these|he|him|his|she|her|there|then)\b",
     re.IGNORECASE,
 )
-_STOP = {
-    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "by", "with", "from", "is", "are",
-    "was", "were", "be", "been", "do", "does", "did", "what", "when", "where", "who", "whom", "whose",
-    "which", "why", "how", "many", "much", "it", "its", "they", "them", "their", "that", "this", "those",
-    "these", "he", "his", "she", "her", "there", "then", "about", "also", "so", "but", "not", "any",
-}
-
-
-def content_words(text: str, skip_first: bool = False) -> list[str]:
-    words = re.findall(r"[\w'’-]+", text)[1 if skip_first else 0 :]
-    return [w for w in words if w.lower() not in _STOP]
-
-
 def standalone_query(question: str, previous_questions: Sequence[str]) -> str:
     """`question` plus context from the last question when it leans on it; otherwise unchanged."""
     if not previous_questions:

@@ -20,7 +20,8 @@ from qa.corpus import UnreadableFile, read_document, set_ignored
 from qa.errors import QAError
 from qa.followup import standalone_query
 from qa.generate import Generator, get_generator
-from qa.index import BuildSummary, Index, build_index, load_index
+from qa.build import BuildSummary, build_index
+from qa.index import Index, load_index
 from qa.models import Embedder, get_embedder
 from qa.reader import Reader, Window, get_reader
 from qa.retrieve import Retriever, check_question

@@ -16,9 +16,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 from qa.squad import normalize_answer
+from qa.text import MARKER, parse_markers
 from qa.types import Answer, Chunk, Passage, Reading
 
-_MARKER = re.compile(r"\[(\d{1,3})\]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
 
 
@@ -86,13 +86,14 @@ def answer_html(text: str, passages_shown: int, answer_id: str = "a", previews: 
     """Answer text, escaped, with each valid `[n]` made a link to passage n of this answer's
     sources (`#<answer_id>-src-<n>`); `previews` gives a marker's quoted text, shown on hover."""
     parts, pos = [], 0
-    for match in _MARKER.finditer(text):
-        n = int(match.group(1))
-        if not 1 <= n <= passages_shown:
+    for match in MARKER.finditer(text):
+        numbers = [n for n in parse_markers(match.group(0)) if 1 <= n <= passages_shown]
+        if not numbers:
             continue
         parts.append(escape_text(text[pos : match.start()]))
-        title = f' title="{html.escape(previews[n])}"' if previews and n in previews else ""
-        parts.append(f'<a class="cite" href="#{answer_id}-src-{n}" data-answer="{answer_id}" data-marker="{n}"{title}>[{n}]</a>')
+        for n in numbers:
+            title = f' title="{html.escape(previews[n])}"' if previews and n in previews else ""
+            parts.append(f'<a class="cite" href="#{answer_id}-src-{n}" data-answer="{answer_id}" data-marker="{n}"{title}>[{n}]</a>')
         pos = match.end()
     parts.append(escape_text(text[pos:]))
     return "".join(parts)

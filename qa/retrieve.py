@@ -19,7 +19,7 @@ import numpy as np
 
 from qa.config import Settings
 from qa.errors import BadQuestionError, CorruptIndexError
-from qa.index import Index, bm25_query_tokens, search_vectors
+from qa.index import Index
 from qa.models import Embedder
 from qa.types import Passage
 
@@ -74,33 +74,21 @@ class Retriever:
         index = self.index
         if vector is None:
             vector = self.embedder.embed_query(query)
-        if vector.ndim != 2 or vector.shape[1] != index.vectors.d:
+        if vector.ndim != 2 or vector.shape[1] != index.dim:
             # faiss only asserts this, and asserts vanish under `python -O`.
             raise CorruptIndexError(
-                f"the index holds {index.vectors.d}-dimensional vectors but the embedder gives "
+                f"the index holds {index.dim}-dimensional vectors but the embedder gives "
                 f"{vector.shape[-1]}: run `qa index`"
             )
-        best: dict[int, float] = {}
-        scores, rows = search_vectors(index.vectors, vector, n)
-        for row, score in zip(rows[0], scores[0]):
-            if row >= 0:
-                best[int(row)] = float(score)
-        scores, units = search_vectors(index.unit_vectors, vector, 4 * n)
-        for unit, score in zip(units[0], scores[0]):
-            if unit >= 0:
-                for row in index.chunks_of_unit(int(unit)):
-                    best[row] = max(best.get(row, -1.0), float(score))
+        best = dict(index.search_chunks(vector, n))
+        for unit, score in index.search_sentences(vector, 4 * n):
+            for row in index.chunks_of_unit(unit):
+                best[row] = max(best.get(row, -1.0), score)
         return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
 
     def lexical(self, query: str, n: int) -> list[tuple[int, float]]:
         """(row, BM25 score) of the best n chunks sharing a term with the query."""
-        vocab = self.index.bm25.vocab_dict or {}
-        tokens = [t for t in bm25_query_tokens(query) if t in vocab]
-        if not tokens:
-            return []
-        n = min(n, len(self.index.chunks))
-        rows, scores = self.index.bm25.retrieve([tokens], k=n, show_progress=False, n_threads=1)
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+        return self.index.bm25_search(query, n)
 
     def search(self, query: str, k: int | None = None, vector: np.ndarray | None = None) -> list[Passage]:
         """The k best passages for `query`, fused from both retrievers (`vector`: see `dense`)."""

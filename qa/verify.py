@@ -14,8 +14,7 @@ import re
 from collections.abc import Sequence
 
 from qa.chunking import sentence_spans
-from qa.index import bm25_query_tokens
-from qa.markers import answer_sentences, parse_markers, strip_markers
+from qa.text import answer_sentences, covered, overlap, parse_markers, strip_markers, terms
 from qa.types import Citation, Passage
 
 MIN_SUPPORT = 0.75  # share of an answer sentence's content words found in the cited sentence
@@ -30,28 +29,6 @@ _ABSTAIN_HINTS = re.compile(
     r"(do(?:es)? not (?:say|contain|mention|provide|specify)|no (?:information|mention)|not (?:mentioned|stated|specified)|cannot (?:answer|find|determine))",
     re.IGNORECASE,
 )
-
-
-def terms(text: str) -> set[str]:
-    """Content words, lower-cased and stemmed.
-
-    >>> sorted(terms("When did the treaties get signed?"))
-    ['get', 'sign', 'treati']
-    """
-    return set(bm25_query_tokens(text, stopwords="en_plus"))
-
-
-def covered(term: str, pool: set[str]) -> bool:
-    """A term is covered by an equal term or one sharing a 4+ letter stem (Japan/Japanese)."""
-    if term in pool:
-        return True
-    return len(term) >= 4 and any(len(p) >= 4 and (p.startswith(term) or term.startswith(p)) for p in pool)
-
-
-def overlap(question_terms: set[str], sentence_terms: set[str]) -> float:
-    if not question_terms:
-        return 0.0
-    return sum(covered(t, sentence_terms) for t in question_terms) / len(question_terms)
 
 
 def verify(text: str, passages: Sequence[Passage], question: str = "") -> tuple[str, list[Citation]]:

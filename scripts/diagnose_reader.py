@@ -32,7 +32,7 @@ from qa.config import Settings  # noqa: E402
 from qa.reader import MAX_TOKENS, make_window, window_sentences  # noqa: E402
 from qa.squad import f1_score  # noqa: E402
 from qa.squad import normalize_answer as normalize  # noqa: E402
-from qa.verify import overlap, terms  # noqa: E402
+from qa.text import overlap, terms  # noqa: E402
 
 FEATURE_SETS = (
     ("margin",), ("margin", "window"), ("margin", "window", "span"), ("margin", "window", "dense"),

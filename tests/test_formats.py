@@ -9,7 +9,8 @@ from conftest import SEED_CORPUS, qa
 
 from qa.config import Settings
 from qa.corpus import UnreadableFile, read_document
-from qa.index import build_index, load_index
+from qa.build import build_index
+from qa.index import load_index
 
 HTML = """<!doctype html><html><head><title>Ferry guide</title><style>p{color:red}</style></head>
 <body><h1>Ferry guide</h1><p>Ferries link Busan and Fukuoka.</p>

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from qa import index as index_module
+from qa import build as build_module
+from qa import manifest as manifest_module
+from qa import swap
 from qa.config import Settings
 from qa.errors import CorruptIndexError, EmptyCorpusError, IndexBusyError, MissingIndexError, StaleIndexError
-from qa.index import build_index, index_state, load_index
+from qa.build import build_index
+from qa.index import index_state, load_index
 from qa.retrieve import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +24,7 @@ def test_build_then_load_and_search(seed_settings: Settings, fake_embedder):
     summary = build_index(seed_settings, fake_embedder, progress=False)
     assert summary.documents == 1 and summary.chunks > 20
     index = load_index(seed_settings, "fake")
-    assert index.vectors.ntotal == len(index.chunks) == summary.chunks
+    assert index.manifest.chunk_count == len(index.chunks) == summary.chunks
     manifest = json.loads((seed_settings.index_dir / "manifest.json").read_text())
     assert manifest["embedding"] == {"model": "fake", "dim": 64}
     assert manifest["chunking"]["tokens"] == seed_settings.chunk_tokens
@@ -40,15 +43,16 @@ def test_build_then_load_and_search(seed_settings: Settings, fake_embedder):
 def test_sentence_units_map_to_the_chunks_that_hold_them(seed_settings: Settings, fake_embedder):
     build_index(seed_settings, fake_embedder, progress=False)
     index = load_index(seed_settings, "fake")
-    assert index.unit_vectors.ntotal == len(index.units) > len(index.chunks)
-    for unit, (_, start, end) in enumerate(index.units.tolist()):
-        rows = list(index.chunks_of_unit(unit))
-        assert rows, unit
-        for row in rows:
-            chunk = index.chunks[row]
-            assert chunk.start <= start < end <= chunk.end
-    for row, (first, end) in enumerate(index.chunk_units.tolist()):
-        assert index.units[first, 1] == index.chunks[row].start and index.units[end - 1, 2] == index.chunks[row].end
+    assert index.sentence_count == index.manifest.unit_count > len(index.chunks)
+    seen = set()
+    for row, chunk in enumerate(index.chunks):
+        sentences = index.sentences_of(chunk)
+        assert sentences.spans[0][0] == chunk.start and sentences.spans[-1][1] == chunk.end
+        for unit, (start, end) in zip(sentences.units, sentences.spans):
+            assert row in index.chunks_of_unit(unit) and chunk.start <= start < end <= chunk.end
+            assert index.sentence_text(unit) == chunk.text[start - chunk.start : end - chunk.start]
+            seen.add(unit)
+    assert seen == set(range(index.sentence_count))
 
 
 def test_missing_index_says_run_qa_index(settings: Settings):
@@ -168,7 +172,7 @@ def test_a_failed_build_leaves_the_previous_index_intact(seed_settings: Settings
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(index_module, "_write_bm25", explode)
+    monkeypatch.setattr(build_module, "bm25s_module", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         build_index(seed_settings, fake_embedder, progress=False)
     assert (seed_settings.index_dir / "manifest.json").read_text() == before
@@ -198,9 +202,9 @@ def _peak_rss_of_a_build(corpus: Path, index_dir: Path) -> tuple[int, int]:
         import sys
         sys.path.insert(0, {str(ROOT / "tests")!r})
         from conftest import FakeEmbedder
-        from qa.bench import peak_rss_mb
+        from qa.evaluate import peak_rss_mb
         from qa.config import Settings
-        from qa.index import build_index
+        from qa.build import build_index
         from pathlib import Path
         settings = Settings(corpus_dir=Path({str(corpus)!r}), index_dir=Path({str(index_dir)!r}), max_file_mb=64)
         summary = build_index(settings, FakeEmbedder(), progress=False)  # 64 MB: the 40 MB file is measured
@@ -291,7 +295,7 @@ def test_a_full_or_read_only_disk_is_a_clear_error_and_the_old_index_stays(
         raise OSError(getattr(errno, errno_name), message)
 
     monkeypatch.setattr(faiss, "write_index", fail)
-    monkeypatch.setattr(index_module._IndexWriter, "close", fail)  # the flush on the way out fails too
+    monkeypatch.setattr(build_module.IndexWriter, "close", fail)  # the flush on the way out fails too
     with pytest.raises(IndexWriteError, match=f"{message}.*previous index is untouched"):
         build_index(seed_settings, fake_embedder, progress=False)
     assert (seed_settings.index_dir / "manifest.json").read_bytes() == before
@@ -398,8 +402,9 @@ def test_above_the_threshold_vectors_are_hnsw_and_find_what_exact_search_finds(s
 
 def test_a_build_reads_each_corpus_file_once(seed_settings: Settings, fake_embedder, monkeypatch):
     hashed = []
-    real = index_module.file_sha256
-    monkeypatch.setattr(index_module, "file_sha256", lambda path: hashed.append(path) or real(path))
+    real = build_module.file_sha256
+    for module in (build_module, manifest_module):
+        monkeypatch.setattr(module, "file_sha256", lambda path: hashed.append(path) or real(path))
     build_index(seed_settings, fake_embedder, progress=False)
     assert not [p for p in hashed if seed_settings.corpus_dir in p.parents]  # read_document hashed it already
     sources = json.loads((seed_settings.index_dir / "manifest.json").read_text())["sources"]
@@ -467,11 +472,11 @@ def test_a_reader_during_the_swap_waits_for_it_and_never_breaks_it(seed_settings
         except OSError as error:  # "Directory not empty" when a reader put the old index back
             failures.append(error)
 
-    with index_module._build_lock(target):  # a build between its two renames
+    with swap.build_lock(target):  # a build between its two renames
         os.replace(target, old)
         mover = threading.Thread(target=second_rename)
         mover.start()
-        manifest = index_module.read_manifest(target)
+        manifest = manifest_module.read_manifest(target)
         mover.join()
-    assert failures == [] and manifest["sources"] and not new.exists()
+    assert failures == [] and manifest.sources and not new.exists()
     assert load_index(seed_settings, "fake").chunks

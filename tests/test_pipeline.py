@@ -9,7 +9,7 @@ from conftest import FakeReader
 from qa.config import Settings
 from qa.corpus import find_files
 from qa.errors import QAError
-from qa.index import build_index
+from qa.build import build_index
 from qa.pipeline import Pipeline
 
 

@@ -6,7 +6,8 @@ from conftest import qa
 
 from qa.config import Settings
 from qa.errors import BadQuestionError
-from qa.index import build_index, load_index
+from qa.build import build_index
+from qa.index import load_index
 from qa.retrieve import Retriever, check_question, reciprocal_rank_fusion
 
 

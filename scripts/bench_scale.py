@@ -1,10 +1,10 @@
 """Scale benchmark (prints figures, asserts nothing): synthetic corpora of about N chunks.
 
-    python -m qa.bench_scale [--sizes 1000,10000] [--questions eval/questions.jsonl]
+    python scripts/bench_scale.py [--sizes 1000,10000] [--questions eval/questions.jsonl]
 
 The corpus for each size is made from the seed article's sentences, reshuffled with a fixed seed
 into documents of five sections. Each size is built in a child process (so its peak RSS is its
-own) by `qa.index.build_index` with the product's settings (so an index above
+own) by `qa.build.build_index` with the product's settings (so an index above
 `ann_threshold` vectors is HNSW) and the real embedder behind a small cache: every chunk is
 embedded for real, but a sentence that recurs under the same heading is embedded once. The
 figures say how many texts were really embedded and at what rate, and project the build time
@@ -22,7 +22,6 @@ import argparse
 import json
 from collections import OrderedDict
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -33,10 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.bench import peak_rss_mb
-from qa.chunking import sentence_spans
-from qa.config import Settings
-from qa.corpus import parse_sections, read_document
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from qa.build import build_index  # noqa: E402
+from qa.chunking import sentence_spans  # noqa: E402
+from qa.config import Settings  # noqa: E402
+from qa.corpus import parse_sections, read_document  # noqa: E402
+from qa.evaluate import peak_rss_mb, percentile  # noqa: E402
+from qa.index import load_index  # noqa: E402
+from qa.vectors import SQ_TRAINING_SAMPLE, Vectors, hnsw  # noqa: E402
 
 SEED = Path("corpus") / "japan_south_korea_relations.txt"
 
@@ -105,45 +109,37 @@ def write_corpus(folder: Path, chunks: int, sentences: list[str], rng: random.Ra
         (folder / f"doc{number:05d}.txt").write_text("\n".join(parts), encoding="utf-8")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def tie_aware_recall(truth_scores: np.ndarray, found_scores: np.ndarray) -> float:
     """Share of the approximate top-k that scores at least the exact k-th score, per query, averaged."""
     floor = truth_scores[:, -1:] - 1e-5
     return float(np.mean((found_scores >= floor).sum(axis=1) / truth_scores.shape[1]))
 
 
-def compare_with_exact(label: str, index: object, spooled: Path, queries: np.ndarray, figures: dict) -> None:
+def compare_with_exact(label: str, index: Vectors, spooled: Path, queries: np.ndarray, figures: dict) -> None:
     """Index type, HNSW recall@10 vs an exact search over the float32 vectors as embedded (kept
     from the build's spool file), and both latencies, for one vector index."""
     import faiss
 
-    from qa.index import HNSW_EF_CONSTRUCTION, HNSW_M, SQ_TRAINING_SAMPLE, search_vectors
-
-    vectors = np.fromfile(spooled, dtype=np.float32).reshape(-1, index.d)
+    vectors = np.fromfile(spooled, dtype=np.float32).reshape(-1, index.dim)
     spooled.unlink()
-    exact = faiss.IndexFlatIP(index.d)
+    exact = faiss.IndexFlatIP(index.dim)
     exact.add(vectors)
-    if isinstance(index, faiss.IndexHNSW):
+    if index.kind == "IndexHNSWSQ":
         ann = index
     else:  # small enough to be exact in the product; build the HNSW it would get, to compare
-        ann = faiss.IndexHNSWSQ(index.d, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        ann.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        ann.train(vectors[:: max(1, len(vectors) // SQ_TRAINING_SAMPLE)])
-        ann.add(vectors)
+        graph = hnsw(index.dim, vectors[:: max(1, len(vectors) // SQ_TRAINING_SAMPLE)])
+        graph.add(vectors)
+        ann = Vectors(graph)
     timings = {}
     found = {}
-    for name, searched in (("exact", exact), ("hnsw", ann)):
+    for name, searched in (("exact", Vectors(exact)), ("hnsw", ann)):
         began = time.perf_counter()
-        found[name] = np.stack([search_vectors(searched, q[None, :], 10)[1][0] for q in queries])
+        found[name] = np.stack([searched.search(q[None, :], 10)[1][0] for q in queries])
         timings[name] = (time.perf_counter() - began) * 1000 / len(queries)
     # Score what each search found with the float32 vectors, so quantised scores don't count.
     true_scores = {name: np.einsum("qkd,qd->qk", vectors[ids], queries) for name, ids in found.items()}
     del vectors
-    figures[f"{label}_index"] = type(index).__name__
+    figures[f"{label}_index"] = index.kind
     figures[f"{label}_hnsw_recall@10"] = round(tie_aware_recall(true_scores["exact"], true_scores["hnsw"]), 3)
     figures[f"{label}_exact_ms"] = round(timings["exact"], 2)
     figures[f"{label}_hnsw_ms"] = round(timings["hnsw"], 2)
@@ -151,29 +147,20 @@ def compare_with_exact(label: str, index: object, spooled: Path, queries: np.nda
 
 def one_size(chunks: int, work: Path, questions: list[str]) -> dict:
     """Build and measure one size (run in a child process)."""
-    from qa import index as index_module
     from qa.models import get_embedder
     from qa.retrieve import Retriever
 
     settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index")
-    to_faiss = index_module._VectorSpool.to_faiss
-
-    def keep_a_copy(spool, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - for the exact comparison
-        spool.file.close()
-        shutil.copy(spool.path, work / spool.path.name)
-        return to_faiss(spool, *args, **kwargs)
-
-    index_module._VectorSpool.to_faiss = keep_a_copy
     write_corpus(settings.corpus_dir, chunks, seed_sentences(SEED), random.Random(chunks))
     embedder = CachingEmbedder(get_embedder(settings.embed_model, settings.threads))
     embedder.inner.warm_up()
-    summary = index_module.build_index(settings, embedder, progress=False)
+    summary = build_index(settings, embedder, progress=False, keep_vectors=work)  # for the exact comparison
     build_rss = peak_rss_mb()
-    index = index_module.load_index(settings, embedder.name)
+    index = load_index(settings, embedder.name)
     rate = embedder.embedded / embedder.seconds
     figures = {
         "chunks": summary.chunks,
-        "sentences": int(index.unit_vectors.ntotal),
+        "sentences": index.sentence_count,
         "build_s": round(summary.seconds, 1),
         "chunks_per_s": round(summary.chunks / summary.seconds, 1),
         "embedded": embedder.embedded,
@@ -197,8 +184,8 @@ def one_size(chunks: int, work: Path, questions: list[str]) -> dict:
         figures[f"{name}_p50_ms"] = round(statistics.median(timings), 2)
         figures[f"{name}_p95_ms"] = round(percentile(timings, 95), 2)
     queries = np.concatenate([embedder.inner.embed_query(q) for q in questions])
-    compare_with_exact("chunks", index.vectors, work / "vectors.spool", queries, figures)
-    compare_with_exact("sentences", index.unit_vectors, work / "units.spool", queries, figures)
+    compare_with_exact("chunks", Vectors.load(settings.index_dir / "vectors.faiss"), work / "vectors.spool", queries, figures)
+    compare_with_exact("sentences", Vectors.load(settings.index_dir / "units.faiss"), work / "units.spool", queries, figures)
     return figures
 
 
@@ -216,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             child = subprocess.run(
-                [sys.executable, "-m", "qa.bench_scale", "--one", str(size), "--work", tmp, "--questions", str(args.questions)],
+                [sys.executable, __file__, "--one", str(size), "--work", tmp, "--questions", str(args.questions)],
                 capture_output=True, text=True,
             )
         if child.returncode != 0:

@@ -1,6 +1,6 @@
 """Speed benchmark: prints figures, asserts nothing.
 
-    python -m qa.bench [--corpus DIR] [--questions eval/questions.jsonl] [--repeat 3] [--answers 10]
+    python scripts/bench.py [--corpus DIR] [--questions eval/questions.jsonl] [--repeat 3] [--answers 10]
 
 Prints: a cold `qa index` process (imports and model load included), the in-process build time,
 embedding throughput (chunk vectors and sentence vectors), retrieval latency p50/p95 over the
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -20,28 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa.chunking import embedding_text
-from qa.config import Settings
-from qa.index import build_index, load_index
-from qa.models import get_embedder
-from qa.retrieve import Retriever
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def peak_rss_mb() -> int:
-    """This process's peak resident memory in MB. VmHWM, not ru_maxrss: a child started from a
-    big process inherits the parent's ru_maxrss across fork and exec, VmHWM starts afresh."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+from qa.build import build_index  # noqa: E402
+from qa.chunking import embedding_text  # noqa: E402
+from qa.config import Settings  # noqa: E402
+from qa.evaluate import peak_rss_mb, percentile  # noqa: E402
+from qa.index import Index, load_index  # noqa: E402
+from qa.models import get_embedder  # noqa: E402
+from qa.retrieve import Retriever  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,42 +63,50 @@ def main(argv: list[str] | None = None) -> int:
         print(f"in-process build (warm model): {summary.seconds:5.2f} s  ({summary.documents} documents, {summary.chunks} chunks)")
 
         index = load_index(settings, embedder.name)
-        chunk_texts = [embedding_text(index.title(c), c.section, c.text) for c in index.chunks]
-        unit_texts = [
-            embedding_text(index.title(index.chunks[row]), index.chunks[row].section, index.unit_text(unit))
-            for unit, row in enumerate(index.units[:, 0].tolist())
-        ]
-        for label, texts in (("chunk vectors", chunk_texts), ("sentence vectors", unit_texts)):
-            began = time.perf_counter()
-            embedder.embed(texts)
-            seconds = time.perf_counter() - began
-            print(f"embedding {label + ':':18s} {len(texts) / seconds:6.1f} per s ({len(texts)} in {seconds:.2f} s)")
-        both = len(chunk_texts) / (summary.seconds)
-        print(f"indexing throughput:          {both:6.1f} chunks/s (everything a build does, per chunk)")
-
+        bench_embedding(index, embedder)
+        print(f"indexing throughput:          {len(index.chunks) / summary.seconds:6.1f} chunks/s "
+              "(everything a build does, per chunk)")
         questions = [json.loads(line)["question"] for line in args.questions.open(encoding="utf-8") if line.strip()]
-        retriever = Retriever(index, embedder, settings)
-        timings: dict[str, list[float]] = {"dense": [], "bm25": [], "hybrid": []}
-        calls = {
-            "dense": lambda q: retriever.dense(q, settings.candidates),
-            "bm25": lambda q: retriever.lexical(q, settings.candidates),
-            "hybrid": lambda q: retriever.search(q, settings.k),
-        }
-        retriever.search("warm up", 1)
-        for _ in range(args.repeat):
-            for question in questions:
-                for name, call in calls.items():
-                    began = time.perf_counter()
-                    call(question)
-                    timings[name].append((time.perf_counter() - began) * 1000)
-        for name, values in timings.items():
-            print(
-                f"retrieval {name + ':':8s}            p50 {statistics.median(values):6.2f} ms   "
-                f"p95 {percentile(values, 95):6.2f} ms   ({len(values)} queries)"
-            )
+        bench_retrieval(Retriever(index, embedder, settings), settings, questions, args.repeat)
         if args.answers:
             bench_answers(settings, embedder, questions[: args.answers])
     return 0
+
+
+def bench_embedding(index: Index, embedder) -> None:  # noqa: ANN001
+    """Embedding throughput on the index's own chunk and sentence texts."""
+    chunk_texts = [embedding_text(index.title(c), c.section, c.text) for c in index.chunks]
+    unit_texts = []
+    for unit in range(index.sentence_count):
+        owner = index.chunks[next(index.chunks_of_unit(unit))]
+        unit_texts.append(embedding_text(index.title(owner), owner.section, index.sentence_text(unit)))
+    for label, texts in (("chunk vectors", chunk_texts), ("sentence vectors", unit_texts)):
+        began = time.perf_counter()
+        embedder.embed(texts)
+        seconds = time.perf_counter() - began
+        print(f"embedding {label + ':':18s} {len(texts) / seconds:6.1f} per s ({len(texts)} in {seconds:.2f} s)")
+
+
+def bench_retrieval(retriever: Retriever, settings: Settings, questions: list[str], repeat: int) -> None:
+    """Retrieval latency p50/p95: dense, BM25 and the fused hybrid search."""
+    timings: dict[str, list[float]] = {"dense": [], "bm25": [], "hybrid": []}
+    calls = {
+        "dense": lambda q: retriever.dense(q, settings.candidates),
+        "bm25": lambda q: retriever.lexical(q, settings.candidates),
+        "hybrid": lambda q: retriever.search(q, settings.k),
+    }
+    retriever.search("warm up", 1)
+    for _ in range(repeat):
+        for question in questions:
+            for name, call in calls.items():
+                began = time.perf_counter()
+                call(question)
+                timings[name].append((time.perf_counter() - began) * 1000)
+    for name, values in timings.items():
+        print(
+            f"retrieval {name + ':':8s}            p50 {statistics.median(values):6.2f} ms   "
+            f"p95 {percentile(values, 95):6.2f} ms   ({len(values)} queries)"
+        )
 
 
 def bench_reader(pipeline, questions: list[str], repeat: int = 3) -> None:  # noqa: ANN001

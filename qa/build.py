@@ -1,0 +1,384 @@
+"""Build the index folder from the corpus folder, atomically and incrementally.
+
+Each corpus file gets one step: skipped (too big, unreadable, empty, a copy of another),
+reused (unchanged since the last build with the same fingerprint: its chunks and vectors are
+copied, nothing is embedded) or read, chunked and embedded. `IndexWriter` streams chunks to
+disk and vectors to spool files, so memory grows with the vectors, not the text. The build
+happens in a temporary folder beside the target and is swapped in (`qa.swap`), so an
+interrupted or failed build leaves the previous index intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.chunking import Split, embedding_text, split_document
+from qa.config import Settings
+from qa.corpus import UnreadableFile, file_sha256, find_files, read_document
+from qa.errors import EmptyCorpusError, IndexWriteError, QAError
+from qa.index import DocumentInfo, Index, StoredDocument, load_index
+from qa.manifest import Manifest, SourceRecord, file_changed, fingerprint, read_manifest
+from qa.models import Embedder
+from qa.swap import build_lock, fsync, recover, sibling, swap_in
+from qa.text import bm25_tokenizer, bm25s_module
+from qa.types import Document
+from qa.vectors import VectorSpool
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 256
+REPORT_EVERY = 64  # texts between progress reports while a document is embedded
+Report = Callable[[str, float], None]  # told in words what is being done, and the fraction done
+
+
+@dataclass(frozen=True, slots=True)
+class BuildSummary:
+    documents: int
+    chunks: int
+    seconds: float
+    skipped: tuple[str, ...] = ()
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+    def line(self) -> str:
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        return f"indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s{skipped}"
+
+    def changes(self) -> str:
+        return f"{self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
+
+
+class _Batcher:
+    """Collects texts and embeds them a batch at a time into a `VectorSpool`."""
+
+    def __init__(self, spool: VectorSpool, embedder: Embedder, size: int = EMBED_BATCH) -> None:
+        self.spool, self.embedder, self.size = spool, embedder, size
+        self.pending: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.pending.append(text)
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.spool.add(self.embedder.embed(self.pending))
+            self.pending.clear()
+
+
+class _TokenIds:
+    """Per-chunk BM25 token ids kept as compact int32 arrays; iterating gives lists, as bm25s expects."""
+
+    def __init__(self) -> None:
+        self.rows: list[array] = []
+
+    def append(self, ids: list[int]) -> None:
+        self.rows.append(array("i", ids))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return (row.tolist() for row in self.rows)
+
+
+class IndexWriter:
+    """One build in progress: the chunk store, chunk and sentence vectors, BM25 token ids."""
+
+    def __init__(self, folder: Path, embedder: Embedder, ann_threshold: int, report: Report | None = None) -> None:
+        self.folder, self.dim, self.ann_threshold, self.report = folder, embedder.dim, ann_threshold, report
+        self.vectors = VectorSpool(folder / "vectors.spool", self.dim)
+        self.unit_vectors = VectorSpool(folder / "units.spool", self.dim)
+        self.chunk_batcher = _Batcher(self.vectors, embedder)
+        self.unit_batcher = _Batcher(self.unit_vectors, embedder)
+        self.store = (folder / "chunks.jsonl").open("w", encoding="utf-8")
+        self.documents: list[DocumentInfo] = []
+        self.tokenizer = bm25_tokenizer()
+        self.token_ids = _TokenIds()
+        self.units = array("q")  # flat (first chunk row holding it, start, end) per sentence unit
+        self.chunk_units = array("q")  # flat [first, end) unit ids per chunk
+        self.vector_types: dict[str, str] = {}
+        self.files = (0, 1)  # (files done before this one, files in all): for the fraction reported
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.chunk_units) // 2
+
+    @property
+    def unit_count(self) -> int:
+        return len(self.units) // 3
+
+    def _store(self, title: str, chunks: list) -> list[str]:
+        """Writes chunks to the store and their BM25 tokens; returns their embedding texts."""
+        texts = [embedding_text(title, chunk.section, chunk.text) for chunk in chunks]
+        for chunk in chunks:
+            self.store.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+        for ids in self.tokenizer.streaming_tokenize(texts):
+            self.token_ids.append(ids)
+        return texts
+
+    def add(self, doc: Document, split: Split) -> None:
+        unit_base, chunk_base = self.unit_count, self.chunk_count
+        owner = [-1] * len(split.units)
+        total = len(split.chunks) + len(split.units)
+        for offset, (text, (first, end)) in enumerate(zip(self._store(doc.title, split.chunks), split.unit_ranges)):
+            self._tick(doc.path, offset, total)
+            self.chunk_batcher.add(text)
+            self.chunk_units.extend((unit_base + first, unit_base + end))
+            for u in range(first, end):
+                if owner[u] < 0:
+                    owner[u] = chunk_base + offset
+        for u, (start, end) in enumerate(split.units):
+            self.units.extend((owner[u], start, end))
+            section = split.chunks[owner[u] - chunk_base].section
+            self._tick(doc.path, len(split.chunks) + u, total)
+            self.unit_batcher.add(embedding_text(doc.title, section, doc.text[start:end]))
+        self.documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
+
+    def _tick(self, path: str, done: int, total: int) -> None:
+        if self.report is not None and done % REPORT_EVERY == 0:
+            before, files = self.files
+            self.report(f"embedding {path}: {done}/{total} passages and sentences", (before + done / total) / files)
+
+    def add_stored(self, stored: StoredDocument) -> None:
+        """A document's chunks and vectors from the previous index, instead of embedding them."""
+        chunk_base, unit_base = self.chunk_count, self.unit_count
+        self.chunk_batcher.flush()  # vectors must be added in row order
+        self.unit_batcher.flush()
+        self._store(stored.info.title, stored.chunks)
+        self.chunk_units.extend((stored.chunk_units + unit_base).ravel().tolist())
+        self.vectors.add(stored.chunk_vectors)
+        for owner, start, stop in stored.units.tolist():
+            self.units.extend((owner + chunk_base, start, stop))
+        self.unit_vectors.add(stored.unit_vectors)
+        self.documents.append(stored.info)
+
+    def finish(self, keep_vectors: Path | None = None) -> None:
+        self.chunk_batcher.flush()
+        self.unit_batcher.flush()
+        self.store.close()
+        for spool, name in ((self.vectors, "vectors.faiss"), (self.unit_vectors, "units.faiss")):
+            kept = keep_vectors / spool.path.name if keep_vectors else None
+            vectors = spool.build(self.ann_threshold, kept)
+            self.vector_types[name] = vectors.kind
+            vectors.save(self.folder / name)
+            del vectors  # one FAISS copy in memory at a time
+        np.save(self.folder / "units.npy", np.frombuffer(self.units, dtype=np.int64).reshape(-1, 3))
+        np.save(self.folder / "chunk_units.npy", np.frombuffer(self.chunk_units, dtype=np.int64).reshape(-1, 2))
+        bm25s = bm25s_module()
+        bm25 = bm25s.BM25()
+        bm25.index(bm25s.tokenization.Tokenized(ids=self.token_ids, vocab=self.tokenizer.get_vocab_dict()),
+                   show_progress=False)
+        bm25.save(str(self.folder / "bm25"), show_progress=False)
+        _write_json(self.folder / "documents.json", [asdict(d) for d in self.documents])
+
+    def close(self) -> None:
+        self.store.close()
+        self.vectors.close()
+        self.unit_vectors.close()
+
+
+@dataclass(frozen=True, slots=True)
+class FileStep:
+    """What the build does with one corpus file: "reuse" (unchanged: copy it from the previous
+    index), "read" (read, chunk and embed it) or "skip" (with the reason, logged)."""
+
+    rel: str
+    path: Path
+    action: str
+    record: SourceRecord  # as the build saw the file (stat before reading, so an edit made meanwhile shows later)
+    reason: str = ""
+
+
+def plan_file(rel: str, path: Path, stat: os.stat_result, max_bytes: int,
+              previous: Manifest | None) -> FileStep:
+    """The step for one file, from its stat and the previous index's record of it.
+
+    >>> big = os.stat_result((0, 0, 0, 0, 0, 0, 30 * 2**20, 0, 0, 0))
+    >>> plan_file("a.pdf", Path("a.pdf"), big, 20 * 2**20, None).reason
+    '30.0 MB, over the 20 MB limit per file (QA_MAX_FILE_MB)'
+    >>> plan_file("a.pdf", Path("a.pdf"), big, 40 * 2**20, None).action
+    'read'
+    """
+    record = SourceRecord("", stat.st_size, stat.st_mtime_ns, False)
+    if stat.st_size > max_bytes:
+        reason = f"{stat.st_size / 2**20:.1f} MB, over the {max_bytes // 2**20} MB limit per file (QA_MAX_FILE_MB)"
+        return FileStep(rel, path, "skip", record, reason)
+    old = previous.sources.get(rel) if previous is not None else None
+    if old is not None and old.indexed and not file_changed(path, old):
+        return FileStep(rel, path, "reuse", SourceRecord(old.sha256, stat.st_size, stat.st_mtime_ns, True))
+    return FileStep(rel, path, "read", record)
+
+
+class _Build:
+    """The per-file work of one build: what was added, skipped and counted."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, writer: IndexWriter, previous: Index | None,
+                 before: dict[str, str]) -> None:
+        self.settings, self.embedder, self.writer, self.previous, self.before = settings, embedder, writer, previous, before
+        self.reusable = {d.path: d for d in previous.documents.values()} if previous else {}
+        self.first_path_of: dict[str, str] = {}  # sha256 -> the first file with that content
+        self.sources: dict[str, SourceRecord] = {}
+        self.counts = {"new": 0, "changed": 0, "unchanged": 0}
+
+    def add(self, rel: str, path: Path) -> None:
+        try:
+            stat = path.stat()
+        except OSError as error:
+            log.warning("skipping %s: %s", path, error)
+            return
+        max_bytes = self.settings.max_file_mb * 2**20
+        step = plan_file(rel, path, stat, max_bytes, self.previous.manifest if self.previous else None)
+        old = self.reusable.get(rel)
+        if step.action == "reuse" and old is not None and old.sha256 not in self.first_path_of:
+            self.writer.add_stored(self.previous.stored_document(old.doc_id))
+            self._count(rel, step.record, old.sha256)
+        elif step.action == "skip":
+            log.warning("skipping %s: %s", rel, step.reason)
+            self.sources[rel] = SourceRecord(_sha256_if_readable(path), stat.st_size, stat.st_mtime_ns, False)
+        else:
+            self._read(step)
+
+    def _read(self, step: FileStep) -> None:
+        record = step.record
+        try:
+            doc = read_document(step.path, self.settings.corpus_dir)
+        except (UnreadableFile, OSError) as error:
+            log.warning("skipping %s: %s", step.path, error)
+            self.sources[step.rel] = SourceRecord(_sha256_if_readable(step.path), record.size, record.mtime_ns, False)
+            return
+        self.sources[step.rel] = SourceRecord(doc.sha256, record.size, record.mtime_ns, False)
+        if doc.sha256 in self.first_path_of:
+            log.warning("skipping %s: same content as %s", doc.path, self.first_path_of[doc.sha256])
+            return
+        s = self.settings
+        split = split_document(doc, self.embedder.count_tokens, s.chunk_tokens, s.chunk_overlap_tokens)
+        if not split.chunks:
+            log.warning("skipping %s: no text under its headings", doc.path)
+            return
+        self.writer.add(doc, split)
+        self._count(step.rel, record, doc.sha256)
+
+    def _count(self, rel: str, record: SourceRecord, sha256: str) -> None:
+        self.first_path_of[sha256] = rel
+        self.sources[rel] = SourceRecord(sha256, record.size, record.mtime_ns, True)
+        kind = "new" if rel not in self.before else "changed" if self.before[rel] != sha256 else "unchanged"
+        self.counts[kind] += 1  # "unchanged" also counts a file embedded again under other settings
+
+
+def build_index(settings: Settings, embedder: Embedder, progress: bool = True, report: Report | None = None,
+                keep_vectors: Path | None = None) -> BuildSummary:
+    """Index every document under `settings.corpus_dir` into `settings.index_dir`, atomically;
+    `report` (if given) is told in words what is being done ("embedding a.pdf: 64/599 …") and
+    the fraction of the build done. `keep_vectors`: a folder to keep the float32 vectors in
+    (`vectors.spool`, `units.spool`), for benchmarks.
+
+    Unreadable, empty, heading-only and duplicate files are skipped with a warning naming them.
+    Any failure (a full disk, a read-only folder, an interrupted process) leaves the previous
+    index as it was.
+    """
+    began = time.perf_counter()
+    target = settings.index_dir
+    files = find_files(settings.corpus_dir)
+    if not files:
+        raise EmptyCorpusError(f"no documents in {settings.corpus_dir}/: add .txt or .md files there, then run `qa index`")
+    with build_lock(target):
+        recover(target)
+        for leftover in target.parent.glob(f".{target.name}.tmp-*"):  # from builds that were killed
+            shutil.rmtree(leftover, ignore_errors=True)
+        tmp = sibling(target, f"tmp-{os.getpid()}")
+        writer = None
+        try:
+            tmp.mkdir(parents=True)
+            writer = IndexWriter(tmp, embedder, settings.ann_threshold, report)
+            build = _Build(settings, embedder, writer, _reusable_index(settings, embedder), _indexed_before(target))
+            _add_files(build, files, progress, report)
+            if report is not None:
+                report("writing the index", 1.0)
+            writer.finish(keep_vectors)
+            _write_manifest(tmp, Manifest(fingerprint(settings, embedder.name, writer.dim), writer.chunk_count,
+                                          writer.unit_count, writer.vector_types, build.sources, {}))
+            swap_in(tmp, target)
+        except OSError as error:
+            raise IndexWriteError(
+                f"could not write the index in {target.parent}/ ({error.strerror or error}); the previous index is untouched"
+            ) from error
+        finally:
+            if writer is not None:
+                with contextlib.suppress(OSError):  # a full disk can fail the flush too: keep the first error
+                    writer.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+    indexed = {rel for rel, r in build.sources.items() if r.indexed}
+    return BuildSummary(len(writer.documents), writer.chunk_count, time.perf_counter() - began,
+                        tuple(rel for rel in build.sources if rel not in indexed), build.counts["new"],
+                        build.counts["changed"], len(set(build.before) - indexed), build.counts["unchanged"])
+
+
+def _add_files(build: _Build, files: list[Path], progress: bool, report: Report | None) -> None:
+    from tqdm import tqdm
+
+    settings = build.settings
+    with tqdm(total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False) as bar:
+        for number, path in enumerate(files, start=1):
+            bar.update(1)
+            rel = path.relative_to(settings.corpus_dir).as_posix()
+            build.writer.files = (number - 1, len(files))
+            if report is not None:
+                report(f"reading {rel} (file {number} of {len(files)})", (number - 1) / len(files))
+            build.add(rel, path)
+            bar.set_postfix(chunks=build.writer.chunk_count)
+    if not build.writer.documents:
+        raise EmptyCorpusError(f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)")
+
+
+def _write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Checksums every index file, syncs them, then writes the manifest last."""
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
+    manifest = dataclasses.replace(manifest, files={rel: file_sha256(folder / rel) for rel in files})
+    for rel in files:
+        fsync(folder / rel)
+    _write_json(folder / "manifest.json", manifest.to_json())
+    fsync(folder / "manifest.json")
+
+
+def _reusable_index(settings: Settings, embedder: Embedder) -> Index | None:
+    """The current index when its vectors can be reused (the same fingerprint, not corrupt);
+    otherwise None (everything is embedded)."""
+    try:
+        previous = load_index(settings, embedder.name, require_fresh=False)
+    except QAError:
+        return None
+    return previous if previous.manifest.shaped_by == fingerprint(settings, embedder.name, embedder.dim) else None
+
+
+def _indexed_before(index_dir: Path) -> dict[str, str]:
+    """path -> sha256 of the documents in the index being replaced (empty if unreadable)."""
+    try:
+        return read_manifest(index_dir).indexed_sha256()
+    except QAError:
+        return {}
+
+
+def _sha256_if_readable(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""  # unreadable: judged by size and mtime only
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")

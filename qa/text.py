@@ -1,0 +1,131 @@
+"""What a word is, one meaning for the whole product, and the `[n]` citation markers.
+
+Words: lower-cased, stemmed (Snowball English) word tokens, as bm25s tokenises them. BM25 drops
+its short English stop-word list (`BM25_STOPWORDS`, part of the index's fingerprint);
+everywhere else (ranking and verifying answer sentences, follow-up questions, evaluation) a
+*content word* is a word not in the longer `STOPWORDS` list. Markers: the `[n]` that ties a
+sentence of an answer to the n-th shown passage: parsed out of model text, removed, and made
+inert in a document's own text so a "[7]" there is never taken for ours.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+
+from qa.chunking import sentence_spans
+
+BM25_STOPWORDS = "en"
+STOPWORDS = "en_plus"
+STEMMER = "english"
+
+def bm25s_module():  # noqa: ANN202 - the bm25s module, imported lazily
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG at import; keep its chatter out of our stderr.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():  # noqa: ANN202 - a Stemmer.Stemmer; built once, it is called for every sentence
+    import Stemmer
+
+    return Stemmer.Stemmer(STEMMER)
+
+
+def bm25_tokenizer():  # noqa: ANN201 - a bm25s Tokenizer whose vocabulary grows as it reads
+    return bm25s_module().tokenization.Tokenizer(stopwords=BM25_STOPWORDS, stemmer=_stemmer())
+
+
+def word_tokens(text: str, stopwords: str = STOPWORDS) -> list[str]:
+    """Lower-cased, stemmed word tokens of `text` without `stopwords` (BM25's own list for queries).
+
+    >>> word_tokens("When did the treaties get signed?")
+    ['treati', 'get', 'sign']
+    """
+    tokens = bm25s_module().tokenize([text], stopwords=stopwords, stemmer=_stemmer(), return_ids=False, show_progress=False)
+    return tokens[0]
+
+
+def terms(text: str) -> set[str]:
+    """Content words, lower-cased and stemmed.
+
+    >>> sorted(terms("When did the treaties get signed?"))
+    ['get', 'sign', 'treati']
+    """
+    return set(word_tokens(text))
+
+
+def covered(term: str, pool: set[str]) -> bool:
+    """A term is covered by an equal term or one sharing a 4+ letter stem (Japan/Japanese)."""
+    if term in pool:
+        return True
+    return len(term) >= 4 and any(len(p) >= 4 and (p.startswith(term) or term.startswith(p)) for p in pool)
+
+
+def overlap(question_terms: set[str], sentence_terms: set[str]) -> float:
+    """The share of `question_terms` that `sentence_terms` cover."""
+    if not question_terms:
+        return 0.0
+    return sum(covered(t, sentence_terms) for t in question_terms) / len(question_terms)
+
+
+@functools.lru_cache(maxsize=1)
+def _stopword_set() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return frozenset(STOPWORDS_EN_PLUS)
+
+
+def content_words(text: str, skip_first: bool = False) -> list[str]:
+    """The words of `text` as written (not stemmed) that are content words, in order.
+
+    >>> content_words("When did Japan sign GSOMIA?", skip_first=True)
+    ['Japan', 'sign', 'GSOMIA']
+    """
+    words = re.findall(r"[\w'’-]+", text)[1 if skip_first else 0 :]
+    return [w for w in words if w.lower() not in _stopword_set()]
+
+
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+
+
+def parse_markers(text: str) -> list[int]:
+    """The passage numbers cited in `text`, in order.
+
+    >>> parse_markers("In 1965 [1][3]. Also [2, 4].")
+    [1, 3, 2, 4]
+    """
+    return [int(n) for group in MARKER.findall(text) for n in re.split(r"\s*[,;]\s*", group)]
+
+
+def inert_markers(text: str) -> str:
+    """Document text whose own "[7]"-style brackets get a zero-width space after "[", so they
+    look the same but are never taken for (or rendered as) our citation markers.
+
+    >>> inert_markers("built in 1954 [7].")
+    'built in 1954 [\u200b7].'
+    """
+    return MARKER.sub(lambda m: f"[\u200b{m.group(1)}]", text)
+
+
+def strip_markers(text: str) -> str:
+    return re.sub(r"\s*" + MARKER.pattern, "", text).strip()
+
+
+def answer_sentences(text: str) -> list[str]:
+    """The sentences of an answer, each with the markers that follow it.
+
+    >>> answer_sentences("Signed in 1965. [1] Ratified later [2].")
+    ['Signed in 1965. [1]', 'Ratified later [2].']
+    """
+    sentences = [text[a:b] for a, b in sentence_spans(text)]
+    # A marker that opens a sentence ("1965. [1] Then…") belongs to the sentence before it.
+    for i in range(1, len(sentences)):
+        lead = re.match(r"^(?:\s*" + MARKER.pattern + r")+", sentences[i])
+        if lead:
+            sentences[i - 1] += " " + lead.group(0).strip()
+            sentences[i] = sentences[i][lead.end() :].strip()
+    return [s for s in sentences if s]
