@@ -12,10 +12,11 @@ Two modes:
 - *generative*: the reader first decides whether the documents answer the question (no text is
   generated when they do not); then the language model answers from the reader's most probable
   sentences, each under its passage's marker (a prompt of a few hundred tokens, not five whole
-  passages), and `qa.verify` keeps only the sentences a shown passage supports. The reader's short answer is
-  returned beside the generated text. When no generated sentence survives, the reader's answer is
-  given as in evidence mode (`mode` then reads "evidence"; `raw_text` keeps what was generated):
-  the reader, not the language model, decides whether the documents answer.
+  passages), and `qa.verify` keeps only the sentences a shown passage supports. The generated text
+  stands only when what survives states the reader's short answer (returned beside it);
+  otherwise the reader's answer is given as in evidence mode (`mode` then reads "evidence";
+  `raw_text` keeps what was generated): the reader, not the language model, decides whether the
+  documents answer and what the answer is.
 
 When the best reading's probability is below the reader's threshold (fitted on held-out
 articles), or a generated answer was stopped before any of it was verified, the answer is `NOT_IN_DOCUMENTS` with no
@@ -37,8 +38,9 @@ from qa.index import Index
 from qa.models import Embedder
 from qa.prompts import NOT_IN_DOCUMENTS, messages
 from qa.reader import MAX_TOKENS, Reader, Window, window_sentences
-from qa.types import Answer, Citation, Passage, Reading
+from qa.squad import normalize_answer
 from qa.text import inert_markers, overlap, terms
+from qa.types import Answer, Citation, Passage, Reading
 from qa.verify import verify
 
 OVERLAP_WEIGHT = 0.5  # how candidate sentences are ranked: cosine + OVERLAP_WEIGHT * word overlap
@@ -170,10 +172,12 @@ class Answerer:
                 raw += piece
                 yield piece
             text, citations = verify(raw, passages, question) if raw else ("", [])
-            if citations:
+            if citations and normalize_answer(best.text) in normalize_answer(text):
                 model = self.generator.name
-            elif not (cancel and cancel.is_set()):
-                mode = "evidence"  # nothing generated survived: the reader's answer stands
+            else:
+                text, citations = "", []
+                if not (cancel and cancel.is_set()):
+                    mode = "evidence"  # nothing generated both survived and said the reader's answer
         if best is not None and mode == "evidence":
             text = display_text(best)
             chunk = passages[best.marker - 1].chunk

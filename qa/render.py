@@ -15,7 +15,6 @@ import html
 import re
 from collections.abc import Callable, Mapping, Sequence
 
-from qa.squad import normalize_answer
 from qa.text import MARKER, parse_markers
 from qa.types import Answer, Chunk, Passage, Reading
 
@@ -111,17 +110,15 @@ def proof_parts(reading: Reading) -> tuple[str, str, str]:
 
 def reply_html(answer: Answer, answer_id: str = "a") -> str:
     """The chat reply: the short answer in bold, then its proof sentence quoted with the answer
-    words highlighted inside it and its `[n]` linked; a generated answer as text, after the
-    short answer when it says the same words; a declined answer as text."""
+    words highlighted inside it and its `[n]` linked; a generated answer (which states the short
+    answer) as text after it; a declined answer as text."""
     previews: dict[int, str] = {}
     for c in answer.citations:
         previews[c.marker] = f"{previews[c.marker]} … {c.quote}" if c.marker in previews else c.quote
     short = answer.short_answer
     if short is None or answer.mode != "evidence":
         text = answer_html(answer.text, len(answer.passages), answer_id, previews)
-        if short is not None and normalize_answer(short.text) in normalize_answer(answer.text):
-            return f"<strong>{escape_text(short.text)}</strong> — {text}"  # the reader's words, in what was written
-        return text
+        return text if short is None else f"<strong>{escape_text(short.text)}</strong> — {text}"
     before, words, after = proof_parts(short)
     quote = f"{escape_text(before)}<mark>{escape_text(words)}</mark>{escape_text(after)}"
     link = answer_html(f"[{short.marker}]", len(answer.passages), answer_id, {short.marker: short.sentence})

@@ -130,13 +130,15 @@ def test_when_no_generated_sentence_survives_the_readers_answer_stands(seed_answ
     retriever, index = seed_answerer
     question = "When did Japan and South Korea establish diplomatic relations?"
     passages = retriever.search(question, 5)
-    for reply in (NOT_IN_DOCUMENTS, "Busan has 9 million people [1]."):
+    other = next(s for s in re.split(r"(?<=\.) ", passages[0].chunk.text) if "1965" not in s and len(s) > 40)
+    assert verify(f"{other} [1]", passages, question)[1]  # supported by a shown passage, but not the answer
+    for reply in (NOT_IN_DOCUMENTS, "Busan has 9 million people [1].", f"{other} [1]"):
         generator = ScriptedGenerator(reply)
         answer, streamed = run(Answerer(index, fake_embedder, seed_settings, FakeReader(), generator),
                                question, passages, "generative")
         assert generator.seen and streamed == reply and answer.raw_text == reply  # the reader let it generate
         assert not answer.abstained and answer.mode == "evidence" and answer.model == FakeReader.name
-        assert answer.text.startswith("December 1965 — “") and "Busan" not in answer.text
+        assert answer.text.startswith("December 1965 — “") and "Busan" not in answer.text and other not in answer.text
         (citation,) = answer.citations
         assert citation.quote == answer.short_answer.sentence
 
