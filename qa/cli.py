@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import logging
 import sys
@@ -299,16 +298,11 @@ def _run_eval(args: argparse.Namespace, settings: Settings, questions: list) -> 
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    # app.py lives at the root of the source checkout (installed editable by `make`).
-    app_path = Path(__file__).resolve().parent.parent / "app.py"
-    if not app_path.is_file():
-        raise QAError(f"{app_path} not found: run `qa serve` from a source checkout installed with `make install`")
-    spec = importlib.util.spec_from_file_location("docqa_app", app_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from qa.web import serve
+
     if args.auth:
         settings = dataclasses.replace(settings, auth=args.auth)
-    return module.serve(settings, host=args.host, port=args.port)
+    return serve(settings, host=args.host, port=args.port)
 
 
 def _indent(text: str, width: int = 600) -> str:

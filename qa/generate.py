@@ -52,20 +52,30 @@ def render_prompt(tokenizer, messages: Sequence[Message]) -> str:  # noqa: ANN00
     return "\n\n".join(parts) + "\n\nAnswer:"
 
 
-class TransformersGenerator:
-    """A local causal LM, loaded on first use (or by `warm_up()`)."""
+class _LoadedOnce:
+    """A local model: constructing it is cheap; `warm_up()` (or the first answer) loads it, once."""
 
-    def __init__(self, model: str = "smollm2", threads: int = 2) -> None:
-        self.name = model
+    def __init__(self, model: str, threads: int) -> None:
+        self.model = self.name = model
         self.threads = threads
-        self._model = None
-        self._tokenizer = None
+        self._loaded = None  # the loaded model
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         with self._lock:
-            if self._model is None:
+            if self._loaded is None:
                 self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+
+class TransformersGenerator(_LoadedOnce):
+    """A local causal LM (a transformers model folder), loaded on first use (or by `warm_up()`)."""
+
+    def __init__(self, model: str = "smollm2", threads: int = 2) -> None:
+        super().__init__(model, threads)
+        self._tokenizer = None
 
     def _load(self) -> None:
         began = time.perf_counter()
@@ -83,7 +93,7 @@ class TransformersGenerator:
             model.eval()
         except Exception as error:  # any failure inside the libraries means the same to the user
             raise ModelLoadError(f"could not load the language model {self.name!r} from {folder}: {error}") from error
-        self._model, self._tokenizer = model, tokenizer
+        self._loaded, self._tokenizer = model, tokenizer
         log.info("loaded language model %s in %.1f s", self.name, time.perf_counter() - began)
 
     @property
@@ -110,7 +120,7 @@ class TransformersGenerator:
 
         def run() -> None:
             try:
-                self._model.generate(
+                self._loaded.generate(
                     **inputs,
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
@@ -137,7 +147,7 @@ class TransformersGenerator:
             raise failure[0]
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(_LoadedOnce):
     """A GGUF model run by llama.cpp in this process (xllamacpp), loaded on first use.
 
     xllamacpp also opens an HTTP endpoint on a loopback port; it is given a random API key that
@@ -145,17 +155,8 @@ class LlamaCppGenerator:
     """
 
     def __init__(self, model: str = "smollm2", threads: int = 2, context_tokens: int = 4096) -> None:
-        self.model = model
-        self.threads = threads
+        super().__init__(model, threads)
         self.context_tokens = context_tokens
-        self.name = model
-        self._server = None
-        self._lock = threading.Lock()
-
-    def warm_up(self) -> None:
-        with self._lock:
-            if self._server is None:
-                self._load()
 
     def _load(self) -> None:
         began = time.perf_counter()
@@ -172,7 +173,7 @@ class LlamaCppGenerator:
             params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads
             params.api_keys = [secrets.token_hex(16)]  # its HTTP endpoint refuses everyone
             params.verbosity = -1
-            self._server = xllamacpp.Server(params)
+            self._loaded = xllamacpp.Server(params)
         except Exception as error:  # a missing wheel, an unreadable or foreign file: one message
             raise ModelLoadError(f"could not load the language model {self.model!r} ({path}) with llama.cpp: {error}") from error
         self.name = f"{path.name} (llama.cpp)"
@@ -201,7 +202,7 @@ class LlamaCppGenerator:
 
         def run() -> None:
             try:
-                self._server.handle_chat_completions(request, on_chunk)
+                self._loaded.handle_chat_completions(request, on_chunk)
             except Exception as error:  # surfaced in the caller's thread below
                 failure.append(str(error))
             finally:

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,11 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from conftest import free_port  # noqa: E402
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+from qa.evaluate import percentile  # noqa: E402
 
 
 def answerable_questions(path: Path) -> list[str]:
@@ -52,9 +51,7 @@ def start_app(workdir: Path) -> tuple[subprocess.Popen, str]:
         raise SystemExit("run it in a folder with corpus/ and an index/ built by `qa index` (or give --url)")
     for name in ("corpus", "index"):
         shutil.copytree(name, workdir / name)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], stderr=subprocess.DEVNULL,
                                env={**os.environ, "QA_RATE_LIMIT": "0"}, cwd=workdir)
     url = f"http://127.0.0.1:{port}/"
@@ -149,7 +146,6 @@ def report_file(folder: Path) -> Path:
 
 
 def search_load(threads: int, questions: list[str]) -> None:
-    sys.path.insert(0, str(ROOT))
     from qa.config import Settings
     from qa.pipeline import Pipeline
 

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import CHROMIUM, running_app
 
@@ -284,6 +285,9 @@ def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path
         assert sorted(p.name for p in (work / "corpus").iterdir()) == ["ferry notes _1_.md", "japan_south_korea_relations.txt"]
         out = client.predict("What links Busan and Fukuoka?", api_name="/ask")
         assert "Beetle" in out["answer"]
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match="exceeds the maximum file size of 20971520 bytes"):  # the client checks
             client.predict([handle_file(str(files / "huge.txt"))], api_name="/upload")
+        with (files / "huge.txt").open("rb") as huge:  # and the server refuses it when the client does not
+            refused = httpx.post(f"{url}gradio_api/upload", files={"files": ("huge.txt", huge)}, timeout=60)
+        assert refused.status_code == 413 and "maximum allowed size of 20971520 bytes" in refused.text
     assert not (work / "corpus" / "huge.txt").exists()

@@ -246,13 +246,8 @@ def test_an_out_of_date_index_answers_under_a_banner(seed_workdir: Path, tmp_pat
 
 
 def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_it():
-    import importlib.util
-
+    from qa import webchat
     from qa.types import Answer
-
-    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
 
     class Drafting:  # streams a claim the verification then rejects
         def ask_stream(self, question, k, mode, history=()):  # noqa: ANN001, ANN202
@@ -263,10 +258,10 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
         class index:  # noqa: N801
             title = staticmethod(lambda chunk: "T")
 
-    steps = list(app.chat(Drafting(), "What is the population of Busan?", {}, 5, "generative", False))
+    steps = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "generative", False))
     drafts = [chat[-1]["content"] for chat, _, _ in steps[1:-1]]
     assert drafts and all('class="draft"' in d and "being checked against the sources" in d for d in drafts)
     final = steps[-1][0][-1]["content"]
     assert final == "The documents do not say." and "draft" not in final
-    evidence = list(app.chat(Drafting(), "What is the population of Busan?", {}, 5, "evidence", False))
+    evidence = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "evidence", False))
     assert len(evidence) == 2  # the question, then the answer: nothing provisional in evidence mode

@@ -6,6 +6,7 @@ from conftest import ROOT, qa
 
 from qa.evaluate import (
     Question,
+    citation_support,
     contains_gold,
     first_evidence_rank,
     load_questions,
@@ -59,6 +60,20 @@ def test_scores_and_summary_of_hand_made_records():
     assert overall["false_abstention"] == 0.0 and overall["total_ms_p50"] in (7.0, 9.0)
     assert set(summary) == {"overall", "fact", "unanswerable"}
     assert "hit@1" in table(summary) and table(summary, markdown=True).startswith("| group |")
+
+
+def test_citation_support_fails_a_sentence_that_swaps_a_year_the_verifier_would_pass():
+    passages = [passage("The treaty was signed in Tokyo in 1965 by both governments.", 1)]
+    quote = Citation(1, "c1", passages[0].chunk.text, 100, 100 + len(passages[0].chunk.text))
+    right = Answer("q", "The treaty was signed in Tokyo in 1965 by both governments. [1]", (quote,), tuple(passages),
+                   False, "generative", "m")
+    swapped = Answer("q", "The treaty was signed in Tokyo in 1956 by both governments. [1]", (quote,), tuple(passages),
+                     False, "generative", "m")
+    misplaced = Answer("q", "It was signed in Seoul. [1]", (quote,), tuple(passages), False, "generative", "m")
+    assert citation_support(right) == [True]
+    assert citation_support(swapped) == [False] and citation_support(misplaced) == [False]
+    moved = Citation(1, "c1", quote.quote, 101, 101 + len(quote.quote))  # not verbatim at its offsets
+    assert citation_support(Answer("q", right.text, (moved,), tuple(passages), False, "generative", "m")) == [False]
 
 
 def test_malformed_lines_are_reported_by_number_and_unknown_fields_kept(tmp_path: Path):

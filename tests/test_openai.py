@@ -1,7 +1,6 @@
 """The generator behind an OpenAI-compatible HTTP server: `python -m qa.openai_server` serving
 the bundled model, asked by `OpenAIGenerator` and by the whole pipeline (QA_GENERATOR_URL)."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from qa.config import Settings
 from qa.errors import ModelLoadError
@@ -27,9 +27,7 @@ CHAT = messages(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path_factory.mktemp("openai") / "server.log"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -64,16 +62,17 @@ def test_the_pipeline_generates_through_qa_generator_url(server: str, seed_workd
         {"QA_GENERATOR_URL": server, "QA_MODEL": "smollm2"},
         corpus_dir=seed_workdir / "corpus", index_dir=seed_workdir / "index",
     )
-    answer = Pipeline(settings).ask("When did Japan and South Korea establish diplomatic relations?", mode="generative")
-    assert answer.model == f"smollm2 at {server}" and answer.raw_text.strip()
+    pipeline = Pipeline(settings)
+    answer = pipeline.ask("When did Japan and South Korea establish diplomatic relations?", mode="generative")
+    assert pipeline.generator.name == f"smollm2 at {server}" and answer.raw_text.strip()  # it wrote through the server
+    assert not answer.abstained and answer.citations and "1965" in answer.text
+    assert answer.model == (pipeline.generator.name if answer.mode == "generative" else pipeline.reader.name)
     for c in answer.citations:  # verified like any other generator's
         assert c.quote in answer.passages[c.marker - 1].chunk.text
 
 
 def test_an_unreachable_server_is_a_clear_error(seed_workdir: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    port = free_port()  # nothing listens there
     settings = replace(Settings(corpus_dir=seed_workdir / "corpus", index_dir=seed_workdir / "index"),
                        generator_url=f"http://127.0.0.1:{port}")
     with pytest.raises(ModelLoadError, match="cannot reach the generator"):

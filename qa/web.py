@@ -1,0 +1,236 @@
+"""The web app's page (Gradio): a chat whose answers cite their sources, a Sources panel, a
+document view and an Index tab, wired to the handlers in `qa.webchat`; `serve` starts it.
+
+Each answer owns its sources: clicking its `[n]` shows that answer's passages with passage n
+selected and the cited span highlighted, and hovering previews the quote; "open the document"
+shows the whole document scrolled to the span. The conversation is kept in the browser (it
+survives a reload; Clear drops it). Indexing runs on its own queue, so questions keep being
+answered from the current index until the new one is swapped in. A named API endpoint `ask`
+returns the same object as `qa ask --json`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from types import SimpleNamespace
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from qa.config import Settings  # noqa: E402
+from qa.limits import LoginGuard, RateLimit  # noqa: E402
+from qa.pipeline import Pipeline  # noqa: E402
+from qa.webchat import (  # noqa: E402
+    EMPTY_CONVERSATION,
+    NO_SOURCES,
+    api_ask,
+    chat,
+    client_of,
+    index_view,
+    ready,
+    rebuild,
+    remove,
+    restore,
+    show_document,
+    stopped,
+    upload,
+)
+
+# Chat and API questions: a few at a time, so an evidence answer (milliseconds) never waits
+# behind a generated one (generation itself runs one at a time: the generator holds a lock).
+MODEL_QUEUE, MODEL_CONCURRENCY = "model", 4
+INDEX_QUEUE = "index"  # uploads, removals and rebuilds: one at a time, never in the chat's way
+QUEUE_SIZE = 64  # requests waiting at most; 20 users asking at once fit
+EXAMPLES = [
+    "When did Japan and South Korea establish diplomatic relations?",
+    "What are the Liancourt Rocks called in Korean?",
+    "Why did Japan restrict exports to South Korea in 2019?",
+    "What is the population of Busan?",
+]
+EXAMPLE_LABELS = [*EXAMPLES[:3], "What is the population of Busan? (not in the documents: a check that it says so)"]
+CSS = """
+#sources .answer-sources { display: none; } #sources .answer-sources:last-child { display: block; }
+#sources .source { border-left: 3px solid #bbb; padding: 0 .6em; margin: .6em 0; }
+#sources .source.selected { border-left-color: #e8a100; background: #fff8e1; }
+#sources mark, #document mark { background: #ffe082; }
+#sources .where { font-size: .9em; } #sources .details { color: #666; font-size: .85em; }
+#sources .asked { font-size: .9em; color: #555; }
+#document .doc-text { max-height: 60vh; overflow-y: auto; white-space: normal; border: 1px solid #ddd; padding: .5em; }
+.hidden-trigger { display: none !important; }
+#chat .draft { color: #777; font-style: italic; } #chat .draft-note { color: #999; }
+"""
+# Clicking a marker shows its answer's sources with the passage selected; "open the document"
+# asks the server for the whole document (through the hidden #open-doc button); chat messages
+# get plain-text aria-labels (Gradio puts the message's markup in them).
+JS = """
+() => {
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest('a.cite');
+    if (link) {
+      event.preventDefault();
+      const target = document.getElementById((link.getAttribute('href') || '').slice(1));
+      if (!target) return;
+      const block = target.closest('.answer-sources');
+      block.parentElement.querySelectorAll('.answer-sources').forEach((b) => { b.style.display = b === block ? 'block' : 'none'; });
+      document.querySelectorAll('#sources .source.selected').forEach((el) => el.classList.remove('selected'));
+      target.classList.add('selected');
+      const details = target.closest('details');
+      if (details) details.open = true;
+      target.scrollIntoView({behavior: 'smooth', block: 'center'});
+      return;
+    }
+    const opener = event.target.closest('a.open-doc');
+    if (opener) {
+      event.preventDefault();
+      window.docqaDocument = JSON.stringify({doc: opener.dataset.doc, start: +opener.dataset.start, end: +opener.dataset.end});
+      document.querySelector('#open-doc').click();
+    }
+  }, true);
+  const plain = () => document.querySelectorAll('#chat [aria-label*="s message: "]').forEach((el) => {
+    const label = el.getAttribute('aria-label');
+    const wanted = label.slice(0, label.indexOf('s message: ') + 11) + el.innerText.trim();
+    if (label !== wanted) el.setAttribute('aria-label', wanted);  // equal: no new mutation, no loop
+  });
+  new MutationObserver(plain).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label']});
+}
+"""
+SCROLL_TO_CITED = "() => setTimeout(() => document.querySelector('#document mark#cited')?.scrollIntoView({block: 'center'}), 150)"
+
+
+def build(pipeline: Pipeline) -> gr.Blocks:
+    settings = pipeline.settings
+    with gr.Blocks(title="docqa") as demo:
+        gr.Markdown("# docqa\nAsk about your documents. Every answer cites its sources; click a marker to check it.")
+        status = gr.Markdown("Loading the index and models…", elem_id="status")
+        conversation = gr.BrowserState(EMPTY_CONVERSATION, storage_key="docqa-conversation")
+        with gr.Tab("Chat"):
+            page = _chat_tab(settings)
+        with gr.Tab("Index"):
+            tab = _index_tab(settings)
+        _wire_chat(pipeline, page, conversation)
+        listing = [tab.index_status, tab.documents, tab.details, tab.removable]
+        index_outputs = [tab.index_message, status, *listing]
+        for button, handler, inputs, name in ((tab.rebuild, rebuild, None, "rebuild"),
+                                              (tab.add, upload, tab.uploads, "upload"),
+                                              (tab.remove, remove, [tab.removable, tab.delete_file], "remove")):
+            button.click(functools.partial(handler, pipeline), inputs, index_outputs, api_name=name,
+                         concurrency_id=INDEX_QUEUE)
+        demo.load(restore, conversation, [page.chatbot, page.sources], api_name=False, queue=False)
+        demo.load(functools.partial(ready, pipeline), None, status, api_name=False).then(
+            functools.partial(index_view, pipeline), None, listing, api_name=False
+        )
+    return demo
+
+
+def _chat_tab(settings: Settings) -> SimpleNamespace:
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label="Answers", elem_id="chat", height=480, sanitize_html=True)
+            question = gr.Textbox(label="Question", placeholder="Ask a question about the documents", elem_id="question")
+            with gr.Row():
+                ask = gr.Button("Ask", variant="primary", elem_id="ask")
+                stop = gr.Button("Stop", variant="stop", elem_id="stop", visible=False)
+                clear = gr.Button("Clear the conversation", elem_id="clear")
+            gr.Examples(EXAMPLES, inputs=question, example_labels=EXAMPLE_LABELS)
+            with gr.Accordion("Settings", open=False, elem_id="chat-settings"):
+                k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
+                mode = gr.Radio(["evidence", "generative"], value=settings.answer_mode, label="Answer mode")
+                show_details = gr.Checkbox(False, label="Show details (character offsets, retrieval scores)")
+        with gr.Column(scale=2):
+            gr.Markdown("### Sources")
+            sources = gr.HTML(NO_SOURCES, elem_id="sources")
+            document = gr.HTML("", elem_id="document")
+            document_request = gr.Textbox(visible=False)
+            open_document = gr.Button("open", elem_id="open-doc", elem_classes="hidden-trigger")
+    return SimpleNamespace(chatbot=chatbot, question=question, ask=ask, stop=stop, clear=clear, k=k, mode=mode,
+                           show_details=show_details, sources=sources, document=document,
+                           document_request=document_request, open_document=open_document)
+
+
+def _index_tab(settings: Settings) -> SimpleNamespace:
+    index_status = gr.Markdown(elem_id="index-status")
+    documents = gr.Dataframe(headers=["title", "file", "passages"], interactive=False, wrap=True, elem_id="documents")
+    with gr.Accordion("Details", open=False):
+        details = gr.Dataframe(headers=["file", "sha256", "characters", "indexed at (UTC)"], interactive=False, wrap=True)
+    uploads = gr.File(
+        label=f"Add documents (.txt, .md, .html, .pdf; up to {settings.max_file_mb} MB each)",
+        file_count="multiple",
+        file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
+        elem_id="uploads",
+    )
+    add = gr.Button("Add to the corpus and index", elem_id="add")
+    with gr.Row():
+        removable = gr.Dropdown(label="Remove a document from the index", choices=[], elem_id="removable",
+                                allow_custom_value=True)
+        delete_file = gr.Checkbox(False, label="also delete its file from the corpus folder")
+        remove_button = gr.Button("Remove", elem_id="remove")
+    rebuild_button = gr.Button("Rebuild the index", elem_id="rebuild")
+    index_message = gr.Markdown(elem_id="index-message")
+    return SimpleNamespace(index_status=index_status, documents=documents, details=details, uploads=uploads, add=add,
+                           removable=removable, delete_file=delete_file, remove=remove_button,
+                           rebuild=rebuild_button, index_message=index_message)
+
+
+def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState) -> None:
+    """Ask/Enter answer (Stop cancels), Clear forgets, "open the document", and the `ask` API."""
+    answering = (gr.update(visible=False), gr.update(visible=True))
+    idle = (gr.update(visible=True), gr.update(visible=False))
+    inputs = [page.question, conversation, page.k, page.mode, page.show_details]
+    limit = RateLimit(pipeline.settings.rate_limit)
+
+    def respond(message: str, conversation: dict, k: int, mode: str, show_details: bool, request: gr.Request):
+        yield from chat(pipeline, message, conversation, k, mode, show_details, limit.wait(client_of(request)))
+
+    events = []
+    for trigger, name in ((page.ask.click, "chat"), (page.question.submit, False)):
+        event = trigger(lambda: answering, None, [page.ask, page.stop], api_name=False, queue=False).then(
+            respond, inputs, [page.chatbot, page.sources, conversation], api_name=name,
+            concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY,
+        )
+        events.append(event)
+        event.then(lambda: ("", *idle), None, [page.question, page.ask, page.stop], api_name=False, queue=False)
+    page.stop.click(stopped, [page.question, conversation], [page.chatbot, conversation, page.question, page.ask, page.stop],
+                    cancels=events, api_name=False, queue=False)
+    forget = (lambda: ([], NO_SOURCES, "", EMPTY_CONVERSATION), None,
+              [page.chatbot, page.sources, page.document, conversation])
+    page.clear.click(*forget, api_name=False, queue=False)
+    page.chatbot.clear(*forget, api_name=False, queue=False)  # the chat's own bin icon forgets it too
+    page.open_document.click(functools.partial(show_document, pipeline), page.document_request, page.document,
+                             js="(x) => window.docqaDocument || x", api_name=False, queue=False).then(
+        None, None, None, js=SCROLL_TO_CITED)
+
+    def ask_endpoint(question: str, request: gr.Request) -> dict:
+        """Answer a question; returns the same object as `qa ask --json`."""
+        return api_ask(pipeline, question, limit.wait(client_of(request)))
+
+    gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
+    pipeline = Pipeline(settings)
+    print(ready(pipeline).replace("**", ""), file=sys.stderr)
+    demo = build(pipeline)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    demo.launch(
+        auth=LoginGuard(settings.auth) if settings.auth else None,
+        server_name=host,
+        server_port=port,
+        share=False,
+        max_file_size=f"{settings.max_file_mb}mb",
+        allowed_paths=[],
+        blocked_paths=[str(settings.index_dir.resolve()), str(settings.corpus_dir.resolve())],
+        strict_cors=True,
+        show_error=False,
+        enable_monitoring=False,
+        run_history=False,
+        ssr_mode=False,
+        mcp_server=False,
+        css=CSS,
+        js=JS,
+    )
+    return 0
+
+

@@ -1,0 +1,235 @@
+"""What the web app does when a person acts: answering in the chat (a visible draft while a
+generated answer is written, then the verified answer and its sources), Stop, restoring the
+conversation kept in the browser, opening a cited document, the `ask` API, and the Index tab
+(uploads, removal, rebuilds, with progress). Layout and wiring live in `qa.web`; all document
+and model text is escaped by `qa.render`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import logging
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+
+from qa.corpus import UnreadableFile, add_file, file_sha256
+from qa.errors import QAError
+from qa.manifest import corpus_changes
+from qa.pipeline import Pipeline
+from qa.render import answer_json, document_html, escape_text, reply_html, sources_html
+from qa.types import Answer
+
+log = logging.getLogger(__name__)
+
+KEPT_ANSWERS = 30  # answers (with their sources) kept in the browser's storage
+EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": []}
+NO_SOURCES = "Sources of the answer appear here."
+
+
+def sources_panel(blocks: list[str]) -> str:
+    """Every kept answer's sources; CSS shows the latest, a clicked marker shows its own."""
+    return f'<div class="answers">{"".join(blocks)}</div>' if blocks else NO_SOURCES
+
+
+def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str, show_details: bool,
+         wait: float = 0.0):
+    """Streams (chat messages, sources panel, conversation) while the answer is produced; the
+    conversation (messages, each answer's sources, the questions asked) is kept in the browser.
+    `wait` > 0: the client is over its rate limit; it is told so instead."""
+    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    panel = sources_panel(conversation["sources"])
+    history = [*conversation["chat"], {"role": "user", "content": escape_text(message or "")}]
+    yield history, panel, conversation
+    if wait > 0:
+        yield [*history, {"role": "assistant", "content": too_many(wait)}], panel, conversation
+        return
+    try:
+        text, item = "", None
+        for item in pipeline.ask_stream(message, int(k), mode, history=conversation["asked"]):
+            if isinstance(item, Answer):
+                break
+            text += item
+            if mode == "generative":  # an evidence answer is verified as it comes: no draft to show
+                yield [*history, {"role": "assistant", "content": draft_html(text)}], panel, conversation
+    except QAError as error:
+        reply, item = escape_text(str(error)), None
+    except Exception:  # never a traceback in the page; the server log has it
+        log.exception("answering failed")
+        reply, item = "Something went wrong while answering; the server log has the details.", None
+    blocks, asked = conversation["sources"], conversation["asked"]
+    if isinstance(item, Answer):
+        answer_id = "a" + uuid.uuid4().hex[:10]
+        reply = reply_html(item, answer_id)
+        blocks = [*blocks, sources_html(item, pipeline.index.title, show_details, answer_id)][-KEPT_ANSWERS:]
+        asked = [*asked, item.query][-KEPT_ANSWERS:]
+    messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
+    yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked}
+
+
+def draft_html(text: str) -> str:
+    """Generated text while it is being written: visibly a draft, replaced by the verified answer
+    (which may keep less of it, or decline) when generation ends."""
+    return (f'<span class="draft">{escape_text(text)} …</span><br>'
+            '<small class="draft-note">Draft: being checked against the sources.</small>')
+
+
+def stopped(question: str, conversation: dict) -> tuple:
+    """After Stop: the question with a note in place of the unfinished answer (never a draft
+    that looks final); Ask is back."""
+    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    messages = [*conversation["chat"], {"role": "user", "content": escape_text(question or "")},
+                {"role": "assistant", "content": "Stopped before the answer was finished."}][-2 * KEPT_ANSWERS:]
+    conversation = {**conversation, "chat": messages}
+    return messages, conversation, "", gr.update(visible=True), gr.update(visible=False)
+
+
+def restore(conversation: dict) -> tuple[list, str]:
+    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    return conversation["chat"], sources_panel(conversation["sources"])
+
+
+def show_document(pipeline: Pipeline, request: str) -> str:
+    """The whole document of a cited passage, the cited span highlighted (a message when the
+    document is gone or changed)."""
+    try:
+        wanted = json.loads(request or "{}")
+        doc = pipeline.document(str(wanted["doc"]))
+        start, end = int(wanted["start"]), int(wanted["end"])
+    except QAError as error:
+        return f"<p>{escape_text(str(error))}</p>"
+    except (ValueError, KeyError, TypeError):
+        return "<p>Choose “open the document” on a passage in the Sources panel.</p>"
+    page = bisect.bisect_right(doc.page_starts, start) if doc.page_starts else None
+    return document_html(doc.title, doc.text, start, end, page)
+
+
+def too_many(wait: float) -> str:
+    return f"Too many questions from your address in the last minute: ask again in {wait:.0f} s."
+
+
+def client_of(request: gr.Request | None) -> str:
+    return getattr(getattr(request, "client", None), "host", None) or "unknown"
+
+
+def api_ask(pipeline: Pipeline, question: str, wait: float = 0.0) -> dict:
+    """The `ask` endpoint: the same object as `qa ask --json`."""
+    if wait > 0:
+        raise gr.Error(too_many(wait))
+    try:
+        answer = pipeline.ask(question)
+    except QAError as error:
+        raise gr.Error(str(error)) from None
+    except Exception:  # a message, never a bare error object; the server log has the traceback
+        log.exception("answering failed")
+        raise gr.Error("Something went wrong while answering; the server log has the details.") from None
+    return answer_json(answer, pipeline.index.title)
+
+
+def when(iso: str) -> str:
+    """'2026-11-30T17:05:00+00:00' -> '30 Nov 2026, 17:05 UTC' (as a person writes it)."""
+    try:
+        return datetime.fromisoformat(iso).strftime("%d %b %Y, %H:%M UTC").lstrip("0")
+    except ValueError:
+        return iso
+
+
+def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict]:
+    """(index status, documents table, details table, removal choices)."""
+    try:
+        index = pipeline.index
+    except QAError as error:
+        return f"**No index loaded.** {escape_text(str(error))}", [], [], gr.update(choices=[], value=None)
+    docs = sorted(index.documents.values(), key=lambda d: d.path)
+    rows = [[d.title, d.path, d.chunks] for d in docs]
+    details = [[d.path, d.sha256, d.chars, index.manifest.built_at] for d in docs]
+    status = f"**{len(index.chunks)} passages from {len(docs)} documents**, indexed {when(index.manifest.built_at)}."
+    changes = corpus_changes(pipeline.settings, index.manifest)
+    if changes:
+        status += f" The corpus folder has changed since ({escape_text('; '.join(changes))}); rebuild to include them."
+    choices = gr.update(choices=[(f"{d.title} ({d.path})", d.doc_id) for d in docs], value=None)
+    return status, rows, details, choices
+
+
+def index_outputs(pipeline: Pipeline, message: str) -> tuple:
+    """What every Index-tab action returns: (message, header, *index_view)."""
+    return (message, header(pipeline), *index_view(pipeline))
+
+
+def header(pipeline: Pipeline) -> str:
+    try:
+        index = pipeline.index
+    except QAError as error:
+        return f"**Not ready:** {escape_text(str(error))}"
+    documents = len(index.documents)
+    status = f"Ready: {len(index.chunks)} passages from {documents} document{'s' if documents != 1 else ''}."
+    if index.out_of_date:
+        status += (f" **The index is out of date:** {escape_text(index.out_of_date)}. Answers come from the index as"
+                   " built; rebuild it in the Index tab to include the changes.")
+    return status
+
+
+def reindex(work, progress: gr.Progress) -> str:  # noqa: ANN001
+    """Run `work(report)` (a rebuild or a removal) with readable progress; the message to show."""
+    progress(0, desc="Indexing…")
+    try:
+        summary = work(lambda text, done: progress(done, desc=text))
+    except QAError as error:
+        return f"**Not done.** {escape_text(str(error))}"
+    return f"Done: {escape_text(summary.line())} ({escape_text(summary.changes())})."
+
+
+def rebuild(pipeline: Pipeline, progress=gr.Progress()) -> tuple:  # noqa: ANN001
+    return index_outputs(pipeline, reindex(pipeline.rebuild, progress))
+
+
+def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress()) -> tuple:  # noqa: ANN001
+    """Save uploaded files into the corpus under safe names, then index them (incrementally)."""
+    if not files:
+        return index_outputs(pipeline, "Choose one or more .txt, .md, .html or .pdf files first.")
+    try:
+        indexed = {d.sha256: d.path for d in pipeline.index.documents.values()}
+    except QAError:
+        indexed = {}
+    saved, notes = [], []
+    for file in files:
+        path = Path(file)
+        try:
+            digest = file_sha256(path)
+            if digest in indexed:
+                notes.append(f"{path.name}: already indexed (as {indexed[digest]})")
+                continue
+            saved.append(add_file(pipeline.settings.corpus_dir, path.name, path, pipeline.settings.max_file_mb).name)
+        except (UnreadableFile, OSError) as error:
+            notes.append(f"{path.name}: refused ({error})")
+    message = f"Added {', '.join(saved)}." if saved else "Nothing was added."
+    if notes:
+        message += " " + "; ".join(notes) + "."
+    if saved:
+        message = f"{escape_text(message)} {reindex(pipeline.rebuild, progress)}"
+        return index_outputs(pipeline, message)
+    return index_outputs(pipeline, escape_text(message))
+
+
+def remove(pipeline: Pipeline, doc_id: str | None, delete_file: bool, progress=gr.Progress()) -> tuple:  # noqa: ANN001
+    if not doc_id:
+        return index_outputs(pipeline, "Choose a document to remove first.")
+    return index_outputs(pipeline, reindex(functools.partial(pipeline.remove, doc_id, delete_file), progress))
+
+
+def ready(pipeline: Pipeline) -> str:
+    try:
+        pipeline.warm_up(generator=False)
+    except QAError as error:
+        return f"**Not ready:** {escape_text(str(error))}"
+    status = header(pipeline)
+    if pipeline.settings.answer_mode == "generative":
+        try:
+            pipeline.generator.warm_up()
+        except QAError as error:
+            status += f" **The language model is not available** ({escape_text(str(error))}); evidence answers work."
+    return status
