@@ -44,13 +44,15 @@ def open_chat(browser, url: str):  # noqa: ANN001, ANN201 - a Playwright page, r
 def ask(page, question: str) -> float:  # noqa: ANN001
     """Ask in the page; seconds until the answer (or the decline) is shown in full."""
     replies = page.locator("#chat .bot-row").count()
+    blocks = page.locator("#sources .answer-sources").count()
     page.locator("#question textarea").fill(question)
     began = time.monotonic()
     page.locator("#ask").click()
-    page.wait_for_function(
+    page.wait_for_function(  # the reply, final, and its sources in the panel
         f"""() => {{
             const rows = document.querySelectorAll('#chat .bot-row');
-            return rows.length > {replies} && !rows[rows.length - 1].querySelector('.draft');
+            return rows.length > {replies} && !rows[rows.length - 1].querySelector('.draft')
+                && document.querySelectorAll('#sources .answer-sources').length > {blocks};
         }}""",
         timeout=60_000,
     )
