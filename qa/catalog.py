@@ -23,6 +23,7 @@ from pathlib import Path
 
 from qa.errors import ModelLoadError, QAError
 
+
 @dataclass(frozen=True, slots=True)
 class Part:
     requirement: str  # "package==version"

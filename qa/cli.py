@@ -29,6 +29,7 @@ from qa.errors import QAError
 from qa.render import answer_json, passage_json, proof_parts
 from qa.types import Reading
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -253,8 +254,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list]:
     """Settings whose corpus is the SQuAD file's articles (indexed in `work`), and its questions."""
-    from qa.evaluate import squad_corpus
     from qa.build import build_index
+    from qa.evaluate import squad_corpus
     from qa.models import get_embedder
     from qa.squad import load_squad
 

@@ -37,8 +37,8 @@ from qa.errors import QAError
 from qa.pipeline import Pipeline
 from qa.squad import SquadArticle, squad_scores
 from qa.squad import normalize_answer as normalize
-from qa.types import Answer, Passage
 from qa.text import answer_sentences, strip_markers
+from qa.types import Answer, Passage
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from qa.answer import Answerer
+from qa.build import BuildSummary, build_index
 from qa.config import Settings
 from qa.corpus import UnreadableFile, read_document, set_ignored
 from qa.errors import QAError
 from qa.followup import standalone_query
 from qa.generate import Generator, get_generator
-from qa.build import BuildSummary, build_index
 from qa.index import Index, load_index
 from qa.models import Embedder, get_embedder
 from qa.reader import Reader, Window, get_reader

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import OrderedDict
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 

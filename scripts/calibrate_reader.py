@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_reader import DATA, split_articles  # noqa: E402
 
+from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluate import evaluate, squad_corpus, summarize, table  # noqa: E402
-from qa.build import build_index  # noqa: E402
 from qa.models import get_embedder  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from qa.reader import MODEL_DIR, TrainedReader  # noqa: E402

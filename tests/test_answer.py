@@ -7,12 +7,12 @@ import pytest
 from conftest import FakeReader
 
 from qa.answer import Answerer
-from qa.config import Settings
 from qa.build import build_index
+from qa.config import Settings
 from qa.index import load_index
-from qa.text import parse_markers, strip_markers
 from qa.prompts import NOT_IN_DOCUMENTS, SYSTEM, format_passages, messages
 from qa.retrieve import Retriever
+from qa.text import parse_markers, strip_markers
 from qa.types import Answer, Chunk, Passage
 from qa.verify import verify
 

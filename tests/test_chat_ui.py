@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, ROOT, running_app
+from conftest import CHROMIUM, running_app
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import SEED_CORPUS, qa
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.corpus import UnreadableFile, read_document
-from qa.build import build_index
 from qa.index import load_index
 
 HTML = """<!doctype html><html><head><title>Ferry guide</title><style>p{color:red}</style></head>

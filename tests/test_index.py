@@ -11,9 +11,9 @@ import pytest
 from qa import build as build_module
 from qa import manifest as manifest_module
 from qa import swap
+from qa.build import build_index
 from qa.config import Settings
 from qa.errors import CorruptIndexError, EmptyCorpusError, IndexBusyError, MissingIndexError, StaleIndexError
-from qa.build import build_index
 from qa.index import index_state, load_index
 from qa.retrieve import Retriever
 

@@ -6,10 +6,10 @@ import threading
 import pytest
 from conftest import FakeReader
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.corpus import find_files
 from qa.errors import QAError
-from qa.build import build_index
 from qa.pipeline import Pipeline
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from conftest import qa
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.errors import BadQuestionError
-from qa.build import build_index
 from qa.index import load_index
 from qa.retrieve import Retriever, check_question, reciprocal_rank_fusion
 
