@@ -51,7 +51,8 @@ def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
         "answer": answer.text,
         "short_answer": None if short is None else {
             "text": short.text, "chunk_id": short.chunk_id, "start": short.start, "end": short.end,
-            "probability": round(short.answerable, 4)},
+            "probability": round(short.answerable, 4), "marker": short.marker, "sentence": short.sentence,
+            "sentence_start": short.sentence_start, "sentence_end": short.sentence_end},
         "abstained": answer.abstained,
         "citations": [
             {

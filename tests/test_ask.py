@@ -28,6 +28,10 @@ def test_ask_json_answers_1965_with_verified_citations(seed_workdir: Path):
     for c in out["citations"]:
         assert text[c["start"] : c["end"]] == c["quote"]
         assert f"[{c['marker']}]" in out["answer"]
+    short = out["short_answer"]  # the words that answer, and the sentence that proves them
+    assert text[short["start"] : short["end"]] == short["text"] and "1965" in short["text"]
+    assert text[short["sentence_start"] : short["sentence_end"]] == short["sentence"]
+    assert short["sentence_start"] <= short["start"] < short["end"] <= short["sentence_end"]
     assert set(out["timings"]) == {"retrieve_ms", "first_token_ms", "total_ms"}
     assert out["model"] and out["passages"] and {"question", "mode"} <= set(out)
     short = out["short_answer"]  # the words that answer, inside the quoted proof sentence
