@@ -77,6 +77,16 @@ def compact_evidence(readings: Sequence[Reading], limit: int) -> list[tuple[int,
     return [(marker, " ".join(text for _, text in sorted(chosen[marker].items()))) for marker in sorted(chosen)]
 
 
+def states(text: str, short_answer: str) -> bool:
+    """Whether `text` says the short answer: its normalised words, starting at a word of the text
+    (so "Bloomberg" is stated by "Bloomberg's analysis", "war" not by "software").
+
+    >>> states("Relations were established in December 1965. [1]", "December 1965"), states("software", "war")
+    (True, False)
+    """
+    return f" {normalize_answer(short_answer)}" in f" {normalize_answer(text)}"
+
+
 def display_text(reading: Reading) -> str:
     """The answer as shown: the short answer, then the proof sentence quoted with its marker.
 
@@ -172,7 +182,7 @@ class Answerer:
                 raw += piece
                 yield piece
             text, citations = verify(raw, passages, question) if raw else ("", [])
-            if citations and normalize_answer(best.text) in normalize_answer(text):
+            if citations and states(text, best.text):
                 model = self.generator.name
             else:
                 text, citations = "", []
