@@ -41,6 +41,10 @@ class CatalogModel:
     about: str
     provenance: str
 
+    def path(self, models_dir: Path) -> Path:
+        """Where the model is (or would be) installed."""
+        return models_dir / self.file_name
+
     def wheel_name(self, part: Part) -> str:
         package, _, version = part.requirement.partition("==")
         return f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
@@ -74,7 +78,7 @@ def lookup(name: str) -> CatalogModel:
 def installed_file(name: str, models_dir: Path) -> Path:
     """The installed file of catalog model `name`; a clear error when it is not installed."""
     model = lookup(name)
-    path = models_dir / model.file_name
+    path = model.path(models_dir)
     if not path.is_file():
         raise ModelLoadError(
             f"the model {name} is not installed in {models_dir}: run `qa models install {name}` "
@@ -88,7 +92,7 @@ def install(name: str, models_dir: Path, pip_options: Sequence[str] = (),
     """Download, join and check catalog model `name`; returns its file. Safe to re-run: a
     finished install is kept, a failed one leaves nothing behind."""
     model = lookup(name)
-    target = models_dir / model.file_name
+    target = model.path(models_dir)
     if target.is_file() and target.stat().st_size == model.size:
         report(f"{name} is already installed: {target}")
         return target

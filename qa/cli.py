@@ -122,7 +122,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.action == "list":
         for model in CATALOG.values():
-            path = settings.models_dir / model.file_name
+            path = model.path(settings.models_dir)
             state = f"installed: {path}" if path.is_file() else f"not installed (qa models install {model.name})"
             print(f"{model.name:<10} {model.about}\n{'':<10} {state}\n{'':<10} provenance: {model.provenance}")
         return 0

@@ -59,6 +59,7 @@ class Settings:
             raw = environ.get(f"QA_{f.name.upper()}")
             if raw is not None and raw != "":
                 values[f.name] = _convert(f.type, raw)
+        values.setdefault("models_dir", user_models_dir(environ))
         values.update({k: v for k, v in overrides.items() if v is not None})
         for name in ("corpus_dir", "index_dir", "models_dir"):
             if name in values:

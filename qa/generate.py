@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Protocol
 
 from qa.catalog import CATALOG, installed_file
-from qa.config import Settings
 from qa.errors import ModelLoadError
 from qa.models import generator_source, is_gguf, set_threads
 
@@ -221,13 +220,14 @@ class LlamaCppGenerator(_LoadedOnce):
             raise ModelLoadError(f"the language model failed while answering: {failure[0]}")
 
 
-def get_generator(model: str, threads: int, url: str = "", models_dir: Path | None = None) -> Generator:
+def get_generator(model: str, threads: int, models_dir: Path, url: str = "") -> Generator:
     """The generator for a setting: a server when `url` is given, llama.cpp for GGUF models (the
-    bundled one, an installed opt-in model or a `.gguf` path), transformers for a model folder."""
+    bundled one, an opt-in model installed in `models_dir`, or a `.gguf` path), transformers for a
+    model folder."""
     if url:
         return OpenAIGenerator(url, model)
     if model in CATALOG:
-        model = str(installed_file(model, models_dir or Settings().models_dir))
+        model = str(installed_file(model, models_dir))
     if is_gguf(model):
         return LlamaCppGenerator(model, threads)
     return TransformersGenerator(model, threads)

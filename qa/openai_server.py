@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
     settings = Settings.from_env(model=args.model)
-    generator = get_generator(settings.model, settings.threads, models_dir=settings.models_dir)
+    generator = get_generator(settings.model, settings.threads, settings.models_dir)
     generator.warm_up()
     import uvicorn
 

@@ -64,7 +64,7 @@ class Pipeline:
     def generator(self) -> Generator:
         if self._generator is None:
             s = self.settings
-            self._generator = get_generator(s.model, s.threads, s.generator_url, s.models_dir)
+            self._generator = get_generator(s.model, s.threads, s.models_dir, s.generator_url)
         return self._generator
 
     @property

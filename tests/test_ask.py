@@ -82,7 +82,7 @@ def test_the_bundled_language_model_answers_offline_and_is_verified(pipeline: Pi
 QWEN = CATALOG["qwen-0.5b"]
 
 
-@pytest.mark.skipif(not (Settings().models_dir / QWEN.file_name).is_file(),
+@pytest.mark.skipif(not QWEN.path(Settings().models_dir).is_file(),
                     reason="the opt-in model qwen-0.5b is not installed (make model)")
 def test_the_opt_in_model_writes_an_answer_that_is_verified(seed_workdir: Path):
     settings = Settings(corpus_dir=seed_workdir / "corpus", index_dir=seed_workdir / "index", model="qwen-0.5b")

@@ -100,7 +100,7 @@ def test_missing_or_broken_models_give_a_clear_error(tmp_path: Path):
 def test_llama_cpp_runs_the_bundled_gguf_streams_and_stops_when_asked(tmp_path: Path):
     from qa.generate import LlamaCppGenerator, get_generator
 
-    generator = get_generator("smollm2", threads=2)
+    generator = get_generator("smollm2", threads=2, models_dir=tmp_path)
     assert isinstance(generator, LlamaCppGenerator)
     chat = [{"role": "user", "content": "Name a city in Korea."}]
     began = time.perf_counter()
