@@ -188,13 +188,13 @@ def index_state(settings: Settings, embed_model: str | None) -> tuple[str, str]:
     try:
         manifest = read_manifest(settings.index_dir)
         check_files(settings.index_dir, manifest)
-        reasons = mismatch_reasons(settings, manifest, embed_model) + corpus_changes(settings, manifest)
-        if reasons:
-            raise StaleIndexError(f"index is stale: run `qa index` ({'; '.join(reasons)})")
     except MissingIndexError as error:
         return "missing", str(error)
     except CorruptIndexError as error:
         return "corrupt", str(error)
     except StaleIndexError as error:
         return "stale", str(error)
+    reasons = mismatch_reasons(settings, manifest, embed_model) + corpus_changes(settings, manifest)
+    if reasons:
+        return "stale", f"index is stale: run `qa index` ({'; '.join(reasons)})"
     return "fresh", f"index built {manifest.built_at}: {manifest.chunk_count} chunks"
