@@ -55,15 +55,27 @@ class Window:
     score: float = 0.0  # how well its centre sentence matches the question (retrieval's view)
 
 
-def window_sentences(counts: Sequence[int], center: int, budget: int) -> tuple[int, int]:
+def window_sentences(counts: Sequence[int], center: int, budget: int, wide: bool = False) -> tuple[int, int]:
     """[first, last) sentence indexes of the window around `center`: the centre sentence, then
-    the previous and the next neighbour, each added only while the window fits `budget` tokens."""
+    the previous and the next neighbour, each added only while the window fits `budget` tokens.
+    `wide` goes on adding neighbours (previous, next, previous, …) while they fit.
+
+    >>> window_sentences([5, 5, 5, 5, 5], 2, budget=20), window_sentences([5, 5, 5, 5, 5], 2, budget=20, wide=True)
+    ((1, 4), (0, 4))
+    """
     first, last = center, center + 1
     used = counts[center]
     if center > 0 and used + counts[center - 1] <= budget:
         first, used = center - 1, used + counts[center - 1]
     if center + 1 < len(counts) and used + counts[center + 1] <= budget:
-        last = center + 2
+        last, used = center + 2, used + counts[center + 1]
+    while wide:
+        grown = False
+        if first > 0 and used + counts[first - 1] <= budget:
+            first, used, grown = first - 1, used + counts[first - 1], True
+        if last < len(counts) and used + counts[last] <= budget:
+            last, used, grown = last + 1, used + counts[last], True
+        wide = grown
     return first, last
 
 

@@ -29,6 +29,7 @@ import random
 import re
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,8 @@ DEV_TRAIN = ("Oxygen", "Amazon_rainforest", "Ctenophora", "Fresno,_California", 
 TUNE = ("Civil_disobedience", "Construction", "Private_school")
 REPORT = ("Jacksonville,_Florida", "Economic_inequality", "University_of_Chicago",
           "Intergovernmental_Panel_on_Climate_Change", "Prime_number")
+MORE_FILES = ("tydiqa_goldp_en_train.json", "qed_nq_train_part0.json", "qed_nq_train_part1.json", "qed_nq_train_part2.json")
 SEED = 13
-SWAP_SHARE = 0.5  # answerable questions that also yield a swapped, unanswerable copy (when they can)
 _WORD = re.compile(r"[a-z0-9]+")
 _NAME_OR_NUMBER = re.compile(r"\b(?:[A-Z][a-z]+|\d[\d,.]*\d|\d)\b")
 _STOP = set("a an the of in on at to for by with from and or is are was were be been what which who whom whose "
@@ -85,65 +86,115 @@ def swapped_question(question: str, window: str, article_text: str, rng: random.
     return question[:target.start()] + rng.choice(pool) + question[target.end():]
 
 
-def split_articles(data: Path) -> dict[str, list]:
+def split_articles(data: Path, more: bool = False) -> dict[str, list]:
+    """train: the whole SQuAD 2.0 train set (442 articles) and the DEV_TRAIN articles, plus, with
+    `more`, the answerable TyDi QA and Natural Questions (QED) sets; tune and report: dev articles."""
     train = load_squad(data / TRAIN_FILE)
+    for part in sorted((data / "train_rebuilt").glob("part*.json")):
+        train += load_squad(part)
+    if more:
+        for name in MORE_FILES:
+            train += load_squad(data.parent / "more_qa" / name)
     dev = {a.title: a for a in load_squad(data / DEV_FILE)}
     return {"train": train + [dev[t] for t in DEV_TRAIN], "tune": [dev[t] for t in TUNE],
             "report": [dev[t] for t in REPORT]}
 
 
-def build_examples(articles, tokenizer, rng: random.Random) -> list[dict]:  # noqa: ANN001
-    """(question, window, answer char span in the window or None) examples, tokenised."""
-    raw = []
-    for article in tqdm(articles, desc="windows", file=sys.stderr):
-        article_text = "\n".join(article.paragraphs)
-        sentences = []  # (paragraph index, spans, token counts, words per sentence)
-        for p, context in enumerate(article.paragraphs):
-            spans = sentence_spans(context)
-            counts = [len(ids) for ids in tokenizer([context[a:b] for a, b in spans], add_special_tokens=False)["input_ids"]]
-            sentences.append((spans, counts, [words(context[a:b]) for a, b in spans]))
+@dataclass
+class Quota:
+    """How many examples of each kind to draw (each from a different question, seeded)."""
+
+    positives: int  # a question with a window holding its answer, labelled with the answer tokens
+    unanswerable: int  # an unanswerable question with the window of its paragraph it shares most words with
+    near_misses: int  # an answerable question with the best-sharing window that lacks the answer
+    swaps: int  # an answerable question with a name or number swapped, on the window holding the answer
+    wide_share: float  # share of positives read in a wide window (neighbours added while they fit)
+
+
+def article_windows(article, tokenizer, budget: int):  # noqa: ANN001, ANN201
+    """Per paragraph: (sentence spans, token counts, words per sentence); and every window of the
+    article as (paragraph, first, last, words), built with `budget` tokens."""
+    paragraphs, windows = [], []
+    for p, context in enumerate(article.paragraphs):
+        spans = sentence_spans(context)
+        if not spans:
+            paragraphs.append(([], [], []))
+            continue
+        counts = [len(ids) for ids in tokenizer([context[a:b] for a, b in spans], add_special_tokens=False)["input_ids"]]
+        sentence_words = [words(context[a:b]) for a, b in spans]
+        paragraphs.append((spans, counts, sentence_words))
+        for i in range(len(spans)):
+            first, last = window_sentences(counts, i, budget)
+            windows.append((p, first, last, set().union(*sentence_words[first:last])))
+    return paragraphs, list({w[:3]: w for w in windows}.values())
+
+
+def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> list[dict]:  # noqa: ANN001
+    """(question, window, answer char span in the window or None) examples, tokenised.
+
+    Questions are drawn at random over all articles so every article contributes; a window is
+    built with `qa.reader.window_sentences`, as the product builds it."""
+    answerable = [(i, q) for i, a in enumerate(articles) for q in a.questions if q.answers]
+    unanswerable = [(i, q) for i, a in enumerate(articles) for q in a.questions if not q.answers]
+    rng.shuffle(answerable)
+    rng.shuffle(unanswerable)
+    positive_qs = answerable[:quota.positives]
+    rest = answerable[quota.positives:] + answerable[:quota.positives]  # reuse when the quota exceeds the set
+    near_qs = rest[:quota.near_misses]
+    swap_qs = rest[quota.near_misses:quota.near_misses + quota.swaps * 2]  # not every question can be swapped
+    plan: dict[int, list] = {}
+    for kind, chosen in (("pos", positive_qs), ("near", near_qs), ("swap", swap_qs), ("unans", unanswerable[:quota.unanswerable])):
+        for i, q in chosen:
+            plan.setdefault(i, []).append((kind, q))
+    raw, swaps = [], 0
+    default_budget = MAX_TOKENS - 3 - 16
+    for i in tqdm(sorted(plan), desc="windows", file=sys.stderr):
+        article = articles[i]
+        paragraphs, windows = article_windows(article, tokenizer, default_budget)
         index = {c: p for p, c in enumerate(article.paragraphs)}
-        for q in article.questions:
+        article_text = None
+        for kind, q in plan[i]:
             p = index[q.context]
-            spans, counts, _ = sentences[p]
-            budget = MAX_TOKENS - 3 - len(tokenizer(q.question, add_special_tokens=False)["input_ids"])
+            spans, counts, _ = paragraphs[p]
+            if not spans:
+                continue
             q_words = words(q.question)
-            candidates = {}  # (paragraph, first, last) -> (sharing score, centre sentence)
-            for pp, (s2, c2, w2) in enumerate(sentences):
-                for i in range(len(s2)):
-                    first, last = window_sentences(c2, i, budget)
-                    shared = len(q_words & set().union(*w2[first:last])) + (0.5 if pp == p else 0)
-                    candidates.setdefault((pp, first, last), (shared, i))
-            ranked = sorted(candidates, key=lambda c: -candidates[c][0])
-            if q.answers:
-                a0 = q.answer_starts[0]
-                a1 = a0 + len(q.answers[0])
-                holds = [c for c in ranked if c[0] == p and spans[c[1]][0] <= a0 and a1 <= spans[c[2] - 1][1]]
-                centre = [c for c in holds if spans[candidates[c][1]][0] <= a0 < spans[candidates[c][1]][1]]
-                if not centre:
-                    continue  # the answer crosses a sentence boundary the windows cannot hold
-                for pp, first, last in centre[:1] + [c for c in holds if c != centre[0]]:
-                    text = q.context[spans[first][0]:spans[last - 1][1]]
-                    offset = a0 - spans[first][0]
-                    raw.append((q.question, text, (offset, offset + len(q.answers[0]))))
-                _, first, last = centre[0]
-                gold_window = q.context[spans[first][0]:spans[last - 1][1]]
-                swapped = swapped_question(q.question, gold_window, article_text, rng) if rng.random() < SWAP_SHARE else None
+            if kind == "unans":
+                own = [w for w in windows if w[0] == p]
+                _, first, last, _ = max(own, key=lambda w: (len(q_words & w[3]), -w[1]))
+                raw.append((q.question, q.context[spans[first][0]:spans[last - 1][1]], None))
+                continue
+            a0 = q.answer_starts[0]
+            a1 = a0 + len(q.answers[0])
+            centre = next((c for c, (s, e) in enumerate(spans) if s <= a0 < e), None)
+            if centre is None:
+                continue
+            budget = MAX_TOKENS - 3 - len(tokenizer(q.question, add_special_tokens=False)["input_ids"])
+            if kind == "near":
+                gold = {g.lower() for g in q.answers}
+                misses = [w for w in windows if not (w[0] == p and spans[w[1]][0] < a1 and a0 < spans[w[2] - 1][1])]
+                if not misses:
+                    continue
+                pp, first, last, _ = max(misses, key=lambda w: len(q_words & w[3]) + (0.5 if w[0] == p else 0))
+                s2 = paragraphs[pp][0]
+                text = article.paragraphs[pp][s2[first][0]:s2[last - 1][1]]
+                if not any(g in text.lower() for g in gold):
+                    raw.append((q.question, text, None))
+                continue
+            wide = kind == "pos" and rng.random() < quota.wide_share
+            first, last = window_sentences(counts, centre, budget, wide=wide)
+            if a1 > spans[last - 1][1]:
+                continue  # the answer crosses a sentence boundary the window cannot hold
+            text = q.context[spans[first][0]:spans[last - 1][1]]
+            if kind == "pos":
+                offset = a0 - spans[first][0]
+                raw.append((q.question, text, (offset, offset + len(q.answers[0]))))
+            elif swaps < quota.swaps:
+                article_text = article_text or "\n".join(article.paragraphs)
+                swapped = swapped_question(q.question, text, article_text, rng)
                 if swapped:
-                    raw.append((swapped, gold_window, None))
-                gold = {a.lower() for a in q.answers}
-                negatives = [c for c in ranked if not (c[0] == p and spans[c[1]][0] < a1 and a0 < spans[c[2] - 1][1])]
-                chosen = negatives[:2] + rng.sample(negatives[2:], min(1, len(negatives) - 2))
-                for pp, first, last in chosen:
-                    s2 = sentences[pp][0]
-                    text = article.paragraphs[pp][s2[first][0]:s2[last - 1][1]]
-                    if not any(g in text.lower() for g in gold):
-                        raw.append((q.question, text, None))
-            else:
-                chosen = ranked[:3] + rng.sample(ranked[3:], min(1, len(ranked) - 3))
-                for pp, first, last in chosen:
-                    s2 = sentences[pp][0]
-                    raw.append((q.question, article.paragraphs[pp][s2[first][0]:s2[last - 1][1]], None))
+                    raw.append((swapped, text, None))
+                    swaps += 1
     examples = []
     for question, text, answer in tqdm(raw, desc="tokenise", file=sys.stderr):
         enc = tokenizer(question, text, truncation="only_second", max_length=MAX_TOKENS, return_offsets_mapping=True)
@@ -202,10 +253,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--positives", type=int, default=40000)
+    parser.add_argument("--unanswerable", type=int, default=18000)
+    parser.add_argument("--near-misses", type=int, default=14000)
+    parser.add_argument("--swaps", type=int, default=5000)
+    parser.add_argument("--wide-share", type=float, default=0.25)
+    parser.add_argument("--more", action="store_true", help="add the answerable TyDi QA and NQ (QED) questions to train")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="warm start from the weights in this reader folder (default: the base MiniLM)")
     parser.add_argument("--limit", type=int, default=0, help="use only this many examples (smoke tests)")
     parser.add_argument("--fresh", action="store_true", help="ignore an earlier checkpoint")
     args = parser.parse_args()
@@ -219,11 +278,14 @@ def main() -> None:
     base = str(bundled_model_dir("minilm"))
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     args.work.mkdir(parents=True, exist_ok=True)
+    quota = Quota(args.positives, args.unanswerable, args.near_misses, args.swaps, args.wide_share)
     cache = args.work / "examples.json"
     if cache.is_file() and not args.fresh:
         examples = json.loads(cache.read_text())
     else:
-        examples = build_examples(split_articles(args.data)["train"], tokenizer, random.Random(SEED))
+        train = split_articles(args.data, args.more)["train"]
+        print(f"{len(train)} train articles, {sum(len(a.questions) for a in train)} questions", file=sys.stderr)
+        examples = build_examples(train, tokenizer, random.Random(SEED), quota)
         cache.write_text(json.dumps(examples))
     if args.limit:
         examples = random.Random(SEED).sample(examples, min(args.limit, len(examples)))
@@ -231,6 +293,10 @@ def main() -> None:
     print(f"{len(examples)} examples: {positives} with an answer, {len(examples) - positives} without", file=sys.stderr)
 
     model = AutoModelForQuestionAnswering.from_pretrained(base, local_files_only=True)
+    if args.init:
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(str(args.init / "model.safetensors")).items()}, strict=False)
     for name, parameter in model.named_parameters():
         parameter.requires_grad = not name.startswith("bert.embeddings.")
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -280,8 +346,10 @@ def main() -> None:
     export(model, args.out)
     (args.out / "training.json").write_text(json.dumps({
         "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
-        "batch": args.batch, "seed": SEED, "steps": total, "max_tokens": MAX_TOKENS,
-        "train_articles": [a.title for a in split_articles(args.data)["train"]]}, indent=1) + "\n")
+        "batch": args.batch, "seed": SEED, "steps": total, "max_tokens": MAX_TOKENS, "quota": asdict(quota),
+        "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
+        "train_seconds": round(time.time() - began),
+        "train_articles": len(split_articles(args.data, args.more)["train"])}, indent=1) + "\n")
     print(f"wrote {args.out / 'model.safetensors'}", file=sys.stderr)
     if not args.limit:
         from calibrate_reader import calibrate
