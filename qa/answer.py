@@ -37,7 +37,7 @@ from qa.generate import Generator
 from qa.index import Index
 from qa.models import Embedder
 from qa.prompts import NOT_IN_DOCUMENTS, messages
-from qa.reader import MAX_TOKENS, Reader, Window, window_sentences
+from qa.reader import Reader, Window, window_at, window_budget
 from qa.squad import normalize_answer
 from qa.text import inert_markers, overlap, terms
 from qa.types import Answer, Citation, Passage, Reading
@@ -134,17 +134,16 @@ class Answerer:
     def windows(self, question: str, evidence: Sequence[Evidence]) -> list[Window]:
         """The reader's candidates: the best `reader_windows` sentences, each with its
         neighbours in its passage, cut to fit the reader's input."""
-        budget = MAX_TOKENS - 3 - self.embedder.count_tokens([question])[0]
+        budget = window_budget(self.reader.count_tokens, question)
         out: dict[tuple[int, int], Window] = {}
         for e in evidence[: self.settings.reader_windows]:
             chunk = e.passage.chunk
             sentences = self.index.sentences_of(chunk)
-            spans = sentences.spans
-            texts = [chunk.text[a - chunk.start:b - chunk.start] for a, b in spans]
-            lo, hi = window_sentences(self.embedder.count_tokens(texts), sentences.units.index(e.unit), budget)
-            a, b = spans[lo][0], spans[hi - 1][1]
-            out.setdefault((a, b), Window(e.marker, chunk.chunk_id, a, b, chunk.text[a - chunk.start:b - chunk.start],
-                                          tuple(spans[lo:hi]), e.score))
+            spans = [(a - chunk.start, b - chunk.start) for a, b in sentences.spans]
+            counts = self.reader.count_tokens([chunk.text[a:b] for a, b in spans])
+            window = window_at(chunk.text, chunk.start, spans, counts, sentences.units.index(e.unit), budget,
+                               marker=e.marker, chunk_id=chunk.chunk_id, score=e.score)
+            out.setdefault((window.start, window.end), window)
         return list(out.values())
 
     def read(self, question: str, passages: Sequence[Passage],

@@ -29,6 +29,8 @@ class Settings:
     # "qwen-1.5b" are opt-in models (`qa models install`); a folder or a .gguf path selects any
     # other local model (QA_MODEL).
     model: str = "smollm2"
+    # "" is the reader shipped in qa/reader_model/; a path selects a folder of the same layout (QA_READER_MODEL).
+    reader_model: str = ""
     models_dir: Path = dataclasses.field(default_factory=lambda: user_models_dir(os.environ))  # `qa models install`
     # An OpenAI-compatible server to generate with instead of a local model (QA_GENERATOR_URL);
     # `model` is then the model name sent to it.

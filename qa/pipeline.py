@@ -22,8 +22,8 @@ from qa.errors import QAError
 from qa.followup import standalone_query
 from qa.generate import Generator, get_generator
 from qa.index import Index, load_index
-from qa.models import Embedder, get_embedder
-from qa.reader import Reader, Window, get_reader
+from qa.models import Embedder, get_embedder, reader_model_dir
+from qa.reader import Reader, get_reader
 from qa.retrieve import Retriever, check_question
 from qa.types import Answer, Document, Passage
 
@@ -49,7 +49,7 @@ class Pipeline:
     @property
     def reader(self) -> Reader:
         if self._reader is None:
-            self._reader = get_reader(threads=self.settings.threads)
+            self._reader = get_reader(reader_model_dir(self.settings.reader_model), self.settings.threads)
         return self._reader
 
     @property
@@ -88,7 +88,7 @@ class Pipeline:
         """Load the index and models now rather than on the first question; the language model
         too when `generator` is true (default: when the answer mode is generative)."""
         self.retriever.search("warm up", 1)
-        self.reader.read("warm up", [Window(0, "", 0, 7, "warm up", ((0, 7),))])
+        self.reader.warm_up()
         if generator if generator is not None else self.settings.answer_mode == "generative":
             self.generator.warm_up()
 

@@ -2,9 +2,12 @@
 likely it is that the documents answer it at all.
 
 A candidate is a `Window`: one sentence of a retrieved passage with its neighbours, cut to fit
-a small model (question plus window within `MAX_TOKENS`). The model is the bundled MiniLM
+a small model (question plus window within `MAX_TOKENS` of the reader's own tokenizer; a
+question longer than `MAX_QUESTION_TOKENS` is cut to its last tokens). `window_at` builds it, for
+the product and the training scripts alike. The model is the bundled MiniLM
 encoder fine-tuned for extractive QA with a no-answer option (the [CLS] span), trained on SQuAD
-2.0 by `scripts/train_reader.py`; its weights and card live in `qa/reader_model/`. For each
+2.0 by `scripts/train_reader.py`; its weights and card live in `qa/reader_model/` (another folder
+of the same layout: `QA_READER_MODEL`). For each
 window it returns one `Reading`: the best span (verbatim, document offsets), the sentence that
 holds it, the span score minus the no-answer score (the margin), and the probability that the
 span answers the question: a logistic function of the margin and the window's retrieval score,
@@ -25,7 +28,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,8 +41,8 @@ from qa.types import Reading
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 128  # question + window + 3 special tokens
+MAX_QUESTION_TOKENS = 64  # a longer question keeps its last 64 tokens, so a window always fits
 MAX_ANSWER_TOKENS = 30
-MODEL_DIR = Path(__file__).with_name("reader_model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +82,35 @@ def window_sentences(counts: Sequence[int], center: int, budget: int, wide: bool
     return first, last
 
 
-def make_window(text: str, offset: int, spans: Sequence[tuple[int, int]], first: int, last: int,
-                marker: int = 0, chunk_id: str = "") -> Window:
-    """The window over sentences spans[first:last] of `text` (offsets shifted by `offset`)."""
+def window_budget(count_tokens: Callable[[Sequence[str]], list[int]], question: str) -> int:
+    """Tokens left for the window beside `question` (as the reader will cut it)."""
+    return MAX_TOKENS - 3 - min(count_tokens([question])[0], MAX_QUESTION_TOKENS)
+
+
+def window_at(text: str, offset: int, spans: Sequence[tuple[int, int]], counts: Sequence[int], centre: int,
+              budget: int, *, marker: int = 0, chunk_id: str = "", score: float = 0.0, wide: bool = False) -> Window:
+    """The window around sentence `centre` of `text` (`spans` and `counts`: its sentences' offsets
+    in `text` and token counts); the window's offsets are shifted by `offset` into the document.
+
+    >>> window_at("A b. C d. E f.", 100, [(0, 4), (5, 9), (10, 14)], [3, 3, 3], 0, budget=6).text
+    'A b. C d.'
+    """
+    first, last = window_sentences(counts, centre, budget, wide)
     a, b = spans[first][0], spans[last - 1][1]
     return Window(marker, chunk_id, offset + a, offset + b, text[a:b],
-                  tuple((offset + s, offset + e) for s, e in spans[first:last]))
+                  tuple((offset + s, offset + e) for s, e in spans[first:last]), score)
 
 
 class Reader(Protocol):
     name: str
+
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first question."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text in the reader's own tokenizer (no special tokens)."""
+        ...
 
     @property
     def threshold(self) -> float:
@@ -118,22 +140,33 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndar
     return int(i), int(j), float(scores[i, j])
 
 
+def fit_question(tokenizer, question: str, limit: int = MAX_QUESTION_TOKENS) -> str:  # noqa: ANN001
+    """`question`, or its last `limit` tokens when it is longer (the asking part of a long
+    question is usually at its end)."""
+    encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    if len(encoded["input_ids"]) <= limit:
+        return question
+    return question[encoded["offset_mapping"][-limit][0]:]
+
+
 def encode(tokenizer, question: str, texts: Sequence[str], max_tokens: int = MAX_TOKENS):  # noqa: ANN001, ANN201
-    """Question/window pairs as padded tensors with offsets (the context is truncated)."""
+    """Question/window pairs as padded tensors with offsets (a long question is cut by
+    `fit_question`, then the window is truncated to fit)."""
+    question = fit_question(tokenizer, question)
     return tokenizer([question] * len(texts), list(texts), truncation="only_second", max_length=max_tokens,
                      padding=True, return_offsets_mapping=True, return_tensors="pt")
 
 
 @functools.lru_cache(maxsize=2)
-def get_reader(model_dir: Path = MODEL_DIR, threads: int = 2) -> TrainedReader:
-    """The process-wide reader (constructed once, loaded on first use)."""
+def get_reader(model_dir: Path, threads: int = 2) -> TrainedReader:
+    """The process-wide reader for `model_dir` (constructed once, loaded on first use)."""
     return TrainedReader(model_dir, threads)
 
 
 class TrainedReader:
-    """The fine-tuned MiniLM reader in `qa/reader_model/`, loaded on first use."""
+    """A fine-tuned MiniLM reader (`qa/reader_model/` or a folder of the same layout), loaded on first use."""
 
-    def __init__(self, model_dir: Path = MODEL_DIR, threads: int = 2) -> None:
+    def __init__(self, model_dir: Path, threads: int = 2) -> None:
         self.model_dir = Path(model_dir)
         self.name = f"reader:{self.model_dir.name}"
         self.threads = threads
@@ -146,6 +179,10 @@ class TrainedReader:
         with self._lock:
             if self._model is None:
                 self._model, self._tokenizer, self._calibration = load_reader(self.model_dir, self.threads)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        self.warm_up()
+        return [len(ids) for ids in self._tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     @property
     def threshold(self) -> float:

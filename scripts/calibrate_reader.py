@@ -34,9 +34,9 @@ from train_reader import DATA, split_articles  # noqa: E402
 from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluate import evaluate, squad_corpus, summarize, table  # noqa: E402
-from qa.models import get_embedder  # noqa: E402
+from qa.models import BUNDLED_READER, get_embedder  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
-from qa.reader import MODEL_DIR, TrainedReader  # noqa: E402
+from qa.reader import TrainedReader  # noqa: E402
 from qa.squad import f1_score  # noqa: E402
 
 
@@ -141,7 +141,7 @@ def parse_arguments(description: str) -> argparse.Namespace:
     """--data, --model and --work, as the reader scripts take them."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--model", type=Path, default=MODEL_DIR)
+    parser.add_argument("--model", type=Path, default=BUNDLED_READER)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
     return parser.parse_args()
 

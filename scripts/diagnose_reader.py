@@ -29,7 +29,7 @@ from train_reader import split_articles  # noqa: E402
 
 from qa.chunking import sentence_spans  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.reader import MAX_TOKENS, make_window, window_sentences  # noqa: E402
+from qa.reader import window_at, window_budget  # noqa: E402
 from qa.squad import f1_score  # noqa: E402
 from qa.squad import normalize_answer as normalize  # noqa: E402
 from qa.text import overlap, terms  # noqa: E402
@@ -99,13 +99,13 @@ def leave_one_article_out(questions: list[dict], names: tuple[str, ...]) -> tupl
 def gold_windows(pipeline, articles, rng: random.Random, n: int = 300) -> tuple[float, float]:  # noqa: ANN001
     """(F1 on the window holding the answer, share of unanswerable questions with a positive
     margin in some window of their paragraph), over a sample of the articles' questions."""
-    reader, count_tokens = pipeline.reader, pipeline.embedder.count_tokens  # one tokenizer (MiniLM's)
+    reader, count_tokens = pipeline.reader, pipeline.reader.count_tokens
 
     def paragraph_windows(q):  # noqa: ANN001, ANN202
         spans = sentence_spans(q.context)
         counts = count_tokens([q.context[a:b] for a, b in spans])
-        budget = MAX_TOKENS - 3 - count_tokens([q.question])[0]
-        return spans, [make_window(q.context, 0, spans, *window_sentences(counts, c, budget)) for c in range(len(spans))]
+        budget = window_budget(count_tokens, q.question)
+        return spans, [window_at(q.context, 0, spans, counts, c, budget) for c in range(len(spans))]
 
     answerable = [q for a in articles for q in a.questions if q.answers]
     f1s = []

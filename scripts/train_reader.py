@@ -5,7 +5,7 @@
 
 Data: SQuAD 2.0 articles from ../shared/data/squad2/ (CC BY-SA 4.0), split by article
 (`TRAIN`, `TUNE`, `REPORT` below). Examples are sentence windows exactly as the product builds
-them (`qa.reader.window_sentences`): a question with a window holding its answer is labelled
+them (`qa.reader.window_at`): a question with a window holding its answer is labelled
 with the answer tokens; windows of the same article that do not hold the answer (the most
 word-sharing ones first: the near misses the product will see) and every window shown with an
 unanswerable question are labelled with the [CLS] token (no answer). Every window that holds
@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qa.chunking import sentence_spans  # noqa: E402
-from qa.models import bundled_model_dir  # noqa: E402
-from qa.reader import MAX_TOKENS, MODEL_DIR, window_sentences  # noqa: E402
+from qa.models import BUNDLED_READER, bundled_model_dir  # noqa: E402
+from qa.reader import MAX_TOKENS, fit_question, window_at, window_budget, window_sentences  # noqa: E402
 from qa.squad import load_squad  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad2"
@@ -133,7 +133,7 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
     """(question, window, answer char span in the window or None) examples, tokenised.
 
     Questions are drawn at random over all articles so every article contributes; a window is
-    built with `qa.reader.window_sentences`, as the product builds it."""
+    built with `qa.reader.window_at`, as the product builds it."""
     answerable = [(i, q) for i, a in enumerate(articles) for q in a.questions if q.answers]
     unanswerable = [(i, q) for i, a in enumerate(articles) for q in a.questions if not q.answers]
     rng.shuffle(answerable)
@@ -147,6 +147,10 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
         for i, q in chosen:
             plan.setdefault(i, []).append((kind, q))
     raw, swaps = [], 0
+
+    def count_tokens(texts):  # noqa: ANN001, ANN202 - as TrainedReader.count_tokens
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
     default_budget = MAX_TOKENS - 3 - 16
     for i in tqdm(sorted(plan), desc="windows", file=sys.stderr):
         article = articles[i]
@@ -169,7 +173,7 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
             centre = next((c for c, (s, e) in enumerate(spans) if s <= a0 < e), None)
             if centre is None:
                 continue
-            budget = MAX_TOKENS - 3 - len(tokenizer(q.question, add_special_tokens=False)["input_ids"])
+            budget = window_budget(count_tokens, q.question)
             if kind == "near":
                 gold = {g.lower() for g in q.answers}
                 misses = [w for w in windows if not (w[0] == p and spans[w[1]][0] < a1 and a0 < spans[w[2] - 1][1])]
@@ -182,12 +186,12 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
                     raw.append((q.question, text, None))
                 continue
             wide = kind == "pos" and rng.random() < quota.wide_share
-            first, last = window_sentences(counts, centre, budget, wide=wide)
-            if a1 > spans[last - 1][1]:
+            window = window_at(q.context, 0, spans, counts, centre, budget, wide=wide)
+            if a1 > window.end:
                 continue  # the answer crosses a sentence boundary the window cannot hold
-            text = q.context[spans[first][0]:spans[last - 1][1]]
+            text = window.text
             if kind == "pos":
-                offset = a0 - spans[first][0]
+                offset = a0 - window.start
                 raw.append((q.question, text, (offset, offset + len(q.answers[0]))))
             elif swaps < quota.swaps:
                 article_text = article_text or "\n".join(article.paragraphs)
@@ -197,7 +201,7 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
                     swaps += 1
     examples = []
     for question, text, answer in tqdm(raw, desc="tokenise", file=sys.stderr):
-        enc = tokenizer(question, text, truncation="only_second", max_length=MAX_TOKENS, return_offsets_mapping=True)
+        enc = tokenizer(fit_question(tokenizer, question), text, truncation="only_second", max_length=MAX_TOKENS, return_offsets_mapping=True)
         start = end = 0
         if answer is not None:
             seq = enc.sequence_ids()
@@ -251,7 +255,7 @@ def export(model, out: Path) -> None:  # noqa: ANN001
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=MODEL_DIR)
+    parser.add_argument("--out", type=Path, default=BUNDLED_READER)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=5e-5)

@@ -79,6 +79,12 @@ class FakeReader:
         self.answers = answers
         self.seen: list = []
 
+    def warm_up(self) -> None:
+        pass
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return count_words(texts)
+
     def read(self, question: str, windows: Sequence) -> list:
         from qa.reader import reading
 

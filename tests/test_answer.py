@@ -208,6 +208,21 @@ def test_the_reader_reads_the_best_sentences_with_their_neighbours(seed_answerer
         assert 1 <= len(w.sentences) <= 3 and w.sentences[0][0] == w.start and w.sentences[-1][1] == w.end
 
 
+def test_windows_are_sized_with_the_readers_tokenizer_not_the_embedders(seed_answerer, seed_settings, fake_embedder):
+    retriever, index = seed_answerer
+    question = "What are the Liancourt Rocks called in Korean?"
+    passages = retriever.search(question, 5)
+
+    class TinyBudget(FakeReader):  # counts ten tokens a word: no neighbour fits beside a sentence
+        def count_tokens(self, texts):
+            return [10 * n for n in super().count_tokens(texts)]
+
+    reader = TinyBudget()
+    run(Answerer(index, fake_embedder, seed_settings, reader), question, passages, "evidence")
+    ((_, windows),) = reader.seen
+    assert windows and all(len(w.sentences) == 1 for w in windows)
+
+
 def test_an_unknown_mode_is_refused(seed_answerer, seed_settings, fake_embedder):
     retriever, index = seed_answerer
     with pytest.raises(ValueError, match="unknown answer mode"):

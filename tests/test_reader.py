@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from qa.errors import ModelLoadError
-from qa.reader import MODEL_DIR, TrainedReader, Window, best_span, reading, window_sentences
+from qa.models import BUNDLED_READER, reader_model_dir
+from qa.reader import TrainedReader, Window, best_span, reading, window_at, window_sentences
 
 TEXT = "Busan is a port. It was founded in 1876 by traders. The harbour is deep."
 SPANS = ((0, 16), (17, 51), (52, 72))
@@ -17,6 +18,18 @@ def test_a_window_is_the_sentence_with_the_neighbours_that_fit():
     assert window_sentences([5, 5, 5], 1, budget=10) == (0, 2)  # the previous neighbour first
     assert window_sentences([5, 20, 5], 1, budget=10) == (1, 2)  # a long sentence stands alone
     assert window_sentences([5, 5], 0, budget=10) == (0, 2)
+
+
+def test_a_wide_window_adds_neighbours_while_they_fit():
+    assert window_sentences([5, 5, 5, 5, 5], 2, budget=15, wide=True) == (1, 4)
+    assert window_sentences([5, 5, 5, 5, 5], 2, budget=25, wide=True) == (0, 5)
+    assert window_sentences([5, 5, 30, 5], 1, budget=20, wide=True) == (0, 2)  # a neighbour too long stops that side
+
+
+def test_window_at_keeps_document_offsets():
+    w = window_at(TEXT, 100, SPANS, [5, 9, 5], 1, budget=14, marker=3, chunk_id="c", score=0.5)
+    assert (w.text, w.start, w.sentences) == (TEXT[:51], 100, ((100, 116), (117, 151)))
+    assert (w.marker, w.chunk_id, w.score) == (3, "c", 0.5)
 
 
 def test_the_best_span_stays_inside_the_context_and_keeps_start_before_end():
@@ -40,9 +53,24 @@ def test_a_missing_reader_model_is_explained(tmp_path: Path):
         TrainedReader(tmp_path).warm_up()
 
 
+def test_a_reader_folder_without_weights_is_explained(tmp_path: Path):
+    assert reader_model_dir("") == BUNDLED_READER
+    with pytest.raises(ModelLoadError, match="reader model folder not found"):
+        reader_model_dir(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_a_question_longer_than_the_readers_input_is_read_not_refused():
+    reader = TrainedReader(BUNDLED_READER)
+    window = Window(1, "c", 0, len(TEXT), TEXT, SPANS, score=0.65)
+    for question in ("Tell me about the city. " * 90 + "When was Busan founded?", "釜山" * 1000):
+        (found,) = reader.read(question, [window])
+        assert 0.0 <= found.answerable <= 1.0 and TEXT[found.start:found.end] == found.text
+
+
 @pytest.mark.slow
 def test_the_shipped_reader_finds_the_answer_and_knows_when_there_is_none():
-    reader = TrainedReader(MODEL_DIR)
+    reader = TrainedReader(BUNDLED_READER)
     # 0.65: what the product scores this sentence for the first question (cosine + word overlap)
     window = Window(1, "c", 0, len(TEXT), TEXT, SPANS, score=0.65)
     (found,) = reader.read("When was Busan founded?", [window])
