@@ -133,7 +133,7 @@ class Answerer:
 
     def windows(self, question: str, evidence: Sequence[Evidence]) -> list[Window]:
         """The reader's candidates: the best `reader_windows` sentences, each with its
-        neighbours in its passage, cut to fit the reader's input."""
+        neighbours in its passage (`reader_context`), cut to fit the reader's input."""
         budget = window_budget(self.reader.count_tokens, question)
         out: dict[tuple[int, int], Window] = {}
         for e in evidence[: self.settings.reader_windows]:
@@ -142,7 +142,8 @@ class Answerer:
             spans = [(a - chunk.start, b - chunk.start) for a, b in sentences.spans]
             counts = self.reader.count_tokens([chunk.text[a:b] for a, b in spans])
             window = window_at(chunk.text, chunk.start, spans, counts, sentences.units.index(e.unit), budget,
-                               marker=e.marker, chunk_id=chunk.chunk_id, score=e.score)
+                               marker=e.marker, chunk_id=chunk.chunk_id, score=e.score,
+                               wide=self.settings.reader_context == "wide")
             out.setdefault((window.start, window.end), window)
         return list(out.values())
 

@@ -41,6 +41,9 @@ class Settings:
     chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
     k: int = 5  # passages returned
     reader_windows: int = 8  # sentences (with their neighbours) the reader reads per question
+    # What the reader reads around each of those sentences: "sentence" (it and a neighbour on each
+    # side that fits) or "wide" (neighbours added while they fit the reader's 128 tokens).
+    reader_context: str = "sentence"
     candidates: int = 50  # per retriever, before fusion
     rrf_k: int = 60  # reciprocal rank fusion constant
     # A vector index holding more vectors than this is built as HNSW (approximate, ~0.1 ms a
@@ -71,6 +74,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, not {self.answer_mode!r}")
+        if self.reader_context not in READER_CONTEXTS:
+            raise SettingsError(f"reader context must be one of {', '.join(READER_CONTEXTS)}, not {self.reader_context!r}")
         for name in ("k", "reader_windows", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads",
                      "ann_threshold", "max_file_mb"):
             if getattr(self, name) < 1:
@@ -87,6 +92,7 @@ class Settings:
 
 
 ANSWER_MODES = ("evidence", "generative")
+READER_CONTEXTS = ("sentence", "wide")
 
 
 def user_models_dir(environ: Mapping[str, str]) -> Path:

@@ -1,0 +1,50 @@
+"""Choose how the product reads, on TUNE articles only: what the reader reads around each
+candidate sentence (`reader_context`) and how many candidates (`reader_windows`).
+
+    .venv/bin/python scripts/tune_reader.py [--model qa/reader_model]    # ~2 minutes a variant
+
+For each variant the product retrieves and reads every TUNE question (whole articles as the
+corpus); the calibration (margin + window score) and threshold are fitted leave-one-article-out
+(on two TUNE articles, scored on the third), as `diagnose_reader.py` does. Prints SQuAD 2.0 F1,
+HasAns F1, NoAns accuracy, windows read and the reader's time per question.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from calibrate_reader import parse_arguments, prepare  # noqa: E402
+from diagnose_reader import leave_one_article_out, window_rows  # noqa: E402
+from train_reader import split_articles  # noqa: E402
+
+from qa.config import Settings  # noqa: E402
+
+VARIANTS = (("sentence", 8), ("wide", 8), ("sentence", 4), ("sentence", 12), ("wide", 4))
+
+
+def main() -> None:
+    args = parse_arguments(__doc__.splitlines()[0])
+    tune = split_articles(args.data)["tune"]
+    print("context   windows | SQuAD2 F1 | HasAns F1 | NoAns | windows read | reader ms/question")
+    for context, count in VARIANTS:
+        settings = dataclasses.replace(Settings.from_env(), reader_context=context, reader_windows=count)
+        pipeline, questions = prepare(tune, args.work / "tune", args.model, settings)
+        began = time.perf_counter()
+        rows = window_rows(pipeline, questions)
+        seconds = time.perf_counter() - began
+        f1, has, no = leave_one_article_out(rows, ("margin", "window"))
+        read = np.mean([len(q["windows"]) for q in rows])
+        print(f"{context:9s} {count:7d} | {f1:9.3f} | {has:9.3f} | {no:5.3f} | {read:12.1f} | "
+              f"{1000 * seconds / len(rows):.0f} (with retrieval)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
