@@ -1,24 +1,26 @@
 """Train the reader: the bundled MiniLM fine-tuned for extractive QA with a no-answer option.
 
-    .venv/bin/python scripts/train_reader.py            # ~1 hour on 2 CPU cores; resumable
-    .venv/bin/python scripts/train_reader.py --fresh    # start over
+    .venv/bin/python scripts/train_reader.py --more --init READER_FOLDER   # see the model card; resumable
+    .venv/bin/python scripts/train_reader.py --fresh                       # start over
 
-Data: SQuAD 2.0 articles from ../shared/data/squad2/ (CC BY-SA 4.0), split by article
-(`TRAIN`, `TUNE`, `REPORT` below). Examples are sentence windows exactly as the product builds
-them (`qa.reader.window_at`): a question with a window holding its answer is labelled
-with the answer tokens; windows of the same article that do not hold the answer (the most
-word-sharing ones first: the near misses the product will see) and every window shown with an
-unanswerable question are labelled with the [CLS] token (no answer). Every window that holds
-the whole answer is a positive (the centre sentence's and its neighbours'). Half the answerable
-questions also give a swapped copy (`swapped_question`: a name or number the window holds
-replaced by another of the article) labelled "no answer" on the window holding the answer.
+Data: the whole SQuAD 2.0 train set (442 articles) from ../shared/data/squad2/ (CC BY-SA 4.0)
+and 7 dev articles (`DEV_TRAIN`); with `--more`, the answerable TyDi QA and Natural Questions
+(QED) questions of ../shared/data/more_qa/. The other dev articles are `TUNE` (calibration,
+threshold, how the product reads) and `REPORT` (nothing is chosen on them). Questions are drawn
+at random over all articles, by kind (`Quota`): positives (a window holding the answer, labelled
+with its tokens; a share read in a wide window), unanswerable questions on the window of their
+paragraph that shares most words with them, near misses (an answerable question on the
+best-sharing window of its article that lacks the answer) and swaps (a name or number of the
+question replaced by another of the article, on the window holding the answer). Every negative
+is labelled with the [CLS] token (no answer). Windows are built by `qa.reader.window_at`, as the
+product builds them.
 
 Recipe: word/position embeddings frozen (so only the encoder and the head are shipped, fp16),
-AdamW lr 1e-4, 6% warm-up then linear decay, batch 32, length-bucketed batches, bf16 autocast
-where the CPU has it, fixed seed. A checkpoint is written every 200 steps to --work; running the
-command again resumes from it. Then the weights are exported to qa/reader_model/ and
-`scripts/calibrate_reader.py` fits the no-answer calibration on TUNE, reports on REPORT and
-writes the model card (about 10 minutes more).
+AdamW, 6% warm-up then linear decay, batch 32, length-bucketed batches, bf16 autocast where the
+CPU has it, fixed seed; `--init` warm-starts from a reader folder. A checkpoint is written every
+200 steps to --work; running the command again resumes from it. Then the weights are exported to
+--out and `scripts/calibrate_reader.py` fits the no-answer calibration on TUNE, reports on REPORT
+and writes the model card (about 10 minutes more).
 """
 
 from __future__ import annotations
@@ -269,15 +271,16 @@ def main() -> None:
     parser.add_argument("--more", action="store_true", help="add the answerable TyDi QA and NQ (QED) questions to train")
     parser.add_argument("--init", type=Path, default=None,
                         help="warm start from the weights in this reader folder (default: the base MiniLM)")
+    parser.add_argument("--seed", type=int, default=SEED, help="draws the questions and orders the batches")
     parser.add_argument("--limit", type=int, default=0, help="use only this many examples (smoke tests)")
     parser.add_argument("--fresh", action="store_true", help="ignore an earlier checkpoint")
     args = parser.parse_args()
 
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    random.seed(SEED)
-    np.random.seed(SEED)
-    torch.manual_seed(SEED)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     base = str(bundled_model_dir("minilm"))
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
@@ -289,10 +292,10 @@ def main() -> None:
     else:
         train = split_articles(args.data, args.more)["train"]
         print(f"{len(train)} train articles, {sum(len(a.questions) for a in train)} questions", file=sys.stderr)
-        examples = build_examples(train, tokenizer, random.Random(SEED), quota)
+        examples = build_examples(train, tokenizer, random.Random(args.seed), quota)
         cache.write_text(json.dumps(examples))
     if args.limit:
-        examples = random.Random(SEED).sample(examples, min(args.limit, len(examples)))
+        examples = random.Random(args.seed).sample(examples, min(args.limit, len(examples)))
     positives = sum(e["start"] > 0 for e in examples)
     print(f"{len(examples)} examples: {positives} with an answer, {len(examples) - positives} without", file=sys.stderr)
 
@@ -305,7 +308,7 @@ def main() -> None:
         parameter.requires_grad = not name.startswith("bert.embeddings.")
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
-    plan = [batches(examples, args.batch, SEED + epoch) for epoch in range(args.epochs)]
+    plan = [batches(examples, args.batch, args.seed + epoch) for epoch in range(args.epochs)]
     total = sum(map(len, plan))
     warmup = max(1, int(0.06 * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -350,7 +353,7 @@ def main() -> None:
     export(model, args.out)
     (args.out / "training.json").write_text(json.dumps({
         "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
-        "batch": args.batch, "seed": SEED, "steps": total, "max_tokens": MAX_TOKENS, "quota": asdict(quota),
+        "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "quota": asdict(quota),
         "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
         "train_seconds": round(time.time() - began),
         "train_articles": len(split_articles(args.data, args.more)["train"])}, indent=1) + "\n")

@@ -141,3 +141,36 @@ def test_a_language_model_that_fails_to_load_is_explained_and_search_still_works
     assert "could not load the language model" in run.stderr and "Traceback" not in run.stderr
     search = subprocess.run([*QA, "search", "What is Dokdo?"], cwd=seed_workdir, capture_output=True, text=True, env=env)
     assert search.returncode == 0 and "Liancourt Rocks" in search.stdout
+
+
+LONG_QUESTIONS = [
+    ("Some background first. " * 84)[:1960] + " When did Japan and South Korea establish relations?",
+    "日韓" * 999,  # 1,998 CJK characters
+]
+
+
+@pytest.mark.parametrize("question", LONG_QUESTIONS, ids=["english", "cjk"])
+def test_a_question_at_the_length_limit_is_answered_or_declined(pipeline: Pipeline, question: str):
+    assert len(question) <= pipeline.settings.max_question_chars
+    answer = pipeline.ask(question)
+    assert answer.abstained or (answer.citations and answer.short_answer)
+
+
+def test_with_the_multilingual_embedder_the_reader_counts_its_own_tokens(seed_workdir: Path, tmp_path: Path):
+    import shutil
+
+    work = tmp_path / "e5"
+    shutil.copytree(seed_workdir / "corpus", work / "corpus")
+    env = {"QA_EMBED_MODEL": "e5"}
+    assert qa("index", cwd=work, env=env).returncode == 0
+    settings = Settings.from_env({**env, "QA_CORPUS_DIR": str(work / "corpus"), "QA_INDEX_DIR": str(work / "index")})
+    pipeline = Pipeline(settings)
+    question = "What are the Liancourt Rocks called in Korean?"
+    _, passages = pipeline.search(question)
+    windows = pipeline.answerer.windows(question, pipeline.answerer.evidence(question, passages))
+    budget = 128 - 3 - pipeline.reader.count_tokens([question])[0]
+    assert windows and all(pipeline.reader.count_tokens([w.text])[0] <= budget for w in windows if len(w.sentences) > 1)
+    result = qa("ask", LONG_QUESTIONS[0], "--json", cwd=work, env=env)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    out = json.loads(result.stdout)
+    assert out["abstained"] or "1965" in out["short_answer"]["text"]
