@@ -29,7 +29,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_reader import DATA, split_articles  # noqa: E402
+from train_reader import DATA, DEV_TRAIN, split_articles  # noqa: E402
 
 from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
@@ -89,26 +89,27 @@ the word, position and type embeddings were frozen during training and are loade
 package (so they are not repeated here). Loaded by `qa/reader.py`.
 
 ## Data
-SQuAD 2.0 (Rajpurkar, Jia & Liang 2018; CC BY-SA 4.0), the articles in `../shared/data/squad2/`,
-split by article:
-- train ({n_train} articles): {train}
-- tune ({n_tune}; Platt scaling and the no-answer threshold): {tune}
+SQuAD 2.0 (Rajpurkar, Jia & Liang 2018; CC BY-SA 4.0) in `../shared/data/squad2/`, split by article:
+- train: the whole SQuAD 2.0 train set (442 articles, rebuilt as `SOURCES.md` there says) and 7 dev
+  articles ({dev_train}){more}; {n_train} articles in all
+- tune ({n_tune}; Platt scaling, the no-answer threshold, how the product reads): {tune}
 - report ({n_report}; nothing chosen on them): {report}
 
-Examples are the windows the product reads: a sentence with its neighbours, question + window ≤ 128
-tokens. A window holding the answer is labelled with its tokens; windows of the same article that
-do not hold it (the most word-sharing first) and windows shown with unanswerable questions are
-labelled "no answer" ([CLS]); half the answerable questions also give a copy with one name or number
-that the window holds swapped for another of the article, labelled "no answer" on that window (SQuAD
-2.0's entity- and number-swap questions, made automatically). {examples} examples ({with_answer} with
-an answer).
+Examples are the windows the product reads (`qa.reader.window_at`; question + window ≤ 128 tokens),
+drawn at random over all train articles, each from a different question: {quota_positives} answerable
+questions on a window holding their answer ({wide_share:.0%} of them in a wide window), labelled with its tokens;
+{quota_unanswerable} unanswerable questions on the window of their paragraph that shares most words with
+them; {quota_near} answerable questions on the best word-sharing window of their article that lacks the
+answer; {quota_swaps} answerable questions with one name or number swapped for another of the article, on
+the window holding the answer (SQuAD 2.0's entity- and number-swap questions, made automatically).
+The negatives are labelled "no answer" ([CLS]). {examples} examples ({with_answer} with an answer).
 
 ## Recipe
-`scripts/train_reader.py` (seed {seed}): {epochs} epochs, AdamW lr {lr}, batch {batch}, 6 % warm-up then
-linear decay, embeddings frozen, bf16 autocast on CPU, 2 threads; {steps} steps. Then
-`scripts/calibrate_reader.py`: the product runs on the tune articles (whole articles as the corpus),
-each window's margin (span score − no-answer score) is mapped to P(the span answers: F1 ≥ 0.5)
-and the window's sentence score by logistic regression over every window read:
+`scripts/train_reader.py` (seed {seed}), warm start: {init}; {epochs} epoch(s), AdamW lr {lr}, batch
+{batch}, 6 % warm-up then linear decay, embeddings frozen, bf16 autocast on CPU, 2 threads; {steps}
+steps ({minutes} min here). Then `scripts/calibrate_reader.py`: the product runs on the tune articles
+(whole articles as the corpus), each window's margin (span score − no-answer score) and sentence score
+are mapped to P(the span answers: F1 ≥ 0.5) by logistic regression over every window read:
 p = sigmoid({a:.3f} · margin + {c:.3f} · window score + {b:.3f}); the answer is the most probable reading,
 declined below {threshold:.3f} (the threshold of max SQuAD 2.0 F1 on tune: {tune_f1:.3f}).
 
@@ -118,15 +119,23 @@ declined below {threshold:.3f} (the threshold of max SQuAD 2.0 F1 on tune: {tune
 | {questions} | {squad_f1:.3f} | {squad_exact:.3f} | {has_f1:.3f} | {no_acc:.3f} | {abstain_f1:.3f} | {hit1:.3f} | {words:.1f} |
 
 ## Licences
-Base model Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2); training data CC BY-SA 4.0.
+Base model Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2); training data: SQuAD 2.0 CC BY-SA 4.0{more_licences}.
 """
 
 
 def write_card(model: Path, splits: dict, calibration: dict, summary: dict) -> None:
     training = json.loads((model / "training.json").read_text())
     overall = summary["overall"]
+    more = training.get("more_qa", False)
+    quota = training["quota"]
     (model / "MODEL_CARD.md").write_text(CARD.format(
-        n_train=len(splits["train"]), train=", ".join(a.title for a in splits["train"]),
+        n_train=training["train_articles"], dev_train=", ".join(DEV_TRAIN),
+        more=("; and the answerable questions of TyDi QA GoldP English train (3,693) and QED / Natural Questions "
+              "(7,163), `../shared/data/more_qa/`, each passage an article" if more else ""),
+        more_licences="; TyDi QA Apache-2.0; QED / Natural Questions CC BY-SA 3.0" if more else "",
+        quota_positives=quota["positives"], wide_share=quota["wide_share"], quota_unanswerable=quota["unanswerable"],
+        quota_near=quota["near_misses"], quota_swaps=quota["swaps"], init=training.get("init", "base MiniLM"),
+        minutes=round(training.get("train_seconds", 0) / 60),
         n_tune=len(splits["tune"]), tune=", ".join(a.title for a in splits["tune"]),
         n_report=len(splits["report"]), report=", ".join(a.title for a in splits["report"]),
         examples=training["examples"], with_answer=training["with_answer"], seed=training["seed"],
