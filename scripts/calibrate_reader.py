@@ -146,12 +146,14 @@ def write_card(model: Path, splits: dict, calibration: dict, summary: dict) -> N
         abstain_f1=overall["abstain_f1"], hit1=overall.get("hit@1") or 0.0, words=overall.get("short_answer_words") or 0.0))
 
 
-def parse_arguments(description: str) -> argparse.Namespace:
-    """--data, --model and --work, as the reader scripts take them."""
+def parse_arguments(description: str, first: bool = False) -> argparse.Namespace:
+    """--data, --model and --work, as the reader scripts take them (and --first: the variant to start at)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", type=Path, default=BUNDLED_READER)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
+    if first:
+        parser.add_argument("--first", type=int, default=0, help="start at this variant (0-based)")
     return parser.parse_args()
 
 

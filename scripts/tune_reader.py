@@ -1,12 +1,13 @@
 """Choose how the product reads, on TUNE articles only: what the reader reads around each
-candidate sentence (`reader_context`) and how many candidates (`reader_windows`).
+candidate sentence (`reader_context`), how many candidates (`reader_windows`) and how the
+candidates are ranked (cosine + `qa.answer.OVERLAP_WEIGHT` × word overlap).
 
     .venv/bin/python scripts/tune_reader.py [--model qa/reader_model]    # ~2 minutes a variant
 
 For each variant the product retrieves and reads every TUNE question (whole articles as the
 corpus); the calibration (margin + window score) and threshold are fitted leave-one-article-out
 (on two TUNE articles, scored on the third), as `diagnose_reader.py` does. Prints SQuAD 2.0 F1,
-HasAns F1, NoAns accuracy, windows read and the reader's time per question.
+HasAns F1, NoAns accuracy, windows read and the time per question (retrieval and reading).
 """
 
 from __future__ import annotations
@@ -25,16 +26,20 @@ from calibrate_reader import parse_arguments, prepare  # noqa: E402
 from diagnose_reader import leave_one_article_out, window_rows  # noqa: E402
 from train_reader import split_articles  # noqa: E402
 
+import qa.answer  # noqa: E402
 from qa.config import Settings  # noqa: E402
 
-VARIANTS = (("sentence", 8), ("wide", 8), ("sentence", 4), ("sentence", 12), ("wide", 4))
+# (reader_context, reader_windows, the weight of word overlap in ranking candidate sentences)
+VARIANTS = (("sentence", 8, 0.5), ("wide", 8, 0.5), ("sentence", 4, 0.5), ("sentence", 12, 0.5),
+            ("sentence", 8, 0.0), ("sentence", 8, 1.0))
 
 
 def main() -> None:
-    args = parse_arguments(__doc__.splitlines()[0])
+    args = parse_arguments(__doc__.splitlines()[0], first=True)
     tune = split_articles(args.data)["tune"]
-    print("context   windows | SQuAD2 F1 | HasAns F1 | NoAns | windows read | reader ms/question")
-    for context, count in VARIANTS:
+    print("context   windows overlap | SQuAD2 F1 | HasAns F1 | NoAns | windows read | ms/question")
+    for context, count, weight in VARIANTS[args.first:]:
+        qa.answer.OVERLAP_WEIGHT = weight  # a constant of the product, varied here only to measure it
         settings = dataclasses.replace(Settings.from_env(), reader_context=context, reader_windows=count)
         pipeline, questions = prepare(tune, args.work / "tune", args.model, settings)
         began = time.perf_counter()
@@ -42,7 +47,7 @@ def main() -> None:
         seconds = time.perf_counter() - began
         f1, has, no = leave_one_article_out(rows, ("margin", "window"))
         read = np.mean([len(q["windows"]) for q in rows])
-        print(f"{context:9s} {count:7d} | {f1:9.3f} | {has:9.3f} | {no:5.3f} | {read:12.1f} | "
+        print(f"{context:9s} {count:7d} {weight:7.1f} | {f1:9.3f} | {has:9.3f} | {no:5.3f} | {read:12.1f} | "
               f"{1000 * seconds / len(rows):.0f} (with retrieval)", flush=True)
 
 
