@@ -118,6 +118,8 @@ declined below {threshold:.3f} (the threshold of max SQuAD 2.0 F1 on tune: {tune
 |---|---|---|---|---|---|---|---|
 | {questions} | {squad_f1:.3f} | {squad_exact:.3f} | {has_f1:.3f} | {no_acc:.3f} | {abstain_f1:.3f} | {hit1:.3f} | {words:.1f} |
 
+What each choice bought, and what was tried and not kept: README.md, "The reader".
+
 ## Licences
 Base model Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2); training data: SQuAD 2.0 CC BY-SA 4.0{more_licences}.
 """
