@@ -43,7 +43,6 @@ from qa.text import inert_markers, overlap, terms
 from qa.types import Answer, Citation, Passage, Reading
 from qa.verify import verify
 
-OVERLAP_WEIGHT = 0.5  # how candidate sentences are ranked: cosine + OVERLAP_WEIGHT * word overlap
 PROMPT_SENTENCES = 4  # the reader's most probable proof sentences that the language model is shown
 
 
@@ -54,12 +53,7 @@ class Evidence:
     marker: int
     passage: Passage
     unit: int  # the sentence's row in the index
-    cosine: float
-    overlap: float  # share of the question's content words in the sentence
-
-    @property
-    def score(self) -> float:
-        return self.cosine + OVERLAP_WEIGHT * self.overlap
+    score: float  # cosine to the question + `evidence_overlap_weight` × share of its content words
 
 
 def compact_evidence(readings: Sequence[Reading], limit: int) -> list[tuple[int, str]]:
@@ -121,6 +115,7 @@ class Answerer:
         if question_vector is None:
             question_vector = self.embedder.embed_query(question)
         question_terms = terms(question)
+        weight = self.settings.evidence_overlap_weight
         found: dict[tuple[int, int], Evidence] = {}
         for marker, passage in enumerate(passages, start=1):
             sentences = self.index.sentences_of(passage.chunk)
@@ -128,7 +123,7 @@ class Answerer:
             for unit, span, cosine in zip(sentences.units, sentences.spans, cosines):
                 if span not in found:
                     words = terms(self.index.sentence_text(unit))
-                    found[span] = Evidence(marker, passage, unit, float(cosine), overlap(question_terms, words))
+                    found[span] = Evidence(marker, passage, unit, float(cosine) + weight * overlap(question_terms, words))
         return sorted(found.values(), key=lambda e: -e.score)
 
     def windows(self, question: str, evidence: Sequence[Evidence]) -> list[Window]:
@@ -136,11 +131,14 @@ class Answerer:
         neighbours in its passage (`reader_context`), cut to fit the reader's input."""
         budget = window_budget(self.reader.count_tokens, question)
         out: dict[tuple[int, int], Window] = {}
+        counted: dict[str, list[int]] = {}  # per chunk: its sentences' token counts (often several candidates share one)
         for e in evidence[: self.settings.reader_windows]:
             chunk = e.passage.chunk
             sentences = self.index.sentences_of(chunk)
             spans = [(a - chunk.start, b - chunk.start) for a, b in sentences.spans]
-            counts = self.reader.count_tokens([chunk.text[a:b] for a, b in spans])
+            if chunk.chunk_id not in counted:
+                counted[chunk.chunk_id] = self.reader.count_tokens([chunk.text[a:b] for a, b in spans])
+            counts = counted[chunk.chunk_id]
             window = window_at(chunk.text, chunk.start, spans, counts, sentences.units.index(e.unit), budget,
                                marker=e.marker, chunk_id=chunk.chunk_id, score=e.score,
                                wide=self.settings.reader_context == "wide")

@@ -5,11 +5,14 @@ variables, then the defaults below. No other module reads the environment.
 
 >>> Settings.from_env({"QA_INDEX_DIR": "/tmp/ix"}).index_dir
 PosixPath('/tmp/ix')
+>>> Settings.from_env({"QA_EVIDENCE_OVERLAP_WEIGHT": "0.25"}).evidence_overlap_weight
+0.25
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +44,8 @@ class Settings:
     chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
     k: int = 5  # passages returned
     reader_windows: int = 8  # sentences (with their neighbours) the reader reads per question
+    # Those sentences are the best by cosine to the question + this × the share of its content words.
+    evidence_overlap_weight: float = 0.5
     # What the reader reads around each of those sentences: "sentence" (it and a neighbour on each
     # side that fits) or "wide" (neighbours added while they fit the reader's 128 tokens).
     reader_context: str = "sentence"
@@ -85,6 +90,8 @@ class Settings:
             raise SettingsError(f"threads must be at most {cores} (the cores of this machine), not {self.threads}")
         if self.auth and not all(self.auth.partition(":")[::2]):
             raise SettingsError("the login (QA_AUTH or --auth) must look like user:password")
+        if not (math.isfinite(self.evidence_overlap_weight) and self.evidence_overlap_weight >= 0):
+            raise SettingsError(f"evidence_overlap_weight must be 0 or more, not {self.evidence_overlap_weight}")
         if self.rate_limit < 0:
             raise SettingsError(f"rate_limit must be 0 (no limit) or more, not {self.rate_limit}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
@@ -114,6 +121,11 @@ def _convert(type_name: object, raw: str) -> object:
             return int(raw)
         except ValueError:
             raise SettingsError(f"expected a whole number, got {raw!r}") from None
+    if type_name in ("float", float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"expected a number, got {raw!r}") from None
     if type_name in ("Path", Path):
         return Path(raw)
     return raw

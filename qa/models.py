@@ -71,9 +71,9 @@ BUNDLED_READER = Path(__file__).with_name("reader_model")
 
 
 def reader_model_dir(name: str = "") -> Path:
-    """The reader's folder: the one shipped in `qa/reader_model/` ("" or "bundled"), or a folder
-    of the same layout (`model.safetensors`, `calibration.json`) given by path."""
-    if name in ("", "bundled"):
+    """The reader's folder: the one shipped in `qa/reader_model/` (""), or a folder of the same
+    layout (`model.safetensors`, `calibration.json`) given by path."""
+    if not name:
         return BUNDLED_READER
     path = Path(name).expanduser()
     if not (path / "model.safetensors").is_file():

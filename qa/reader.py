@@ -82,6 +82,11 @@ def window_sentences(counts: Sequence[int], center: int, budget: int, wide: bool
     return first, last
 
 
+def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:  # noqa: ANN001
+    """Tokens of each text in `tokenizer` (no special tokens)."""
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
 def window_budget(count_tokens: Callable[[Sequence[str]], list[int]], question: str) -> int:
     """Tokens left for the window beside `question` (as the reader will cut it)."""
     return MAX_TOKENS - 3 - min(count_tokens([question])[0], MAX_QUESTION_TOKENS)
@@ -182,7 +187,7 @@ class TrainedReader:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         self.warm_up()
-        return [len(ids) for ids in self._tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        return token_counts(self._tokenizer, texts)
 
     @property
     def threshold(self) -> float:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_reader import DATA, DEV_TRAIN, split_articles  # noqa: E402
+from train_reader import DATA, DEV_TRAIN, dev_splits  # noqa: E402
 
 from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
@@ -148,14 +148,12 @@ def write_card(model: Path, splits: dict, calibration: dict, summary: dict) -> N
         abstain_f1=overall["abstain_f1"], hit1=overall.get("hit@1") or 0.0, words=overall.get("short_answer_words") or 0.0))
 
 
-def parse_arguments(description: str, first: bool = False) -> argparse.Namespace:
-    """--data, --model and --work, as the reader scripts take them (and --first: the variant to start at)."""
+def parse_arguments(description: str) -> argparse.Namespace:
+    """--data, --model and --work, as the reader scripts take them."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", type=Path, default=BUNDLED_READER)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
-    if first:
-        parser.add_argument("--first", type=int, default=0, help="start at this variant (0-based)")
     return parser.parse_args()
 
 
@@ -167,7 +165,7 @@ def main() -> None:
 def calibrate(data: Path, model: Path, work: Path) -> None:
     """Fit calibration.json on TUNE, then write heldout.json and MODEL_CARD.md from REPORT."""
     settings = Settings.from_env()
-    splits = split_articles(data)
+    splits = dev_splits(data)
     calibration = model / "calibration.json"
     calibration.unlink(missing_ok=True)
 

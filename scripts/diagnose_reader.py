@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibrate_reader import fit_logistic, parse_arguments, prepare  # noqa: E402
-from train_reader import split_articles  # noqa: E402
+from train_reader import dev_splits, train_articles  # noqa: E402
 
 from qa.chunking import sentence_spans  # noqa: E402
 from qa.config import Settings  # noqa: E402
@@ -123,7 +123,7 @@ def gold_windows(pipeline, articles, rng: random.Random, n: int = 300) -> tuple[
 
 def main() -> None:
     args = parse_arguments(__doc__.splitlines()[0])
-    splits = split_articles(args.data)
+    splits = {**dev_splits(args.data), "train": train_articles(args.data)}
     pipeline, questions = prepare(splits["tune"], args.work / "diagnose", args.model, Settings.from_env())
     rows = window_rows(pipeline, questions)
     answerable = [q for q in rows if q["answerable"] and q["windows"]]

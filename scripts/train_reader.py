@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qa.chunking import sentence_spans  # noqa: E402
 from qa.models import BUNDLED_READER, bundled_model_dir  # noqa: E402
-from qa.reader import MAX_TOKENS, fit_question, window_at, window_budget, window_sentences  # noqa: E402
+from qa.reader import MAX_TOKENS, fit_question, token_counts, window_at, window_budget, window_sentences  # noqa: E402
 from qa.squad import load_squad  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad2"
@@ -56,6 +56,7 @@ REPORT = ("Jacksonville,_Florida", "Economic_inequality", "University_of_Chicago
           "Intergovernmental_Panel_on_Climate_Change", "Prime_number")
 MORE_FILES = ("tydiqa_goldp_en_train.json", "qed_nq_train_part0.json", "qed_nq_train_part1.json", "qed_nq_train_part2.json")
 SEED = 13
+TYPICAL_QUESTION_TOKENS = 16  # the budget of the article's windows that negatives are drawn from
 _WORD = re.compile(r"[a-z0-9]+")
 _NAME_OR_NUMBER = re.compile(r"\b(?:[A-Z][a-z]+|\d[\d,.]*\d|\d)\b")
 _STOP = set("a an the of in on at to for by with from and or is are was were be been what which who whom whose "
@@ -88,18 +89,22 @@ def swapped_question(question: str, window: str, article_text: str, rng: random.
     return question[:target.start()] + rng.choice(pool) + question[target.end():]
 
 
-def split_articles(data: Path, more: bool = False) -> dict[str, list]:
-    """train: the whole SQuAD 2.0 train set (442 articles) and the DEV_TRAIN articles, plus, with
-    `more`, the answerable TyDi QA and Natural Questions (QED) sets; tune and report: dev articles."""
+def dev_splits(data: Path) -> dict[str, list]:
+    """The dev articles by use: "tune", "report" and "train" (DEV_TRAIN, trained on)."""
+    dev = {a.title: a for a in load_squad(data / DEV_FILE)}
+    return {"train": [dev[t] for t in DEV_TRAIN], "tune": [dev[t] for t in TUNE], "report": [dev[t] for t in REPORT]}
+
+
+def train_articles(data: Path, more: bool = False) -> list:
+    """The whole SQuAD 2.0 train set (442 articles) and the DEV_TRAIN articles, plus, with `more`,
+    the answerable TyDi QA and Natural Questions (QED) sets."""
     train = load_squad(data / TRAIN_FILE)
     for part in sorted((data / "train_rebuilt").glob("part*.json")):
         train += load_squad(part)
     if more:
         for name in MORE_FILES:
             train += load_squad(data.parent / "more_qa" / name)
-    dev = {a.title: a for a in load_squad(data / DEV_FILE)}
-    return {"train": train + [dev[t] for t in DEV_TRAIN], "tune": [dev[t] for t in TUNE],
-            "report": [dev[t] for t in REPORT]}
+    return train + dev_splits(data)["train"]
 
 
 @dataclass
@@ -122,7 +127,7 @@ def article_windows(article, tokenizer, budget: int):  # noqa: ANN001, ANN201
         if not spans:
             paragraphs.append(([], [], []))
             continue
-        counts = [len(ids) for ids in tokenizer([context[a:b] for a, b in spans], add_special_tokens=False)["input_ids"]]
+        counts = token_counts(tokenizer, [context[a:b] for a, b in spans])
         sentence_words = [words(context[a:b]) for a, b in spans]
         paragraphs.append((spans, counts, sentence_words))
         for i in range(len(spans)):
@@ -149,14 +154,9 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
         for i, q in chosen:
             plan.setdefault(i, []).append((kind, q))
     raw, swaps = [], 0
-
-    def count_tokens(texts):  # noqa: ANN001, ANN202 - as TrainedReader.count_tokens
-        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-    default_budget = MAX_TOKENS - 3 - 16
     for i in tqdm(sorted(plan), desc="windows", file=sys.stderr):
         article = articles[i]
-        paragraphs, windows = article_windows(article, tokenizer, default_budget)
+        paragraphs, windows = article_windows(article, tokenizer, MAX_TOKENS - 3 - TYPICAL_QUESTION_TOKENS)
         index = {c: p for p, c in enumerate(article.paragraphs)}
         article_text = None
         for kind, q in plan[i]:
@@ -175,7 +175,7 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
             centre = next((c for c, (s, e) in enumerate(spans) if s <= a0 < e), None)
             if centre is None:
                 continue
-            budget = window_budget(count_tokens, q.question)
+            budget = window_budget(lambda texts: token_counts(tokenizer, texts), q.question)
             if kind == "near":
                 gold = {g.lower() for g in q.answers}
                 misses = [w for w in windows if not (w[0] == p and spans[w[1]][0] < a1 and a0 < spans[w[2] - 1][1])]
@@ -287,10 +287,10 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     quota = Quota(args.positives, args.unanswerable, args.near_misses, args.swaps, args.wide_share)
     cache = args.work / "examples.json"
+    train = train_articles(args.data, args.more)
     if cache.is_file() and not args.fresh:
         examples = json.loads(cache.read_text())
     else:
-        train = split_articles(args.data, args.more)["train"]
         print(f"{len(train)} train articles, {sum(len(a.questions) for a in train)} questions", file=sys.stderr)
         examples = build_examples(train, tokenizer, random.Random(args.seed), quota)
         cache.write_text(json.dumps(examples))
@@ -356,7 +356,7 @@ def main() -> None:
         "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "quota": asdict(quota),
         "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
         "train_seconds": round(time.time() - began),
-        "train_articles": len(split_articles(args.data, args.more)["train"])}, indent=1) + "\n")
+        "train_articles": len(train)}, indent=1) + "\n")
     print(f"wrote {args.out / 'model.safetensors'}", file=sys.stderr)
     if not args.limit:
         from calibrate_reader import calibrate

@@ -1,6 +1,6 @@
 """Choose how the product reads, on TUNE articles only: what the reader reads around each
 candidate sentence (`reader_context`), how many candidates (`reader_windows`) and how the
-candidates are ranked (cosine + `qa.answer.OVERLAP_WEIGHT` × word overlap).
+candidates are ranked (cosine + `evidence_overlap_weight` × word overlap).
 
     .venv/bin/python scripts/tune_reader.py [--model qa/reader_model]    # ~2 minutes a variant
 
@@ -24,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibrate_reader import parse_arguments, prepare  # noqa: E402
 from diagnose_reader import leave_one_article_out, window_rows  # noqa: E402
-from train_reader import split_articles  # noqa: E402
+from train_reader import dev_splits  # noqa: E402
 
-import qa.answer  # noqa: E402
 from qa.config import Settings  # noqa: E402
 
 # (reader_context, reader_windows, the weight of word overlap in ranking candidate sentences)
@@ -35,12 +34,12 @@ VARIANTS = (("sentence", 8, 0.5), ("wide", 8, 0.5), ("sentence", 4, 0.5), ("sent
 
 
 def main() -> None:
-    args = parse_arguments(__doc__.splitlines()[0], first=True)
-    tune = split_articles(args.data)["tune"]
+    args = parse_arguments(__doc__.splitlines()[0])
+    tune = dev_splits(args.data)["tune"]
     print("context   windows overlap | SQuAD2 F1 | HasAns F1 | NoAns | windows read | ms/question")
-    for context, count, weight in VARIANTS[args.first:]:
-        qa.answer.OVERLAP_WEIGHT = weight  # a constant of the product, varied here only to measure it
-        settings = dataclasses.replace(Settings.from_env(), reader_context=context, reader_windows=count)
+    for context, count, weight in VARIANTS:
+        settings = dataclasses.replace(Settings.from_env(), reader_context=context, reader_windows=count,
+                                       evidence_overlap_weight=weight)
         pipeline, questions = prepare(tune, args.work / "tune", args.model, settings)
         began = time.perf_counter()
         rows = window_rows(pipeline, questions)

@@ -10,6 +10,7 @@ from conftest import qa
 from qa.catalog import CATALOG
 from qa.config import Settings
 from qa.pipeline import Pipeline
+from qa.reader import window_budget
 
 pytestmark = pytest.mark.slow
 
@@ -168,7 +169,7 @@ def test_with_the_multilingual_embedder_the_reader_counts_its_own_tokens(seed_wo
     question = "What are the Liancourt Rocks called in Korean?"
     _, passages = pipeline.search(question)
     windows = pipeline.answerer.windows(question, pipeline.answerer.evidence(question, passages))
-    budget = 128 - 3 - pipeline.reader.count_tokens([question])[0]
+    budget = window_budget(pipeline.reader.count_tokens, question)
     assert windows and all(pipeline.reader.count_tokens([w.text])[0] <= budget for w in windows if len(w.sentences) > 1)
     result = qa("ask", LONG_QUESTIONS[0], "--json", cwd=work, env=env)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
