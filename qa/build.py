@@ -255,23 +255,36 @@ class _Build:
 
     def _read(self, step: FileStep) -> None:
         record = step.record
+        s = self.settings
         try:
-            doc = read_document(step.path, self.settings.corpus_dir)
+            doc = read_document(step.path, s.corpus_dir)
+            if doc.sha256 not in self.first_path_of:
+                split = split_document(doc, self.embedder.count_tokens, s.chunk_tokens, s.chunk_overlap_tokens,
+                                       s.max_units_per_file)
         except (UnreadableFile, OSError) as error:
-            log.warning("skipping %s: %s", step.path, error)
-            self.sources[step.rel] = SourceRecord(_sha256_if_readable(step.path), record.size, record.mtime_ns, False)
+            self._skip(step, str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - one file never stops a build
+            log.exception("reading %s failed", step.rel)
+            self._skip(step, f"could not be read ({type(error).__name__}: {str(error)[:200]})")
             return
         self.sources[step.rel] = SourceRecord(doc.sha256, record.size, record.mtime_ns, False)
         if doc.sha256 in self.first_path_of:
             log.warning("skipping %s: same content as %s", doc.path, self.first_path_of[doc.sha256])
             return
-        s = self.settings
-        split = split_document(doc, self.embedder.count_tokens, s.chunk_tokens, s.chunk_overlap_tokens)
         if not split.chunks:
             log.warning("skipping %s: no text under its headings", doc.path)
             return
+        if split.cut:
+            log.warning("%s: only its first %d sentences are indexed (QA_MAX_UNITS_PER_FILE); the rest is left out",
+                        doc.path, len(split.units))
         self.writer.add(doc, split)
         self._count(step.rel, record, doc.sha256)
+
+    def _skip(self, step: FileStep, why: str) -> None:
+        log.warning("skipping %s: %s", step.rel, why)
+        record = step.record
+        self.sources[step.rel] = SourceRecord(_sha256_if_readable(step.path), record.size, record.mtime_ns, False)
 
     def _count(self, rel: str, record: SourceRecord, sha256: str) -> None:
         self.first_path_of[sha256] = rel

@@ -5,7 +5,9 @@ packed greedily up to a token budget, with whole trailing sentences repeated at 
 next chunk as overlap. A chunk never starts or ends inside a sentence; list lines are units of
 their own and an "Infobox" block is one unit. The only exception: a single run of text longer
 than `HARD_MAX_CHARS` with no sentence end (a pathological file) is cut at whitespace, so
-memory and model input stay bounded.
+memory and model input stay bounded. A file is split into at most `max_units` units (the
+`QA_MAX_UNITS_PER_FILE` setting); the text past them is left out, so a file of millions of
+one-word lines costs what its first units cost.
 
 Every chunk satisfies `doc.text[chunk.start:chunk.end] == chunk.text`.
 
@@ -17,17 +19,17 @@ Every chunk satisfies `doc.text[chunk.start:chunk.end] == chunk.text`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from qa.corpus import parse_sections
+from qa.corpus import iter_sections
 from qa.types import Chunk, Document, Section, make_id
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 HARD_MAX_CHARS = 2000
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_LIST_LINE = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")
+_LIST_LINE = re.compile(r"[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")  # matched at a line start
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace and a capital,
 # digit, quote or non-ASCII letter; or right after a CJK full stop.
 _SENTENCE_END = re.compile(
@@ -46,32 +48,48 @@ def count_words(texts: Sequence[str]) -> list[int]:
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """(start, end) offsets of the sentence-sized units in `text[start:end]`, whitespace trimmed."""
-    return [span for block in unit_blocks(text, start, end) for span in block]
+    return [(a, b) for _, a, b in _unit_stream(text, start, len(text) if end is None else end)]
 
 
-def unit_blocks(text: str, start: int = 0, end: int | None = None) -> list[list[tuple[int, int]]]:
+def unit_blocks(text: str, start: int = 0, end: int | None = None, limit: int | None = None) -> list[list[tuple[int, int]]]:
     """Units grouped into blocks that chunks never cross: an "Infobox" paragraph is a block
-    of one unit; the prose between such blocks is another."""
-    end = len(text) if end is None else end
-    blocks: list[list[tuple[int, int]]] = [[]]
+    of one unit; the prose between such blocks is another. At most `limit` units (None: all);
+    the text is walked lazily, so a huge file costs memory for the units kept, not its lines."""
+    blocks: list[list[tuple[int, int]]] = []
+    block_number = -1
+    for count, (block, a, b) in enumerate(_unit_stream(text, start, len(text) if end is None else end)):
+        if limit is not None and count >= limit:
+            break
+        if block != block_number:
+            blocks.append([])
+            block_number = block
+        blocks[-1].append((a, b))
+    return blocks
+
+
+def _unit_stream(text: str, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(block number, start, end) of each unit, in order (see `unit_blocks`)."""
+    block = 0
     for p_start, p_end in _split(text, start, end, _PARAGRAPH_BREAK):
         if text.startswith("Infobox", p_start):
-            blocks += [[(p_start, p_end)], []]
+            yield block + 1, p_start, p_end
+            block += 2
             continue
         for l_start, l_end in _lines_of_lists(text, p_start, p_end):
-            for span in _sentences(text, l_start, l_end):
-                blocks[-1].extend(_cap(text, *span))
-    return [block for block in blocks if block]
+            for s_start, s_end in _sentences(text, l_start, l_end):
+                for a, b in _cap(text, s_start, s_end):
+                    yield block, a, b
 
 
-def _split(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+def _split(text: str, start: int, end: int, pattern: re.Pattern[str]) -> Iterator[tuple[int, int]]:
     """Pieces of text[start:end] between matches of `pattern`, trimmed, empty ones dropped."""
-    pieces, pos = [], start
+    pos = start
     for match in pattern.finditer(text, start, end):
-        pieces.append((pos, match.start()))
+        if trimmed := _trim(text, pos, match.start()):
+            yield trimmed
         pos = match.end()
-    pieces.append((pos, end))
-    return [trimmed for a, b in pieces if (trimmed := _trim(text, a, b))]
+    if trimmed := _trim(text, pos, end):
+        yield trimmed
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -82,49 +100,52 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start, end) if start < end else None
 
 
-def _lines_of_lists(text: str, start: int, end: int) -> list[tuple[int, int]]:
+def _lines_of_lists(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     """A paragraph split so that each list line stands alone; prose lines stay together."""
-    lines, pos = [], start
-    for line in text[start:end].split("\n"):
-        lines.append((pos, pos + len(line), bool(_LIST_LINE.match(line))))
-        pos += len(line) + 1
-    groups: list[tuple[int, int]] = []
+    group: tuple[int, int] | None = None
     prev_item = False
-    for a, b, is_item in lines:
-        if groups and not is_item and not prev_item:
-            groups[-1] = (groups[-1][0], b)
+    pos = start
+    while pos <= end:
+        line_end = text.find("\n", pos, end)
+        line_end = end if line_end < 0 else line_end
+        is_item = bool(_LIST_LINE.match(text, pos, line_end))
+        if group is not None and not is_item and not prev_item:
+            group = (group[0], line_end)
         else:
-            groups.append((a, b))
+            if group is not None and (trimmed := _trim(text, *group)):
+                yield trimmed
+            group = (pos, line_end)
         prev_item = is_item
-    return [trimmed for a, b in groups if (trimmed := _trim(text, a, b))]
+        pos = line_end + 1
+    if group is not None and (trimmed := _trim(text, *group)):
+        yield trimmed
 
 
-def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    spans, pos = [], start
+def _sentences(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    pos = start
     for match in _SENTENCE_END.finditer(text, start, end):
         close = match.end("close") if match.group("close") is not None else match.end("cjk_close")
         if close >= end:
             continue
         if _ABBREVIATION.search(text[max(pos, match.start() - 12) : match.start()]):
             continue
-        spans.append((pos, close))
+        if trimmed := _trim(text, pos, close):
+            yield trimmed
         pos = match.end()
-    spans.append((pos, end))
-    return [trimmed for a, b in spans if (trimmed := _trim(text, a, b))]
+    if trimmed := _trim(text, pos, end):
+        yield trimmed
 
 
-def _cap(text: str, start: int, end: int) -> list[tuple[int, int]]:
+def _cap(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     """Cut a unit longer than HARD_MAX_CHARS at whitespace (or hard, if it has none)."""
-    pieces = []
     while end - start > HARD_MAX_CHARS:
         cut = text.rfind(" ", start + HARD_MAX_CHARS // 2, start + HARD_MAX_CHARS)
         cut = cut if cut > start else start + HARD_MAX_CHARS
         if trimmed := _trim(text, start, cut):
-            pieces.append(trimmed)
+            yield trimmed
         start = cut
     if trimmed := _trim(text, start, end):
-        pieces.append(trimmed)
-    return pieces
+        yield trimmed
 
 
 def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
@@ -152,30 +173,43 @@ def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[i
     return groups
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Split:
     """A document's chunks, the sentence units they are made of (document offsets, in order),
-    and for each chunk the [first, end) range of its units."""
+    and for each chunk the [first, end) range of its units; `cut` when the document had more
+    units than allowed and its end was left out."""
 
     chunks: list[Chunk]
     units: list[tuple[int, int]]
     unit_ranges: list[tuple[int, int]]
+    cut: bool = False
 
 
-def document_sections(doc: Document) -> list[tuple[Section, int | None]]:
+def document_sections(doc: Document) -> Iterator[tuple[Section, int | None]]:
     """(section, page): a PDF's pages (chunks never cross them), else its heading sections."""
     if doc.page_starts:
         ends = [*doc.page_starts[1:], len(doc.text)]
         pages = zip(doc.page_starts, ends)
-        return [(Section("", a, b), n) for n, (a, b) in enumerate(pages, start=1) if doc.text[a:b].strip()]
-    return [(section, None) for section in parse_sections(doc.text)]
+        return ((Section("", a, b), n) for n, (a, b) in enumerate(pages, start=1) if doc.text[a:b].strip())
+    return ((section, None) for section in iter_sections(doc.text))
 
 
-def split_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int) -> Split:
-    """Split `doc` into chunks of at most `budget` tokens (see module docstring)."""
+def split_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int,
+                   max_units: int | None = None) -> Split:
+    """Split `doc` into chunks of at most `budget` tokens (see module docstring), from at most
+    `max_units` sentence units (None: all); past that the rest of the document is left out."""
     split = Split([], [], [])
     for section, page in document_sections(doc):
-        for units in unit_blocks(doc.text, section.start, section.end):
+        left = None if max_units is None else max_units - len(split.units)
+        if left is not None and left <= 0:
+            split.cut = True
+            break
+        for units in unit_blocks(doc.text, section.start, section.end, limit=None if left is None else left + 1):
+            if left is not None and len(units) > left:
+                units, split.cut = units[:left], True
+            if not units:
+                break
+            left = None if left is None else left - len(units)
             base = len(split.units)
             split.units.extend(units)
             counts = count_tokens([doc.text[a:b] for a, b in units])

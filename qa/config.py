@@ -56,6 +56,9 @@ class Settings:
     ann_threshold: int = 20_000
     max_question_chars: int = 2000
     max_file_mb: int = 20  # bigger files are skipped by indexing and refused as uploads
+    # Sentence units (sentences, list lines, 2,000-character pieces of a line) indexed per file; the
+    # rest of a longer file is left out with a warning. Bounds a file's memory and embedding time.
+    max_units_per_file: int = 100_000
     threads: int = max(1, min(4, os.cpu_count() or 1))  # more than the cores only slows torch down
     auth: str = ""  # "user:password" makes the web app ask for a login (QA_AUTH)
     rate_limit: int = 30  # questions per client address per minute in the web app; 0: no limit
@@ -82,7 +85,7 @@ class Settings:
         if self.reader_context not in READER_CONTEXTS:
             raise SettingsError(f"reader context must be one of {', '.join(READER_CONTEXTS)}, not {self.reader_context!r}")
         for name in ("k", "reader_windows", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads",
-                     "ann_threshold", "max_file_mb"):
+                     "ann_threshold", "max_file_mb", "max_units_per_file"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
         cores = os.cpu_count() or 1

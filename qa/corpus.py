@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 from charset_normalizer import from_bytes
@@ -179,16 +180,23 @@ def _decode_legacy(data: bytes) -> str:
 
 
 def read_document(path: Path, corpus_dir: Path) -> Document:
-    """Read one file into a `Document`; raises `UnreadableFile` for empty or non-text files."""
+    """Read one file into a `Document`; raises `UnreadableFile` for empty, non-text or malformed
+    files (whatever a parser raised on them), `OSError` when the file cannot be read."""
     data = path.read_bytes()
     suffix = path.suffix.lower()
     title, page_starts = None, ()
-    if suffix == ".pdf":
-        text, page_starts, title = pdf_text(data)
-    elif suffix in (".html", ".htm"):
-        text, title = html_text(decode(data, path.name))
-    else:
-        text = decode(data, path.name)
+    try:
+        if suffix == ".pdf":
+            text, page_starts, title = pdf_text(data)
+        elif suffix in (".html", ".htm"):
+            text, title = html_text(decode(data, path.name))
+        else:
+            text = decode(data, path.name)
+    except UnreadableFile:
+        raise
+    except Exception as error:  # noqa: BLE001 - one malformed file never stops a build or an upload
+        log.warning("reading %s failed", _shown(path), exc_info=True)
+        raise UnreadableFile(f"could not be read ({type(error).__name__}: {str(error)[:200]})") from None
     if not text.strip():
         raise UnreadableFile("empty file" if suffix != ".pdf" else "no extractable text (a scanned PDF?)")
     rel = path.relative_to(corpus_dir).as_posix()
@@ -236,18 +244,27 @@ def html_text(markup: str) -> tuple[str, str | None]:
 
 
 def pdf_text(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
-    """(text, page start offsets, title) of a PDF; pages are separated by a blank line."""
+    """(text, page start offsets, title) of a PDF; pages are separated by a blank line. A PDF
+    encrypted without a user password (permissions only) is read; any other failure of the PDF
+    library on a malformed file becomes `UnreadableFile`, so one file never stops a build."""
     import io
 
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its per-object repair notes flood the log
     try:
         reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableFile("a password-protected PDF (open it, save an unprotected copy, add that)")
         pages = [(page.extract_text() or "") for page in reader.pages]
         title = (reader.metadata.title if reader.metadata else None) or None
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
-        raise UnreadableFile(f"not a readable PDF ({error})") from None
+        title = str(title) if title else None
+    except UnreadableFile:
+        raise
+    except RecursionError:
+        raise UnreadableFile("not a readable PDF (nested too deeply)") from None
+    except Exception as error:  # noqa: BLE001 - pypdf raises many types on malformed input
+        raise UnreadableFile(f"not a readable PDF ({type(error).__name__}: {str(error)[:200]})") from None
     text, starts = "", []
     for page in pages:
         page = _CONTROL.sub(" ", page.replace("\r\n", "\n").replace("\r", "\n")).strip()
@@ -266,7 +283,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+MAX_HEADING_CHARS = 300  # a longer line is text, even if it starts with "#" or "="
+
+
 def _heading(line: str) -> tuple[int, str] | None:
+    if len(line) > MAX_HEADING_CHARS:
+        return None
     match = _WIKI_HEADING.match(line) or _MD_HEADING.match(line)
     if not match:
         return None
@@ -287,31 +309,33 @@ def parse_sections(text: str) -> list[Section]:
     A level-1 heading on the first line is the document title, not part of any path.
     Sections whose body is only whitespace are dropped.
     """
-    sections: list[Section] = []
+    return list(iter_sections(text))
+
+
+def iter_sections(text: str) -> Iterator[Section]:
+    """`parse_sections`, lazily: a file of millions of lines is walked, not copied line by line."""
     stack: list[tuple[int, str]] = []
     body_start = 0
     pos = 0
     first_content_line = True
-    for line in text.splitlines(keepends=True):
-        heading = _heading(line.rstrip("\n"))
+    while pos < len(text):
+        line_end = text.find("\n", pos)
+        line_end = len(text) if line_end < 0 else line_end
+        heading = _heading(text[pos:line_end]) if line_end - pos <= MAX_HEADING_CHARS else None
         if heading:
-            _append(sections, stack, text, body_start, pos)
+            if text[body_start:pos].strip():
+                yield Section(" > ".join(name for _, name in stack), body_start, pos)
             level, name = heading
             if not (first_content_line and level == 1):
                 while stack and stack[-1][0] >= level:
                     stack.pop()
                 stack.append((level, name))
-            body_start = pos + len(line)
-        if line.strip():
+            body_start = min(line_end + 1, len(text))
+        if first_content_line and not text[pos:line_end].isspace() and line_end > pos:
             first_content_line = False
-        pos += len(line)
-    _append(sections, stack, text, body_start, len(text))
-    return sections
-
-
-def _append(sections: list[Section], stack: list[tuple[int, str]], text: str, start: int, end: int) -> None:
-    if text[start:end].strip():
-        sections.append(Section(" > ".join(name for _, name in stack), start, end))
+        pos = line_end + 1
+    if text[body_start:].strip():
+        yield Section(" > ".join(name for _, name in stack), body_start, len(text))
 
 
 _UNSAFE_NAME = re.compile(r"[^\w.\- ]+")

@@ -23,7 +23,7 @@ from qa.swap import settle
 from qa.text import BM25_STOPWORDS, STEMMER
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = 2  # bump when chunking.py or corpus.py change what they produce
+CHUNKER_VERSION = 3  # bump when chunking.py or corpus.py change what they produce
 
 
 def fingerprint(settings: Settings, embed_model: str, dim: int) -> dict:
@@ -31,7 +31,8 @@ def fingerprint(settings: Settings, embed_model: str, dim: int) -> dict:
     settings with the same fingerprint."""
     return {
         "embedding": {"model": embed_model, "dim": dim},
-        "chunking": {"version": CHUNKER_VERSION, "tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens},
+        "chunking": {"version": CHUNKER_VERSION, "tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens,
+                     "max_units": settings.max_units_per_file},
         "bm25": {"stopwords": BM25_STOPWORDS, "stemmer": STEMMER},
     }
 
