@@ -244,24 +244,26 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     with contextlib.ExitStack() as stack:
         if args.questions.suffix.lower() == ".json":
             work = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qa-squad-")))
-            settings, questions = _squad_setup(args.questions, work, settings)
+            settings, questions, problems = _squad_setup(args.questions, work, settings)
         else:
             questions, problems = load_questions(args.questions)
-            for problem in problems:
-                print(problem, file=sys.stderr)
-        return _run_eval(args, settings, questions)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return _run_eval(args, settings, questions, len(problems))
 
 
-def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list]:
-    """Settings whose corpus is the SQuAD file's articles (indexed in `work`), and its questions."""
+def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list, list[str]]:
+    """Settings whose corpus is the SQuAD file's articles (indexed in `work`), its questions, and
+    the problems of the items skipped."""
     from qa.build import build_index
     from qa.evaluate import squad_corpus
     from qa.models import get_embedder
     from qa.squad import load_squad
 
+    problems: list[str] = []
     try:
-        articles = load_squad(path)
-    except (ValueError, KeyError, TypeError) as error:
+        articles = load_squad(path, problems)
+    except ValueError as error:
         raise QAError(f"{path}: not a SQuAD-format file ({error}); give a JSON Lines file or SQuAD JSON") from error
     settings = dataclasses.replace(settings, corpus_dir=work / "squad_corpus", index_dir=work / "squad_index")
     for old in settings.corpus_dir.glob("[0-9][0-9][0-9]_*.txt"):  # articles of an earlier run
@@ -269,10 +271,10 @@ def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, 
     questions = squad_corpus(articles, settings.corpus_dir)
     summary = build_index(settings, get_embedder(settings.embed_model, settings.threads), progress=sys.stderr.isatty())
     print(f"corpus: {len(articles)} articles from {path}; {summary.line()}", file=sys.stderr)
-    return settings, questions
+    return settings, questions, problems
 
 
-def _run_eval(args: argparse.Namespace, settings: Settings, questions: list) -> int:
+def _run_eval(args: argparse.Namespace, settings: Settings, questions: list, skipped: int = 0) -> int:
     from qa.evaluate import evaluate, summarize, table, write_outputs
     from qa.pipeline import Pipeline
 
@@ -284,7 +286,7 @@ def _run_eval(args: argparse.Namespace, settings: Settings, questions: list) -> 
     k = args.k or settings.k
     began = time.perf_counter()
     records = evaluate(pipeline, questions, k, settings.answer_mode, args.retrieval_only, progress=sys.stderr.isatty())
-    summary = summarize(records, k)
+    summary = summarize(records, k, skipped)
     what = "retrieval only" if args.retrieval_only else f"mode {settings.answer_mode}"
     settings_line = (
         f"{len(questions)} questions from {args.questions}, {what}, k={k}, embedder {settings.embed_model}, "

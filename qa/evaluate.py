@@ -61,13 +61,15 @@ class Question:
 
 
 def load_questions(path: Path) -> tuple[list[Question], list[str]]:
-    """(questions, problems): each problem names its line; the bad line is skipped."""
+    """(questions, problems): each problem names its line; the bad line (not UTF-8, not JSON,
+    a field of the wrong type) is skipped and the rest is read."""
     questions, problems = [], []
-    with path.open(encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+    with path.open("rb") as f:
+        for number, data in enumerate(f, start=1):
             try:
+                line = data.decode("utf-8-sig" if number == 1 else "utf-8")
+                if not line.strip():
+                    continue
                 raw = json.loads(line)
                 if not isinstance(raw, dict):
                     raise ValueError("not a JSON object")
@@ -77,16 +79,32 @@ def load_questions(path: Path) -> tuple[list[Question], list[str]]:
                     Question(
                         id=str(raw.get("id", f"line{number}")),
                         question=raw["question"],
-                        answers=tuple(map(str, raw["answers"])),
-                        evidence=tuple(map(str, raw.get("evidence") or ())),
-                        must_include=tuple(map(str, raw.get("must_include") or ())),
+                        answers=_strings(raw, "answers"),
+                        evidence=_strings(raw, "evidence"),
+                        must_include=_strings(raw, "must_include"),
                         type=str(raw.get("type") or "untyped"),
                         extra={k: v for k, v in raw.items() if k not in KNOWN_FIELDS},
                     )
                 )
+            except UnicodeDecodeError:
+                problems.append(f"{path}:{number}: skipped: not UTF-8 text")
             except ValueError as error:
                 problems.append(f"{path}:{number}: skipped: {error}")
     return questions, problems
+
+
+def _strings(raw: dict, key: str) -> tuple[str, ...]:
+    """A list-of-strings field (numbers are taken as their text; missing or null: empty).
+
+    >>> _strings({"answers": ["1965", 1965]}, "answers"), _strings({}, "evidence")
+    (('1965', '1965'), ())
+    """
+    value = raw.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f'"{key}" must be a list of strings')
+    return tuple(map(str, value))
 
 
 def squad_corpus(articles: Sequence[SquadArticle], folder: Path) -> list[Question]:
@@ -276,9 +294,9 @@ def evaluate(
     return records
 
 
-def summarize(records: Sequence[dict], k: int) -> dict:
-    """Overall metrics and the same per `type`."""
-    summary = {"overall": _metrics(records, k)}
+def summarize(records: Sequence[dict], k: int, skipped: int = 0) -> dict:
+    """Overall metrics (with `skipped`: input lines or items left out as malformed) and the same per `type`."""
+    summary = {"overall": {**_metrics(records, k), "skipped": skipped}}
     for kind in sorted({r["type"] for r in records}):
         summary[kind] = _metrics([r for r in records if r["type"] == kind], k)
     return summary
@@ -328,7 +346,7 @@ def _round(value: float | None) -> float | None:
 # ---------------------------------------------------------------- output
 
 TABLE_METRICS = (  # the printed table; summary.json has every metric
-    "questions", "hit@1", "hit@3", "contains_gold", "f1", "squad_f1", "HasAns_f1", "abstain_f1",
+    "questions", "errors", "skipped", "hit@1", "hit@3", "contains_gold", "f1", "squad_f1", "HasAns_f1", "abstain_f1",
     "correct_abstention", "false_abstention", "short_answer_words", "citation_precision", "citation_support",
     "first_token_ms_p50", "total_ms_p50", "total_ms_p95",
 )

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,26 +45,54 @@ class SquadArticle:
     questions: tuple[SquadQuestion, ...]
 
 
-def load_squad(path: Path) -> list[SquadArticle]:
-    """The articles of a SQuAD-format JSON file; raises ValueError when it is not one."""
+def load_squad(path: Path, problems: list[str] | None = None) -> list[SquadArticle]:
+    """The articles of a SQuAD-format JSON file; raises ValueError when it is not one. An
+    article, paragraph or question that does not have the format (a context that is not text,
+    an answer without a text and an offset…) is skipped and named in `problems` (else logged)."""
     raw = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
         raise ValueError(f"{path} is not a SQuAD-format file (no top-level \"data\" list)")
+
+    def skipped(where: str, why: str) -> None:
+        message = f"{path}: {where}: skipped: {why}"
+        if problems is None:
+            log.warning(message)
+        else:
+            problems.append(message)
+
     articles = []
     for number, article in enumerate(raw["data"], start=1):
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs", []), list):
+            skipped(f"article {number}", 'not an object with a "paragraphs" list')
+            continue
         title = str(article.get("title") or f"article {number}")
         paragraphs, questions = [], []
-        for paragraph in article.get("paragraphs", []):
-            context = paragraph["context"]
+        for p_number, paragraph in enumerate(article.get("paragraphs", []), start=1):
+            context = paragraph.get("context") if isinstance(paragraph, dict) else None
+            qas = paragraph.get("qas", []) if isinstance(paragraph, dict) else None
+            if not isinstance(context, str) or not isinstance(qas, list):
+                skipped(f"{title}, paragraph {p_number}", 'needs "context" (text) and "qas" (a list)')
+                continue
             paragraphs.append(context)
-            for qa in paragraph.get("qas", []):
-                gold = [] if qa.get("is_impossible") else qa.get("answers", [])
-                questions.append(SquadQuestion(
-                    id=str(qa["id"]), question=qa["question"],
-                    answers=tuple(a["text"] for a in gold), answer_starts=tuple(int(a["answer_start"]) for a in gold),
-                    context=context, title=title))
+            for q_number, qa in enumerate(qas, start=1):
+                try:
+                    questions.append(_squad_question(qa, context, title))
+                except ValueError as error:
+                    skipped(f"{title}, paragraph {p_number}, question {q_number}", str(error))
         articles.append(SquadArticle(title, tuple(paragraphs), tuple(questions)))
     return articles
+
+
+def _squad_question(qa: object, context: str, title: str) -> SquadQuestion:
+    if not isinstance(qa, dict) or not isinstance(qa.get("question"), str) or not isinstance(qa.get("id"), (str, int)):
+        raise ValueError('needs "id" and "question" (text)')
+    gold = [] if qa.get("is_impossible") else qa.get("answers", [])
+    if not isinstance(gold, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("text"), str) and type(a.get("answer_start")) is int for a in gold
+    ):
+        raise ValueError('"answers" must be a list of {"text": text, "answer_start": a whole number}')
+    return SquadQuestion(id=str(qa["id"]), question=qa["question"], answers=tuple(a["text"] for a in gold),
+                         answer_starts=tuple(a["answer_start"] for a in gold), context=context, title=title)
 
 
 def normalize_answer(text: str) -> str:

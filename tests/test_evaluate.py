@@ -159,3 +159,39 @@ def test_a_squad_file_becomes_a_corpus_and_a_question_set(tmp_path: Path):
     with pytest.raises(ValueError, match="not a SQuAD-format file"):
         (tmp_path / "bad.json").write_text("[1, 2]", encoding="utf-8")
         load_squad(tmp_path / "bad.json")
+
+
+def test_bad_lines_of_a_question_file_are_skipped_and_named(tmp_path: Path):
+    from qa.evaluate import load_questions
+
+    path = tmp_path / "q.jsonl"
+    good = json.dumps({"question": "When?", "answers": ["1965"], "evidence": ["in 1965"]})
+    path.write_bytes(b"\n".join([
+        good.encode(),
+        json.dumps({"question": "Caf\u00e9?", "answers": []}, ensure_ascii=False).encode("latin-1"),
+        json.dumps({"question": "When?", "answers": ["1965"], "evidence": 5}).encode(),
+        json.dumps({"question": ["When?"], "answers": []}).encode(),
+        json.dumps({"question": "When?", "answers": [{"text": "1965"}]}).encode(),
+        b"[1]", b"{not json",
+    ]))
+    questions, problems = load_questions(path)
+    assert [q.evidence for q in questions] == [("in 1965",)]
+    assert [p.split(":")[1] for p in problems] == ["2", "3", "4", "5", "6", "7"]
+    assert "not UTF-8" in problems[0] and '"evidence" must be a list of strings' in problems[1]
+
+
+def test_bad_items_of_a_squad_file_are_skipped_and_named(tmp_path: Path):
+    from qa.squad import load_squad
+
+    context = "Busan is a port. It was founded in 1876."
+    good_q = {"id": "a", "question": "When was it founded?", "answers": [{"text": "1876", "answer_start": 34}]}
+    raw = {"data": [1, {"title": "Busan", "paragraphs": [
+        {"context": 5, "qas": [good_q]},
+        {"context": context, "qas": [good_q, {"id": "b", "question": ["x"]}, {"id": "c", "question": "Why?",
+                                                                              "answers": [{"text": 5}]}]}]}]}
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    problems: list[str] = []
+    (article,) = load_squad(path, problems)
+    assert [q.id for q in article.questions] == ["a"] and article.paragraphs == (context,)
+    assert len(problems) == 4 and "article 1: skipped" in problems[0] and "paragraph 1: skipped" in problems[1]
