@@ -62,6 +62,14 @@ class Settings:
     threads: int = max(1, min(4, os.cpu_count() or 1))  # more than the cores only slows torch down
     auth: str = ""  # "user:password" makes the web app ask for a login (QA_AUTH)
     rate_limit: int = 30  # questions per client address per minute in the web app; 0: no limit
+    # Host names the web app answers for besides loopback, IP addresses and this machine's names
+    # (comma-separated; ".example.org" for its subdomains; "*" for any): other Host/Origin headers are refused.
+    allowed_hosts: str = ""
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks); from
+    # anyone else the header is ignored, so it cannot dodge the rate limit.
+    trusted_proxies: str = ""
+    max_request_mb: int = 2  # request bodies other than uploads (uploads: 5 × max_file_mb)
+    upload_cache_minutes: int = 60  # the web app deletes uploaded copies older than this from its cache
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -85,7 +93,7 @@ class Settings:
         if self.reader_context not in READER_CONTEXTS:
             raise SettingsError(f"reader context must be one of {', '.join(READER_CONTEXTS)}, not {self.reader_context!r}")
         for name in ("k", "reader_windows", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads",
-                     "ann_threshold", "max_file_mb", "max_units_per_file"):
+                     "ann_threshold", "max_file_mb", "max_units_per_file", "max_request_mb", "upload_cache_minutes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
         cores = os.cpu_count() or 1

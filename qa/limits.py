@@ -15,6 +15,25 @@ from collections import deque
 from collections.abc import Callable
 
 
+MAX_KEYS = 10_000  # clients (or user names) remembered at most: memory stays bounded
+MAX_NAME_CHARS, MAX_PASSWORD_CHARS = 256, 1024
+
+
+def _bounded(seen: dict[str, deque[float]], now: float, window: float) -> dict[str, deque[float]]:
+    """`seen` itself while it has at most MAX_KEYS keys; else without the keys idle for `window`,
+    and if still too many, without the oldest (a flood of new keys forgets old ones: memory wins).
+
+    >>> len(_bounded({str(n): deque([float(n)]) for n in range(MAX_KEYS + 5)}, 0.0, 60))
+    5000
+    """
+    if len(seen) <= MAX_KEYS:
+        return seen
+    kept = {k: v for k, v in seen.items() if v and now - v[-1] < window}
+    if len(kept) > MAX_KEYS:
+        kept = dict(list(kept.items())[-(MAX_KEYS // 2):])
+    return kept
+
+
 class RateLimit:
     """At most `per_minute` events per key in any 60 seconds (0: no limit)."""
 
@@ -36,8 +55,7 @@ class RateLimit:
             if len(seen) >= self.per_minute:
                 return round(60 - (now - seen[0]), 1)
             seen.append(now)
-            if len(self._seen) > 10_000:  # forget idle clients so memory stays bounded
-                self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < 60}
+            self._seen = _bounded(self._seen, now, 60)
             return 0.0
 
 
@@ -62,6 +80,8 @@ class LoginGuard:
     def __call__(self, user: str, password: str) -> bool:
         import hmac
 
+        if len(user) > MAX_NAME_CHARS or len(password) > MAX_PASSWORD_CHARS:
+            return False  # never a valid login; not remembered, so it costs no memory
         now = self.clock()
         with self._lock:
             failures = self._failures.setdefault(user, deque())
@@ -73,6 +93,128 @@ class LoginGuard:
                 password.encode(), self.password.encode())
             if not ok:
                 failures.append(now)
-                if len(self._failures) > 10_000:  # forget old names so memory stays bounded
-                    self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < self.window}
+                self._failures = _bounded(self._failures, now, self.window)
             return ok
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class HostRule:
+    """Which host names a request may name in its `Host` and `Origin` headers. A page served under
+    another name (DNS rebinding: `attacker.example` resolving to this machine) is refused, so a
+    foreign site can never act through a visitor's browser. Accepted: loopback names, any IP
+    address (a rebinding needs a name), this machine's names, the served `--host`, and `allowed`
+    (comma-separated; `.example.org` accepts its subdomains; `*` accepts every name).
+
+    >>> rule = HostRule("docs.example.org, .corp.example")
+    >>> [rule.allows(h) for h in ("localhost:7860", "10.0.0.5:80", "[::1]:7860", "docs.example.org",
+    ...                            "wiki.corp.example", "attacker.example:7874", "")]
+    [True, True, True, True, True, False, False]
+    """
+
+    def __init__(self, allowed: str = "", served_host: str = "") -> None:
+        import socket
+
+        names = [n.strip().lower() for n in allowed.split(",") if n.strip()]
+        self.any = "*" in names
+        self.suffixes = tuple(n for n in names if n.startswith("."))
+        self.names = {n for n in names if not n.startswith(".")} | set(LOOPBACK_NAMES)
+        self.names |= {n.lower() for n in (served_host, socket.gethostname(), socket.getfqdn()) if n}
+
+    def allows(self, host: str) -> bool:
+        """`host` as a `Host` header gives it (name or address, optional port)."""
+        import ipaddress
+
+        name = host.strip().lower()
+        if name.startswith("["):  # [v6]:port
+            name = name[1:].partition("]")[0]
+        elif name.count(":") == 1:
+            name = name.partition(":")[0]
+        if not name:
+            return False
+        if self.any or name in self.names or name.endswith(self.suffixes):
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
+
+class RequestGuard:
+    """ASGI middleware in front of the app: refuses a request whose `Host` or `Origin` names a
+    host `rule` does not allow (400/403), and a body over `max_body` bytes (`max_upload_body` for
+    uploads) with 413 — from its Content-Length before anything is read, or as soon as a body
+    without one grows past the limit; before any route, login or parsing work."""
+
+    def __init__(self, app, rule: HostRule, max_body: int, max_upload_body: int) -> None:  # noqa: ANN001
+        self.app, self.rule, self.max_body, self.max_upload_body = app, rule, max_body, max_upload_body
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        refusal = self.refusal(headers, scope.get("path", ""))
+        if refusal is not None:
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": 1008})
+            return await _respond(send, *refusal)
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        limit = self.max_upload_body if scope.get("path", "").rstrip("/").endswith("/upload") else self.max_body
+        received, started = 0, False
+
+        async def counted_receive():  # noqa: ANN202
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracked_send(message) -> None:  # noqa: ANN001
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await _respond(send, 413, _too_large(limit))
+
+    def refusal(self, headers: dict[str, str], path: str) -> tuple[int, str] | None:
+        """(status, message) when the request must be refused before it is read, else None."""
+        from urllib.parse import urlsplit
+
+        host = headers.get("host")
+        if host is not None and not self.rule.allows(host):
+            return 400, f"this server does not answer for the host {host[:100]!r} (QA_ALLOWED_HOSTS)"
+        origin = headers.get("origin")
+        if origin and origin != "null" and not self.rule.allows(urlsplit(origin).netloc):
+            return 403, f"requests from {origin[:100]!r} are not accepted (QA_ALLOWED_HOSTS)"
+        length = headers.get("content-length", "")
+        limit = self.max_upload_body if path.rstrip("/").endswith("/upload") else self.max_body
+        if length.isdigit() and int(length) > limit:
+            return 413, _too_large(limit)
+        return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is over the limit of {limit / 2**20:g} MB (QA_MAX_REQUEST_MB, QA_MAX_FILE_MB)"
+
+
+async def _respond(send, status: int, message: str) -> None:  # noqa: ANN001
+    import json
+
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

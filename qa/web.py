@@ -21,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from qa.config import Settings  # noqa: E402
-from qa.limits import LoginGuard, RateLimit  # noqa: E402
+from qa.limits import HostRule, LoginGuard, RateLimit, RequestGuard  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from qa.webchat import (  # noqa: E402
     EMPTY_CONVERSATION,
@@ -102,7 +102,8 @@ SCROLL_TO_CITED = "() => setTimeout(() => document.querySelector('#document mark
 
 def build(pipeline: Pipeline) -> gr.Blocks:
     settings = pipeline.settings
-    with gr.Blocks(title="docqa") as demo:
+    cache_age = settings.upload_cache_minutes * 60  # uploads are copied into the corpus; the cached copy is waste
+    with gr.Blocks(title="docqa", delete_cache=(min(cache_age, 600), cache_age)) as demo:
         gr.Markdown("# docqa\nAsk about your documents. Every answer cites its sources; click a marker to check it.")
         status = gr.Markdown("Loading the index and models…", elem_id="status")
         conversation = gr.BrowserState(EMPTY_CONVERSATION, storage_key="docqa-conversation")
@@ -210,6 +211,12 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
+    from starlette.middleware import Middleware
+
+    # uvicorn rewrites the client address from X-Forwarded-For only for these peers (default: none).
+    os.environ["FORWARDED_ALLOW_IPS"] = settings.trusted_proxies
+    guard = Middleware(RequestGuard, rule=HostRule(settings.allowed_hosts, host),
+                       max_body=settings.max_request_mb * 2**20, max_upload_body=5 * settings.max_file_mb * 2**20)
     pipeline = Pipeline(settings)
     print(ready(pipeline).replace("**", ""), file=sys.stderr)
     demo = build(pipeline)
@@ -230,6 +237,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         mcp_server=False,
         css=CSS,
         js=JS,
+        app_kwargs={"middleware": [guard]},
     )
     return 0
 

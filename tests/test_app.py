@@ -129,6 +129,19 @@ def test_server_refuses_files_and_monitoring(server: str):
         assert error.value.code in (403, 404), path
 
 
+def test_foreign_hosts_origins_and_big_bodies_are_refused_before_any_route(server: str, seed_workdir: Path):
+    port = server.rstrip("/").rsplit(":", 1)[1]
+    assert httpx.get(server, headers={"Host": f"localhost:{port}"}, timeout=10).status_code == 200
+    assert httpx.get(server, headers={"Host": "attacker.example:7874"}, timeout=10).status_code == 400
+    remove = f"{server}gradio_api/call/remove"  # DNS rebinding: a foreign page posting through the browser
+    body = {"data": ["any", True]}
+    assert httpx.post(remove, json=body, headers={"Host": "attacker.example:7874"}, timeout=10).status_code == 400
+    assert httpx.post(remove, json=body, headers={"Origin": "http://attacker.example"}, timeout=10).status_code == 403
+    big = httpx.post(f"{server}gradio_api/queue/join", content=b"{" + b" " * (3 * 2**20), timeout=30)
+    assert big.status_code == 413 and "QA_MAX_REQUEST_MB" in big.text
+    assert sorted(p.name for p in (seed_workdir / "corpus").iterdir()) == ["japan_south_korea_relations.txt"]
+
+
 def test_browser_asks_clicks_a_citation_and_sees_the_passage(server: str, tmp_path: Path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -240,6 +253,9 @@ def test_a_login_can_be_required_and_guessing_it_locks_the_name_out(seed_workdir
                 Client(url, auth=("reader", guess), verbose=False)
         with pytest.raises(ValueError, match="Could not login"):  # locked out: even the right password
             Client(url, auth=("reader", "s3cret"), verbose=False)
+        huge = httpx.post(f"{url}login", content=b"username=" + b"a" * (3 * 2**20) + b"&password=x",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+        assert huge.status_code == 413  # refused from its length, before the login is parsed
 
 
 def test_each_client_is_limited_to_its_questions_per_minute(seed_workdir: Path):
@@ -254,6 +270,9 @@ def test_each_client_is_limited_to_its_questions_per_minute(seed_workdir: Path):
             client.predict(QUESTION, api_name="/ask")
         chat, _, _ = client.predict(QUESTION, {}, 5, "evidence", False, api_name="/chat")
         assert chat[-1]["content"][0]["text"].startswith("Too many questions")
+        disguised = Client(url, headers={"X-Forwarded-For": "203.0.113.9"}, verbose=False)  # not a trusted proxy
+        with pytest.raises(AppError, match="Too many questions"):
+            disguised.predict(QUESTION, api_name="/ask")
 
 
 def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path, tmp_path: Path):

@@ -1,0 +1,57 @@
+"""The server's guards, unit-tested on a small ASGI app (the real server: tests/test_app.py)."""
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from qa.limits import MAX_KEYS, HostRule, LoginGuard, RateLimit, RequestGuard
+
+
+async def echo(request):
+    return JSONResponse({"bytes": len(await request.body())})
+
+
+@pytest.fixture
+def guarded() -> TestClient:
+    app = Starlette(routes=[Route("/run", echo, methods=["GET", "POST"]), Route("/gradio_api/upload", echo, methods=["POST"])],
+                    middleware=[Middleware(RequestGuard, rule=HostRule("docs.example.org"), max_body=1000,
+                                           max_upload_body=5000)])
+    return TestClient(app, base_url="http://localhost:7860")
+
+
+def test_foreign_hosts_and_origins_are_refused(guarded: TestClient):
+    assert guarded.post("/run", content=b"x").json() == {"bytes": 1}
+    assert guarded.post("/run", headers={"Host": "docs.example.org"}).status_code == 200
+    refused = guarded.post("/run", headers={"Host": "attacker.example:7874"})
+    assert refused.status_code == 400 and "QA_ALLOWED_HOSTS" in refused.json()["error"]
+    assert guarded.post("/run", headers={"Origin": "http://attacker.example:7874"}).status_code == 403
+    assert guarded.post("/run", headers={"Origin": "http://127.0.0.1:3000"}).status_code == 200
+
+
+def test_bodies_over_the_limit_are_refused_with_or_without_a_length(guarded: TestClient):
+    assert guarded.post("/run", content=b"x" * 1000).status_code == 200
+    too_big = guarded.post("/run", content=b"x" * 1001)
+    assert too_big.status_code == 413 and "QA_MAX_REQUEST_MB" in too_big.json()["error"]
+    chunked = guarded.post("/run", content=iter([b"x" * 600, b"x" * 600]))  # no Content-Length
+    assert chunked.status_code == 413
+    assert guarded.post("/gradio_api/upload", content=b"x" * 4000).status_code == 200
+    assert guarded.post("/gradio_api/upload", content=b"x" * 5001).status_code == 413
+
+
+def test_failed_logins_with_huge_or_countless_names_keep_memory_bounded():
+    guard = LoginGuard("reader:s3cret", clock=lambda: 0.0)
+    assert not guard("x" * 500_000, "pw") and not guard._failures  # refused, not remembered
+    for n in range(MAX_KEYS + 100):
+        guard(f"user{n}", "wrong")
+    assert len(guard._failures) <= MAX_KEYS
+    assert guard("reader", "s3cret")
+
+
+def test_the_rate_limit_remembers_a_bounded_number_of_clients():
+    limit = RateLimit(per_minute=1, clock=lambda: 0.0)
+    for n in range(MAX_KEYS + 100):
+        limit.wait(f"10.0.{n // 256}.{n % 256}")
+    assert len(limit._seen) <= MAX_KEYS
