@@ -26,7 +26,7 @@ import numpy as np
 
 from qa.chunking import Split, embedding_text, split_document
 from qa.config import Settings
-from qa.corpus import UnreadableFile, file_sha256, find_files, read_document
+from qa.corpus import UnreadableFile, file_sha256, find_files, read_document, remove_leftovers
 from qa.errors import EmptyCorpusError, IndexWriteError, QAError
 from qa.index import DocumentInfo, Index, StoredDocument, load_index
 from qa.manifest import Manifest, SourceRecord, file_changed, fingerprint, read_manifest
@@ -53,6 +53,7 @@ class BuildSummary:
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
+    note: str = ""  # what else was done (a removal says what became of the file)
 
     def line(self) -> str:
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
@@ -310,6 +311,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
     if not files:
         raise EmptyCorpusError(f"no documents in {settings.corpus_dir}/: add .txt or .md files there, then run `qa index`")
     with build_lock(target):
+        for name in remove_leftovers(settings.corpus_dir):
+            log.info("deleted %s, left in %s/ by an upload or removal that was killed", name, settings.corpus_dir)
         recover(target)
         for leftover in target.parent.glob(f".{target.name}.tmp-*"):  # from builds that were killed
             shutil.rmtree(leftover, ignore_errors=True)

@@ -14,6 +14,7 @@ What it does not: chunking (see `qa.chunking`) or any model work.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -112,9 +113,12 @@ def set_ignored(corpus_dir: Path, rel: str, ignored: bool) -> None:
     paths = ignored_paths(corpus_dir)
     paths = paths | {rel} if ignored else paths - {rel}
     staged = corpus_dir / f"{IGNORE_FILE}.tmp-{os.getpid()}"
-    staged.write_text("# kept out of the index (removed in the app); delete a line to index the file again\n"
-                      + "".join(f"{path}\n" for path in sorted(paths)), encoding="utf-8")
-    os.replace(staged, corpus_dir / IGNORE_FILE)
+    try:
+        staged.write_text("# kept out of the index (removed in the app); delete a line to index the file again\n"
+                          + "".join(f"{path}\n" for path in sorted(paths)), encoding="utf-8")
+        os.replace(staged, corpus_dir / IGNORE_FILE)
+    finally:
+        staged.unlink(missing_ok=True)  # after a failed write (a full disk) nothing is left behind
 
 
 def decode(data: bytes, name: str = "") -> str:
@@ -338,6 +342,7 @@ def iter_sections(text: str) -> Iterator[Section]:
         yield Section(" > ".join(name for _, name in stack), body_start, len(text))
 
 
+MAX_NAME_CHARS = 80  # 3 bytes a character at most: under the 255-byte limit of file names
 _UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
 
 
@@ -349,13 +354,43 @@ def safe_file_name(name: str) -> str:
     'é t_é.TXT'
     >>> safe_file_name("..\\\\..\\\\x.md")
     'x.md'
+    >>> len(safe_file_name("日本" * 100 + ".pdf"))  # at most 80 characters (240 bytes: under NAME_MAX)
+    80
     """
     base = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
-    base = _UNSAFE_NAME.sub("_", base).strip(" .")[:120]
+    base = _UNSAFE_NAME.sub("_", base).strip(" .")
     stem, dot, suffix = base.rpartition(".")
+    if len(base) > MAX_NAME_CHARS:  # shortened, keeping its type
+        base = f"{stem[: MAX_NAME_CHARS - len(suffix) - 1].rstrip(' .')}.{suffix}" if dot else base[:MAX_NAME_CHARS]
     if not dot or f".{suffix.lower()}" not in SUFFIXES or not stem.strip(" ._"):
         raise UnreadableFile(f"{name!r}: only {', '.join(SUFFIXES)} files can be added")
     return base
+
+
+UPLOAD_PREFIX = ".upload-"
+
+
+def remove_leftovers(corpus_dir: Path) -> list[str]:
+    """Delete what an upload or a removal killed mid-write left in `corpus_dir` (hidden
+    `.upload-PID.*` and `.qaignore.tmp-PID` files of processes no longer running); their names."""
+    removed = []
+    for path in [*corpus_dir.glob(f"{UPLOAD_PREFIX}*"), *corpus_dir.glob(f"{IGNORE_FILE}.tmp-*")]:
+        pid = path.name.removeprefix(UPLOAD_PREFIX).removeprefix(f"{IGNORE_FILE}.tmp-").partition(".")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path.name)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def add_file(corpus_dir: Path, name: str, source: Path, max_mb: int = 20) -> Path:
@@ -370,9 +405,9 @@ def add_file(corpus_dir: Path, name: str, source: Path, max_mb: int = 20) -> Pat
     while target.exists() and target.read_bytes() != data:
         target = corpus_dir / f"{stem}-{n}{suffix}"
         n += 1
-    staged = corpus_dir / f".upload-{os.getpid()}{suffix}"  # hidden: never indexed half-written
-    staged.write_bytes(data)
+    staged = corpus_dir / f"{UPLOAD_PREFIX}{os.getpid()}{suffix}"  # hidden: never indexed half-written
     try:
+        staged.write_bytes(data)
         read_document(staged, corpus_dir)  # the same checks indexing makes
         os.replace(staged, target)
     finally:

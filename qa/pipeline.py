@@ -9,6 +9,7 @@ swaps the new one in; `document()` and `remove()` serve the app's document view 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from qa.answer import Answerer
 from qa.build import BuildSummary, build_index
 from qa.config import Settings
-from qa.corpus import UnreadableFile, read_document, set_ignored
+from qa.corpus import IGNORE_FILE, UnreadableFile, read_document, set_ignored
 from qa.errors import QAError
 from qa.followup import standalone_query
 from qa.generate import Generator, get_generator
@@ -124,18 +125,40 @@ class Pipeline:
 
     def remove(self, doc_id: str, delete_file: bool = False,
                report: Callable[[str, float], None] | None = None) -> BuildSummary:
-        """Take a document out of the index; its file stays in the corpus (listed in
-        `.qaignore`) unless `delete_file`."""
-        info = self.index.documents.get(doc_id)
+        """Take a document out of the index: its path is listed in `.qaignore`, the index is
+        rebuilt, and only then, if `delete_file`, the file is deleted (and unlisted). A failure
+        (another build running, a read-only or missing corpus folder, a full disk) changes
+        nothing and says why; the summary's `note` says what became of the file."""
+        if not isinstance(delete_file, bool):
+            raise QAError(f"'delete file' must be true or false, not {delete_file!r}")
+        info = self.index.documents.get(doc_id) if isinstance(doc_id, str) else None
         if info is None:
             raise QAError("that document is not in the index")
         if len(self.index.documents) == 1:
             raise QAError("this is the only document in the index; add another before removing it")
+        corpus = self.settings.corpus_dir
+        try:
+            set_ignored(corpus, info.path, True)
+        except OSError as error:
+            raise QAError(f"could not record the removal in {corpus}/{IGNORE_FILE} ({error.strerror or error});"
+                          " nothing was changed") from None
+        try:
+            summary = self.rebuild(report)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                set_ignored(corpus, info.path, False)  # as it was: the document stays indexed
+            raise
+        note = f"its file {info.path} stays in {corpus}/ (listed in {IGNORE_FILE})"
         if delete_file:
-            (self.settings.corpus_dir / info.path).unlink(missing_ok=True)
-        else:
-            set_ignored(self.settings.corpus_dir, info.path, True)
-        return self.rebuild(report)
+            try:
+                (corpus / info.path).unlink(missing_ok=True)
+                note = f"its file {info.path} was deleted"
+            except OSError as error:
+                note = f"its file {info.path} could not be deleted ({error.strerror or error}); it stays listed in {IGNORE_FILE}"
+            else:
+                with contextlib.suppress(OSError):  # a stale line for a deleted file is harmless
+                    set_ignored(corpus, info.path, False)
+        return dataclasses.replace(summary, note=f"removed {info.title}; {note}")
 
     def search(self, question: str, k: int | None = None) -> tuple[str, list[Passage]]:
         """(the cleaned question, its passages); raises `BadQuestionError` for unusable input."""

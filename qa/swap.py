@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from qa.errors import IndexBusyError
+from qa.errors import IndexBusyError, IndexWriteError
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,13 @@ def build_running(target: Path) -> bool:
 
 @contextlib.contextmanager
 def build_lock(target: Path) -> Iterator[None]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with sibling(target, "lock").open("w") as lock:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = sibling(target, "lock").open("a")
+    except OSError as error:
+        raise IndexWriteError(f"cannot write in {target.parent}/ ({error.strerror or error}); the previous index"
+                              " is untouched") from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

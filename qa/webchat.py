@@ -180,7 +180,11 @@ def reindex(work, progress: gr.Progress) -> str:  # noqa: ANN001
         summary = work(lambda text, done: progress(done, desc=text))
     except QAError as error:
         return f"**Not done.** {escape_text(str(error))}"
-    return f"Done: {escape_text(summary.line())} ({escape_text(summary.changes())})."
+    except Exception:  # never a blank "Error"; the server log has the traceback
+        log.exception("indexing failed")
+        return "**Not done.** Something went wrong while indexing; the server log has the details."
+    note = f" {escape_text(summary.note[0].upper() + summary.note[1:])}." if summary.note else ""
+    return f"Done: {escape_text(summary.line())} ({escape_text(summary.changes())}).{note}"
 
 
 def rebuild(pipeline: Pipeline, progress=gr.Progress()) -> tuple:  # noqa: ANN001
@@ -210,14 +214,18 @@ def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress()) -> tu
     if notes:
         message += " " + "; ".join(notes) + "."
     if saved:
-        message = f"{escape_text(message)} {reindex(pipeline.rebuild, progress)}"
-        return index_outputs(pipeline, message)
+        indexed_message = reindex(pipeline.rebuild, progress)
+        if indexed_message.startswith("**Not done.**"):
+            indexed_message = indexed_message.replace("**Not done.**", "**Saved in the corpus folder but not indexed:**")
+        return index_outputs(pipeline, f"{escape_text(message)} {indexed_message}")
     return index_outputs(pipeline, escape_text(message))
 
 
 def remove(pipeline: Pipeline, doc_id: str | None, delete_file: bool, progress=gr.Progress()) -> tuple:  # noqa: ANN001
-    if not doc_id:
-        return index_outputs(pipeline, "Choose a document to remove first.")
+    if not doc_id or not isinstance(doc_id, str):
+        return index_outputs(pipeline, "Choose a document to remove first. Nothing was changed.")
+    if not isinstance(delete_file, bool):
+        return index_outputs(pipeline, "Not done: 'delete file' must be true or false. Nothing was changed.")
     return index_outputs(pipeline, reindex(functools.partial(pipeline.remove, doc_id, delete_file), progress))
 
 

@@ -1,7 +1,9 @@
 """The pipeline a front end holds: rebuilds swap the index in while questions keep being answered,
 documents can be opened at a cited span and removed (fake embedder and reader)."""
 
+import os
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import FakeReader
@@ -90,3 +92,52 @@ def test_a_follow_up_is_read_with_the_query_the_retriever_used(pipeline: Pipelin
     question, _ = pipeline.reader.seen[-1]
     assert question == answer.query and "Liancourt" in question  # not declined for lack of its subject
     assert answer.question == "and what are they called in Korean?" and answer.short_answer.text == "Dokdo"
+
+
+def test_a_removal_that_cannot_finish_changes_nothing_and_says_why(pipeline: Pipeline, monkeypatch):
+    from qa.corpus import ignored_paths
+    from qa.errors import IndexBusyError
+
+    corpus = pipeline.settings.corpus_dir
+    rocks = next(d.doc_id for d in pipeline.index.documents.values() if d.path == "rocks.md")
+    with pytest.raises(QAError, match="must be true or false"):
+        pipeline.remove(rocks, "false")  # a string is not a boolean
+
+    def busy(report=None):
+        raise IndexBusyError("another `qa index` is already building index/: wait for it to finish")
+
+    monkeypatch.setattr(pipeline, "rebuild", busy)
+    with pytest.raises(IndexBusyError):
+        pipeline.remove(rocks, delete_file=True)
+    assert (corpus / "rocks.md").is_file() and not ignored_paths(corpus)  # the file and the listing as they were
+    monkeypatch.undo()
+
+    def read_only(*args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("qa.pipeline.set_ignored", read_only)
+    with pytest.raises(QAError, match="could not record the removal.*Permission denied.*nothing was changed"):
+        pipeline.remove(rocks)
+    monkeypatch.undo()
+    summary = pipeline.remove(rocks, delete_file=True)
+    assert summary.note.endswith("its file rocks.md was deleted")
+    assert not (corpus / "rocks.md").exists() and not ignored_paths(corpus)
+
+
+def test_a_read_only_index_folder_is_a_message_and_leftovers_are_cleaned(pipeline: Pipeline, tmp_path: Path):
+    import dataclasses
+
+    from qa.build import build_index
+    from qa.errors import IndexWriteError
+
+    corpus = pipeline.settings.corpus_dir
+    (corpus / ".upload-999999.md").write_text("half", encoding="utf-8")  # a killed upload (no such process)
+    (corpus / f".upload-{os.getpid()}.md").write_text("in progress", encoding="utf-8")  # a live one
+    (corpus / ".qaignore.tmp-999999").write_text("x", encoding="utf-8")
+    pipeline.rebuild()
+    assert sorted(p.name for p in corpus.glob(".*")) == [f".upload-{os.getpid()}.md"]
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    settings = dataclasses.replace(pipeline.settings, index_dir=blocked / "index")  # cannot be created
+    with pytest.raises(IndexWriteError, match="cannot write in"):
+        build_index(settings, pipeline.embedder, progress=False)

@@ -142,3 +142,16 @@ def test_a_utf16_file_cut_mid_character_is_refused_with_a_reason(tmp_path: Path)
     (tmp_path / "odd.txt").write_bytes("\ufeffhello".encode("utf-16-le")[:-1])
     with pytest.raises(UnreadableFile, match="could not be read"):
         read_document(tmp_path / "odd.txt", tmp_path)
+
+
+def test_long_upload_names_keep_their_type(tmp_path: Path):
+    from qa.corpus import add_file, safe_file_name
+
+    source = tmp_path / "src.md"
+    source.write_text("# Notes\n\nThe ferry leaves at nine.\n", encoding="utf-8")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("n" * 150 + ".md", "한국어" * 60 + ".md"):
+        saved = add_file(corpus, name, source)
+        assert saved.suffix == ".md" and saved.name == safe_file_name(name) and len(saved.name) <= 80
+    assert not list(corpus.glob(".*"))  # nothing staged is left behind
