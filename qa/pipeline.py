@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from qa.answer import Answerer
 from qa.build import BuildSummary, build_index
 from qa.config import Settings
-from qa.corpus import IGNORE_FILE, UnreadableFile, read_document, set_ignored
+from qa.corpus import IGNORE_FILE, UnreadableFile, file_sha256, read_document, set_ignored
 from qa.errors import QAError
 from qa.followup import standalone_query
 from qa.generate import Generator, get_generator
@@ -27,6 +27,9 @@ from qa.models import Embedder, get_embedder, reader_model_dir
 from qa.reader import Reader, get_reader
 from qa.retrieve import Retriever, check_question
 from qa.types import Answer, Document, Passage
+
+
+KEPT_DOCUMENTS = 4  # documents kept parsed for the document view
 
 
 class Pipeline:
@@ -40,6 +43,7 @@ class Pipeline:
         self._answerer: Answerer | None = None
         self._lock = threading.Lock()
         self._building = threading.Lock()  # one rebuild at a time in this process
+        self._documents: dict[str, Document] = {}  # the last documents opened, by content hash
 
     @property
     def embedder(self) -> Embedder:
@@ -112,15 +116,19 @@ class Pipeline:
     def document(self, doc_id: str) -> Document:
         """An indexed document read again from the corpus; a `QAError` if it is gone or changed
         since it was indexed (its offsets would no longer point at the cited text)."""
-        info = self.index.documents.get(doc_id)
+        info = self.index.documents.get(doc_id) if isinstance(doc_id, str) else None
         if info is None:
             raise QAError("that document is no longer in the index")
+        path = self.settings.corpus_dir / info.path
         try:
-            doc = read_document(self.settings.corpus_dir / info.path, self.settings.corpus_dir)
+            if file_sha256(path) == info.sha256 and info.sha256 in self._documents:
+                return self._documents[info.sha256]  # unchanged: not parsed again (a big PDF takes seconds)
+            doc = read_document(path, self.settings.corpus_dir)
         except (UnreadableFile, OSError) as error:
             raise QAError(f"{info.path} can no longer be read ({error}); rebuild the index") from None
         if doc.sha256 != info.sha256:
             raise QAError(f"{info.path} has changed since it was indexed; rebuild the index to see it")
+        self._documents = {**dict(list(self._documents.items())[-(KEPT_DOCUMENTS - 1):]), doc.sha256: doc}
         return doc
 
     def remove(self, doc_id: str, delete_file: bool = False,

@@ -82,6 +82,18 @@ def escape_text(text: str) -> str:
     return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("://", ":\u200b//")), quote=False)
 
 
+def plain_text(markdown: str) -> str:
+    """A message made with `escape_text` (and `**bold**`) as plain text, for logs and terminals.
+
+    >>> plain_text("**Not ready:** " + escape_text("twice_0.md has changed <x>"))
+    'Not ready: twice_0.md has changed <x>'
+    """
+    return html.unescape(_ESCAPED.sub(r"\1", markdown.replace("**", "")).replace(":\u200b//", "://"))
+
+
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+!|~-])")
+
+
 def answer_html(text: str, passages_shown: int, answer_id: str = "a", previews: Mapping[int, str] | None = None) -> str:
     """Answer text, escaped, with each valid `[n]` made a link to passage n of this answer's
     sources (`#<answer_id>-src-<n>`); `previews` gives a marker's quoted text, shown on hover."""
@@ -188,14 +200,29 @@ def _passage_html(n: int, p: Passage, title: Callable[[Chunk], str], spans: Sequ
     )
 
 
-def document_html(title: str, text: str, start: int, end: int, page: int | None = None) -> str:
-    """A whole document, escaped, with [start, end) highlighted as `<mark id="cited">`.
+DOCUMENT_VIEW_CHARS = 100_000  # the document view shows at most this much text around the cited span
+
+
+def document_html(title: str, text: str, start: int, end: int, page: int | None = None,
+                  limit: int = DOCUMENT_VIEW_CHARS) -> str:
+    """A document, escaped, with [start, end) highlighted as `<mark id="cited">`; of a document
+    longer than `limit` characters, the `limit` characters around the span, with a note.
 
     >>> document_html("T", "a <b> c", 2, 5)
     '<div class="document"><h3>T</h3><div class="doc-text">a <mark id="cited">&lt;b&gt;</mark> c</div></div>'
+    >>> document_html("T", "0123456789", 4, 5, limit=4)
+    '<div class="document"><h3>T</h3><p class="excerpt">Characters 3–7 of 10 are shown.</p><div class="doc-text">3<mark id="cited">4</mark>56</div></div>'
     """
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
-    body = html.escape(text[:start]) + f'<mark id="cited">{html.escape(text[start:end])}</mark>' + html.escape(text[end:])
+    first, last = 0, len(text)
+    note = ""
+    if len(text) > limit:
+        first = max(0, min(start - (limit - min(end - start, limit)) // 2, len(text) - limit))
+        last = first + limit
+        start, end = max(start, first), min(end, last)
+        note = f'<p class="excerpt">Characters {first:,}–{last:,} of {len(text):,} are shown.</p>'
+    body = (html.escape(text[first:start]) + f'<mark id="cited">{html.escape(text[start:end])}</mark>'
+            + html.escape(text[end:last]))
     where_page = f'<p class="page">page {page}</p>' if page else ""
-    return (f'<div class="document"><h3>{html.escape(title)}</h3>{where_page}'
+    return (f'<div class="document"><h3>{html.escape(title)}</h3>{where_page}{note}'
             f'<div class="doc-text">{body.replace(chr(10), "<br>")}</div></div>')

@@ -23,6 +23,7 @@ import gradio as gr  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.limits import HostRule, LoginGuard, RateLimit, RequestGuard  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
+from qa.render import plain_text  # noqa: E402
 from qa.webchat import (  # noqa: E402
     EMPTY_CONVERSATION,
     NO_SOURCES,
@@ -42,6 +43,9 @@ from qa.webchat import (  # noqa: E402
 # Chat and API questions: a few at a time, so an evidence answer (milliseconds) never waits
 # behind a generated one (generation itself runs one at a time: the generator holds a lock).
 MODEL_QUEUE, MODEL_CONCURRENCY = "model", 4
+# The document view reads and parses a file (seconds for a big PDF): two at a time, on the shared
+# queue, so views never starve the questions.
+DOCUMENT_QUEUE, DOCUMENT_CONCURRENCY = "document", 2
 INDEX_QUEUE = "index"  # uploads, removals and rebuilds: one at a time, never in the chat's way
 QUEUE_SIZE = 64  # requests waiting at most; 20 users asking at once fit
 EXAMPLES = [
@@ -200,7 +204,8 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
     page.clear.click(*forget, api_name=False, queue=False)
     page.chatbot.clear(*forget, api_name=False, queue=False)  # the chat's own bin icon forgets it too
     page.open_document.click(functools.partial(show_document, pipeline), page.document_request, page.document,
-                             js="(x) => window.docqaDocument || x", api_name=False, queue=False).then(
+                             js="(x) => window.docqaDocument || x", api_name=False,
+                             concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(
         None, None, None, js=SCROLL_TO_CITED)
 
     def ask_endpoint(question: str, request: gr.Request) -> dict:
@@ -218,7 +223,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     guard = Middleware(RequestGuard, rule=HostRule(settings.allowed_hosts, host),
                        max_body=settings.max_request_mb * 2**20, max_upload_body=5 * settings.max_file_mb * 2**20)
     pipeline = Pipeline(settings)
-    print(ready(pipeline).replace("**", ""), file=sys.stderr)
+    print(plain_text(ready(pipeline)), file=sys.stderr)
     demo = build(pipeline)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     demo.launch(

@@ -31,6 +31,31 @@ EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": []}
 NO_SOURCES = "Sources of the answer appear here."
 
 
+MAX_CONVERSATION_CHARS = 1_000_000  # of a conversation sent back by the browser; older turns are dropped
+
+
+def bounded_conversation(conversation: object, max_question_chars: int = 2000) -> dict:
+    """The conversation a browser sent, checked and bounded: the expected shape (anything else
+    is dropped), the last KEPT_ANSWERS answers, at most MAX_CONVERSATION_CHARS in all (oldest
+    turns dropped first), questions cut to `max_question_chars`. Keeps a crafted or huge
+    history from costing the server.
+
+    >>> bounded_conversation({"chat": [{"role": "user", "content": "hi"}, 5], "sources": "x", "asked": ["q" * 9]}, 4)
+    {'chat': [{'role': 'user', 'content': 'hi'}], 'sources': [], 'asked': ['qqqq']}
+    """
+    raw = conversation if isinstance(conversation, dict) else {}
+    chat = [m for m in raw.get("chat") or () if isinstance(m, dict) and isinstance(m.get("content"), str)
+            and m.get("role") in ("user", "assistant")] if isinstance(raw.get("chat"), list) else []
+    sources = [b for b in raw.get("sources") or () if isinstance(b, str)] if isinstance(raw.get("sources"), list) else []
+    asked = [q[:max_question_chars] for q in raw.get("asked") or () if isinstance(q, str)] \
+        if isinstance(raw.get("asked"), list) else []
+    chat, sources, asked = chat[-2 * KEPT_ANSWERS:], sources[-KEPT_ANSWERS:], asked[-KEPT_ANSWERS:]
+    while chat and sum(len(m["content"]) for m in chat) + sum(map(len, sources)) > MAX_CONVERSATION_CHARS:
+        chat = chat[2:]
+        sources = sources[1:]
+    return {"chat": [{"role": m["role"], "content": m["content"]} for m in chat], "sources": sources, "asked": asked}
+
+
 def sources_panel(blocks: list[str]) -> str:
     """Every kept answer's sources; CSS shows the latest, a clicked marker shows its own."""
     return f'<div class="answers">{"".join(blocks)}</div>' if blocks else NO_SOURCES
@@ -41,7 +66,7 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
     """Streams (chat messages, sources panel, conversation) while the answer is produced; the
     conversation (messages, each answer's sources, the questions asked) is kept in the browser.
     `wait` > 0: the client is over its rate limit; it is told so instead."""
-    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    conversation = bounded_conversation(conversation, pipeline.settings.max_question_chars)
     panel = sources_panel(conversation["sources"])
     history = [*conversation["chat"], {"role": "user", "content": escape_text(message or "")}]
     yield history, panel, conversation
@@ -81,7 +106,7 @@ def draft_html(text: str) -> str:
 def stopped(question: str, conversation: dict) -> tuple:
     """After Stop: the question with a note in place of the unfinished answer (never a draft
     that looks final); Ask is back."""
-    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    conversation = bounded_conversation(conversation)
     messages = [*conversation["chat"], {"role": "user", "content": escape_text(question or "")},
                 {"role": "assistant", "content": "Stopped before the answer was finished."}][-2 * KEPT_ANSWERS:]
     conversation = {**conversation, "chat": messages}
@@ -89,7 +114,7 @@ def stopped(question: str, conversation: dict) -> tuple:
 
 
 def restore(conversation: dict) -> tuple[list, str]:
-    conversation = {**EMPTY_CONVERSATION, **(conversation or {})}
+    conversation = bounded_conversation(conversation)
     return conversation["chat"], sources_panel(conversation["sources"])
 
 
