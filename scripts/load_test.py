@@ -2,13 +2,17 @@
 
     .venv/bin/python scripts/load_test.py [--users 20] [--questions 3] [--url http://127.0.0.1:7860/]
                                          [--search-threads 50] [--mixed]
+                                         [--duration 60 --upload-share 0.1] [--sequential 1000]
 
 1. Starts `app.py` on a free loopback port (or uses --url), then `--users` gradio_client users
    each ask `--questions` questions from eval/questions.jsonl at the same time through the `ask`
    endpoint. Prints errors, crossed answers (an answer to another question), declined answers,
    latency p50/p95, queue wait (client latency minus the server's own answer time) and the app's
    resident memory before and after. All users come from one address, so the app it starts runs
-   with QA_RATE_LIMIT=0 (a running one given with --url may refuse them).
+   with QA_RATE_LIMIT=0 (a running one given with --url may refuse them). `--duration S`: users ask
+   for S seconds instead; `--upload-share F`: that share of their actions upload a small new
+   document (not with --url). `--sequential N`: then N questions one after another, and the app's
+   memory growth after the first 100.
 2. `--mixed`: an evidence question asked while a generated answer is written and a ~100 KB upload
    is indexed (the app it starts serves a temporary copy of ./corpus and ./index, so your corpus
    is never changed; with --url nothing is uploaded).
@@ -65,27 +69,47 @@ def start_app(workdir: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the app did not start")
 
 
-def rss_mb(pid: int | None) -> str:
+def rss_kb(pid: int | None) -> int | None:
     if pid is None:
-        return "?"
+        return None
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return f"{int(line.split()[1]) / 1024:.0f} MB"
-    return "?"
+            return int(line.split()[1])
+    return None
 
 
-def chat_load(url: str, users: int, per_user: int, questions: list[str]) -> None:
-    from gradio_client import Client
+def rss_mb(pid: int | None) -> str:
+    kb = rss_kb(pid)
+    return "?" if kb is None else f"{kb / 1024:.0f} MB"
 
-    latencies, queue_waits, errors, crossed, declined = [], [], [], [], []
+
+def chat_load(url: str, users: int, per_user: int, questions: list[str], duration: float = 0.0,
+              upload_share: float = 0.0, folder: Path | None = None) -> None:
+    """`users` clients at once, each asking `per_user` questions, or asking for `duration` seconds
+    when it is given; `upload_share` of their actions are uploads of a small new document."""
+    from gradio_client import Client, handle_file
+
+    latencies, queue_waits, errors, crossed, declined, uploads = [], [], [], [], [], []
     lock = threading.Lock()
+    end = time.monotonic() + duration
 
     def user(u: int) -> None:
         client = Client(url, verbose=False)
-        for i in range(per_user):
+        i = 0
+        while (time.monotonic() < end) if duration else (i < per_user):
             question = questions[(u * per_user + i) % len(questions)]
+            i += 1
             began = time.perf_counter()
             try:
+                if folder is not None and upload_share and (u * 7919 + i) % round(1 / upload_share) == 0:
+                    note = folder / f"note {u}-{i}.md"
+                    note.write_text(f"# Note {u}-{i}\n\nBerth {u * 100 + i} was repainted in week {i}.\n", encoding="utf-8")
+                    message = client.predict([handle_file(str(note))], api_name="/upload")[0]
+                    with lock:
+                        uploads.append(time.perf_counter() - began)
+                        if "Done" not in message:
+                            errors.append(f"user {u}: upload: {message[:200]}")
+                    continue
                 out = client.predict(question, api_name="/ask")
             except Exception as error:  # counted, not raised: this is a load test
                 with lock:
@@ -105,15 +129,38 @@ def chat_load(url: str, users: int, per_user: int, questions: list[str]) -> None
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=900)
+        t.join(timeout=900 + duration)
     wall = time.perf_counter() - began
-    print(f"chat load: {users} users x {per_user} questions in {wall:.1f} s; {len(latencies)} answered")
+    what = f"for {duration:.0f} s" if duration else f"x {per_user} questions"
+    print(f"chat load: {users} users {what} in {wall:.1f} s; {len(latencies)} answered, {len(uploads)} uploads")
     print(f"  errors: {len(errors)}" + "".join(f"\n    {p}" for p in errors[:10]))
     print(f"  crossed answers: {len(crossed)}" + "".join(f"\n    {p}" for p in crossed[:10]))
     print(f"  declined (the reader's own refusals, not load): {len(declined)}")
     if latencies:
         print(f"  latency    p50 {statistics.median(latencies) * 1000:7.0f} ms   p95 {percentile(latencies, 95) * 1000:7.0f} ms")
         print(f"  queue wait p50 {statistics.median(queue_waits) * 1000:7.0f} ms   p95 {percentile(queue_waits, 95) * 1000:7.0f} ms")
+    if uploads:
+        print(f"  uploads    p50 {statistics.median(uploads) * 1000:7.0f} ms   p95 {percentile(uploads, 95) * 1000:7.0f} ms")
+
+
+def memory_run(url: str, pid: int | None, count: int, questions: list[str]) -> None:
+    """`count` questions one after another; the app's memory after the first 100 and at the end."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    after_warm_up, errors = None, 0
+    began = time.perf_counter()
+    for i in range(count):
+        try:
+            client.predict(questions[i % len(questions)], api_name="/ask")
+        except Exception:  # counted, not raised
+            errors += 1
+        if i + 1 == min(100, count):
+            after_warm_up = rss_kb(pid)
+    end = rss_kb(pid)
+    growth = f"{(end - after_warm_up) / 1024:+.1f} MB" if end and after_warm_up else "?"
+    print(f"memory run: {count} questions one after another in {time.perf_counter() - began:.0f} s, {errors} errors; "
+          f"app memory after 100: {rss_mb(pid)} at the end, growth after the first 100: {growth}")
 
 
 def mixed_load(url: str, question: str, upload: Path | None) -> None:
@@ -172,6 +219,9 @@ def main() -> int:
     parser.add_argument("--url", help="an app already running (default: start one)")
     parser.add_argument("--search-threads", type=int, default=50)
     parser.add_argument("--mixed", action="store_true", help="also time an evidence question beside generation and a rebuild")
+    parser.add_argument("--duration", type=float, default=0.0, help="users ask for this many seconds (instead of --questions)")
+    parser.add_argument("--upload-share", type=float, default=0.0, help="share of actions that upload a small document")
+    parser.add_argument("--sequential", type=int, default=0, help="then this many questions one after another (memory)")
     parser.add_argument("--question-file", type=Path, default=ROOT / "eval" / "questions.jsonl")
     args = parser.parse_args()
     questions = answerable_questions(args.question_file)
@@ -183,8 +233,11 @@ def main() -> int:
             process, url = start_app(work)
         pid = process.pid if process is not None else None
         print(f"app memory before: {rss_mb(pid)}")
-        chat_load(url, args.users, args.questions, questions)
+        chat_load(url, args.users, args.questions, questions, args.duration, args.upload_share,
+                  None if args.url else work)
         print(f"app memory after: {rss_mb(pid)}")
+        if args.sequential:
+            memory_run(url, pid, args.sequential, questions)
         if args.mixed:
             mixed_load(url, questions[0], None if args.url else report_file(work))
     finally:
