@@ -49,15 +49,16 @@ def answerable_questions(path: Path) -> list[str]:
     return [r["question"] for r in rows if r["answers"] and r.get("type") not in ("korean", "japanese")]
 
 
-def start_app(workdir: Path) -> tuple[subprocess.Popen, str]:
-    """The app serving a copy of ./corpus and ./index made in `workdir`."""
+def start_app(workdir: Path, log: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """The app serving a copy of ./corpus and ./index made in `workdir`; its output goes to `log`."""
     if not (Path("corpus").is_dir() and Path("index", "manifest.json").is_file()):
         raise SystemExit("run it in a folder with corpus/ and an index/ built by `qa index` (or give --url)")
     for name in ("corpus", "index"):
         shutil.copytree(name, workdir / name)
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], stderr=subprocess.DEVNULL,
-                               env={**os.environ, "QA_RATE_LIMIT": "0"}, cwd=workdir)
+    output = log.open("w") if log else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], stdout=output,
+                               stderr=subprocess.STDOUT, env={**os.environ, "QA_RATE_LIMIT": "0"}, cwd=workdir)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(360):
         try:
@@ -222,6 +223,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=0.0, help="users ask for this many seconds (instead of --questions)")
     parser.add_argument("--upload-share", type=float, default=0.0, help="share of actions that upload a small document")
     parser.add_argument("--sequential", type=int, default=0, help="then this many questions one after another (memory)")
+    parser.add_argument("--app-log", type=Path, help="write the app's output (and any traceback) here")
     parser.add_argument("--question-file", type=Path, default=ROOT / "eval" / "questions.jsonl")
     args = parser.parse_args()
     questions = answerable_questions(args.question_file)
@@ -230,7 +232,7 @@ def main() -> int:
     try:
         url = args.url
         if not url:
-            process, url = start_app(work)
+            process, url = start_app(work, args.app_log)
         pid = process.pid if process is not None else None
         print(f"app memory before: {rss_mb(pid)}")
         chat_load(url, args.users, args.questions, questions, args.duration, args.upload_share,
