@@ -147,6 +147,11 @@ class SentenceTransformerEmbedder:
     def warm_up(self) -> None:
         if self._model is not None:
             return
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
         path = bundled_model_dir(self.name)
         try:
             import transformers
@@ -154,10 +159,13 @@ class SentenceTransformerEmbedder:
 
             transformers.utils.logging.disable_progress_bar()
             set_threads(self.threads)
-            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-            self._model.to(fast_dtype())
+            model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            model.to(fast_dtype())
+            # count_tokens' own copy, made once at load, before any other thread uses the tokenizer.
+            self._counter = copy.deepcopy(model.tokenizer)
         except Exception as error:  # any failure inside the library means the same to the user
             raise ModelLoadError(f"could not load the embedding model from {path}: {error}") from error
+        self._model = model
         log.info("loaded embedding model %s from %s", self.name, path)
 
     @property
@@ -184,9 +192,8 @@ class SentenceTransformerEmbedder:
         embedded in another thread ("Already borrowed"), now that indexing runs beside the chat."""
         if not texts:
             return []
+        self.warm_up()
         with self._lock:
-            if self._counter is None:
-                self._counter = copy.deepcopy(self.model.tokenizer)
             encoded = self._counter(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 

@@ -97,12 +97,6 @@ class Pipeline:
         if generator if generator is not None else self.settings.answer_mode == "generative":
             self.generator.warm_up()
 
-    def reload(self) -> None:
-        """Drop the loaded index so the next call loads the one on disk (after a rebuild)."""
-        with self._lock:
-            self._retriever = None
-            self._answerer = None
-
     def rebuild(self, report: Callable[[str, float], None] | None = None) -> BuildSummary:
         """Index the corpus (incrementally) and swap the new index in; until then questions are
         answered from the loaded one. `report` is told in words how far the build is."""
