@@ -179,6 +179,9 @@ class TrainedReader:
         self._tokenizer = None
         self._calibration: dict = {}
         self._lock = threading.Lock()
+        # The tokenizer's padding and truncation are settings of one shared object: a count (none)
+        # in one thread would switch them off under another thread's batch (ragged tensors).
+        self._tokenizing = threading.Lock()
 
     def warm_up(self) -> None:
         with self._lock:
@@ -187,7 +190,8 @@ class TrainedReader:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         self.warm_up()
-        return token_counts(self._tokenizer, texts)
+        with self._tokenizing:
+            return token_counts(self._tokenizer, texts)
 
     @property
     def threshold(self) -> float:
@@ -209,7 +213,8 @@ class TrainedReader:
         self.warm_up()
         import torch
 
-        batch = encode(self._tokenizer, question, [w.text for w in windows])
+        with self._tokenizing:
+            batch = encode(self._tokenizer, question, [w.text for w in windows])
         offsets = batch.pop("offset_mapping").numpy()
         context = np.array([[sid == 1 for sid in batch.sequence_ids(i)] for i in range(len(windows))])
         with torch.inference_mode():

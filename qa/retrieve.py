@@ -32,6 +32,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def check_question(question: str, max_chars: int) -> str:
     """The question with control characters removed and whitespace trimmed, or a clear error."""
+    if question is not None and not isinstance(question, str):
+        raise BadQuestionError(f"The question must be text, not {type(question).__name__}.")
     cleaned = _CONTROL.sub(" ", question or "").strip()
     if not cleaned:
         raise BadQuestionError("The question is empty: type a question about the documents.")

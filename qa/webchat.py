@@ -17,6 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from qa.config import ANSWER_MODES
 from qa.corpus import UnreadableFile, add_file, file_sha256
 from qa.errors import QAError
 from qa.manifest import corpus_changes
@@ -68,10 +69,11 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
     `wait` > 0: the client is over its rate limit; it is told so instead."""
     conversation = bounded_conversation(conversation, pipeline.settings.max_question_chars)
     panel = sources_panel(conversation["sources"])
-    history = [*conversation["chat"], {"role": "user", "content": escape_text(message or "")}]
+    history = [*conversation["chat"], {"role": "user", "content": escape_text(message if isinstance(message, str) else "")}]
     yield history, panel, conversation
-    if wait > 0:
-        yield [*history, {"role": "assistant", "content": too_many(wait)}], panel, conversation
+    problem = too_many(wait) if wait > 0 else bad_chat_options(k, mode, show_details)
+    if problem:
+        yield [*history, {"role": "assistant", "content": escape_text(problem)}], panel, conversation
         return
     try:
         text, item = "", None
@@ -94,6 +96,21 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
         asked = [*asked, item.query][-KEPT_ANSWERS:]
     messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
     yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked}
+
+
+def bad_chat_options(k: object, mode: object, show_details: object) -> str:
+    """What is wrong with the chat options an API caller sent ("" when nothing is).
+
+    >>> bad_chat_options(5, "evidence", False), bad_chat_options("5", "evidence", "false")
+    ('', "passages must be a whole number from 1 to 10, not '5'")
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or k != int(k) or not 1 <= k <= 10:
+        return f"passages must be a whole number from 1 to 10, not {k!r}"
+    if mode not in ANSWER_MODES:
+        return f"mode must be one of {', '.join(ANSWER_MODES)}, not {mode!r}"
+    if not isinstance(show_details, bool):
+        return f"details must be true or false, not {show_details!r}"
+    return ""
 
 
 def draft_html(text: str) -> str:

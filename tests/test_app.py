@@ -142,6 +142,16 @@ def test_foreign_hosts_origins_and_big_bodies_are_refused_before_any_route(serve
     assert sorted(p.name for p in (seed_workdir / "corpus").iterdir()) == ["japan_south_korea_relations.txt"]
 
 
+def test_api_values_of_the_wrong_type_get_a_message_and_change_nothing(client, seed_workdir: Path):
+    chat, _, _ = client.predict(QUESTION, {}, "5", "evidence", False, api_name="/chat")
+    assert "passages must be a whole number" in chat[-1]["content"][0]["text"]
+    chat, _, _ = client.predict(QUESTION, {"chat": "junk", "asked": [5]}, 5, "evidence", False, api_name="/chat")
+    assert "1965" in chat[-1]["content"][0]["text"]  # a malformed conversation is dropped, the question answered
+    message, *_ = client.predict("any-id", "false", api_name="/remove")
+    assert "must be true or false" in message and "Nothing was changed" in message
+    assert (seed_workdir / "corpus" / "japan_south_korea_relations.txt").is_file()
+
+
 def test_browser_asks_clicks_a_citation_and_sees_the_passage(server: str, tmp_path: Path):
     from playwright.sync_api import expect, sync_playwright
 

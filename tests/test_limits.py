@@ -55,3 +55,16 @@ def test_the_rate_limit_remembers_a_bounded_number_of_clients():
     for n in range(MAX_KEYS + 100):
         limit.wait(f"10.0.{n // 256}.{n % 256}")
     assert len(limit._seen) <= MAX_KEYS
+
+
+def test_the_app_empties_gradios_upload_cache(settings, fake_embedder):
+    import dataclasses
+
+    from conftest import FakeReader
+
+    from qa.pipeline import Pipeline
+    from qa.web import build
+
+    settings = dataclasses.replace(settings, upload_cache_minutes=30)
+    demo = build(Pipeline(settings, embedder=fake_embedder, reader=FakeReader()))
+    assert demo.delete_cache == (600, 1800)  # every 10 minutes, files older than 30 minutes

@@ -78,3 +78,33 @@ def test_the_shipped_reader_finds_the_answer_and_knows_when_there_is_none():
     (none,) = reader.read("Who was the first mayor of Tokyo?", [window])
     assert none.answerable < reader.threshold
     assert 0.0 < reader.threshold < 1.0
+
+
+@pytest.mark.slow
+def test_counting_and_reading_from_many_threads_at_once_never_breaks_a_batch():
+    """Indexing counts tokens while questions are read: the shared tokenizer's padding must hold."""
+    import collections
+    import threading
+
+    reader = TrainedReader(reader_model_dir(BUNDLED_READER))
+    texts = ["Japan and South Korea established diplomatic relations in December 1965 after the treaty." * k
+             for k in (1, 2, 3)]
+    windows = [Window(1, "c", 0, len(t), t, ((0, len(t)),), 0.5) for t in texts] * 2
+    errors = collections.Counter()
+
+    def work(n: int) -> None:
+        for i in range(150):
+            try:
+                if n % 2:
+                    reader.count_tokens([t * (1 + i % 3) for t in texts] * 5)
+                else:
+                    reader.read("When were relations established? " * (1 + i % 10), windows)
+            except Exception as error:  # noqa: BLE001 - counted
+                errors[type(error).__name__] += 1
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
