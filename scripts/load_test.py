@@ -160,8 +160,9 @@ def memory_run(url: str, pid: int | None, count: int, questions: list[str]) -> N
             after_warm_up = rss_kb(pid)
     end = rss_kb(pid)
     growth = f"{(end - after_warm_up) / 1024:+.1f} MB" if end and after_warm_up else "?"
+    first = f"{after_warm_up / 1024:.0f} MB" if after_warm_up else "?"
     print(f"memory run: {count} questions one after another in {time.perf_counter() - began:.0f} s, {errors} errors; "
-          f"app memory after 100: {rss_mb(pid)} at the end, growth after the first 100: {growth}")
+          f"app memory {first} after the first 100, {rss_mb(pid)} at the end ({growth})")
 
 
 def mixed_load(url: str, question: str, upload: Path | None) -> None:
