@@ -67,7 +67,7 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
     """Streams (chat messages, sources panel, conversation) while the answer is produced; the
     conversation (messages, each answer's sources, the questions asked) is kept in the browser.
     `wait` > 0: the client is over its rate limit; it is told so instead."""
-    conversation = bounded_conversation(conversation, pipeline.settings.max_question_chars)
+    conversation = bounded_conversation(conversation)
     panel = sources_panel(conversation["sources"])
     history = [*conversation["chat"], {"role": "user", "content": escape_text(message if isinstance(message, str) else "")}]
     yield history, panel, conversation

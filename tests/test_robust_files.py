@@ -89,16 +89,17 @@ def test_a_build_skips_every_bad_pdf_and_indexes_the_rest(settings: Settings, fa
 
 
 BUILD_AND_MEASURE = """
-import json, resource, sys
+import json, sys
 sys.path[:0] = [sys.argv[2]]
 from pathlib import Path
 from conftest import FakeEmbedder
 from qa.build import build_index
 from qa.config import Settings
+from qa.evaluate import peak_rss_mb
 work = Path(sys.argv[1])
 summary = build_index(Settings(corpus_dir=work / "corpus", index_dir=work / "index"), FakeEmbedder(), progress=False)
 print(json.dumps({"documents": summary.documents, "chunks": summary.chunks, "skipped": summary.skipped,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+                  "peak_mb": peak_rss_mb()}))
 """
 
 
