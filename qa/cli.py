@@ -4,7 +4,8 @@
     qa ask "QUESTION" [--json]    a cited answer, streamed, then its sources
     qa search "QUESTION" [--json] ranked passages with section and offsets
     qa eval QUESTIONS.jsonl       score the pipeline on a question file
-    qa serve                      the web app
+    qa serve [--mcp]              the web app (and the answers API at /v1, the MCP tools at /mcp)
+    qa mcp                        the MCP tools over stdio
     qa models [install|remove N]  opt-in language models for generative mode
 
 Exit codes: 0 success, 1 a problem the message explains (stale index, bad question, …),
@@ -103,7 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (or set QA_AUTH)")
+    serve.add_argument("--mcp", action="store_true", help="also serve the MCP tools at /mcp (or set QA_MCP=1)")
     serve.set_defaults(run=cmd_serve)
+    mcp = commands.add_parser("mcp", parents=[common], help="serve the MCP tools (search_documents, ask) over stdio")
+    mcp.set_defaults(run=cmd_mcp)
 
     models = commands.add_parser("models", help="list, install or remove the opt-in language models")
     models.add_argument("action", nargs="?", choices=["list", "install", "remove"], default="list")
@@ -305,7 +309,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.auth:
         settings = dataclasses.replace(settings, auth=args.auth)
+    if args.mcp:
+        settings = dataclasses.replace(settings, mcp=True)
     return serve(settings, host=args.host, port=args.port)
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.mcp_server import serve_stdio
+    from qa.pipeline import Pipeline
+
+    return serve_stdio(Pipeline(settings))
 
 
 def _indent(text: str, width: int = 600) -> str:

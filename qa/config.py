@@ -61,6 +61,8 @@ class Settings:
     max_units_per_file: int = 100_000
     threads: int = max(1, min(4, os.cpu_count() or 1))  # more than the cores only slows torch down
     auth: str = ""  # "user:password" makes the web app ask for a login (QA_AUTH)
+    # The bearer token the answers API (/v1) requires (QA_API_KEY); "" with a login: its password.
+    api_key: str = ""
     rate_limit: int = 30  # questions per client address per minute in the web app; 0: no limit
     # Host names the web app answers for besides loopback, IP addresses and this machine's names
     # (comma-separated; ".example.org" for its subdomains; "*" for any): other Host/Origin headers are refused.
@@ -70,6 +72,7 @@ class Settings:
     trusted_proxies: str = ""
     max_request_mb: int = 2  # request bodies other than uploads (uploads: 5 × max_file_mb)
     upload_cache_minutes: int = 60  # the web app deletes uploaded copies older than this from its cache
+    mcp: bool = False  # `qa serve` also serves the MCP tools at /mcp (QA_MCP=1, or --mcp)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -139,4 +142,10 @@ def _convert(type_name: object, raw: str) -> object:
             raise SettingsError(f"expected a number, got {raw!r}") from None
     if type_name in ("Path", Path):
         return Path(raw)
+    if type_name in ("bool", bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"expected 1 or 0 (true or false), got {raw!r}")
     return raw

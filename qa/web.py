@@ -20,6 +20,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from qa.answers_api import AnswersAPI, RequireKey  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.limits import HostRule, LoginGuard, RateLimit, RequestGuard  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
@@ -104,8 +105,10 @@ JS = """
 SCROLL_TO_CITED = "() => setTimeout(() => document.querySelector('#document mark#cited')?.scrollIntoView({block: 'center'}), 150)"
 
 
-def build(pipeline: Pipeline) -> gr.Blocks:
+def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
+    """The page over `pipeline`; `limit` is the per-client question limit (shared with the API)."""
     settings = pipeline.settings
+    limit = limit or RateLimit(settings.rate_limit)
     cache_age = settings.upload_cache_minutes * 60  # uploads are copied into the corpus; the cached copy is waste
     with gr.Blocks(title="docqa", delete_cache=(min(cache_age, 600), cache_age)) as demo:
         gr.Markdown("# docqa\nAsk about your documents. Every answer cites its sources; click a marker to check it.")
@@ -115,7 +118,7 @@ def build(pipeline: Pipeline) -> gr.Blocks:
             page = _chat_tab(settings)
         with gr.Tab("Index"):
             tab = _index_tab(settings)
-        _wire_chat(pipeline, page, conversation)
+        _wire_chat(pipeline, page, conversation, limit)
         listing = [tab.index_status, tab.documents, tab.details, tab.removable]
         index_outputs = [tab.index_message, status, *listing]
         for button, handler, inputs, name in ((tab.rebuild, rebuild, None, "rebuild"),
@@ -179,12 +182,11 @@ def _index_tab(settings: Settings) -> SimpleNamespace:
                            rebuild=rebuild_button, index_message=index_message)
 
 
-def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState) -> None:
+def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState, limit: RateLimit) -> None:
     """Ask/Enter answer (Stop cancels), Clear forgets, "open the document", and the `ask` API."""
     answering = (gr.update(visible=False), gr.update(visible=True))
     idle = (gr.update(visible=True), gr.update(visible=False))
     inputs = [page.question, conversation, page.k, page.mode, page.show_details]
-    limit = RateLimit(pipeline.settings.rate_limit)
 
     def respond(message: str, conversation: dict, k: int, mode: str, show_details: bool, request: gr.Request):
         yield from chat(pipeline, message, conversation, k, mode, show_details, limit.wait(client_of(request)))
@@ -215,6 +217,22 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
     gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
 
 
+class Mounted:
+    """ASGI middleware: a request whose path is under one of `apps`' prefixes (the answers API
+    at /v1/, the MCP endpoint at /mcp) goes to that app, the rest to the page."""
+
+    def __init__(self, app, apps: dict) -> None:  # noqa: ANN001
+        self.app, self.apps = app, apps
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            for prefix, app in self.apps.items():
+                if path == prefix.rstrip("/") or path.startswith(prefix.rstrip("/") + "/"):
+                    return await app(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     from starlette.middleware import Middleware
 
@@ -223,8 +241,19 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     guard = Middleware(RequestGuard, rule=HostRule(settings.allowed_hosts, host),
                        max_body=settings.max_request_mb * 2**20, max_upload_body=5 * settings.max_file_mb * 2**20)
     pipeline = Pipeline(settings)
+    limit = RateLimit(settings.rate_limit)
+    key = settings.api_key or settings.auth.partition(":")[2]
+    apps = {"/v1/": AnswersAPI(pipeline, limit.wait, key)}
+    lifespan = None
+    if settings.mcp:
+        from qa.mcp_server import build_mcp, http_app
+
+        mcp_app = http_app(build_mcp(pipeline))
+        apps["/mcp"] = RequireKey(mcp_app, key)
+        lifespan = mcp_app.router.lifespan_context  # runs the MCP session manager with the server
+    mounted = Middleware(Mounted, apps=apps)
     print(plain_text(ready(pipeline)), file=sys.stderr)
-    demo = build(pipeline)
+    demo = build(pipeline, limit)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     demo.launch(
         auth=LoginGuard(settings.auth) if settings.auth else None,
@@ -242,7 +271,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         mcp_server=False,
         css=CSS,
         js=JS,
-        app_kwargs={"middleware": [guard]},
+        app_kwargs={"middleware": [guard, mounted], **({"lifespan": lifespan} if lifespan else {})},
     )
     return 0
 

@@ -1,0 +1,228 @@
+"""Answers from the documents through the OpenAI chat-completions API, served by `qa serve`
+beside the page (the same process, pipeline and limits), so any OpenAI client (the `openai`
+package, Open WebUI, LibreChat, Continue) can ask the documents.
+
+`POST /v1/chat/completions`: the last user message is the question; the earlier user messages
+are the chat history used to make a follow-up standalone. `model` is `docqa` (the app's answer
+mode), `docqa-evidence` or `docqa-generative`. The message content is the answer as a person
+reads it (the short answer in bold, the quoted sentence that proves it, `[n]` markers); the
+citations also travel as data in a top-level `citations` list. A question the documents do not
+answer gets "The documents do not say." and no citations. `stream: true` sends the verified
+answer as server-sent events (a generated draft is checked before anything is sent, so the
+pieces join to exactly the non-streamed text). `GET /v1/models` lists the three models.
+
+Errors use OpenAI's error object: 400 (bad request or question), 401 (a key is required:
+`QA_API_KEY`, else the password of `QA_AUTH`), 429 with `Retry-After` (the app's rate limit),
+503 (no index or a model that does not load).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+from qa.errors import BadQuestionError, CorruptIndexError, MissingIndexError, ModelLoadError, QAError, StaleIndexError
+from qa.index import Index
+from qa.pipeline import Pipeline
+from qa.render import proof_parts
+from qa.types import Answer
+
+log = logging.getLogger(__name__)
+
+MODELS = {"docqa": None, "docqa-evidence": "evidence", "docqa-generative": "generative"}
+MAX_MESSAGES = 64  # earlier turns beyond these are not read
+NOT_READY = (MissingIndexError, StaleIndexError, CorruptIndexError, ModelLoadError)
+
+
+def answer_content(answer: Answer) -> str:
+    """The answer as a person reads it, in Markdown: the short answer in bold and the quoted
+    sentence that proves it with its marker; a generated answer or a refusal as written."""
+    short = answer.short_answer
+    if answer.abstained or short is None or answer.mode != "evidence":
+        return answer.text
+    before, words, after = proof_parts(short)
+    return f"**{short.text}**\n\n> “{before}**{words}**{after}” [{short.marker}]"
+
+
+def citations_json(answer: Answer, index: Index) -> list[dict]:
+    """Each citation: marker, document title, path and section, the quote and its character
+    offsets in the document (verbatim there), and its page for a PDF."""
+    chunks = {p.chunk.chunk_id: p.chunk for p in answer.passages}
+    return [{"marker": c.marker, "title": index.title(chunks[c.chunk_id]),
+             "path": index.documents[chunks[c.chunk_id].doc_id].path, "section": chunks[c.chunk_id].section,
+             "quote": c.quote, "start": c.start, "end": c.end, "page": c.page} for c in answer.citations]
+
+
+def error(status: int, message: str, kind: str, headers: dict | None = None):  # noqa: ANN201
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}},
+                        status_code=status, headers=headers)
+
+
+def parse_request(body: object) -> tuple[str, list[str], str | None, bool]:
+    """(question, earlier user questions, answer mode or None, stream) or ValueError saying why.
+
+    >>> parse_request({"model": "docqa-evidence", "messages": [{"role": "system", "content": "Be brief."},
+    ...     {"role": "user", "content": "Where is Dokdo?"}, {"role": "assistant", "content": "East Sea."},
+    ...     {"role": "user", "content": [{"type": "text", "text": "and its area?"}]}]})
+    ('and its area?', ['Where is Dokdo?'], 'evidence', False)
+    >>> parse_request({"model": "docqa", "messages": [{"role": "user", "content": 5}]})
+    Traceback (most recent call last):
+    ValueError: a message's content must be text
+    """
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    model = body.get("model", "docqa")
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError('"messages" must be a non-empty list')
+    users = []
+    for message in messages[-MAX_MESSAGES:]:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise ValueError('each message needs a "role" and a "content"')
+        if message["role"] == "user":
+            users.append(_text(message.get("content")))
+    if not users or messages[-1].get("role") != "user":
+        raise ValueError("the last message must be the user's question")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ValueError('"stream" must be true or false')
+    return users[-1], users[:-1], MODELS[model], stream
+
+
+def _text(content: object) -> str:
+    """A message's text: a string, or OpenAI's list of parts (the text parts joined)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        return " ".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    raise ValueError("a message's content must be text")
+
+
+def key_accepted(headers, key: str) -> bool:  # noqa: ANN001
+    """True when no key is required or `Authorization: Bearer <key>` gives it."""
+    if not key:
+        return True
+    given = headers.get("authorization", "")
+    return given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), key.encode())
+
+
+KEY_REQUIRED = "a valid API key is required: Authorization: Bearer <QA_API_KEY, or the password of QA_AUTH>"
+
+
+class RequireKey:
+    """ASGI wrapper: 401 unless the request carries the key (the MCP endpoint's guard)."""
+
+    def __init__(self, app, key: str) -> None:  # noqa: ANN001
+        self.app, self.key = app, key
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        from starlette.datastructures import Headers
+
+        if scope["type"] == "http" and not key_accepted(Headers(scope=scope), self.key):
+            return await error(401, KEY_REQUIRED, "invalid_request_error")(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+class AnswersAPI:
+    """The `/v1` routes as an ASGI app over `pipeline`; `wait(client)` is the app's rate limit
+    (seconds to wait, 0 to go on) and `key` the bearer token required ("" for none)."""
+
+    def __init__(self, pipeline: Pipeline, wait: Callable[[str], float], key: str = "") -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        self.pipeline, self.wait, self.key = pipeline, wait, key
+        self.app = Starlette(routes=[Route("/v1/models", self.models),
+                                     Route("/v1/chat/completions", self.chat, methods=["POST"])])
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        await self.app(scope, receive, send)
+
+    def refused(self, request):  # noqa: ANN001, ANN201
+        """An error response when the request lacks the key, else None."""
+        return None if key_accepted(request.headers, self.key) else error(401, KEY_REQUIRED, "invalid_request_error")
+
+    async def models(self, request):  # noqa: ANN001, ANN201
+        from starlette.responses import JSONResponse
+
+        if (refusal := self.refused(request)) is not None:
+            return refusal
+        return JSONResponse({"object": "list", "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "docqa"} for name in MODELS]})
+
+    async def chat(self, request):  # noqa: ANN001, ANN201
+        from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+        from starlette.responses import JSONResponse, StreamingResponse
+
+        if (refusal := self.refused(request)) is not None:
+            return refusal
+        try:
+            question, history, mode, stream = parse_request(json.loads(await request.body()))
+        except (ValueError, UnicodeDecodeError) as problem:
+            return error(400, f"bad request: {problem}", "invalid_request_error")
+        wait = self.wait(request.client.host if request.client else "unknown")
+        if wait > 0:
+            return error(429, f"Too many questions from your address in the last minute: ask again in {wait:.0f} s.",
+                         "rate_limit_error", {"Retry-After": str(max(1, round(wait)))})
+        try:
+            answer = await run_in_threadpool(self._answer, question, history, mode)
+        except BadQuestionError as problem:
+            return error(400, str(problem), "invalid_request_error")
+        except NOT_READY as problem:
+            return error(503, f"not ready: {problem}", "server_error")
+        except QAError as problem:
+            return error(400, str(problem), "invalid_request_error")
+        except Exception:  # never a traceback; the server log has it
+            log.exception("answering through the API failed")
+            return error(500, "something went wrong while answering; the server log has the details", "server_error")
+        completion = self.completion(answer)
+        if not stream:
+            return JSONResponse(completion)
+        return StreamingResponse(iterate_in_threadpool(self.events(completion)), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    def _answer(self, question: str, history: list[str], mode: str | None) -> Answer:
+        answer = None
+        for item in self.pipeline.ask_stream(question, mode=mode, history=history):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def completion(self, answer: Answer) -> dict:
+        content = answer_content(answer)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": f"docqa-{answer.mode}",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "citations": citations_json(answer, self.pipeline.index),
+            "abstained": answer.abstained,
+        }
+
+    @staticmethod
+    def events(completion: dict) -> Iterator[str]:
+        """The completion as OpenAI chunks: the role, the content a few words at a time, the
+        citations with the final chunk, then [DONE]."""
+        content = completion["choices"][0]["message"]["content"]
+        base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+                "model": completion["model"]}
+
+        def chunk(delta: dict, finish: str | None = None, **extra: object) -> str:
+            return f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish}], **extra}, ensure_ascii=False)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        words = content.split(" ")
+        for i in range(0, len(words), 4):
+            piece = " ".join(words[i : i + 4])
+            yield chunk({"content": piece if i == 0 else " " + piece})
+        yield chunk({}, "stop", citations=completion["citations"], abstained=completion["abstained"])
+        yield "data: [DONE]\n\n"

@@ -1,0 +1,132 @@
+"""The answers API (OpenAI-compatible) and the MCP server, driven by the real `openai` and `mcp`
+clients against the running app (and `qa mcp` over stdio)."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import running_app
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "When did Japan and South Korea establish diplomatic relations?"
+KEY = "k3y-for-tests"
+
+
+@pytest.fixture(scope="module")
+def app_url(seed_workdir: Path):
+    with running_app(seed_workdir, {"QA_API_KEY": KEY, "QA_MCP": "1"}) as url:
+        yield url
+
+
+@pytest.fixture
+def client(app_url: str):
+    import openai
+
+    return openai.OpenAI(base_url=f"{app_url}v1", api_key=KEY, max_retries=0, timeout=120)
+
+
+def test_a_question_gets_the_cited_answer_with_citations_as_data(client, seed_workdir: Path):
+    reply = client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
+    content = reply.choices[0].message.content
+    assert "1965" in content and "[1]" in content
+    citations = reply.model_extra["citations"]
+    assert citations and citations[0]["path"] == "japan_south_korea_relations.txt"
+    text = (seed_workdir / "corpus" / citations[0]["path"]).read_text(encoding="utf-8")
+    assert text[citations[0]["start"] : citations[0]["end"]] == citations[0]["quote"]  # verbatim at its offsets
+    assert [m.id for m in client.models.list()] == ["docqa", "docqa-evidence", "docqa-generative"]
+
+
+def test_the_streamed_pieces_join_to_the_same_answer(client):
+    whole = client.chat.completions.create(model="docqa-evidence", messages=[{"role": "user", "content": QUESTION}])
+    pieces, citations = [], None
+    for chunk in client.chat.completions.create(model="docqa-evidence", stream=True,
+                                                messages=[{"role": "user", "content": QUESTION}]):
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        citations = (chunk.model_extra or {}).get("citations", citations)
+    assert len(pieces) > 1 and "".join(pieces) == whole.choices[0].message.content
+    assert citations == whole.model_extra["citations"]
+
+
+def test_a_follow_up_uses_the_earlier_question_and_a_question_not_in_the_documents_is_declined(client):
+    reply = client.chat.completions.create(model="docqa", messages=[
+        {"role": "user", "content": "Where are the Liancourt Rocks?"},
+        {"role": "assistant", "content": "In the Sea of Japan."},
+        {"role": "user", "content": "and what are they called in Korean?"}])
+    assert "Dokdo" in reply.choices[0].message.content
+    declined = client.chat.completions.create(model="docqa", messages=[
+        {"role": "user", "content": "What is the population of Busan?"}])
+    assert declined.choices[0].message.content == "The documents do not say." and declined.model_extra["citations"] == []
+
+
+def test_a_bad_key_or_bad_input_gets_an_openai_error(app_url: str, client):
+    import openai
+
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{app_url}v1", api_key="wrong", max_retries=0).chat.completions.create(
+            model="docqa", messages=[{"role": "user", "content": QUESTION}])
+    with pytest.raises(openai.BadRequestError, match="model must be one of"):
+        client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": QUESTION}])
+    with pytest.raises(openai.BadRequestError, match="empty"):
+        client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": "   "}])
+    with pytest.raises(openai.BadRequestError, match="last message must be the user"):
+        client.chat.completions.create(model="docqa", messages=[{"role": "assistant", "content": "hi"}])
+
+
+def test_the_rate_limit_is_a_429_with_retry_after(seed_workdir: Path):
+    import openai
+
+    with running_app(seed_workdir, {"QA_RATE_LIMIT": "1"}) as url:
+        client = openai.OpenAI(base_url=f"{url}v1", api_key="none", max_retries=0)
+        client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
+        assert int(refused.value.response.headers["retry-after"]) >= 1
+
+
+async def _use_mcp(session) -> tuple[list[str], dict, dict]:
+    await session.initialize()
+    tools = sorted(t.name for t in (await session.list_tools()).tools)
+    asked = await session.call_tool("ask", {"question": QUESTION})
+    found = await session.call_tool("search_documents", {"query": "Liancourt Rocks Korean name", "k": 3})
+    return tools, asked.structured_content, found.structured_content
+
+
+def test_an_mcp_client_over_http_lists_two_tools_and_gets_the_answer(app_url: str):
+    import anyio
+    import httpx
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run(key: str):
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=120) as http, \
+                streamable_http_client(f"{app_url}mcp", http_client=http) as (read, write, *_), \
+                ClientSession(read, write) as session:
+            return await _use_mcp(session)
+
+    assert httpx.post(f"{app_url}mcp", json={}, timeout=10).status_code == 401  # the API key guards it too
+    tools, asked, found = anyio.run(run, KEY)
+    assert tools == ["ask", "search_documents"]
+    assert "1965" in asked["short_answer"] and asked["citations"][0]["quote"]
+    assert len(found["passages"]) == 3 and any("Dokdo" in p["text"] for p in found["passages"])
+
+
+def test_qa_mcp_over_stdio_gives_the_same_answer(seed_workdir: Path):
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    qa_script = Path(sys.executable).parent / "qa"  # the console script, as a client's configuration names it
+    params = StdioServerParameters(command=str(qa_script), args=["mcp"], cwd=str(seed_workdir), env=dict(os.environ))
+
+    async def run():
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            return await _use_mcp(session)
+
+    tools, asked, found = anyio.run(run)
+    assert tools == ["ask", "search_documents"]
+    assert "1965" in asked["short_answer"] and json.dumps(asked["citations"])
+    assert found["passages"]
