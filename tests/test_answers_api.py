@@ -130,3 +130,14 @@ def test_qa_mcp_over_stdio_gives_the_same_answer(seed_workdir: Path):
     assert tools == ["ask", "search_documents"]
     assert "1965" in asked["short_answer"] and json.dumps(asked["citations"])
     assert found["passages"]
+
+
+def test_without_an_index_the_api_says_not_ready_with_a_503(tmp_path: Path):
+    import openai
+
+    (tmp_path / "corpus").mkdir()
+    with running_app(tmp_path) as url:
+        client = openai.OpenAI(base_url=f"{url}v1", api_key="none", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as refused:
+            client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
+        assert refused.value.status_code == 503 and "qa index" in str(refused.value)
