@@ -1,8 +1,8 @@
 """The `qa` console script: thin; it parses flags, calls the library and prints.
 
     qa index                      build (or rebuild) the index of corpus/
-    qa ask "QUESTION" [--json]    a cited answer, streamed, then its sources
-    qa search "QUESTION" [--json] ranked passages with section and offsets
+    qa ask "QUESTION" [--json] [--doc NAME]     a cited answer, streamed, then its sources
+    qa search "QUESTION" [--json] [--doc NAME]  ranked passages with section and offsets
     qa eval QUESTIONS.jsonl       score the pipeline on a question file
     qa serve [--mcp]              the web app (and the answers API at /v1, the MCP tools at /mcp)
     qa mcp                        the MCP tools over stdio
@@ -80,12 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--mode", choices=["evidence", "generative"], help="answer mode (default: evidence, or $QA_ANSWER_MODE)")
     ask.add_argument("--model", metavar="NAME", help=MODEL_HELP)
     ask.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    ask.add_argument("--doc", action="append", default=[], metavar="NAME",
+                        help="search only this document (path, file name or title); repeat for several")
     ask.set_defaults(run=cmd_ask)
 
     search = commands.add_parser("search", parents=[common], help="show the passages retrieved for a question")
     search.add_argument("question")
     search.add_argument("-k", type=positive_int, default=None, metavar="N", help="number of passages (default 5)")
     search.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    search.add_argument("--doc", action="append", default=[], metavar="NAME",
+                        help="search only this document (path, file name or title); repeat for several")
     search.set_defaults(run=cmd_search)
 
     evaluate = commands.add_parser("eval", parents=[common], help="score the pipeline on a JSON Lines question file")
@@ -163,7 +167,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
     began = time.perf_counter()
     pipeline = Pipeline(settings)
-    question, passages = pipeline.search(args.question, args.k)
+    question, passages = pipeline.search(args.question, args.k, args.doc)
     if args.json:
         out = {
             "query": question,
@@ -191,7 +195,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = Pipeline(settings)
     answer = None
     streamed = False
-    for item in pipeline.ask_stream(args.question, args.k):
+    for item in pipeline.ask_stream(args.question, args.k, documents=args.doc):
         if isinstance(item, Answer):
             answer = item
         elif not args.json and answer_mode_streams(settings):

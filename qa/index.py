@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,24 +91,39 @@ class Index:
             self._row_of = {c.chunk_id: row for row, c in enumerate(self.chunks)}
         return self._row_of[chunk.chunk_id]
 
-    def search_chunks(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """(chunk row, cosine) of the n nearest chunk vectors, best first."""
-        scores, rows = self._vectors.search(vector, n)
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+    def search_chunks(self, vector: np.ndarray, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(chunk row, cosine) of the n nearest chunk vectors (among `rows` when given), best first."""
+        scores, found = self._vectors.search(vector, n, rows)
+        return [(int(r), float(s)) for r, s in zip(found[0], scores[0]) if r >= 0]
 
-    def search_sentences(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """(sentence unit, cosine) of the n nearest sentence vectors, best first."""
-        scores, units = self._unit_vectors.search(vector, n)
-        return [(int(u), float(s)) for u, s in zip(units[0], scores[0]) if u >= 0]
+    def search_sentences(self, vector: np.ndarray, n: int, units: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(sentence unit, cosine) of the n nearest sentence vectors (among `units` when given), best first."""
+        scores, found = self._unit_vectors.search(vector, n, units)
+        return [(int(u), float(s)) for u, s in zip(found[0], scores[0]) if u >= 0]
 
-    def bm25_search(self, query: str, n: int) -> list[tuple[int, float]]:
-        """(chunk row, BM25 score) of the best n chunks sharing a term with the query."""
+    def rows_and_units(self, doc_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk rows and sentence units of these documents (a search filter)."""
+        rows, units = [], []
+        for doc_id in doc_ids:
+            first, end = self.rows_of(doc_id)
+            rows.append(np.arange(first, end, dtype=np.int64))
+            units.append(np.arange(int(self._chunk_units[first, 0]), int(self._chunk_units[end - 1, 1]), dtype=np.int64))
+        empty = np.zeros(0, np.int64)
+        return (np.concatenate(rows) if rows else empty), (np.concatenate(units) if units else empty)
+
+    def bm25_search(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(chunk row, BM25 score) of the best n chunks (among `rows` when given) sharing a term with the query."""
         vocab = self._bm25.vocab_dict or {}
         tokens = [t for t in word_tokens(query, BM25_STOPWORDS) if t in vocab]
         if not tokens:
             return []
-        rows, scores = self._bm25.retrieve([tokens], k=min(n, len(self.chunks)), show_progress=False, n_threads=1)
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+        mask = None
+        if rows is not None:
+            mask = np.zeros(len(self.chunks), np.float32)
+            mask[rows] = 1.0
+        found, scores = self._bm25.retrieve([tokens], k=min(n, len(self.chunks)), show_progress=False, n_threads=1,
+                                            weight_mask=mask)
+        return [(int(r), float(s)) for r, s in zip(found[0], scores[0]) if s > 0]
 
     def chunks_of_unit(self, unit: int) -> Iterator[int]:
         """Rows of the chunks that contain sentence unit `unit` (overlapping chunks are adjacent)."""
@@ -133,9 +148,11 @@ class Index:
     def rows_of(self, doc_id: str) -> tuple[int, int]:
         """[first, end) chunk rows of a document (a document's chunks are stored together)."""
         if not self._rows_by_doc:
+            ranges: dict[str, tuple[int, int]] = {}  # built whole, then published: threads share the index
             for row, c in enumerate(self.chunks):
-                first, _ = self._rows_by_doc.get(c.doc_id, (row, row))
-                self._rows_by_doc[c.doc_id] = (first, row + 1)
+                first, _ = ranges.get(c.doc_id, (row, row))
+                ranges[c.doc_id] = (first, row + 1)
+            self._rows_by_doc = ranges
         return self._rows_by_doc[doc_id]
 
     def stored_document(self, doc_id: str) -> StoredDocument:

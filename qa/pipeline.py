@@ -162,10 +162,12 @@ class Pipeline:
                     set_ignored(corpus, info.path, False)
         return dataclasses.replace(summary, note=f"removed {info.title}; {note}")
 
-    def search(self, question: str, k: int | None = None) -> tuple[str, list[Passage]]:
-        """(the cleaned question, its passages); raises `BadQuestionError` for unusable input."""
+    def search(self, question: str, k: int | None = None, documents: Sequence[str] = ()) -> tuple[str, list[Passage]]:
+        """(the cleaned question, its passages); raises `BadQuestionError` for unusable input.
+        `documents`: search only these (ids, paths, file names or titles; `documents_named`)."""
         cleaned = check_question(question, self.settings.max_question_chars)
-        return cleaned, self.retriever.search(cleaned, k)
+        retriever = self.retriever
+        return cleaned, retriever.search(cleaned, k, documents=documents_named(retriever.index, documents))
 
     def ask_stream(
         self,
@@ -174,15 +176,18 @@ class Pipeline:
         mode: str | None = None,
         cancel: threading.Event | None = None,
         history: Sequence[str] = (),
+        documents: Sequence[str] = (),
     ) -> Iterator[str | Answer]:
         """Text pieces of the answer as they come, then the verified `Answer` (last item).
-        `history` holds the earlier questions of a chat, for follow-ups like "and when?"."""
+        `history` holds the earlier questions of a chat, for follow-ups like "and when?";
+        `documents` restricts the search to some documents (see `documents_named`)."""
         began = time.perf_counter()
         cleaned = check_question(question, self.settings.max_question_chars)
         query = standalone_query(cleaned, history)
         retriever, answerer = self._current()
+        chosen = documents_named(retriever.index, documents)
         vector = retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
-        passages = retriever.search(query, k, vector)
+        passages = retriever.search(query, k, vector, chosen)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
         for item in answerer.stream(query, passages, mode, cancel, vector):
             if isinstance(item, Answer):
@@ -194,9 +199,29 @@ class Pipeline:
                 item = dataclasses.replace(item, question=cleaned, query=query, timings=timings)
             yield item
 
-    def ask(self, question: str, k: int | None = None, mode: str | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, mode: str | None = None,
+            documents: Sequence[str] = ()) -> Answer:
         answer = None
-        for item in self.ask_stream(question, k, mode):
+        for item in self.ask_stream(question, k, mode, documents=documents):
             answer = item
         assert isinstance(answer, Answer)
         return answer
+
+
+def documents_named(index: Index, names: Sequence[str]) -> list[str]:
+    """The ids of the indexed documents `names` designate — each an id, a path, a file name or a
+    title (case-insensitive) — or a `QAError` naming what matches nothing. Empty: all documents."""
+    if isinstance(names, str):
+        names = [names]
+    chosen = []
+    for name in names:
+        if not isinstance(name, str):
+            raise QAError(f"a document is named by text, not {name!r}")
+        wanted = name.strip().casefold()
+        matches = [d.doc_id for d in index.documents.values()
+                   if wanted in (d.doc_id.casefold(), d.path.casefold(), d.path.rsplit("/", 1)[-1].casefold(),
+                                 d.title.casefold())]
+        if not matches:
+            raise QAError(f"no indexed document is named {name!r}; the documents are listed in the Index tab (`qa search`)")
+        chosen += [m for m in matches if m not in chosen]
+    return chosen

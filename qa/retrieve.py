@@ -66,12 +66,14 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
 
-    def dense(self, query: str, n: int, vector: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def dense(self, query: str, n: int, vector: np.ndarray | None = None,
+              within: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, float]]:
         """(row, cosine) of the n best chunks, best first.
 
         A chunk scores the better of its own cosine and that of its best sentence: a long
         chunk's vector blurs the one sentence that answers a pointed question. `vector` is the
-        query's embedding when the caller already has it.
+        query's embedding when the caller already has it; `within` (rows, units) restricts the
+        search to some documents' chunks and sentences.
         """
         index = self.index
         if vector is None:
@@ -82,22 +84,26 @@ class Retriever:
                 f"the index holds {index.dim}-dimensional vectors but the embedder gives "
                 f"{vector.shape[-1]}: run `qa index`"
             )
-        best = dict(index.search_chunks(vector, n))
-        for unit, score in index.search_sentences(vector, 4 * n):
+        rows, units = within if within is not None else (None, None)
+        best = dict(index.search_chunks(vector, n, rows))
+        for unit, score in index.search_sentences(vector, 4 * n, units):
             for row in index.chunks_of_unit(unit):
                 best[row] = max(best.get(row, -1.0), score)
         return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
 
-    def lexical(self, query: str, n: int) -> list[tuple[int, float]]:
-        """(row, BM25 score) of the best n chunks sharing a term with the query."""
-        return self.index.bm25_search(query, n)
+    def lexical(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(row, BM25 score) of the best n chunks (among `rows` when given) sharing a term with the query."""
+        return self.index.bm25_search(query, n, rows)
 
-    def search(self, query: str, k: int | None = None, vector: np.ndarray | None = None) -> list[Passage]:
-        """The k best passages for `query`, fused from both retrievers (`vector`: see `dense`)."""
+    def search(self, query: str, k: int | None = None, vector: np.ndarray | None = None,
+               documents: Sequence[str] = ()) -> list[Passage]:
+        """The k best passages for `query`, fused from both retrievers (`vector`: see `dense`);
+        from the documents whose ids are in `documents` only, when any are given."""
         k = k or self.settings.k
         n = max(self.settings.candidates, k)
-        dense = self.dense(query, n, vector)
-        lexical = self.lexical(query, n)
+        within = self.index.rows_and_units(documents) if documents else None
+        dense = self.dense(query, n, vector, within)
+        lexical = self.lexical(query, n, within[0] if within else None)
         fused = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]], self.settings.rrf_k)
         dense_at = {row: (rank, score) for rank, (row, score) in enumerate(dense, start=1)}
         lexical_at = {row: (rank, score) for rank, (row, score) in enumerate(lexical, start=1)}

@@ -47,14 +47,23 @@ class Vectors:
         """The FAISS index type: "IndexFlatIP" or "IndexHNSWSQ"."""
         return type(self._index).__name__
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of the k nearest rows per query row; an HNSW index explores at least k."""
+    def search(self, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k nearest rows per query row, among `rows` only when given (a
+        filter inside the search: k results whenever `rows` holds k); an HNSW index explores at
+        least k."""
         import faiss
 
-        k = min(k, self.count)
+        k = min(k, self.count if rows is None else len(rows))
+        if k <= 0:
+            return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
+        selector = None if rows is None else faiss.IDSelectorBatch(np.ascontiguousarray(rows, dtype=np.int64))
         if isinstance(self._index, faiss.IndexHNSW):
-            return self._index.search(query, k, params=faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k)))
-        return self._index.search(query, k)
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        else:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        return self._index.search(query, k, params=params)
 
     def get(self, first: int, count: int) -> np.ndarray:
         """Rows [first, first + count) as float32 (de-quantised for an HNSW index)."""

@@ -59,10 +59,13 @@ EXAMPLE_LABELS = [*EXAMPLES[:3], "What is the population of Busan? (not in the d
 CSS = """
 #sources .answer-sources { display: none; } #sources .answer-sources:last-child { display: block; }
 #sources .source { border-left: 3px solid #bbb; padding: 0 .6em; margin: .6em 0; }
-#sources .source.selected { border-left-color: #e8a100; background: #fff8e1; }
-#sources mark, #document mark { background: #ffe082; }
+#sources .source.selected { border-left-color: #e8a100; background: #fff8e1; color: #1f2937; }
+#sources mark, #document mark, #chat mark { background: #ffe082; color: #1f2937; }
 #sources .where { font-size: .9em; } #sources .details { color: #666; font-size: .85em; }
-#sources .asked { font-size: .9em; color: #555; }
+#sources .asked, #sources .searched-in { font-size: .9em; color: #555; }
+.dark #sources .source.selected { background: #3d2f00; color: #f4f4f5; }
+.dark #sources mark, .dark #document mark, .dark #chat mark { background: #7a5c00; color: #ffffff; }
+.dark #sources .details, .dark #sources .asked, .dark #sources .searched-in { color: #c4c4cc; }
 #document .doc-text { max-height: 60vh; overflow-y: auto; white-space: normal; border: 1px solid #ddd; padding: .5em; }
 .hidden-trigger { display: none !important; }
 #chat .draft { color: #777; font-style: italic; } #chat .draft-note { color: #999; }
@@ -119,7 +122,7 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
         with gr.Tab("Index"):
             tab = _index_tab(settings)
         _wire_chat(pipeline, page, conversation, limit)
-        listing = [tab.index_status, tab.documents, tab.details, tab.removable]
+        listing = [tab.index_status, tab.documents, tab.details, tab.removable, page.search_in]
         index_outputs = [tab.index_message, status, *listing]
         for button, handler, inputs, name in ((tab.rebuild, rebuild, None, "rebuild"),
                                               (tab.add, upload, tab.uploads, "upload"),
@@ -137,6 +140,8 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
     with gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label="Answers", elem_id="chat", height=480, sanitize_html=True)
+            search_in = gr.Dropdown(label="Search in", info="the documents to search; none chosen: all of them",
+                                    choices=[], multiselect=True, elem_id="search-in")
             question = gr.Textbox(label="Question", placeholder="Ask a question about the documents", elem_id="question")
             with gr.Row():
                 ask = gr.Button("Ask", variant="primary", elem_id="ask")
@@ -153,7 +158,7 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
             document = gr.HTML("", elem_id="document")
             document_request = gr.Textbox(visible=False)
             open_document = gr.Button("open", elem_id="open-doc", elem_classes="hidden-trigger")
-    return SimpleNamespace(chatbot=chatbot, question=question, ask=ask, stop=stop, clear=clear, k=k, mode=mode,
+    return SimpleNamespace(chatbot=chatbot, search_in=search_in, question=question, ask=ask, stop=stop, clear=clear, k=k, mode=mode,
                            show_details=show_details, sources=sources, document=document,
                            document_request=document_request, open_document=open_document)
 
@@ -186,10 +191,12 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
     """Ask/Enter answer (Stop cancels), Clear forgets, "open the document", and the `ask` API."""
     answering = (gr.update(visible=False), gr.update(visible=True))
     idle = (gr.update(visible=True), gr.update(visible=False))
-    inputs = [page.question, conversation, page.k, page.mode, page.show_details]
+    inputs = [page.question, conversation, page.k, page.mode, page.show_details, page.search_in]
 
-    def respond(message: str, conversation: dict, k: int, mode: str, show_details: bool, request: gr.Request):
-        yield from chat(pipeline, message, conversation, k, mode, show_details, limit.wait(client_of(request)))
+    def respond(message: str, conversation: dict, k: int, mode: str, show_details: bool, documents: list | None,
+                request: gr.Request):
+        yield from chat(pipeline, message, conversation, k, mode, show_details, limit.wait(client_of(request)),
+                        documents)
 
     events = []
     for trigger, name in ((page.ask.click, "chat"), (page.question.submit, False)):
@@ -210,9 +217,10 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
                              concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(
         None, None, None, js=SCROLL_TO_CITED)
 
-    def ask_endpoint(question: str, request: gr.Request) -> dict:
-        """Answer a question; returns the same object as `qa ask --json`."""
-        return api_ask(pipeline, question, limit.wait(client_of(request)))
+    def ask_endpoint(question: str, documents: list[str] | None = None, request: gr.Request = None) -> dict:
+        """Answer a question; returns the same object as `qa ask --json`. `documents`: search
+        only these (paths, file names or titles; default: all)."""
+        return api_ask(pipeline, question, limit.wait(client_of(request)), documents)
 
     gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
 

@@ -63,21 +63,25 @@ def sources_panel(blocks: list[str]) -> str:
 
 
 def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str, show_details: bool,
-         wait: float = 0.0):
+         wait: float = 0.0, documents: list | None = None):
     """Streams (chat messages, sources panel, conversation) while the answer is produced; the
     conversation (messages, each answer's sources, the questions asked) is kept in the browser.
-    `wait` > 0: the client is over its rate limit; it is told so instead."""
+    `wait` > 0: the client is over its rate limit; it is told so instead. `documents`: the ids of
+    the documents to search (none: all)."""
     conversation = bounded_conversation(conversation)
     panel = sources_panel(conversation["sources"])
     history = [*conversation["chat"], {"role": "user", "content": escape_text(message if isinstance(message, str) else "")}]
     yield history, panel, conversation
+    documents = documents or []
     problem = too_many(wait) if wait > 0 else bad_chat_options(k, mode, show_details)
+    if not problem and not (isinstance(documents, list) and all(isinstance(d, str) for d in documents)):
+        problem = "documents must be a list of document names"
     if problem:
         yield [*history, {"role": "assistant", "content": escape_text(problem)}], panel, conversation
         return
     try:
         text, item = "", None
-        for item in pipeline.ask_stream(message, int(k), mode, history=conversation["asked"]):
+        for item in pipeline.ask_stream(message, int(k), mode, history=conversation["asked"], documents=documents):
             if isinstance(item, Answer):
                 break
             text += item
@@ -92,7 +96,11 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
     if isinstance(item, Answer):
         answer_id = "a" + uuid.uuid4().hex[:10]
         reply = reply_html(item, answer_id)
-        blocks = [*blocks, sources_html(item, pipeline.index.title, show_details, answer_id)][-KEPT_ANSWERS:]
+        block = sources_html(item, pipeline.index.title, show_details, answer_id)
+        if documents:  # said inside the answer's own sources block
+            opening = block.index(">") + 1
+            block = block[:opening] + searched_in(pipeline, documents) + block[opening:]
+        blocks = [*blocks, block][-KEPT_ANSWERS:]
         asked = [*asked, item.query][-KEPT_ANSWERS:]
     messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
     yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked}
@@ -111,6 +119,13 @@ def bad_chat_options(k: object, mode: object, show_details: object) -> str:
     if not isinstance(show_details, bool):
         return f"details must be true or false, not {show_details!r}"
     return ""
+
+
+def searched_in(pipeline: Pipeline, documents: list[str]) -> str:
+    """The line shown above an answer's sources when the search was restricted to some documents."""
+    index = pipeline.index
+    titles = [index.documents[d].title for d in documents if d in index.documents] or documents
+    return f'<p class="searched-in">Searched in: {escape_text(", ".join(titles))}</p>'
 
 
 def draft_html(text: str) -> str:
@@ -158,12 +173,14 @@ def client_of(request: gr.Request | None) -> str:
     return getattr(getattr(request, "client", None), "host", None) or "unknown"
 
 
-def api_ask(pipeline: Pipeline, question: str, wait: float = 0.0) -> dict:
-    """The `ask` endpoint: the same object as `qa ask --json`."""
+def api_ask(pipeline: Pipeline, question: str, wait: float = 0.0, documents: list | None = None) -> dict:
+    """The `ask` endpoint: the same object as `qa ask --json`; `documents` (names) restricts the search."""
     if wait > 0:
         raise gr.Error(too_many(wait))
     try:
-        answer = pipeline.ask(question)
+        if documents is not None and not isinstance(documents, list):
+            raise QAError("documents must be a list of document names")
+        answer = pipeline.ask(question, documents=documents or ())
     except QAError as error:
         raise gr.Error(str(error)) from None
     except Exception:  # a message, never a bare error object; the server log has the traceback
@@ -180,21 +197,23 @@ def when(iso: str) -> str:
         return iso
 
 
-def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict]:
-    """(index status, documents table, details table, removal choices)."""
+def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict, dict]:
+    """(index status, documents table, details table, removal choices, "search in" choices)."""
     try:
         index = pipeline.index
     except QAError as error:
-        return f"**No index loaded.** {escape_text(str(error))}", [], [], gr.update(choices=[], value=None)
+        return (f"**No index loaded.** {escape_text(str(error))}", [], [], gr.update(choices=[], value=None),
+                gr.update(choices=[]))
     docs = sorted(index.documents.values(), key=lambda d: d.path)
     rows = [[d.title, d.path, d.chunks] for d in docs]
     details = [[d.path, d.sha256, d.chars, index.manifest.built_at] for d in docs]
-    status = f"**{len(index.chunks)} passages from {len(docs)} documents**, indexed {when(index.manifest.built_at)}."
+    status = (f"**{len(index.chunks)} passages from {len(docs)} document{'s' if len(docs) != 1 else ''}**, indexed"
+              f" {when(index.manifest.built_at)}.")
     changes = corpus_changes(pipeline.settings, index.manifest)
     if changes:
         status += f" The corpus folder has changed since ({escape_text('; '.join(changes))}); rebuild to include them."
-    choices = gr.update(choices=[(f"{d.title} ({d.path})", d.doc_id) for d in docs], value=None)
-    return status, rows, details, choices
+    choices = [(f"{d.title} ({d.path})", d.doc_id) for d in docs]
+    return status, rows, details, gr.update(choices=choices, value=None), gr.update(choices=choices)
 
 
 def index_outputs(pipeline: Pipeline, message: str) -> tuple:

@@ -61,6 +61,13 @@ def test_ask_prints_the_answer_then_its_sources(seed_workdir: Path):
     assert "Liancourt Rocks" not in sources.split("(chars ")[1]  # the proof is not printed twice
 
 
+def test_ask_and_search_can_be_restricted_to_named_documents(seed_workdir: Path):
+    result = qa("search", "Liancourt Rocks", "--doc", "Japan–South Korea relations", "--json", cwd=seed_workdir)
+    assert result.returncode == 0 and json.loads(result.stdout)["passages"], result.stderr
+    result = qa("ask", "What are the Liancourt Rocks called in Korean?", "--doc", "nowhere.md", cwd=seed_workdir)
+    assert result.returncode == 1 and "no indexed document is named 'nowhere.md'" in result.stderr
+
+
 @pytest.fixture(scope="module")
 def pipeline(seed_workdir: Path) -> Pipeline:
     settings = Settings(corpus_dir=seed_workdir / "corpus", index_dir=seed_workdir / "index")

@@ -201,6 +201,15 @@ def test_indexing_an_upload_never_blocks_a_question_and_a_document_can_be_remove
         expect(indexing.locator("#documents")).to_contain_text("harbour report.md")
         ask(asking, "What links Busan and Fukuoka?")
         expect(asking.locator("#sources .answer-sources").last).to_contain_text("The Beetle hydrofoil")  # searchable
+        asking.reload()  # the new document is offered in "Search in"
+        expect(asking.locator("#status")).to_contain_text("from 2 documents", timeout=60_000)
+        asking.locator("#search-in input").click()
+        asking.get_by_role("option", name="Japan–South Korea relations (japan_south_korea_relations.txt)").click()
+        asking.keyboard.press("Escape")
+        ask(asking, "What links Busan and Fukuoka?")
+        latest = asking.locator("#sources .answer-sources").last
+        expect(latest).to_contain_text("Searched in: Japan–South Korea relations")
+        assert "Harbour report" not in latest.inner_text()  # only the chosen document was searched
 
         indexing.locator("#uploads input[type=file]").set_input_files(str(report))
         indexing.wait_for_timeout(1000)
@@ -267,3 +276,24 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
     assert final == "The documents do not say." and "draft" not in final
     evidence = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "evidence", False))
     assert len(evidence) == 2  # the question, then the answer: nothing provisional in evidence mode
+
+
+def test_highlights_stay_readable_in_dark_mode(server: str, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, color_scheme="dark")
+    page.goto(server)
+    from playwright.sync_api import expect
+
+    expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    assert page.evaluate("document.body.classList.contains('dark')")  # the page follows the system setting
+    ask(page, FIRST)
+    contrast = page.evaluate("""() => {
+        const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+        const luminance = (rgb) => { const [r, g, b] = rgb.match(/\\d+/g).map(Number);
+                                     return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b); };
+        return [...document.querySelectorAll('#sources .answer-sources:last-child mark')].map((mark) => {
+            const style = getComputedStyle(mark);
+            const [a, b] = [luminance(style.color), luminance(style.backgroundColor)].sort((x, y) => y - x);
+            return (a + 0.05) / (b + 0.05);
+        });
+    }""")
+    assert contrast and min(contrast) >= 4.5, contrast

@@ -141,3 +141,18 @@ def test_a_read_only_index_folder_is_a_message_and_leftovers_are_cleaned(pipelin
     settings = dataclasses.replace(pipeline.settings, index_dir=blocked / "index")  # cannot be created
     with pytest.raises(IndexWriteError, match="cannot write in"):
         build_index(settings, pipeline.embedder, progress=False)
+
+
+def test_a_search_restricted_to_some_documents_finds_k_passages_in_them_only(pipeline: Pipeline):
+    corpus = pipeline.settings.corpus_dir
+    (corpus / "ferry.md").write_text("# Ferry\n\n" + "".join(
+        f"The Beetle hydrofoil sailing {n} links Busan and Fukuoka.\n\n" for n in range(60)))  # several chunks
+    pipeline.rebuild()
+    _, in_ferry = pipeline.search("Where are the Liancourt Rocks?", 3, ["ferry.md"])
+    ferry = next(d.doc_id for d in pipeline.index.documents.values() if d.path == "ferry.md")
+    assert len(in_ferry) == 3 and {p.chunk.doc_id for p in in_ferry} == {ferry}  # filtered inside the search
+    answer = pipeline.ask("What are the Liancourt Rocks called in Korean?", documents=["Treaty"])  # by title
+    assert {p.chunk.doc_id for p in answer.passages} == {next(d.doc_id for d in pipeline.index.documents.values()
+                                                               if d.path == "treaty.md")}
+    with pytest.raises(QAError, match="no indexed document is named 'nowhere.md'"):
+        pipeline.search("Where?", 3, ["nowhere.md"])

@@ -99,3 +99,23 @@ def test_the_multilingual_embedder_finds_english_passages_for_korean_and_japanes
     # The English-only default embedder does not find them: that is what the option is for.
     default = qa("search", "독도는 어느 나라가 점유하고 있습니까?", "-k", "5", "--json", cwd=seed_workdir)
     assert not any("occupied by South Korea" in p["text"] for p in json.loads(default.stdout)["passages"])
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_vector_search_among_some_rows_gives_their_k_nearest(kind: str):
+    import faiss
+    import numpy as np
+
+    from qa.vectors import Vectors, hnsw
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(2000, 16)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = faiss.IndexFlatIP(16) if kind == "flat" else hnsw(16, data)
+    index.add(data)
+    query = data[:1] + 0.01
+    rows = np.arange(1001, 2000, 7)  # far from the query's own row 0: a post-filter of a top-50 finds none
+    scores, found = Vectors(index).search(query, 5, rows)
+    assert len(found[0]) == 5 and set(found[0]) <= set(rows)
+    best = rows[np.argsort(-(data[rows] @ query[0]))[:5]]
+    assert len(set(found[0]) & set(best)) >= (5 if kind == "flat" else 4)
