@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from qa.text import MARKER, parse_markers
 from qa.types import Answer, Chunk, Passage, Reading
 
+_SPACES = re.compile(r"\s+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
 
 
@@ -132,7 +133,7 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
     if short is None or answer.mode != "evidence":
         text = answer_html(answer.text, len(answer.passages), answer_id, previews)
         return text if short is None else f"<strong>{escape_text(short.text)}</strong> — {text}"
-    before, words, after = proof_parts(short)
+    before, words, after = (_SPACES.sub(" ", part) for part in proof_parts(short))  # a PDF's line breaks read as spaces
     quote = f"{escape_text(before)}<mark>{escape_text(words)}</mark>{escape_text(after)}"
     link = answer_html(f"[{short.marker}]", len(answer.passages), answer_id, {short.marker: short.sentence})
     if short.text.strip(" .") == short.sentence.strip(" ."):

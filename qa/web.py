@@ -139,7 +139,8 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
 def _chat_tab(settings: Settings) -> SimpleNamespace:
     with gr.Row():
         with gr.Column(scale=3):
-            chatbot = gr.Chatbot(label="Answers", elem_id="chat", height=480, sanitize_html=True)
+            chatbot = gr.Chatbot(label="Answers", elem_id="chat", height=480, sanitize_html=True,
+                                 buttons=["copy", "copy_all"])  # no "share": it posts to Hugging Face
             search_in = gr.Dropdown(label="Search in", info="the documents to search; none chosen: all of them",
                                     choices=[], multiselect=True, elem_id="search-in")
             question = gr.Textbox(label="Question", placeholder="Ask a question about the documents", elem_id="question")

@@ -96,6 +96,9 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
     if isinstance(item, Answer):
         answer_id = "a" + uuid.uuid4().hex[:10]
         reply = reply_html(item, answer_id)
+        if mode == "generative" and item.mode == "evidence" and item.raw_text and not item.abstained:
+            reply += ('<br><small class="draft-note">The written answer did not hold up against the sources,'
+                      ' so the quoted answer is shown instead.</small>')
         block = sources_html(item, pipeline.index.title, show_details, answer_id)
         if documents:  # said inside the answer's own sources block
             opening = block.index(">") + 1

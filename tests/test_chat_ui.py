@@ -261,10 +261,15 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
     from qa.types import Answer
 
     class Drafting:  # streams a claim the verification then rejects
-        def ask_stream(self, question, k, mode, history=()):  # noqa: ANN001, ANN202
+        replaced = False  # True: the reader's quoted answer replaces the draft (instead of a refusal)
+
+        def ask_stream(self, question, k, mode, history=(), documents=()):  # noqa: ANN001, ANN202
             yield "Busan has 9 million "
             yield "people [1]."
-            yield Answer(question, "The documents do not say.", (), (), True, mode, "m", raw_text="Busan has…")
+            if self.replaced:
+                yield Answer(question, "“Busan is a port.”", (), (), False, "evidence", "m", raw_text="Busan has…")
+            else:
+                yield Answer(question, "The documents do not say.", (), (), True, mode, "m", raw_text="Busan has…")
 
         class index:  # noqa: N801
             title = staticmethod(lambda chunk: "T")
@@ -276,6 +281,10 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
     assert final == "The documents do not say." and "draft" not in final
     evidence = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "evidence", False))
     assert len(evidence) == 2  # the question, then the answer: nothing provisional in evidence mode
+    replacing = Drafting()
+    replacing.replaced = True
+    final = list(webchat.chat(replacing, "What is Busan?", {}, 5, "generative", False))[-1][0][-1]["content"]
+    assert "Busan is a port" in final and "did not hold up against the sources" in final  # said, calmly
 
 
 def test_highlights_stay_readable_in_dark_mode(server: str, browser):
