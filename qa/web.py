@@ -127,8 +127,10 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
         for button, handler, inputs, name in ((tab.rebuild, rebuild, None, "rebuild"),
                                               (tab.add, upload, tab.uploads, "upload"),
                                               (tab.remove, remove, [tab.removable, tab.delete_file], "remove")):
-            button.click(functools.partial(handler, pipeline), inputs, index_outputs, api_name=name,
-                         concurrency_id=INDEX_QUEUE)
+            event = button.click(functools.partial(handler, pipeline), inputs, index_outputs, api_name=name,
+                                 concurrency_id=INDEX_QUEUE, show_progress_on=[tab.index_message])
+            if button is tab.add:  # the picker empties, so the next Add does not send the same files again
+                event.then(lambda: None, None, tab.uploads, api_name=False, queue=False)
         demo.load(restore, conversation, [page.chatbot, page.sources], api_name=False, queue=False)
         demo.load(functools.partial(ready, pipeline), None, status, api_name=False).then(
             functools.partial(index_view, pipeline), None, listing, api_name=False
@@ -176,13 +178,13 @@ def _index_tab(settings: Settings) -> SimpleNamespace:
         elem_id="uploads",
     )
     add = gr.Button("Add to the corpus and index", elem_id="add")
+    index_message = gr.Markdown(elem_id="index-message")  # next to the controls it answers
     with gr.Row():
         removable = gr.Dropdown(label="Remove a document from the index", choices=[], elem_id="removable",
                                 allow_custom_value=True)
         delete_file = gr.Checkbox(False, label="also delete its file from the corpus folder")
         remove_button = gr.Button("Remove", elem_id="remove")
     rebuild_button = gr.Button("Rebuild the index", elem_id="rebuild")
-    index_message = gr.Markdown(elem_id="index-message")
     return SimpleNamespace(index_status=index_status, documents=documents, details=details, uploads=uploads, add=add,
                            removable=removable, delete_file=delete_file, remove=remove_button,
                            rebuild=rebuild_button, index_message=index_message)

@@ -197,6 +197,7 @@ def test_indexing_an_upload_never_blocks_a_question_and_a_document_can_be_remove
         assert seconds < 2, f"a question took {seconds:.1f} s while a file was being indexed"
         expect(indexing.locator("#index-message")).to_contain_text("Done:", timeout=300_000)
         expect(indexing.locator("#index-message")).to_contain_text("1 new, 0 changed, 0 removed, 1 unchanged")
+        expect(indexing.locator("#uploads")).not_to_contain_text("harbour report.md")  # the picker is empty again
         expect(indexing.locator("#status")).to_contain_text("from 2 documents")
         expect(indexing.locator("#documents")).to_contain_text("harbour report.md")
         ask(asking, "What links Busan and Fukuoka?")
