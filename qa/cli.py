@@ -6,6 +6,7 @@
     qa eval QUESTIONS.jsonl       score the pipeline on a question file
     qa serve [--mcp]              the web app (and the answers API at /v1, the MCP tools at /mcp)
     qa mcp                        the MCP tools over stdio
+    qa feedback export --out F    the chat's 👍/👎 as a question file for `qa eval`
     qa models [install|remove N]  opt-in language models for generative mode
 
 Exit codes: 0 success, 1 a problem the message explains (stale index, bad question, …),
@@ -110,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (or set QA_AUTH)")
     serve.add_argument("--mcp", action="store_true", help="also serve the MCP tools at /mcp (or set QA_MCP=1)")
     serve.set_defaults(run=cmd_serve)
+    feedback = commands.add_parser("feedback", parents=[common], help="export the 👍/👎 given in the chat")
+    feedback.add_argument("action", choices=["export"])
+    feedback.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl", help="a question file for `qa eval`")
+    feedback.set_defaults(run=cmd_feedback)
     mcp = commands.add_parser("mcp", parents=[common], help="serve the MCP tools (search_documents, ask) over stdio")
     mcp.set_defaults(run=cmd_mcp)
 
@@ -316,6 +321,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.mcp:
         settings = dataclasses.replace(settings, mcp=True)
     return serve(settings, host=args.host, port=args.port)
+
+
+def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    from qa import feedback
+
+    source = settings.feedback_path
+    if not source.is_file():
+        raise QAError(f"no feedback yet: {source} does not exist (👍/👎 an answer in the chat first)")
+    try:
+        count = feedback.export(source, args.out)
+    except OSError as error:
+        raise QAError(f"could not write {args.out} ({error.strerror or error})") from None
+    print(f"wrote {count} questions from {source} to {args.out} (👎 ones have no gold answer yet: fill in"
+          f" \"answers\"); score them with: qa eval {args.out}")
+    return 0
 
 
 def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:

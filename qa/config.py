@@ -73,6 +73,12 @@ class Settings:
     max_request_mb: int = 2  # request bodies other than uploads (uploads: 5 × max_file_mb)
     upload_cache_minutes: int = 60  # the web app deletes uploaded copies older than this from its cache
     mcp: bool = False  # `qa serve` also serves the MCP tools at /mcp (QA_MCP=1, or --mcp)
+    # Where 👍/👎 on answers are kept (JSON Lines); "": feedback.jsonl beside the index folder.
+    feedback_file: str = ""
+
+    @property
+    def feedback_path(self) -> Path:
+        return Path(self.feedback_file) if self.feedback_file else self.index_dir.parent / "feedback.jsonl"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

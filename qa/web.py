@@ -32,6 +32,7 @@ from qa.webchat import (  # noqa: E402
     chat,
     client_of,
     index_view,
+    judged,
     ready,
     rebuild,
     remove,
@@ -215,6 +216,11 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
               [page.chatbot, page.sources, page.document, conversation])
     page.clear.click(*forget, api_name=False, queue=False)
     page.chatbot.clear(*forget, api_name=False, queue=False)  # the chat's own bin icon forgets it too
+
+    def on_like(conversation: dict, data: gr.LikeData) -> None:
+        judged(pipeline, conversation, data)
+
+    page.chatbot.like(on_like, conversation, None, api_name=False, queue=False)
     page.open_document.click(functools.partial(show_document, pipeline), page.document_request, page.document,
                              js="(x) => window.docqaDocument || x", api_name=False,
                              concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(

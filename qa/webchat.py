@@ -11,6 +11,7 @@ import bisect
 import functools
 import json
 import logging
+import re
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from qa.types import Answer
 log = logging.getLogger(__name__)
 
 KEPT_ANSWERS = 30  # answers (with their sources) kept in the browser's storage
-EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": []}
+EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": [], "answers": {}}
 NO_SOURCES = "Sources of the answer appear here."
 
 
@@ -42,7 +43,7 @@ def bounded_conversation(conversation: object, max_question_chars: int = 2000) -
     history from costing the server.
 
     >>> bounded_conversation({"chat": [{"role": "user", "content": "hi"}, 5], "sources": "x", "asked": ["q" * 9]}, 4)
-    {'chat': [{'role': 'user', 'content': 'hi'}], 'sources': [], 'asked': ['qqqq']}
+    {'chat': [{'role': 'user', 'content': 'hi'}], 'sources': [], 'asked': ['qqqq'], 'answers': {}}
     """
     raw = conversation if isinstance(conversation, dict) else {}
     chat = [m for m in raw.get("chat") or () if isinstance(m, dict) and isinstance(m.get("content"), str)
@@ -54,7 +55,10 @@ def bounded_conversation(conversation: object, max_question_chars: int = 2000) -
     while chat and sum(len(m["content"]) for m in chat) + sum(map(len, sources)) > MAX_CONVERSATION_CHARS:
         chat = chat[2:]
         sources = sources[1:]
-    return {"chat": [{"role": m["role"], "content": m["content"]} for m in chat], "sources": sources, "asked": asked}
+    answers = raw.get("answers") if isinstance(raw.get("answers"), dict) else {}
+    answers = {k: v for k, v in list(answers.items())[-KEPT_ANSWERS:] if isinstance(k, str) and isinstance(v, dict)}
+    return {"chat": [{"role": m["role"], "content": m["content"]} for m in chat], "sources": sources, "asked": asked,
+            "answers": answers}
 
 
 def sources_panel(blocks: list[str]) -> str:
@@ -92,10 +96,11 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
     except Exception:  # never a traceback in the page; the server log has it
         log.exception("answering failed")
         reply, item = "Something went wrong while answering; the server log has the details.", None
-    blocks, asked = conversation["sources"], conversation["asked"]
+    blocks, asked, answers = conversation["sources"], conversation["asked"], conversation["answers"]
     if isinstance(item, Answer):
         answer_id = "a" + uuid.uuid4().hex[:10]
         reply = reply_html(item, answer_id)
+        answers = dict(list({**answers, answer_id: kept_answer(pipeline, item, documents)}.items())[-KEPT_ANSWERS:])
         if mode == "generative" and item.mode == "evidence" and item.raw_text and not item.abstained:
             reply += ('<br><small class="draft-note">The written answer did not hold up against the sources,'
                       ' so the quoted answer is shown instead.</small>')
@@ -105,8 +110,32 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
             block = block[:opening] + searched_in(pipeline, documents) + block[opening:]
         blocks = [*blocks, block][-KEPT_ANSWERS:]
         asked = [*asked, item.query][-KEPT_ANSWERS:]
+        reply = f'<div class="reply" data-answer="{answer_id}">{reply}</div>'  # 👍/👎 find the answer by it
     messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
-    yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked}
+    yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked, "answers": answers}
+
+
+def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dict:
+    """What the conversation keeps of an answer for feedback: question, answer, short answer, citations."""
+    from qa.answers_api import answer_content, citations_json
+
+    short = answer.short_answer
+    return {"question": answer.question, "answer": answer_content(answer),
+            "short_answer": None if answer.abstained or short is None else short.text,
+            "citations": citations_json(answer, pipeline.index), "documents": documents}
+
+
+def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> None:
+    """A 👍/👎 on an answer: its question, answer and sources go to the feedback file."""
+    from qa import feedback
+
+    conversation = bounded_conversation(conversation)
+    match = re.search(r'data-answer="(a[0-9a-f]{10})"', str(data.value))
+    answer = conversation["answers"].get(match.group(1)) if match else None
+    if answer is None or not isinstance(data.liked, bool):
+        return  # not an answer (a message, a question) or an unknown choice
+    if not feedback.append(pipeline.settings.feedback_path, feedback.record_for(answer, data.liked)):
+        log.warning("the feedback file %s is full; this judgement was not kept", pipeline.settings.feedback_path)
 
 
 def bad_chat_options(k: object, mode: object, show_details: object) -> str:

@@ -2,12 +2,13 @@
 app: each answer's own sources, the document view, Stop, history across a reload, and indexing
 (upload, removal) that never blocks a question asked meanwhile."""
 
+import json
 import shutil
 import time
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, running_app
+from conftest import CHROMIUM, qa, running_app
 
 pytestmark = pytest.mark.slow
 
@@ -279,7 +280,7 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
     drafts = [chat[-1]["content"] for chat, _, _ in steps[1:-1]]
     assert drafts and all('class="draft"' in d and "being checked against the sources" in d for d in drafts)
     final = steps[-1][0][-1]["content"]
-    assert final == "The documents do not say." and "draft" not in final
+    assert final.endswith(">The documents do not say.</div>") and "draft" not in final
     evidence = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "evidence", False))
     assert len(evidence) == 2  # the question, then the answer: nothing provisional in evidence mode
     replacing = Drafting()
@@ -307,3 +308,29 @@ def test_highlights_stay_readable_in_dark_mode(server: str, browser):
         });
     }""")
     assert contrast and min(contrast) >= 4.5, contrast
+
+
+def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Path, tmp_path: Path, browser):
+    from playwright.sync_api import expect
+
+    from qa.evaluate import load_questions
+
+    feedback = tmp_path / "feedback.jsonl"
+    with running_app(seed_workdir, {"QA_FEEDBACK_FILE": str(feedback)}) as url:
+        page = open_chat(browser, url)
+        ask(page, FIRST)
+        ask(page, "What is the population of Busan?")
+        page.locator("#chat").get_by_role("button", name="Like", exact=True).nth(0).click()  # one per answer
+        page.locator("#chat").get_by_role("button", name="Dislike", exact=True).nth(1).click()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (not feedback.exists() or len(feedback.read_text().splitlines()) < 2):
+            time.sleep(0.2)
+    liked, disliked = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
+    assert liked["liked"] and liked["short_answer"] == "December 1965" and liked["citations"][0]["quote"]
+    assert not disliked["liked"] and disliked["question"] == "What is the population of Busan?"
+    out = tmp_path / "regression.jsonl"
+    result = qa("feedback", "export", "--out", str(out), cwd=seed_workdir, env={"QA_FEEDBACK_FILE": str(feedback)})
+    assert result.returncode == 0, result.stderr
+    questions, problems = load_questions(out)
+    assert not problems and [q.answers for q in questions] == [("December 1965",), ()]
+    assert questions[0].evidence and questions[1].type == "disliked"

@@ -1,0 +1,77 @@
+"""Answer feedback: a 👍 or 👎 on an answer in the chat is kept, with its question, answer and
+cited sources, as one line of a JSON Lines file (`QA_FEEDBACK_FILE`, default `feedback.jsonl`
+beside the index folder: a rebuild replaces the index folder whole). `qa feedback export` turns
+the file into a question file `qa eval` reads, so a team's judgements become a regression set.
+
+>>> record = {"liked": True, "question": "When?", "short_answer": "1965", "citations": [{"quote": "In 1965."}]}
+>>> as_question(record, 1)
+{'id': 'feedback-1', 'question': 'When?', 'answers': ['1965'], 'evidence': ['In 1965.'], 'type': 'liked'}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+MAX_FEEDBACK_BYTES = 50 * 2**20  # past this the file takes no more lines (a warning says so)
+_lock = threading.Lock()
+
+
+def record_for(answer: dict, liked: bool) -> dict:
+    """The line kept for a judged answer (`answer`: what the chat kept of it)."""
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "liked": bool(liked),
+            **{key: answer.get(key) for key in ("question", "answer", "short_answer", "citations", "documents")}}
+
+
+def append(path: Path, record: dict) -> bool:
+    """Append one line, whole (one write under a lock); False when the file is full."""
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    with _lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size + len(line) > MAX_FEEDBACK_BYTES:
+            return False
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    return True
+
+
+def read(path: Path) -> list[dict]:
+    """The records of the file; lines that are not records are skipped."""
+    records = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("question"), str):
+                records.append(record)
+    return records
+
+
+def as_question(record: dict, number: int) -> dict:
+    """A `qa eval` question: a 👍 answer becomes the gold answer (its short answer, and its cited
+    quotes as evidence; a 👍 on a refusal: no answer); a 👎 keeps the answer given as
+    `rejected_answer` and has no gold answer yet — fill in `answers`, or it is scored as a
+    question the documents do not answer."""
+    quotes = [c.get("quote", "") for c in record.get("citations") or () if isinstance(c, dict) and c.get("quote")]
+    question = {"id": f"feedback-{number}", "question": record["question"]}
+    if record.get("liked"):  # a 👍 on a refusal: the documents do not answer it (answers: [])
+        answers = [record["short_answer"]] if record.get("short_answer") else []
+        return {**question, "answers": answers, "evidence": quotes if answers else [], "type": "liked"}
+    return {**question, "answers": [], "type": "disliked", "rejected_answer": record.get("answer") or ""}
+
+
+def export(path: Path, out: Path) -> int:
+    """Write the question file; the number of questions written."""
+    records = read(path)
+    with out.open("w", encoding="utf-8") as f:
+        for number, record in enumerate(records, start=1):
+            f.write(json.dumps(as_question(record, number), ensure_ascii=False) + "\n")
+    return len(records)
