@@ -31,6 +31,7 @@ from qa.webchat import (  # noqa: E402
     api_ask,
     chat,
     client_of,
+    export_conversation,
     index_view,
     judged,
     ready,
@@ -151,6 +152,8 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
                 ask = gr.Button("Ask", variant="primary", elem_id="ask")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop", visible=False)
                 clear = gr.Button("Clear the conversation", elem_id="clear")
+                export = gr.Button("Export the conversation", elem_id="export")
+            exported = gr.File(label="The conversation, as Markdown", visible=False, elem_id="exported")
             gr.Examples(EXAMPLES, inputs=question, example_labels=EXAMPLE_LABELS)
             with gr.Accordion("Settings", open=False, elem_id="chat-settings"):
                 k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
@@ -162,7 +165,8 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
             document = gr.HTML("", elem_id="document")
             document_request = gr.Textbox(visible=False)
             open_document = gr.Button("open", elem_id="open-doc", elem_classes="hidden-trigger")
-    return SimpleNamespace(chatbot=chatbot, search_in=search_in, question=question, ask=ask, stop=stop, clear=clear, k=k, mode=mode,
+    return SimpleNamespace(chatbot=chatbot, search_in=search_in, question=question, ask=ask, stop=stop, clear=clear,
+                           export=export, exported=exported, k=k, mode=mode,
                            show_details=show_details, sources=sources, document=document,
                            document_request=document_request, open_document=open_document)
 
@@ -216,6 +220,8 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
               [page.chatbot, page.sources, page.document, conversation])
     page.clear.click(*forget, api_name=False, queue=False)
     page.chatbot.clear(*forget, api_name=False, queue=False)  # the chat's own bin icon forgets it too
+    page.export.click(lambda conversation: gr.update(value=export_conversation(conversation), visible=True),
+                      conversation, page.exported, api_name=False)
 
     def on_like(conversation: dict, data: gr.LikeData) -> None:
         judged(pipeline, conversation, data)

@@ -8,10 +8,14 @@ and model text is escaped by `qa.render`.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import json
 import logging
+import os
 import re
+import tempfile
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +27,7 @@ from qa.corpus import UnreadableFile, add_file, file_sha256
 from qa.errors import QAError
 from qa.manifest import corpus_changes
 from qa.pipeline import Pipeline
-from qa.render import answer_json, document_html, escape_text, reply_html, sources_html
+from qa.render import answer_json, document_html, escape_text, reply_html, sources_html, where
 from qa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -123,6 +127,53 @@ def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dic
     return {"question": answer.question, "answer": answer_content(answer),
             "short_answer": None if answer.abstained or short is None else short.text,
             "citations": citations_json(answer, pipeline.index), "documents": documents}
+
+
+def conversation_markdown(conversation: dict) -> str:
+    """Every kept answer of a conversation as Markdown: the question, the answer, its sources as
+    `[n] Title › Section (p. N): “quote”`.
+
+    >>> print(conversation_markdown({"answers": {"a1": {"question": "When?", "answer": "**1965**",
+    ...     "citations": [{"marker": 1, "title": "T", "section": "History", "page": None, "quote": "In 1965."}]}}}))
+    # docqa conversation
+    <BLANKLINE>
+    ## When?
+    <BLANKLINE>
+    **1965**
+    <BLANKLINE>
+    Sources:
+    <BLANKLINE>
+    - [1] T › History: “In 1965.”
+    <BLANKLINE>
+    """
+    parts = ["# docqa conversation", ""]
+    for answer in bounded_conversation(conversation)["answers"].values():
+        parts += [f"## {answer.get('question', '')}", "", str(answer.get("answer", "")), ""]
+        citations = [c for c in answer.get("citations") or () if isinstance(c, dict)]
+        if citations:
+            parts += ["Sources:", ""]
+            for c in citations:
+                page = f" (p. {c['page']})" if c.get("page") else ""
+                parts.append(f"- [{c.get('marker')}] {where(str(c.get('title', '')), str(c.get('section', '')))}{page}:"
+                             f" “{c.get('quote', '')}”")
+            parts.append("")
+    return "\n".join(parts)
+
+
+EXPORTS = Path(tempfile.gettempdir()) / f"docqa-exports-{os.getpid()}"
+
+
+def export_conversation(conversation: dict) -> str:
+    """A Markdown file of the conversation, for download; its path. Exports older than an hour
+    are deleted as new ones are made (Gradio serves its own copy)."""
+    EXPORTS.mkdir(exist_ok=True)
+    for old in EXPORTS.glob("*.md"):
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink()
+    path = EXPORTS / f"docqa-conversation-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}.md"
+    path.write_text(conversation_markdown(conversation), encoding="utf-8")
+    return str(path)
 
 
 def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> None:

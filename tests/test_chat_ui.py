@@ -334,3 +334,19 @@ def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Pat
     questions, problems = load_questions(out)
     assert not problems and [q.answers for q in questions] == [("December 1965",), ()]
     assert questions[0].evidence and questions[1].type == "disliked"
+
+
+def test_the_conversation_exports_as_markdown_with_every_answer_and_source(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    page.locator("#clear").click()
+    ask(page, FIRST)
+    ask(page, "What are the Liancourt Rocks called in Korean?")
+    page.locator("#export").click()
+    link = page.locator("#exported a[href]").first
+    expect(link).to_be_visible(timeout=30_000)
+    markdown = page.request.get(link.get_attribute("href")).text()
+    assert f"## {FIRST}" in markdown and "## What are the Liancourt Rocks called in Korean?" in markdown
+    assert "December 1965" in markdown and "Dokdo" in markdown
+    assert markdown.count("- [1] Japan–South Korea relations") == 2 and "<" not in markdown  # plain Markdown
