@@ -36,6 +36,7 @@ from qa.webchat import (  # noqa: E402
     judged,
     ready,
     rebuild,
+    restore_settings,
     remove,
     restore,
     show_document,
@@ -57,6 +58,11 @@ EXAMPLES = [
     "Why did Japan restrict exports to South Korea in 2019?",
     "What is the population of Busan?",
 ]
+GENERATIVE_NOTE = (
+    "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative**: the language model "
+    "(`{model}`) writes the answer, which is then checked against the sources; with the bundled small model expect "
+    "2–15 s and answers often replaced by the quoted sentence. A stronger model: `make model` (see README)."
+)
 EXAMPLE_LABELS = [*EXAMPLES[:3], "What is the population of Busan? (not in the documents: a check that it says so)"]
 CSS = """
 #sources .answer-sources { display: none; } #sources .answer-sources:last-child { display: block; }
@@ -119,6 +125,7 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
         gr.Markdown("# docqa\nAsk about your documents. Every answer cites its sources; click a marker to check it.")
         status = gr.Markdown("Loading the index and models…", elem_id="status")
         conversation = gr.BrowserState(EMPTY_CONVERSATION, storage_key="docqa-conversation")
+        preferences = gr.BrowserState({}, storage_key="docqa-settings")  # the chat's settings survive a reload
         with gr.Tab("Chat"):
             page = _chat_tab(settings)
         with gr.Tab("Index"):
@@ -134,6 +141,11 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
             if button is tab.add:  # the picker empties, so the next Add does not send the same files again
                 event.then(lambda: None, None, tab.uploads, api_name=False, queue=False)
         demo.load(restore, conversation, [page.chatbot, page.sources], api_name=False, queue=False)
+        chat_settings = [page.k, page.mode, page.show_details]
+        demo.load(functools.partial(restore_settings, settings), preferences, chat_settings, api_name=False, queue=False)
+        for control in chat_settings:
+            control.change(lambda k, mode, details: {"k": k, "mode": mode, "details": details}, chat_settings,
+                           preferences, api_name=False, queue=False)
         demo.load(functools.partial(ready, pipeline), None, status, api_name=False).then(
             functools.partial(index_view, pipeline), None, listing, api_name=False
         )
@@ -158,6 +170,7 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
             with gr.Accordion("Settings", open=False, elem_id="chat-settings"):
                 k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
                 mode = gr.Radio(["evidence", "generative"], value=settings.answer_mode, label="Answer mode")
+                gr.Markdown(GENERATIVE_NOTE.format(model=settings.model), elem_id="mode-note")
                 show_details = gr.Checkbox(False, label="Show details (character offsets, retrieval scores)")
         with gr.Column(scale=2):
             gr.Markdown("### Sources")

@@ -228,6 +228,21 @@ def stopped(question: str, conversation: dict) -> tuple:
     return messages, conversation, "", gr.update(visible=True), gr.update(visible=False)
 
 
+def restore_settings(settings, saved: object) -> tuple:  # noqa: ANN001
+    """(passages, mode, details) as the browser saved them, each checked (else the default).
+
+    >>> from qa.config import Settings
+    >>> restore_settings(Settings(), {"k": 3, "mode": "generative", "details": "yes"})
+    (3, 'generative', False)
+    """
+    saved = saved if isinstance(saved, dict) else {}
+    k = saved.get("k")
+    k = int(k) if isinstance(k, (int, float)) and not isinstance(k, bool) and 1 <= k <= 10 else settings.k
+    mode = saved.get("mode") if saved.get("mode") in ANSWER_MODES else settings.answer_mode
+    details = saved.get("details") if isinstance(saved.get("details"), bool) else False
+    return k, mode, details
+
+
 def restore(conversation: dict) -> tuple[list, str]:
     conversation = bounded_conversation(conversation)
     return conversation["chat"], sources_panel(conversation["sources"])

@@ -350,3 +350,19 @@ def test_the_conversation_exports_as_markdown_with_every_answer_and_source(serve
     assert f"## {FIRST}" in markdown and "## What are the Liancourt Rocks called in Korean?" in markdown
     assert "December 1965" in markdown and "Dokdo" in markdown
     assert markdown.count("- [1] Japan–South Korea relations") == 2 and "<" not in markdown  # plain Markdown
+
+
+def test_the_chat_settings_survive_a_reload(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    page.locator("#chat-settings").get_by_text("Settings").first.click()
+    page.get_by_label("generative").check()
+    expect(page.locator("#mode-note")).to_contain_text("make model")  # what to expect of the small model
+    page.wait_for_timeout(500)
+    page.reload()
+    expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    page.locator("#chat-settings").get_by_text("Settings").first.click()
+    expect(page.get_by_label("generative")).to_be_checked()
+    page.get_by_label("evidence").check()  # as it was, for the other tests on this server
+    page.wait_for_timeout(500)
