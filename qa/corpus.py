@@ -99,6 +99,21 @@ def _shown(path: object) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+EXAMPLES_FILE = ".qaexamples"  # in the corpus folder: example questions for the chat, one per line
+MAX_EXAMPLES = 8
+
+
+def example_questions(corpus_dir: Path) -> list[str]:
+    """The example questions listed in `corpus_dir/.qaexamples` ('#' starts a comment; at most 8,
+    each at most 200 characters); none when there is no such file."""
+    try:
+        lines = (corpus_dir / EXAMPLES_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    questions = [line.strip()[:200] for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return questions[:MAX_EXAMPLES]
+
+
 def ignored_paths(corpus_dir: Path) -> set[str]:
     """The paths listed in `corpus_dir/.qaignore` ('#' starts a comment)."""
     try:

@@ -22,6 +22,7 @@ import gradio as gr  # noqa: E402
 
 from qa.answers_api import AnswersAPI, RequireKey  # noqa: E402
 from qa.config import Settings  # noqa: E402
+from qa.corpus import MAX_EXAMPLES, example_questions  # noqa: E402
 from qa.limits import HostRule, LoginGuard, RateLimit, RequestGuard  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from qa.render import plain_text  # noqa: E402
@@ -52,18 +53,11 @@ MODEL_QUEUE, MODEL_CONCURRENCY = "model", 4
 DOCUMENT_QUEUE, DOCUMENT_CONCURRENCY = "document", 2
 INDEX_QUEUE = "index"  # uploads, removals and rebuilds: one at a time, never in the chat's way
 QUEUE_SIZE = 64  # requests waiting at most; 20 users asking at once fit
-EXAMPLES = [
-    "When did Japan and South Korea establish diplomatic relations?",
-    "What are the Liancourt Rocks called in Korean?",
-    "Why did Japan restrict exports to South Korea in 2019?",
-    "What is the population of Busan?",
-]
 GENERATIVE_NOTE = (
     "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative**: the language model "
     "(`{model}`) writes the answer, which is then checked against the sources; with the bundled small model expect "
     "2–15 s and answers often replaced by the quoted sentence. A stronger model: `make model` (see README)."
 )
-EXAMPLE_LABELS = [*EXAMPLES[:3], "What is the population of Busan? (not in the documents: a check that it says so)"]
 CSS = """
 #sources .answer-sources { display: none; } #sources .answer-sources:last-child { display: block; }
 #sources .source { border-left: 3px solid #bbb; padding: 0 .6em; margin: .6em 0; }
@@ -141,6 +135,7 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
             if button is tab.add:  # the picker empties, so the next Add does not send the same files again
                 event.then(lambda: None, None, tab.uploads, api_name=False, queue=False)
         demo.load(restore, conversation, [page.chatbot, page.sources], api_name=False, queue=False)
+        demo.load(functools.partial(examples_view, settings), None, page.examples, api_name=False, queue=False)
         chat_settings = [page.k, page.mode, page.show_details]
         demo.load(functools.partial(restore_settings, settings), preferences, chat_settings, api_name=False, queue=False)
         for control in chat_settings:
@@ -166,7 +161,9 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
                 clear = gr.Button("Clear the conversation", elem_id="clear")
                 export = gr.Button("Export the conversation", elem_id="export")
             exported = gr.File(label="The conversation, as Markdown", visible=False, elem_id="exported")
-            gr.Examples(EXAMPLES, inputs=question, example_labels=EXAMPLE_LABELS)
+            with gr.Row(elem_id="examples"):  # the corpus's example questions; a click asks one
+                examples = [gr.Button("", size="sm", visible=False, elem_classes="example")
+                            for _ in range(MAX_EXAMPLES)]
             with gr.Accordion("Settings", open=False, elem_id="chat-settings"):
                 k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
                 mode = gr.Radio(["evidence", "generative"], value=settings.answer_mode, label="Answer mode")
@@ -178,7 +175,7 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
             document = gr.HTML("", elem_id="document")
             document_request = gr.Textbox(visible=False)
             open_document = gr.Button("open", elem_id="open-doc", elem_classes="hidden-trigger")
-    return SimpleNamespace(chatbot=chatbot, search_in=search_in, question=question, ask=ask, stop=stop, clear=clear,
+    return SimpleNamespace(chatbot=chatbot, search_in=search_in, question=question, examples=examples, ask=ask, stop=stop, clear=clear,
                            export=export, exported=exported, k=k, mode=mode,
                            show_details=show_details, sources=sources, document=document,
                            document_request=document_request, open_document=open_document)
@@ -219,8 +216,13 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
         yield from chat(pipeline, message, conversation, k, mode, show_details, limit.wait(client_of(request)),
                         documents)
 
+    def clicked(example: gr.Button):  # noqa: ANN202 - a trigger: fill the box with the example, then ask as Ask does
+        return lambda *args, **kwargs: example.click(lambda text: text, example, page.question, api_name=False,
+                                                     queue=False).then(*args, **kwargs)
+
     events = []
-    for trigger, name in ((page.ask.click, "chat"), (page.question.submit, False)):
+    triggers = [(page.ask.click, "chat"), (page.question.submit, False), *((clicked(e), False) for e in page.examples)]
+    for trigger, name in triggers:
         event = trigger(lambda: answering, None, [page.ask, page.stop], api_name=False, queue=False).then(
             respond, inputs, [page.chatbot, page.sources, conversation], api_name=name,
             concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY,
@@ -251,6 +253,13 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
         return api_ask(pipeline, question, limit.wait(client_of(request)), documents)
 
     gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
+
+
+def examples_view(settings: Settings) -> list[dict]:
+    """One button per example question of the corpus (`corpus/.qaexamples`); none when it lists none."""
+    questions = example_questions(settings.corpus_dir)
+    return [gr.update(value=q, visible=True) for q in questions] + [
+        gr.update(visible=False) for _ in range(MAX_EXAMPLES - len(questions))]
 
 
 class Mounted:

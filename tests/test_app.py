@@ -139,7 +139,7 @@ def test_foreign_hosts_origins_and_big_bodies_are_refused_before_any_route(serve
     assert httpx.post(remove, json=body, headers={"Origin": "http://attacker.example"}, timeout=10).status_code == 403
     big = httpx.post(f"{server}gradio_api/queue/join", content=b"{" + b" " * (3 * 2**20), timeout=30)
     assert big.status_code == 413 and "QA_MAX_REQUEST_MB" in big.text
-    assert sorted(p.name for p in (seed_workdir / "corpus").iterdir()) == ["japan_south_korea_relations.txt"]
+    assert sorted(p.name for p in (seed_workdir / "corpus").glob("[!.]*")) == ["japan_south_korea_relations.txt"]
 
 
 def test_api_values_of_the_wrong_type_get_a_message_and_change_nothing(client, seed_workdir: Path):
@@ -315,7 +315,7 @@ def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path
         assert "Added ferry notes _1_.md" in shown and "fake.txt: refused (binary file" in shown
         assert "1 new, 0 changed, 0 removed, 1 unchanged" in shown and "from 2 documents" in header
         assert (work / "corpus" / "ferry notes _1_.md").is_file()
-        assert sorted(p.name for p in (work / "corpus").iterdir()) == ["ferry notes _1_.md", "japan_south_korea_relations.txt"]
+        assert sorted(p.name for p in (work / "corpus").glob("[!.]*")) == ["ferry notes _1_.md", "japan_south_korea_relations.txt"]
         out = client.predict("What links Busan and Fukuoka?", api_name="/ask")
         assert "Beetle" in out["answer"]
         only_seed = client.predict("What links Busan and Fukuoka?", ["japan_south_korea_relations.txt"], api_name="/ask")

@@ -366,3 +366,14 @@ def test_the_chat_settings_survive_a_reload(server: str, browser):
     expect(page.get_by_label("generative")).to_be_checked()
     page.get_by_label("evidence").check()  # as it was, for the other tests on this server
     page.wait_for_timeout(500)
+
+
+def test_a_click_on_an_example_asks_it(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    page.locator("#clear").click()
+    example = page.locator("#examples").get_by_role("button", name=FIRST)
+    expect(example).to_be_visible(timeout=30_000)  # from corpus/.qaexamples
+    example.click()
+    expect(page.locator("#chat .bot-row").last).to_contain_text("December 1965", timeout=60_000)
