@@ -70,6 +70,7 @@ CSS = """
 .dark #sources .details, .dark #sources .asked, .dark #sources .searched-in { color: #c4c4cc; }
 #document .doc-text { max-height: 60vh; overflow-y: auto; white-space: normal; border: 1px solid #ddd; padding: .5em; }
 .hidden-trigger { display: none !important; }
+#chat .inline-source { border-left: 3px solid #e8a100; padding: .2em .6em; margin-top: .5em; font-size: .95em; }
 #chat .draft { color: #777; font-style: italic; } #chat .draft-note { color: #999; }
 """
 # Clicking a marker shows its answer's sources with the passage selected; "open the document"
@@ -83,6 +84,18 @@ JS = """
       event.preventDefault();
       const target = document.getElementById((link.getAttribute('href') || '').slice(1));
       if (!target) return;
+      if (window.innerWidth <= 600 && link.closest('#chat')) {  // narrow: the passage opens below the answer
+        const reply = link.closest('.reply') || link.parentElement;
+        let box = reply.querySelector(':scope > .inline-source');
+        if (box && box.dataset.for === target.id) { box.remove(); return; }
+        if (!box) { box = document.createElement('div'); box.className = 'inline-source'; reply.appendChild(box); }
+        box.dataset.for = target.id;
+        const where = target.querySelector('.where');
+        const quoted = [...target.querySelectorAll('mark')].map((m) => m.outerHTML).join(' … ');
+        box.innerHTML = (where ? where.outerHTML : '') + (quoted ? `<p>“${quoted}”</p>` : target.innerHTML);
+        box.scrollIntoView({block: 'nearest'});
+        return;
+      }
       const block = target.closest('.answer-sources');
       block.parentElement.querySelectorAll('.answer-sources').forEach((b) => { b.style.display = b === block ? 'block' : 'none'; });
       document.querySelectorAll('#sources .source.selected').forEach((el) => el.classList.remove('selected'));

@@ -377,3 +377,19 @@ def test_a_click_on_an_example_asks_it(server: str, browser):
     expect(example).to_be_visible(timeout=30_000)  # from corpus/.qaexamples
     example.click()
     expect(page.locator("#chat .bot-row").last).to_contain_text("December 1965", timeout=60_000)
+
+
+def test_on_a_narrow_screen_a_marker_opens_its_passage_below_the_answer(server: str, browser):
+    page = browser.new_page(viewport={"width": 400, "height": 800})
+    page.goto(server)
+    from playwright.sync_api import expect
+
+    expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    page.locator("#clear").click()
+    ask(page, FIRST)
+    marker = page.locator("#chat a.cite").last
+    marker.click()
+    passage = page.locator("#chat .inline-source").last
+    expect(passage).to_contain_text("December 1965")
+    box = passage.bounding_box()
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= 800  # within the viewport, not 1,000 px down
