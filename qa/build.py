@@ -348,17 +348,35 @@ def _add_files(build: _Build, files: list[Path], progress: bool, report: Report 
     from tqdm import tqdm
 
     settings = build.settings
+    to_read = _files_to_read(build, files)  # progress counts the files to read, not the unchanged ones reused
+    done = 0
     with tqdm(total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False) as bar:
-        for number, path in enumerate(files, start=1):
+        for path in files:
             bar.update(1)
             rel = path.relative_to(settings.corpus_dir).as_posix()
-            build.writer.files = (number - 1, len(files))
-            if report is not None:
-                report(f"reading {rel} (file {number} of {len(files)})", (number - 1) / len(files))
+            build.writer.files = (done, max(1, len(to_read)))
+            if report is not None and path in to_read:
+                report(f"reading {rel} ({done + 1} of {len(to_read)} to index)", done / len(to_read))
             build.add(rel, path)
+            done += path in to_read
             bar.set_postfix(chunks=build.writer.chunk_count)
     if not build.writer.documents:
         raise EmptyCorpusError(f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)")
+
+
+def _files_to_read(build: _Build, files: list[Path]) -> set[Path]:
+    """The files this build reads and embeds (new or changed); the others are reused or skipped."""
+    previous = build.previous.manifest if build.previous else None
+    max_bytes = build.settings.max_file_mb * 2**20
+    to_read = set()
+    for path in files:
+        try:
+            step = plan_file(path.relative_to(build.settings.corpus_dir).as_posix(), path, path.stat(), max_bytes, previous)
+        except OSError:
+            continue
+        if step.action == "read":
+            to_read.add(path)
+    return to_read
 
 
 def _write_manifest(folder: Path, manifest: Manifest) -> None:

@@ -51,7 +51,8 @@ def test_questions_are_answered_from_the_old_index_until_the_new_one_is_swapped_
     builder.join(60)
     assert pipeline.index is not old and len(pipeline.index.documents) == 3
     assert pipeline.ask("What links Busan and Fukuoka?").short_answer.text == "Beetle"
-    assert any(text.startswith("reading ferry.md (file 1 of 3)") for text, _ in reports)
+    assert any(text.startswith("reading ferry.md (1 of 1 to index)") for text, _ in reports)  # the unchanged not counted
+    assert any(text.startswith("embedding ferry.md") and 0 <= done < 1 for text, done in reports)
     assert reports[-1] == ("writing the index", 1.0) and all(0 <= done <= 1 for _, done in reports)
 
 
