@@ -260,12 +260,17 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
                              concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(
         None, None, None, js=SCROLL_TO_CITED)
 
-    def ask_endpoint(question: str, documents: list[str] | None = None, request: gr.Request = None) -> dict:
-        """Answer a question; returns the same object as `qa ask --json`. `documents`: search
-        only these (paths, file names or titles; default: all)."""
+    def ask_endpoint(question: str, request: gr.Request) -> dict:
+        """Answer a question; returns the same object as `qa ask --json`."""
+        return api_ask(pipeline, question, limit.wait(client_of(request)))
+
+    def ask_in_endpoint(question: str, documents: list[str], request: gr.Request) -> dict:
+        """Answer a question from some documents only (paths, file names or titles); returns the
+        same object as `qa ask --json`."""
         return api_ask(pipeline, question, limit.wait(client_of(request)), documents)
 
     gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
+    gr.api(ask_in_endpoint, api_name="ask_in", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
 
 
 def examples_view(settings: Settings) -> list[dict]:

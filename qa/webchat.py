@@ -124,9 +124,12 @@ def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dic
     from qa.answers_api import answer_content, citations_json
 
     short = answer.short_answer
+    # "file", not "path": Gradio takes any {"path": …} in a component's value for a file to serve.
+    citations = [{("file" if key == "path" else key): value for key, value in c.items()}
+                 for c in citations_json(answer, pipeline.index)]
     return {"question": answer.question, "answer": answer_content(answer),
             "short_answer": None if answer.abstained or short is None else short.text,
-            "citations": citations_json(answer, pipeline.index), "documents": documents}
+            "citations": citations, "documents": documents}
 
 
 def conversation_markdown(conversation: dict) -> str:

@@ -318,10 +318,11 @@ def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path
         assert sorted(p.name for p in (work / "corpus").glob("[!.]*")) == ["ferry notes _1_.md", "japan_south_korea_relations.txt"]
         out = client.predict("What links Busan and Fukuoka?", api_name="/ask")
         assert "Beetle" in out["answer"]
-        only_seed = client.predict("What links Busan and Fukuoka?", ["japan_south_korea_relations.txt"], api_name="/ask")
+        only_seed = client.predict("What links Busan and Fukuoka?", ["japan_south_korea_relations.txt"],
+                                   api_name="/ask_in")
         assert only_seed["passages"] and {p["title"] for p in only_seed["passages"]} == {"Japan–South Korea relations"}
         with pytest.raises(AppError, match="no indexed document is named 'nowhere.md'"):
-            client.predict("What links Busan and Fukuoka?", ["nowhere.md"], api_name="/ask")
+            client.predict("What links Busan and Fukuoka?", ["nowhere.md"], api_name="/ask_in")
         with pytest.raises(ValueError, match="exceeds the maximum file size of 20971520 bytes"):  # the client checks
             client.predict([handle_file(str(files / "huge.txt"))], api_name="/upload")
         with (files / "huge.txt").open("rb") as huge:  # and the server refuses it when the client does not
