@@ -251,7 +251,7 @@ class E5Embedder:
 
 @functools.lru_cache(maxsize=4)
 def get_embedder(name: str = "minilm", threads: int = 2) -> Embedder:
-    """The process-wide embedder for `name` (constructed once, loaded on first use)."""
+    """An embedder for `name` (loaded on first use; `Pipeline` keeps one)."""
     if name == "e5":
         return E5Embedder(threads)
     return SentenceTransformerEmbedder(name, threads)

@@ -43,19 +43,22 @@ class Pipeline:
         self._answerer: Answerer | None = None
         self._lock = threading.Lock()
         self._building = threading.Lock()  # one rebuild at a time in this process
+        self._models = threading.Lock()  # guards creating the embedder and the reader (not loading them)
         self._documents: dict[str, Document] = {}  # the last documents opened, by content hash
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = get_embedder(self.settings.embed_model, self.settings.threads)
-        return self._embedder
+        with self._models:  # one per pipeline, even when the start-up warm-up and a first request race
+            if self._embedder is None:
+                self._embedder = get_embedder(self.settings.embed_model, self.settings.threads)
+            return self._embedder
 
     @property
     def reader(self) -> Reader:
-        if self._reader is None:
-            self._reader = get_reader(reader_model_dir(self.settings.reader_model), self.settings.threads)
-        return self._reader
+        with self._models:
+            if self._reader is None:
+                self._reader = get_reader(reader_model_dir(self.settings.reader_model), self.settings.threads)
+            return self._reader
 
     @property
     def retriever(self) -> Retriever:

@@ -164,7 +164,7 @@ def encode(tokenizer, question: str, texts: Sequence[str], max_tokens: int = MAX
 
 @functools.lru_cache(maxsize=2)
 def get_reader(model_dir: Path, threads: int = 2) -> TrainedReader:
-    """The process-wide reader for `model_dir` (constructed once, loaded on first use)."""
+    """A reader for `model_dir` (loaded on first use; `Pipeline` keeps one)."""
     return TrainedReader(model_dir, threads)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from types import SimpleNamespace
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -93,7 +94,8 @@ JS = """
         const where = target.querySelector('.where');
         const quoted = [...target.querySelectorAll('mark')].map((m) => m.outerHTML).join(' … ');
         box.innerHTML = (where ? where.outerHTML : '') + (quoted ? `<p>“${quoted}”</p>` : target.innerHTML);
-        box.scrollIntoView({block: 'nearest'});
+        // Into view now and again after the chat's own scrolling settles.
+        [0, 200, 600].forEach((ms) => setTimeout(() => box.isConnected && box.scrollIntoView({block: 'center'}), ms));
         return;
       }
       const block = target.closest('.answer-sources');
@@ -315,7 +317,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         apps["/mcp"] = RequireKey(mcp_app, key)
         lifespan = mcp_app.router.lifespan_context  # runs the MCP session manager with the server
     mounted = Middleware(Mounted, apps=apps)
-    print(plain_text(ready(pipeline)), file=sys.stderr)
+    # The page is served at once (it says "Loading the index and models…"); the models load beside it.
+    print(f"Loading the index and models; the page is at http://{host}:{port}/ meanwhile.", file=sys.stderr)
+    threading.Thread(target=lambda: print(plain_text(ready(pipeline)), file=sys.stderr), daemon=True).start()
     demo = build(pipeline, limit)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     demo.launch(

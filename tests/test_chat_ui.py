@@ -391,5 +391,6 @@ def test_on_a_narrow_screen_a_marker_opens_its_passage_below_the_answer(server: 
     marker.click()
     passage = page.locator("#chat .inline-source").last
     expect(passage).to_contain_text("December 1965")
+    page.wait_for_timeout(1000)  # scrolled into view after the chat's own scrolling settles
     box = passage.bounding_box()
     assert box and 0 <= box["y"] and box["y"] + box["height"] <= 800  # within the viewport, not 1,000 px down
