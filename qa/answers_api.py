@@ -26,9 +26,8 @@ import uuid
 from collections.abc import Callable, Iterator
 
 from qa.errors import BadQuestionError, CorruptIndexError, MissingIndexError, ModelLoadError, QAError, StaleIndexError
-from qa.index import Index
 from qa.pipeline import Pipeline
-from qa.render import proof_parts
+from qa.render import answer_markdown, citations_json
 from qa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -36,25 +35,6 @@ log = logging.getLogger(__name__)
 MODELS = {"docqa": None, "docqa-evidence": "evidence", "docqa-generative": "generative"}
 MAX_MESSAGES = 64  # earlier turns beyond these are not read
 NOT_READY = (MissingIndexError, StaleIndexError, CorruptIndexError, ModelLoadError)
-
-
-def answer_content(answer: Answer) -> str:
-    """The answer as a person reads it, in Markdown: the short answer in bold and the quoted
-    sentence that proves it with its marker; a generated answer or a refusal as written."""
-    short = answer.short_answer
-    if answer.abstained or short is None or answer.mode != "evidence":
-        return answer.text
-    before, words, after = proof_parts(short)
-    return f"**{short.text}**\n\n> “{before}**{words}**{after}” [{short.marker}]"
-
-
-def citations_json(answer: Answer, index: Index) -> list[dict]:
-    """Each citation: marker, document title, path and section, the quote and its character
-    offsets in the document (verbatim there), and its page for a PDF."""
-    chunks = {p.chunk.chunk_id: p.chunk for p in answer.passages}
-    return [{"marker": c.marker, "title": index.title(chunks[c.chunk_id]),
-             "path": index.documents[chunks[c.chunk_id].doc_id].path, "section": chunks[c.chunk_id].section,
-             "quote": c.quote, "start": c.start, "end": c.end, "page": c.page} for c in answer.citations]
 
 
 def error(status: int, message: str, kind: str, headers: dict | None = None):  # noqa: ANN201
@@ -173,7 +153,7 @@ class AnswersAPI:
             return error(429, f"Too many questions from your address in the last minute: ask again in {wait:.0f} s.",
                          "rate_limit_error", {"Retry-After": str(max(1, round(wait)))})
         try:
-            answer = await run_in_threadpool(self._answer, question, history, mode)
+            answer = await run_in_threadpool(lambda: self.pipeline.ask(question, mode=mode, history=history))
         except BadQuestionError as problem:
             return error(400, str(problem), "invalid_request_error")
         except NOT_READY as problem:
@@ -189,16 +169,8 @@ class AnswersAPI:
         return StreamingResponse(iterate_in_threadpool(self.events(completion)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    def _answer(self, question: str, history: list[str], mode: str | None) -> Answer:
-        answer = None
-        for item in self.pipeline.ask_stream(question, mode=mode, history=history):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
-
     def completion(self, answer: Answer) -> dict:
-        content = answer_content(answer)
+        content = answer_markdown(answer)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": f"docqa-{answer.mode}",

@@ -236,21 +236,25 @@ class _Build:
         self.sources: dict[str, SourceRecord] = {}
         self.counts = {"new": 0, "changed": 0, "unchanged": 0}
 
-    def add(self, rel: str, path: Path) -> None:
+    def plan(self, rel: str, path: Path) -> FileStep | None:
+        """The step for one file (see `plan_file`), or None (named in a warning) when it cannot be stat'ed."""
         try:
             stat = path.stat()
         except OSError as error:
             log.warning("skipping %s: %s", path, error)
-            return
-        max_bytes = self.settings.max_file_mb * 2**20
-        step = plan_file(rel, path, stat, max_bytes, self.previous.manifest if self.previous else None)
-        old = self.reusable.get(rel)
+            return None
+        return plan_file(rel, path, stat, self.settings.max_file_mb * 2**20,
+                         self.previous.manifest if self.previous else None)
+
+    def add(self, step: FileStep) -> None:
+        old = self.reusable.get(step.rel)
         if step.action == "reuse" and old is not None and old.sha256 not in self.first_path_of:
             self.writer.add_stored(self.previous.stored_document(old.doc_id))
-            self._count(rel, step.record, old.sha256)
+            self._count(step.rel, step.record, old.sha256)
         elif step.action == "skip":
-            log.warning("skipping %s: %s", rel, step.reason)
-            self.sources[rel] = SourceRecord(_sha256_if_readable(path), stat.st_size, stat.st_mtime_ns, False)
+            log.warning("skipping %s: %s", step.rel, step.reason)
+            self.sources[step.rel] = SourceRecord(_sha256_if_readable(step.path), step.record.size,
+                                                  step.record.mtime_ns, False)
         else:
             self._read(step)
 
@@ -348,35 +352,20 @@ def _add_files(build: _Build, files: list[Path], progress: bool, report: Report 
     from tqdm import tqdm
 
     settings = build.settings
-    to_read = _files_to_read(build, files)  # progress counts the files to read, not the unchanged ones reused
+    steps = [step for path in files if (step := build.plan(path.relative_to(settings.corpus_dir).as_posix(), path))]
+    to_read = sum(step.action == "read" for step in steps)  # progress counts these, not the unchanged files reused
     done = 0
     with tqdm(total=len(files), unit="file", desc="indexing", disable=not progress or None, leave=False) as bar:
-        for path in files:
+        for step in steps:
             bar.update(1)
-            rel = path.relative_to(settings.corpus_dir).as_posix()
-            build.writer.files = (done, max(1, len(to_read)))
-            if report is not None and path in to_read:
-                report(f"reading {rel} ({done + 1} of {len(to_read)} to index)", done / len(to_read))
-            build.add(rel, path)
-            done += path in to_read
+            build.writer.files = (done, max(1, to_read))
+            if report is not None and step.action == "read":
+                report(f"reading {step.rel} ({done + 1} of {to_read} to index)", done / to_read)
+            build.add(step)
+            done += step.action == "read"
             bar.set_postfix(chunks=build.writer.chunk_count)
     if not build.writer.documents:
         raise EmptyCorpusError(f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)")
-
-
-def _files_to_read(build: _Build, files: list[Path]) -> set[Path]:
-    """The files this build reads and embeds (new or changed); the others are reused or skipped."""
-    previous = build.previous.manifest if build.previous else None
-    max_bytes = build.settings.max_file_mb * 2**20
-    to_read = set()
-    for path in files:
-        try:
-            step = plan_file(path.relative_to(build.settings.corpus_dir).as_posix(), path, path.stat(), max_bytes, previous)
-        except OSError:
-            continue
-        if step.action == "read":
-            to_read.add(path)
-    return to_read
 
 
 def _write_manifest(folder: Path, manifest: Manifest) -> None:

@@ -28,8 +28,7 @@ from pathlib import Path
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.render import answer_json, passage_json, proof_parts
-from qa.types import Reading
+from qa.render import answer_json, highlight, passage_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,18 +229,6 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         if not (answer.short_answer and answer.mode == "evidence"):  # else the quote is printed above
             print(_indent(f"“{c.quote}”"))
     return 0
-
-
-def highlight(short: Reading, terminal: bool) -> str:
-    """The proof sentence with the answer words in bold (on a terminal) or between ** (elsewhere).
-
-    >>> from qa.types import Reading
-    >>> highlight(Reading(1, "c", "1965", 20, 24, "Signed in 1965.", 10, 25, 9.0, 4.0, 0.9), False)
-    'Signed in **1965**.'
-    """
-    before, words, after = proof_parts(short)
-    on, off = ("\033[1m", "\033[0m") if terminal else ("**", "**")
-    return f"{before}{on}{words}{off}{after}"
 
 
 def answer_mode_streams(settings: Settings) -> bool:

@@ -162,7 +162,7 @@ class RequestGuard:
             return await _respond(send, *refusal)
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
-        limit = self.max_upload_body if scope.get("path", "").rstrip("/").endswith("/upload") else self.max_body
+        limit = self.body_limit(scope.get("path", ""))
         received, started = 0, False
 
         async def counted_receive():  # noqa: ANN202
@@ -196,10 +196,12 @@ class RequestGuard:
         if origin and origin != "null" and not self.rule.allows(urlsplit(origin).netloc):
             return 403, f"requests from {origin[:100]!r} are not accepted (QA_ALLOWED_HOSTS)"
         length = headers.get("content-length", "")
-        limit = self.max_upload_body if path.rstrip("/").endswith("/upload") else self.max_body
-        if length.isdigit() and int(length) > limit:
-            return 413, _too_large(limit)
+        if length.isdigit() and int(length) > self.body_limit(path):
+            return 413, _too_large(self.body_limit(path))
         return None
+
+    def body_limit(self, path: str) -> int:
+        return self.max_upload_body if path.rstrip("/").endswith("/upload") else self.max_body
 
 
 class _TooLarge(Exception):

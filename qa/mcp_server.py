@@ -12,7 +12,7 @@ import logging
 import anyio
 from pydantic import BaseModel, Field
 
-from qa.answers_api import answer_content, citations_json
+from qa.render import answer_markdown, citations_json
 from qa.errors import QAError
 from qa.pipeline import Pipeline
 from qa.types import Answer
@@ -93,7 +93,7 @@ def build_mcp(pipeline: Pipeline):  # noqa: ANN201 - an MCPServer
         except QAError as error:
             raise ToolError(str(error)) from None
         short = answer.short_answer
-        return AskResult(question=answer.question, answer=answer_content(answer), abstained=answer.abstained,
+        return AskResult(question=answer.question, answer=answer_markdown(answer), abstained=answer.abstained,
                          short_answer=None if answer.abstained or short is None else short.text,
                          citations=[Citation(**c) for c in citations_json(answer, pipeline.index)])
 

@@ -118,7 +118,7 @@ class Pipeline:
             raise QAError("that document is no longer in the index")
         path = self.settings.corpus_dir / info.path
         try:
-            if file_sha256(path) == info.sha256 and info.sha256 in self._documents:
+            if info.sha256 in self._documents and file_sha256(path) == info.sha256:
                 return self._documents[info.sha256]  # unchanged: not parsed again (a big PDF takes seconds)
             doc = read_document(path, self.settings.corpus_dir)
         except (UnreadableFile, OSError) as error:
@@ -203,9 +203,10 @@ class Pipeline:
             yield item
 
     def ask(self, question: str, k: int | None = None, mode: str | None = None,
-            documents: Sequence[str] = ()) -> Answer:
+            documents: Sequence[str] = (), history: Sequence[str] = ()) -> Answer:
+        """The verified answer (see `ask_stream`), without its text as it comes."""
         answer = None
-        for item in self.ask_stream(question, k, mode, documents=documents):
+        for item in self.ask_stream(question, k, mode, history=history, documents=documents):
             answer = item
         assert isinstance(answer, Answer)
         return answer

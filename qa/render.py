@@ -14,9 +14,13 @@ import functools
 import html
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from qa.text import MARKER, parse_markers
-from qa.types import Answer, Chunk, Passage, Reading
+from qa.types import Answer, Chunk, Citation, Passage, Reading
+
+if TYPE_CHECKING:
+    from qa.index import Index
 
 _SPACES = re.compile(r"\s+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
@@ -55,26 +59,48 @@ def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
             "probability": round(short.answerable, 4), "marker": short.marker, "sentence": short.sentence,
             "sentence_start": short.sentence_start, "sentence_end": short.sentence_end},
         "abstained": answer.abstained,
-        "citations": [
-            {
-                "marker": c.marker,
-                "chunk_id": c.chunk_id,
-                "doc_id": passages[c.chunk_id].chunk.doc_id,
-                "title": title(passages[c.chunk_id].chunk),
-                "section": passages[c.chunk_id].chunk.section,
-                "start": c.start,
-                "end": c.end,
-                "page": c.page,
-                "quote": c.quote,
-            }
-            for c in answer.citations
-        ],
+        "citations": [citation_json(c, passages[c.chunk_id].chunk, title) for c in answer.citations],
         "passages": [passage_json(p, title(p.chunk)) for p in answer.passages],
         "timings": answer.timings,
         "mode": answer.mode,
         "model": answer.model,
         "raw_answer": answer.raw_text,
     }
+
+
+def citation_json(c: Citation, chunk: Chunk, title: Callable[[Chunk], str]) -> dict:
+    """One citation as data: its marker, chunk and document, the quote and its offsets, its page."""
+    return {"marker": c.marker, "chunk_id": c.chunk_id, "doc_id": chunk.doc_id, "title": title(chunk),
+            "section": chunk.section, "start": c.start, "end": c.end, "page": c.page, "quote": c.quote}
+
+
+def citations_json(answer: Answer, index: Index) -> list[dict]:
+    """The citations of an answer as data (`citation_json`), each with its document's path too:
+    what the answers API and the MCP `ask` tool return."""
+    chunks = {p.chunk.chunk_id: p.chunk for p in answer.passages}
+    return [{**citation_json(c, chunks[c.chunk_id], index.title), "path": index.documents[chunks[c.chunk_id].doc_id].path}
+            for c in answer.citations]
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The answer as a person reads it, in Markdown: the short answer in bold and the quoted
+    sentence that proves it, answer words in bold, with its marker; a generated answer or a
+    refusal as written."""
+    short = answer.short_answer
+    if answer.abstained or short is None or answer.mode != "evidence":
+        return answer.text
+    return f"**{short.text}**\n\n> “{highlight(short)}” [{short.marker}]"
+
+
+def highlight(short: Reading, terminal: bool = False) -> str:
+    """The proof sentence with the answer words in bold (on a terminal) or between ** (elsewhere).
+
+    >>> highlight(Reading(1, "c", "1965", 20, 24, "Signed in 1965.", 10, 25, 9.0, 4.0, 0.9))
+    'Signed in **1965**.'
+    """
+    before, words, after = proof_parts(short)
+    on, off = ("\033[1m", "\033[0m") if terminal else ("**", "**")
+    return f"{before}{on}{words}{off}{after}"
 
 
 def escape_text(text: str) -> str:
@@ -146,10 +172,11 @@ def where(title: str, section: str) -> str:
 
 
 def sources_html(answer: Answer, title: Callable[[Chunk], str], show_details: bool = False, answer_id: str = "a",
-                 shown: bool = True) -> str:
+                 shown: bool = True, searched_in: Sequence[str] = ()) -> str:
     """One answer's block of the Sources panel: the question, cited passages with the quoted
     span highlighted, then the passages retrieved but not cited, collapsed. Passage n has the id
-    `<answer_id>-src-<n>`; offsets and retrieval scores only with `show_details`."""
+    `<answer_id>-src-<n>`; offsets and retrieval scores only with `show_details`; `searched_in`:
+    the titles of the documents the search was restricted to."""
     quotes: dict[int, list[tuple[int, int]]] = {}
     for c in answer.citations:
         quotes.setdefault(c.marker, []).append((c.start, c.end))
@@ -157,6 +184,8 @@ def sources_html(answer: Answer, title: Callable[[Chunk], str], show_details: bo
            f'<p class="asked">Sources for <q>{html.escape(answer.question)}</q></p>']
     if answer.query and answer.query != answer.question:
         out.append(f'<p class="query">Searched for: <q>{html.escape(answer.query)}</q></p>')
+    if searched_in:
+        out.append(f'<p class="searched-in">Searched in: {html.escape(", ".join(searched_in))}</p>')
     cited = [(n, p) for n, p in enumerate(answer.passages, start=1) if n in quotes]
     others = [(n, p) for n, p in enumerate(answer.passages, start=1) if n not in quotes]
     shown_passage = functools.partial(_passage_html, title=title, show_details=show_details, answer_id=answer_id)

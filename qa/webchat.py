@@ -27,7 +27,16 @@ from qa.corpus import UnreadableFile, add_file, file_sha256
 from qa.errors import QAError
 from qa.manifest import corpus_changes
 from qa.pipeline import Pipeline
-from qa.render import answer_json, document_html, escape_text, reply_html, sources_html, where
+from qa.render import (
+    answer_json,
+    answer_markdown,
+    citations_json,
+    document_html,
+    escape_text,
+    reply_html,
+    sources_html,
+    where,
+)
 from qa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -108,11 +117,9 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
         if mode == "generative" and item.mode == "evidence" and item.raw_text and not item.abstained:
             reply += ('<br><small class="draft-note">The written answer did not hold up against the sources,'
                       ' so the quoted answer is shown instead.</small>')
-        block = sources_html(item, pipeline.index.title, show_details, answer_id)
-        if documents:  # said inside the answer's own sources block
-            opening = block.index(">") + 1
-            block = block[:opening] + searched_in(pipeline, documents) + block[opening:]
-        blocks = [*blocks, block][-KEPT_ANSWERS:]
+        index = pipeline.index
+        titles = [index.documents[d].title for d in documents if d in index.documents]
+        blocks = [*blocks, sources_html(item, index.title, show_details, answer_id, searched_in=titles)][-KEPT_ANSWERS:]
         asked = [*asked, item.query][-KEPT_ANSWERS:]
         reply = f'<div class="reply" data-answer="{answer_id}">{reply}</div>'  # 👍/👎 find the answer by it
     messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
@@ -121,13 +128,11 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
 
 def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dict:
     """What the conversation keeps of an answer for feedback: question, answer, short answer, citations."""
-    from qa.answers_api import answer_content, citations_json
-
     short = answer.short_answer
     # "file", not "path": Gradio takes any {"path": …} in a component's value for a file to serve.
     citations = [{("file" if key == "path" else key): value for key, value in c.items()}
                  for c in citations_json(answer, pipeline.index)]
-    return {"question": answer.question, "answer": answer_content(answer),
+    return {"question": answer.question, "answer": answer_markdown(answer),
             "short_answer": None if answer.abstained or short is None else short.text,
             "citations": citations, "documents": documents}
 
@@ -205,13 +210,6 @@ def bad_chat_options(k: object, mode: object, show_details: object) -> str:
     if not isinstance(show_details, bool):
         return f"details must be true or false, not {show_details!r}"
     return ""
-
-
-def searched_in(pipeline: Pipeline, documents: list[str]) -> str:
-    """The line shown above an answer's sources when the search was restricted to some documents."""
-    index = pipeline.index
-    titles = [index.documents[d].title for d in documents if d in index.documents] or documents
-    return f'<p class="searched-in">Searched in: {escape_text(", ".join(titles))}</p>'
 
 
 def draft_html(text: str) -> str:
