@@ -34,6 +34,8 @@ def browser():
 
 
 def open_chat(browser, url: str):  # noqa: ANN001, ANN201 - a Playwright page, ready to take questions
+    # A new page is a new browser context, so its conversation starts empty. Tests do not press
+    # Clear first: its reply can land after the next question was sent and empty that conversation.
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -340,7 +342,6 @@ def test_the_conversation_exports_as_markdown_with_every_answer_and_source(serve
     from playwright.sync_api import expect
 
     page = open_chat(browser, server)
-    page.locator("#clear").click()
     ask(page, FIRST)
     ask(page, "What are the Liancourt Rocks called in Korean?")
     page.locator("#export").click()
@@ -372,7 +373,6 @@ def test_a_click_on_an_example_asks_it(server: str, browser):
     from playwright.sync_api import expect
 
     page = open_chat(browser, server)
-    page.locator("#clear").click()
     example = page.locator("#examples").get_by_role("button", name=FIRST)
     expect(example).to_be_visible(timeout=30_000)  # from corpus/.qaexamples
     example.click()
@@ -385,7 +385,6 @@ def test_on_a_narrow_screen_a_marker_opens_its_passage_below_the_answer(server: 
     from playwright.sync_api import expect
 
     expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
-    page.locator("#clear").click()
     ask(page, FIRST)
     marker = page.locator("#chat a.cite").last
     marker.click()
