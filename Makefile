@@ -27,7 +27,12 @@ run: install
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
 
-test: install $(CHROMIUM)
+# The tests cover the Milvus store too; the app itself runs without it.
+$(VENV)/.milvus: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,milvus]'
+	touch $@
+
+test: install $(VENV)/.milvus $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 # Opt-in: a stronger language model for generative mode (491 MB, sha256-pinned; see README).

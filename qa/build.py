@@ -28,8 +28,8 @@ from qa.chunking import Split, embedding_text, split_document
 from qa.config import Settings
 from qa.corpus import UnreadableFile, file_sha256, find_files, read_document, remove_leftovers
 from qa.errors import EmptyCorpusError, IndexWriteError, QAError
-from qa.index import DocumentInfo, Index, StoredDocument, load_index
-from qa.manifest import Manifest, SourceRecord, file_changed, fingerprint, read_manifest
+from qa.index import DocumentInfo, Index, StoredDocument, index_manifest, load_index
+from qa.manifest import Manifest, SourceRecord, file_changed, fingerprint
 from qa.models import Embedder
 from qa.swap import build_lock, fsync, recover, sibling, swap_in
 from qa.text import bm25_tokenizer, bm25s_module
@@ -168,10 +168,14 @@ class IndexWriter:
         self.unit_vectors.add(stored.unit_vectors)
         self.documents.append(stored.info)
 
-    def finish(self, keep_vectors: Path | None = None) -> None:
+    def flush(self) -> None:
+        """Embeds what is pending and closes the chunk store: the build is complete in the folder."""
         self.chunk_batcher.flush()
         self.unit_batcher.flush()
         self.store.close()
+
+    def finish(self, keep_vectors: Path | None = None) -> None:
+        """The index files: FAISS from the vector spools, the sentence tables, BM25, the documents."""
         for spool, name in ((self.vectors, "vectors.faiss"), (self.unit_vectors, "units.faiss")):
             kept = keep_vectors / spool.path.name if keep_vectors else None
             vectors = spool.build(self.ann_threshold, kept)
@@ -325,14 +329,23 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
         try:
             tmp.mkdir(parents=True)
             writer = IndexWriter(tmp, embedder, settings.ann_threshold, report)
-            build = _Build(settings, embedder, writer, _reusable_index(settings, embedder), _indexed_before(target))
+            build = _Build(settings, embedder, writer, _reusable_index(settings, embedder), _indexed_before(settings))
             _add_files(build, files, progress, report)
             if report is not None:
                 report("writing the index", 1.0)
-            writer.finish(keep_vectors)
-            _write_manifest(tmp, Manifest(fingerprint(settings, embedder.name, writer.dim), writer.chunk_count,
-                                          writer.unit_count, writer.vector_types, build.sources, {}))
-            swap_in(tmp, target)
+            writer.flush()
+            shaped_by = fingerprint(settings, embedder.name, writer.dim)
+            if settings.store:
+                from qa import milvus_store
+
+                types = milvus_store.vector_types((writer.chunk_count, writer.unit_count), settings.ann_threshold)
+                manifest = Manifest(shaped_by, writer.chunk_count, writer.unit_count, types, build.sources, {})
+                milvus_store.publish(settings, tmp, writer, manifest)
+            else:
+                writer.finish(keep_vectors)
+                _write_manifest(tmp, Manifest(shaped_by, writer.chunk_count, writer.unit_count, writer.vector_types,
+                                              build.sources, {}))
+                swap_in(tmp, target)
         except OSError as error:
             raise IndexWriteError(
                 f"could not write the index in {target.parent}/ ({error.strerror or error}); the previous index is untouched"
@@ -388,10 +401,10 @@ def _reusable_index(settings: Settings, embedder: Embedder) -> Index | None:
     return previous if previous.manifest.shaped_by == fingerprint(settings, embedder.name, embedder.dim) else None
 
 
-def _indexed_before(index_dir: Path) -> dict[str, str]:
+def _indexed_before(settings: Settings) -> dict[str, str]:
     """path -> sha256 of the documents in the index being replaced (empty if unreadable)."""
     try:
-        return read_manifest(index_dir).indexed_sha256()
+        return index_manifest(settings, check=False).indexed_sha256()
     except QAError:
         return {}
 

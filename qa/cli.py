@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(
             corpus_dir=getattr(args, "corpus", None),
             index_dir=getattr(args, "index", None),
+            store=getattr(args, "store", None),
             model=getattr(args, "model", None),
             answer_mode=getattr(args, "mode", None),
         )
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", metavar="DIR", help="documents folder (default: corpus/, or $QA_CORPUS_DIR)")
     common.add_argument("--index", metavar="DIR", help="index folder (default: index/, or $QA_INDEX_DIR)")
+    common.add_argument("--store", metavar="URI",
+                        help="keep the index in Milvus: milvus-lite:PATH or milvus://HOST:PORT (default: the index folder, or $QA_STORE)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
 
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions about your documents; answers cite their sources.")
@@ -265,7 +268,8 @@ def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, 
         articles = load_squad(path, problems)
     except ValueError as error:
         raise QAError(f"{path}: not a SQuAD-format file ({error}); give a JSON Lines file or SQuAD JSON") from error
-    settings = dataclasses.replace(settings, corpus_dir=work / "squad_corpus", index_dir=work / "squad_index")
+    settings = dataclasses.replace(settings, corpus_dir=work / "squad_corpus", index_dir=work / "squad_index",
+                                   store_collection=f"{settings.store_collection}_squad")  # never the product's index
     for old in settings.corpus_dir.glob("[0-9][0-9][0-9]_*.txt"):  # articles of an earlier run
         old.unlink()
     questions = squad_corpus(articles, settings.corpus_dir)

@@ -7,6 +7,8 @@ variables, then the defaults below. No other module reads the environment.
 PosixPath('/tmp/ix')
 >>> Settings.from_env({"QA_EVIDENCE_OVERLAP_WEIGHT": "0.25"}).evidence_overlap_weight
 0.25
+>>> Settings.from_env({"QA_STORE": "milvus-lite:/tmp/m"}).store
+'milvus-lite:/tmp/m'
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +57,11 @@ class Settings:
     # A vector index holding more vectors than this is built as HNSW (approximate, ~0.1 ms a
     # search) instead of an exact flat scan (~0.2 ms per 1,000 vectors on 2 cores).
     ann_threshold: int = 20_000
+    # Where the index lives: "" (the files in index_dir), "milvus-lite:PATH" (a local Milvus in
+    # PATH) or "milvus://HOST:PORT" (a Milvus server or cluster; store_token logs in).
+    store: str = ""
+    store_collection: str = "docqa"  # the name its collections start with, one index per name
+    store_token: str = ""  # "user:password" or an API key for a Milvus server (QA_STORE_TOKEN)
     max_question_chars: int = 2000
     max_file_mb: int = 20  # bigger files are skipped by indexing and refused as uploads
     # Sentence units (sentences, list lines, 2,000-character pieces of a line) indexed per file; the
@@ -114,6 +122,10 @@ class Settings:
             raise SettingsError(f"evidence_overlap_weight must be 0 or more, not {self.evidence_overlap_weight}")
         if self.rate_limit < 0:
             raise SettingsError(f"rate_limit must be 0 (no limit) or more, not {self.rate_limit}")
+        if self.store and not (self.store.startswith("milvus://") or self.store.startswith("milvus-lite:")):
+            raise SettingsError(f"the store must be milvus-lite:PATH or milvus://HOST:PORT (or empty for the index folder), not {self.store!r}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", self.store_collection):
+            raise SettingsError(f"the store collection must be letters, digits and _ (up to 100), not {self.store_collection!r}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
             raise SettingsError("chunk overlap must be at least 0 and smaller than the chunk size")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,19 +59,55 @@ class StoredDocument:
     unit_vectors: np.ndarray
 
 
+class VectorSearch(Protocol):
+    """Row-numbered unit vectors, searched by inner product (`qa.vectors.Vectors`, or a Milvus collection)."""
+
+    count: int
+    dim: int
+
+    def search(self, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def get(self, first: int, count: int) -> np.ndarray: ...
+
+
+class Lexical(Protocol):
+    """BM25 over the chunks (`Bm25Files`, or Milvus' own BM25)."""
+
+    def search(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]: ...
+
+
+class Bm25Files:
+    """A bm25s index saved in the index folder; tokens are stemmed words without stopwords."""
+
+    def __init__(self, bm25: object, count: int) -> None:  # bm25s.BM25
+        self._bm25, self._count = bm25, count
+
+    def search(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        vocab = self._bm25.vocab_dict or {}
+        tokens = [t for t in word_tokens(query, BM25_STOPWORDS) if t in vocab]
+        if not tokens:
+            return []
+        mask = None
+        if rows is not None:
+            mask = np.zeros(self._count, np.float32)
+            mask[rows] = 1.0
+        found, scores = self._bm25.retrieve([tokens], k=min(n, self._count), show_progress=False, n_threads=1,
+                                            weight_mask=mask)
+        return [(int(r), float(s)) for r, s in zip(found[0], scores[0]) if s > 0]
+
+
 @dataclass
 class Index:
     """A loaded, validated index: chunks and their documents, searchable three ways."""
 
-    path: Path
     manifest: Manifest
     chunks: list[Chunk]
     documents: dict[str, DocumentInfo]
-    _vectors: Vectors  # row i = chunks[i]
-    _unit_vectors: Vectors  # row u = sentence unit u
+    _vectors: VectorSearch  # row i = chunks[i]
+    _unit_vectors: VectorSearch  # row u = sentence unit u
     _units: np.ndarray  # (n_units, 3) int64: first chunk row holding the unit, start, end (document offsets)
     _chunk_units: np.ndarray  # (n_chunks, 2) int64: [first, end) unit ids of each chunk
-    _bm25: object  # bm25s.BM25
+    _lexical: Lexical  # BM25 over the chunks' embedding texts
     out_of_date: str = ""  # what changed in the corpus folder since the build; "" when it matches
     _row_of: dict[str, int] = field(default_factory=dict, repr=False)
     _rows_by_doc: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -112,18 +149,9 @@ class Index:
         return (np.concatenate(rows) if rows else empty), (np.concatenate(units) if units else empty)
 
     def bm25_search(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(chunk row, BM25 score) of the best n chunks (among `rows` when given) sharing a term with the query."""
-        vocab = self._bm25.vocab_dict or {}
-        tokens = [t for t in word_tokens(query, BM25_STOPWORDS) if t in vocab]
-        if not tokens:
-            return []
-        mask = None
-        if rows is not None:
-            mask = np.zeros(len(self.chunks), np.float32)
-            mask[rows] = 1.0
-        found, scores = self._bm25.retrieve([tokens], k=min(n, len(self.chunks)), show_progress=False, n_threads=1,
-                                            weight_mask=mask)
-        return [(int(r), float(s)) for r, s in zip(found[0], scores[0]) if s > 0]
+        """(chunk row, BM25 score) of the best n chunks (among `rows` when given) sharing a term with the
+        query; equal scores by row, so every store ranks alike."""
+        return sorted(self._lexical.search(query, n, rows), key=lambda hit: (-hit[1], hit[0]))
 
     def chunks_of_unit(self, unit: int) -> Iterator[int]:
         """Rows of the chunks that contain sentence unit `unit` (overlapping chunks are adjacent)."""
@@ -169,7 +197,12 @@ class Index:
 def load_index(settings: Settings, embed_model: str | None = None, require_fresh: bool = True) -> Index:
     """Load and validate the index; raises a `QAError` subclass that says what to do. With
     `require_fresh`, an index built with other settings is refused; one whose corpus folder
-    changed since is loaded with `out_of_date` saying what changed (answers still work)."""
+    changed since is loaded with `out_of_date` saying what changed (answers still work). With a
+    Milvus store (`settings.store`) the index is read from there (`qa.milvus_store`)."""
+    if settings.store:
+        from qa import milvus_store
+
+        return milvus_store.load(settings, embed_model, require_fresh)
     index_dir = settings.index_dir
     manifest = read_manifest(index_dir)
     check_files(index_dir, manifest)
@@ -186,7 +219,7 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
         vectors, unit_vectors = Vectors.load(index_dir / "vectors.faiss"), Vectors.load(index_dir / "units.faiss")
         units = np.load(index_dir / "units.npy", allow_pickle=False)
         chunk_units = np.load(index_dir / "chunk_units.npy", allow_pickle=False)
-        bm25 = bm25s_module().BM25.load(str(index_dir / "bm25"), show_progress=False)
+        bm25 = Bm25Files(bm25s_module().BM25.load(str(index_dir / "bm25"), show_progress=False), vectors.count)
         with (index_dir / "chunks.jsonl").open(encoding="utf-8") as f:
             chunks = [Chunk(**json.loads(line)) for line in f]
         documents = {d["doc_id"]: DocumentInfo(**d)
@@ -196,15 +229,27 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
     if not (vectors.count == len(chunks) == len(chunk_units) and unit_vectors.count == len(units)
             and vectors.dim == unit_vectors.dim == manifest.dim):
         raise CorruptIndexError("index is corrupt (vectors and chunks disagree): run `qa index`")
-    return Index(index_dir, manifest, chunks, documents, vectors, unit_vectors, units, chunk_units, bm25,
+    return Index(manifest, chunks, documents, vectors, unit_vectors, units, chunk_units, bm25,
                  out_of_date=out_of_date)
+
+
+def index_manifest(settings: Settings, check: bool = True) -> Manifest:
+    """The manifest of the index the settings point at, in the folder (`check`: its files' checksums
+    too) or in the Milvus store."""
+    if settings.store:
+        from qa import milvus_store
+
+        return milvus_store.read_manifest(settings)
+    manifest = read_manifest(settings.index_dir)
+    if check:
+        check_files(settings.index_dir, manifest)
+    return manifest
 
 
 def index_state(settings: Settings, embed_model: str | None) -> tuple[str, str]:
     """("fresh" | "stale" | "missing" | "corrupt", a one-line explanation) without loading vectors."""
     try:
-        manifest = read_manifest(settings.index_dir)
-        check_files(settings.index_dir, manifest)
+        manifest = index_manifest(settings)
     except MissingIndexError as error:
         return "missing", str(error)
     except CorruptIndexError as error:

@@ -7,6 +7,7 @@ vectors = cosine. Nothing here knows about chunks or documents.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,13 @@ class VectorSpool:
         else:
             shutil.move(self.path, keep_as)
         return Vectors(index)
+
+    def batches(self, size: int) -> Iterator[np.ndarray]:
+        """The vectors in order, `size` rows at a time (for a store that takes them over the network)."""
+        self.file.close()
+        with self.path.open("rb") as f:
+            for _ in range(0, self.count, size):
+                yield np.fromfile(f, dtype=np.float32, count=size * self.dim).reshape(-1, self.dim)
 
     def close(self) -> None:
         self.file.close()

@@ -1,0 +1,420 @@
+"""The index in Milvus (`QA_STORE=milvus-lite:PATH` or `milvus://HOST:PORT`), for corpora and
+teams that outgrow one process's memory: several app replicas share one Milvus server or cluster.
+
+A build writes one *generation*: three collections, `<name>_g<stamp>_chunks` (each chunk's text,
+offsets, vector and BM25 terms), `_units` (each sentence's chunk, offsets and vector) and `_meta`
+(the manifest and the documents, as JSON). The alias `<name>` then moves to the new `_meta`
+(Milvus' atomic switch), so a build that fails or is killed half-way leaves the previous
+generation answering; the one before the previous is dropped. Rows keep the numbering of the
+files backend (chunk row = primary key), so `qa.index.Index` serves both with the same code:
+only vector search, lexical search and vector reads go to Milvus.
+
+Lexical search runs in the engine (a `BM25` function over an analysed field) on the same stemmed
+terms as the files backend (`qa.text.word_tokens`), with bm25s' k1 and b: milvus-lite ignores an
+analyzer's stemmer, so the terms are stemmed before they are stored and searched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import Settings
+from qa.errors import CorruptIndexError, IndexWriteError, MissingIndexError, QAError, StaleIndexError
+from qa.manifest import FORMAT_VERSION, Manifest, manifest_problem, mismatch_reasons
+from qa.text import BM25_STOPWORDS, word_tokens
+from qa.types import Chunk
+
+log = logging.getLogger(__name__)
+
+BATCH = 512  # rows per insert or read request
+META_PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 16,000 characters fit in any script
+MAX_TEXT = 65_535
+BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults, so both backends rank alike
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128  # as qa.vectors
+CONNECT_SECONDS = 10
+
+
+class StoreUnavailableError(QAError):
+    pass
+
+
+_clients: dict[tuple[str, str], object] = {}
+_clients_lock = threading.Lock()
+
+
+def uri_of(store: str) -> str:
+    """What `MilvusClient` is given for a store setting.
+
+    >>> uri_of("milvus://db.internal:19530"), uri_of("milvus-lite:/tmp/m")
+    ('http://db.internal:19530', '/tmp/m')
+    """
+    if store.startswith("milvus://"):
+        return "http://" + store.removeprefix("milvus://")
+    return store.removeprefix("milvus-lite:")
+
+
+def connect(settings: Settings):  # noqa: ANN201 - a pymilvus MilvusClient, one per store per process
+    key = (settings.store, settings.store_token)
+    with _clients_lock:
+        if key not in _clients:
+            try:
+                from pymilvus import MilvusClient
+            except ImportError:
+                raise StoreUnavailableError(
+                    "the Milvus store needs pymilvus and milvus-lite: pip install -e '.[milvus]'") from None
+            # pymilvus logs every failed call with a traceback; the failures it raises are reported here instead.
+            for name in ("pymilvus", "pymilvus.milvus_client"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+            uri = uri_of(settings.store)
+            if settings.store.startswith("milvus-lite:"):
+                Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _clients[key] = MilvusClient(uri, token=settings.store_token, timeout=CONNECT_SECONDS)
+            except Exception as error:  # noqa: BLE001 - grpc, milvus-lite and OS errors alike
+                raise StoreUnavailableError(
+                    f"cannot reach the Milvus store {settings.store} ({_short(error)}): start it, or check QA_STORE"
+                ) from None
+        return _clients[key]
+
+
+def _short(error: Exception) -> str:
+    message = getattr(error, "message", "") or str(error) or type(error).__name__
+    return " ".join(message.split())[:300]
+
+
+def _call(what: str, function, *args, **kwargs):  # noqa: ANN001, ANN202
+    """A Milvus call whose failure becomes a `StoreUnavailableError` saying what failed."""
+    try:
+        return function(*args, **kwargs)
+    except QAError:
+        raise
+    except Exception as error:  # noqa: BLE001 - grpc and Milvus errors alike
+        raise StoreUnavailableError(f"the Milvus store failed to {what} ({_short(error)})") from None
+
+
+def lexical_terms(text: str) -> str:
+    """The text as the BM25 field holds it: stemmed words without BM25's stopwords.
+
+    >>> lexical_terms("When were the treaties signed?")
+    'when were treati sign'
+    """
+    return " ".join(word_tokens(text, BM25_STOPWORDS))
+
+
+def row_filter(rows: np.ndarray) -> str:
+    """A Milvus filter for these primary keys, as ranges (a document's rows are contiguous).
+
+    >>> row_filter(np.array([3, 4, 5, 9]))
+    '(id >= 3 and id < 6) or (id >= 9 and id < 10)'
+    """
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if len(rows) == 0:
+        return "id < 0"
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    return " or ".join(f"(id >= {r[0]} and id < {r[-1] + 1})" for r in np.split(rows, breaks))
+
+
+class MilvusVectors:
+    """One collection's `vector` field, searched and read by primary key (`qa.index.VectorSearch`)."""
+
+    def __init__(self, client, collection: str, count: int, dim: int, exact: bool) -> None:  # noqa: ANN001
+        self.client, self.collection, self.count, self.dim, self.exact = client, collection, count, dim, exact
+
+    def search(self, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.count if rows is None else len(rows))
+        scores = np.full((len(query), max(k, 0)), -1.0, np.float32)
+        ids = np.full((len(query), max(k, 0)), -1, np.int64)
+        if k <= 0:
+            return scores, ids
+        params = {"metric_type": "IP", "params": {} if self.exact else {"ef": max(HNSW_EF_SEARCH, k)}}
+        hits = _call("search vectors", self.client.search, self.collection, data=[q.tolist() for q in query],
+                     anns_field="vector", limit=k, output_fields=["id"], search_params=params,
+                     filter=row_filter(rows) if rows is not None else "")
+        for i, found in enumerate(hits):
+            for j, hit in enumerate(found[:k]):
+                ids[i, j], scores[i, j] = hit["id"], hit["distance"]
+        return scores, ids
+
+    def get(self, first: int, count: int) -> np.ndarray:
+        out = np.zeros((count, self.dim), np.float32)
+        for start in range(first, first + count, BATCH):
+            end = min(start + BATCH, first + count)
+            for row in _call("read vectors", self.client.query, self.collection, filter=f"id >= {start} and id < {end}",
+                             output_fields=["id", "vector"], limit=end - start):
+                out[row["id"] - first] = row["vector"]
+        return out
+
+
+class MilvusLexical:
+    """BM25 computed by Milvus over the chunks' stemmed terms (`qa.index.Lexical`)."""
+
+    def __init__(self, client, collection: str) -> None:  # noqa: ANN001
+        self.client, self.collection = client, collection
+
+    def search(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        terms = lexical_terms(query)
+        if not terms:
+            return []
+        hits = _call("search words", self.client.search, self.collection, data=[terms], anns_field="sparse",
+                     limit=n, output_fields=["id"], search_params={"metric_type": "BM25"},
+                     filter=row_filter(rows) if rows is not None else "")
+        # milvus-lite gives BM25 scores negated (its order is right); a Milvus server gives them as they are.
+        # Milvus' BM25 carries a factor (k1 + 1) that bm25s leaves out: divided out, the scores read alike.
+        return [(int(hit["id"]), abs(float(hit["distance"])) / (BM25_K1 + 1)) for hit in hits[0]]
+
+
+def vector_types(manifest_counts: tuple[int, int], ann_threshold: int) -> dict[str, str]:
+    """The vector index of each collection, by the files backend's rule: exact up to `ann_threshold` vectors.
+
+    >>> vector_types((100, 30_000), 20_000)
+    {'chunks': 'FLAT', 'units': 'HNSW'}
+    """
+    return {kind: "FLAT" if count <= ann_threshold else "HNSW" for kind, count in zip(("chunks", "units"), manifest_counts)}
+
+
+def _schemas(client, dim: int, types: dict[str, str]) -> dict[str, tuple]:  # noqa: ANN001 - suffix -> (schema, index params)
+    from pymilvus import DataType, Function, FunctionType
+
+    def vector_index(params, kind: str) -> None:  # noqa: ANN001
+        if types[kind] == "FLAT":
+            params.add_index("vector", index_type="FLAT", metric_type="IP")
+        else:
+            params.add_index("vector", index_type="HNSW", metric_type="IP",
+                             params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})
+
+    chunks = client.create_schema(auto_id=False)
+    chunks.add_field("id", DataType.INT64, is_primary=True)
+    for name, length in (("chunk_id", 64), ("doc_id", 64), ("section", 4096), ("text", MAX_TEXT)):
+        chunks.add_field(name, DataType.VARCHAR, max_length=length)
+    for name in ("start", "end", "page", "first_unit", "end_unit"):
+        chunks.add_field(name, DataType.INT64)
+    chunks.add_field("terms", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
+                     analyzer_params={"tokenizer": "standard"})
+    chunks.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    chunks.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
+                                 output_field_names=["sparse"]))
+    chunk_index = client.prepare_index_params()
+    vector_index(chunk_index, "chunks")
+    chunk_index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                          params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
+
+    units = client.create_schema(auto_id=False)
+    units.add_field("id", DataType.INT64, is_primary=True)
+    for name in ("row", "start", "end"):
+        units.add_field(name, DataType.INT64)
+    units.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    unit_index = client.prepare_index_params()
+    vector_index(unit_index, "units")
+
+    meta = client.create_schema(auto_id=False)  # Milvus wants a vector field in every collection
+    meta.add_field("id", DataType.INT64, is_primary=True)
+    meta.add_field("json", DataType.VARCHAR, max_length=MAX_TEXT)
+    meta.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
+    meta_index = client.prepare_index_params()
+    meta_index.add_index("vector", index_type="FLAT", metric_type="IP")
+    return {"chunks": (chunks, chunk_index), "units": (units, unit_index), "meta": (meta, meta_index)}
+
+
+def _generation_of(collection: str, name: str) -> int | None:
+    """The stamp of a generation's collection, or None for a collection that is not one of `name`'s.
+
+    >>> _generation_of("docqa_g17_units", "docqa"), _generation_of("other_g17_units", "docqa")
+    (17, None)
+    """
+    stem, _, kind = collection.rpartition("_")
+    head, _, stamp = stem.rpartition("_g")
+    if head != name or kind not in ("chunks", "units", "meta") or not stamp.isdigit():
+        return None
+    return int(stamp)
+
+
+def publish(settings: Settings, folder: Path, writer, manifest: Manifest) -> None:  # noqa: ANN001 - a finished IndexWriter
+    """Write a finished build (`folder` holds its chunk store and vector spools) as a new
+    generation, then point the alias at it. Raises `IndexWriteError` (the previous generation
+    still answers) when anything fails."""
+    client = connect(settings)
+    name = settings.store_collection
+    generation = f"{name}_g{time.time_ns()}"
+    try:
+        for kind, (schema, index_params) in _schemas(client, manifest.dim, manifest.vector_types).items():
+            client.create_collection(f"{generation}_{kind}", schema=schema, index_params=index_params)
+        _insert_chunks(client, f"{generation}_chunks", folder, writer)
+        _insert_units(client, f"{generation}_units", writer)
+        meta = json.dumps({"generation": generation, "manifest": manifest.to_json(),
+                           "documents": [_document_json(d) for d in writer.documents]}, ensure_ascii=False)
+        parts = [meta[i:i + META_PART_CHARS] for i in range(0, len(meta), META_PART_CHARS)]
+        client.insert(f"{generation}_meta", [{"id": i, "json": part, "vector": [1.0, 0.0]} for i, part in enumerate(parts)])
+        for kind in ("chunks", "units", "meta"):
+            client.flush(f"{generation}_{kind}")
+        previous = _switch_alias(client, name, f"{generation}_meta")
+    except Exception as error:  # noqa: BLE001 - grpc, Milvus and OS errors alike; nothing half-published stays
+        for kind in ("chunks", "units", "meta"):
+            try:
+                client.drop_collection(f"{generation}_{kind}")
+            except Exception:  # noqa: BLE001, S110 - the store may be gone; the next build drops what is left
+                pass
+        raise IndexWriteError(f"could not write the index to the Milvus store {settings.store} ({_short(error)});"
+                              " the previous index is untouched") from None
+    _drop_old_generations(client, name, previous)
+
+
+def _document_json(info) -> dict:  # noqa: ANN001 - a DocumentInfo
+    return {"doc_id": info.doc_id, "title": info.title, "path": info.path, "sha256": info.sha256,
+            "chars": info.chars, "chunks": info.chunks}
+
+
+def _insert_chunks(client, collection: str, folder: Path, writer) -> None:  # noqa: ANN001
+    from qa.chunking import embedding_text
+
+    titles = {d.doc_id: d.title for d in writer.documents}
+    chunk_units = np.frombuffer(writer.chunk_units, dtype=np.int64).reshape(-1, 2)
+    vectors = writer.vectors.batches(BATCH)
+    with (folder / "chunks.jsonl").open(encoding="utf-8") as store:
+        row = 0
+        for batch in _lines_in_batches(store):
+            block = next(vectors)
+            rows = []
+            for offset, line in enumerate(batch):
+                chunk = Chunk(**json.loads(line))
+                first, end = chunk_units[row + offset]
+                rows.append({
+                    "id": row + offset, "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "section": chunk.section,
+                    "text": chunk.text, "start": chunk.start, "end": chunk.end,
+                    "page": -1 if chunk.page is None else chunk.page, "first_unit": int(first), "end_unit": int(end),
+                    "terms": lexical_terms(embedding_text(titles[chunk.doc_id], chunk.section, chunk.text)),
+                    "vector": block[offset].tolist(),
+                })
+            client.insert(collection, rows)
+            row += len(batch)
+
+
+def _lines_in_batches(lines) -> Iterator[list[str]]:  # noqa: ANN001
+    batch = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _insert_units(client, collection: str, writer) -> None:  # noqa: ANN001
+    units = np.frombuffer(writer.units, dtype=np.int64).reshape(-1, 3)
+    for first, block in zip(range(0, len(units), BATCH), writer.unit_vectors.batches(BATCH)):
+        client.insert(collection, [
+            {"id": first + i, "row": int(r), "start": int(a), "end": int(b), "vector": block[i].tolist()}
+            for i, (r, a, b) in enumerate(units[first:first + BATCH].tolist())
+        ])
+
+
+def _switch_alias(client, name: str, meta_collection: str) -> str | None:  # noqa: ANN001
+    """Point alias `name` at `meta_collection`; returns the collection it pointed at before."""
+    try:
+        previous = client.describe_alias(name).get("collection_name")
+    except Exception:  # noqa: BLE001 - no alias yet
+        previous = None
+    if previous is None:
+        client.create_alias(meta_collection, name)
+    else:
+        client.alter_alias(meta_collection, name)
+    return previous
+
+
+def _drop_old_generations(client, name: str, previous: str | None) -> None:  # noqa: ANN001
+    """Drop the generations older than the one just replaced (which replicas may still be reading)."""
+    keep_from = _generation_of(previous, name) if previous else None
+    try:
+        for collection in client.list_collections():
+            stamp = _generation_of(collection, name)
+            if stamp is not None and keep_from is not None and stamp < keep_from:
+                client.drop_collection(collection)
+    except Exception as error:  # noqa: BLE001 - the new index is live; the next build tries again
+        log.warning("could not drop old index collections from the Milvus store (%s)", _short(error))
+
+
+def read_meta(settings: Settings) -> dict:
+    """The live generation's meta record: its name, manifest (raw JSON) and documents."""
+    client = connect(settings)
+    name = settings.store_collection
+    if not _call("list its collections", client.has_collection, name):
+        raise MissingIndexError(f"no index named {name!r} in the Milvus store {settings.store}: run `qa index` to build it")
+    collection = _call("find the index", client.describe_alias, name)["collection_name"]
+    _call("load the index", client.load_collection, collection)  # a collection is released when the server restarts
+    parts = _call("read the index's manifest", client.query, collection, filter="id >= 0", output_fields=["id", "json"],
+                  limit=10_000)
+    try:
+        meta = json.loads("".join(p["json"] for p in sorted(parts, key=lambda p: p["id"])))
+        raw = meta["manifest"]
+        if raw.get("format") != FORMAT_VERSION:
+            raise StaleIndexError(f"the index {name!r} in {settings.store} has format {raw.get('format')}, "
+                                  f"this version reads {FORMAT_VERSION}: run `qa index`")
+        problem = manifest_problem(raw)
+        if not problem and not isinstance(meta.get("documents"), list):
+            problem = "documents missing"
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        problem = str(error) or type(error).__name__
+    if problem:
+        raise CorruptIndexError(f"the index {name!r} in {settings.store} is corrupt ({problem}): run `qa index`")
+    return meta
+
+
+def read_manifest(settings: Settings) -> Manifest:
+    return Manifest.from_json(read_meta(settings)["manifest"])
+
+
+def load(settings: Settings, embed_model: str | None, require_fresh: bool):  # noqa: ANN201 - a qa.index.Index
+    from qa.index import DocumentInfo, Index
+    from qa.manifest import corpus_changes
+
+    meta = read_meta(settings)
+    manifest = Manifest.from_json(meta["manifest"])
+    out_of_date = ""
+    if require_fresh:
+        mismatch = mismatch_reasons(settings, manifest, embed_model)
+        if mismatch:
+            raise StaleIndexError(f"index is stale: run `qa index` ({'; '.join(mismatch)})")
+        changes = corpus_changes(settings, manifest)
+        if changes:
+            out_of_date = f"the corpus folder changed since the index was built ({'; '.join(changes)})"
+    client, generation = connect(settings), meta["generation"]
+    for kind in ("chunks", "units"):
+        _call("load the index", client.load_collection, f"{generation}_{kind}")
+    chunks, chunk_units = [None] * manifest.chunk_count, np.zeros((manifest.chunk_count, 2), np.int64)
+    units = np.zeros((manifest.unit_count, 3), np.int64)
+    try:
+        for row in _all_rows(client, f"{generation}_chunks", manifest.chunk_count,
+                             ["id", "chunk_id", "doc_id", "section", "text", "start", "end", "page", "first_unit", "end_unit"]):
+            chunks[row["id"]] = Chunk(row["chunk_id"], row["doc_id"], row["section"], row["text"], row["start"],
+                                      row["end"], None if row["page"] < 0 else row["page"])
+            chunk_units[row["id"]] = (row["first_unit"], row["end_unit"])
+        for row in _all_rows(client, f"{generation}_units", manifest.unit_count, ["id", "row", "start", "end"]):
+            units[row["id"]] = (row["row"], row["start"], row["end"])
+        documents = {d["doc_id"]: DocumentInfo(**d) for d in meta["documents"]}
+    except (IndexError, KeyError, TypeError) as error:
+        raise CorruptIndexError(f"the index in {settings.store} is corrupt ({error}): run `qa index`") from None
+    if any(c is None for c in chunks):
+        raise CorruptIndexError(f"the index in {settings.store} is corrupt (chunks are missing): run `qa index`")
+    types = manifest.vector_types
+    return Index(
+        manifest, chunks, documents,
+        MilvusVectors(client, f"{generation}_chunks", manifest.chunk_count, manifest.dim, types.get("chunks") == "FLAT"),
+        MilvusVectors(client, f"{generation}_units", manifest.unit_count, manifest.dim, types.get("units") == "FLAT"),
+        units, chunk_units, MilvusLexical(client, f"{generation}_chunks"), out_of_date=out_of_date,
+    )
+
+
+def _all_rows(client, collection: str, count: int, fields: list[str]) -> Iterator[dict]:  # noqa: ANN001
+    """Rows 0 … count-1 of a collection, a batch of primary keys at a time."""
+    for start in range(0, count, BATCH * 4):
+        end = min(start + BATCH * 4, count)
+        yield from _call("read the index", client.query, collection, filter=f"id >= {start} and id < {end}",
+                         output_fields=fields, limit=end - start)

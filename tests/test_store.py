@@ -1,0 +1,194 @@
+"""The index's two stores behind one contract: the files in index/ and Milvus (milvus-lite here,
+embedded and as a server; the same pymilvus code reaches a Milvus cluster)."""
+
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FakeEmbedder, qa
+
+from qa import milvus_store
+from qa.build import build_index
+from qa.config import Settings
+from qa.errors import IndexWriteError, MissingIndexError, StaleIndexError
+from qa.index import index_state, load_index
+from qa.retrieve import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+STORES = ["files", "milvus-lite"]
+QUESTIONS = [json.loads(line) for line in (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def on_store(settings: Settings, store: str, tmp_path: Path) -> Settings:
+    return dataclasses.replace(settings, store="" if store == "files" else f"milvus-lite:{tmp_path / 'milvus' / 'm.db'}")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict:
+    """The seed article indexed with the fake embedder into each store: {store: loaded Index}."""
+    tmp = tmp_path_factory.mktemp("stores")
+    (tmp / "corpus").mkdir()
+    for path in (ROOT / "corpus").glob("*.txt"):
+        (tmp / "corpus" / path.name).write_bytes(path.read_bytes())
+    (tmp / "corpus" / "busan.md").write_text("# Busan\n\nThe Yeongdo lighthouse in Busan was built in 1954.\n")
+    settings = Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index")
+    out = {}
+    for store in STORES:
+        s = on_store(settings, store, tmp)
+        build_index(s, FakeEmbedder(), progress=False)
+        out[store] = (s, load_index(s, "fake"))
+    return out
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_every_store_holds_the_same_chunks_ids_offsets_and_sentences(built: dict, store: str):
+    _, files = built["files"]
+    _, index = built[store]
+    assert index.chunks == files.chunks and index.documents == files.documents
+    assert index.manifest.chunk_count == len(index.chunks) and index.sentence_count == files.sentence_count
+    for chunk in index.chunks[:: max(1, len(index.chunks) // 10)]:
+        sentences = index.sentences_of(chunk)
+        assert sentences == files.sentences_of(chunk)
+        assert [index.sentence_text(u) for u in sentences.units] == [files.sentence_text(u) for u in sentences.units]
+        assert index.sentence_vectors(sentences.units) == pytest.approx(files.sentence_vectors(sentences.units), abs=1e-6)
+    doc_id = index.chunks[-1].doc_id
+    assert index.stored_document(doc_id).chunk_vectors == pytest.approx(files.stored_document(doc_id).chunk_vectors, abs=1e-6)
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_every_store_ranks_alike_whole_and_within_one_document(built: dict, store: str):
+    settings, files = built["files"]
+    _, index = built[store]
+    embedder = FakeEmbedder()
+    expected, found = Retriever(files, embedder, settings), Retriever(index, embedder, settings)
+    for q in QUESTIONS[:20]:
+        assert [p.chunk.chunk_id for p in found.search(q["question"], 5)] == [
+            p.chunk.chunk_id for p in expected.search(q["question"], 5)]
+        lexical, wanted = found.lexical(q["question"], 10), expected.lexical(q["question"], 10)
+        assert [row for row, _ in lexical] == [row for row, _ in wanted]
+        assert [score for _, score in lexical] == pytest.approx([score for _, score in wanted], rel=1e-4)
+    busan = next(d.doc_id for d in index.documents.values() if d.path == "busan.md")
+    within = found.search("When was the lighthouse built?", 3, documents=[busan])
+    assert [p.chunk.doc_id for p in within] == [busan]
+    assert index.bm25_search("Dokdo", 5) and not index.bm25_search("the of and", 5)
+
+
+def test_a_milvus_rebuild_embeds_only_new_documents_and_drops_old_generations(seed_settings: Settings, tmp_path: Path):
+    settings = on_store(seed_settings, "milvus-lite", tmp_path)
+    embedder = FakeEmbedder()
+    build_index(settings, embedder, progress=False)
+    first = load_index(settings, "fake")
+    (settings.corpus_dir / "busan.md").write_text("# Busan\n\nThe Yeongdo lighthouse in Busan was built in 1954.\n")
+    embedded = []
+    embedder.embed = lambda texts, inner=embedder.embed: embedded.extend(texts) or inner(texts)
+    summary = build_index(settings, embedder, progress=False)
+    assert (summary.new, summary.unchanged) == (1, 1) and embedded and all("Busan" in t for t in embedded)
+    second = load_index(settings, "fake")
+    assert set(first.chunks) < set(second.chunks) and len(second.chunks) == len(first.chunks) + 1
+    build_index(settings, embedder, progress=False)  # a third generation: the first is dropped
+    client = milvus_store.connect(settings)
+    generations = {milvus_store._generation_of(c, "docqa") for c in client.list_collections()}
+    assert len(generations) == 2
+
+
+def test_a_failed_milvus_build_leaves_the_previous_index_answering(seed_settings: Settings, tmp_path: Path, monkeypatch):
+    settings = on_store(seed_settings, "milvus-lite", tmp_path)
+    build_index(settings, FakeEmbedder(), progress=False)
+    before = milvus_store.connect(settings).list_collections()
+    (settings.corpus_dir / "busan.md").write_text("# Busan\n\nThe Yeongdo lighthouse in Busan was built in 1954.\n")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(milvus_store, "_insert_units", fail)
+    with pytest.raises(IndexWriteError, match="disk full.*previous index is untouched"):
+        build_index(settings, FakeEmbedder(), progress=False)
+    assert sorted(milvus_store.connect(settings).list_collections()) == sorted(before)  # nothing half-written kept
+    index = load_index(settings, "fake", require_fresh=False)
+    assert {d.path for d in index.documents.values()} == {"japan_south_korea_relations.txt"}
+
+
+def test_a_milvus_index_says_what_is_wrong(seed_settings: Settings, tmp_path: Path):
+    settings = on_store(seed_settings, "milvus-lite", tmp_path)
+    with pytest.raises(MissingIndexError, match="no index named 'docqa' in the Milvus store.*qa index"):
+        load_index(settings, "fake")
+    assert index_state(settings, "fake")[0] == "missing"
+    build_index(settings, FakeEmbedder(), progress=False)
+    with pytest.raises(StaleIndexError, match="built with embedding model 'fake', now 'minilm'"):
+        load_index(settings, "minilm")
+    (settings.corpus_dir / "japan_south_korea_relations.txt").unlink()
+    assert index_state(settings, "fake") == ("stale", "index is stale: run `qa index` (1 removed (japan_south_korea_relations.txt))")
+
+
+@pytest.mark.slow
+def test_an_unreachable_milvus_server_is_one_clear_line(tmp_path: Path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.md").write_text("# A\n\nSome text.\n")
+    for args in (["index"], ["ask", "What?"], ["search", "text"]):
+        result = qa(*args, "--store", "milvus://127.0.0.1:9", cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: cannot reach the Milvus store milvus://127.0.0.1:9"), result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def milvus_server(tmp_path: Path):
+    """`milvus-lite server` on a free loopback port; yields its `milvus://` store setting."""
+    port = free_port()
+    log = (tmp_path / "milvus.log").open("w")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir",
+                                str(tmp_path / "milvus-data"), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "milvus.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "milvus-lite server did not start within 60 s"
+                time.sleep(0.2)
+        yield f"milvus://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_qa_indexes_into_a_milvus_server_and_answers_from_it(milvus_server: str, tmp_path: Path):
+    (tmp_path / "corpus").mkdir()
+    for path in (ROOT / "corpus").glob("*.txt"):
+        (tmp_path / "corpus" / path.name).write_bytes(path.read_bytes())
+    env = {"QA_STORE": milvus_server}
+    result = qa("index", cwd=tmp_path, env=env)
+    assert result.returncode == 0 and result.stdout.startswith("indexed 1 documents"), result.stderr
+    assert not (tmp_path / "index").exists()  # nothing in the folder: the index is in Milvus
+    result = qa("ask", "--json", "When did Japan and South Korea establish diplomatic relations?", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["short_answer"]["text"] == "December 1965"
+
+
+@pytest.mark.slow
+def test_the_gold_passage_is_found_alike_in_both_stores(seed_settings: Settings, tmp_path: Path, real_embedder):
+    found = {}
+    for store in STORES:
+        settings = on_store(seed_settings, store, tmp_path)
+        build_index(settings, real_embedder, progress=False)
+        retriever = Retriever(load_index(settings, real_embedder.name), real_embedder, settings)
+        found[store] = [
+            any(e in p.chunk.text for p in retriever.search(q["question"], 5) for e in q["evidence"])
+            for q in QUESTIONS if q.get("evidence")
+        ]
+    assert found["milvus-lite"] == found["files"] and sum(found["files"]) >= 0.8 * len(found["files"])
