@@ -109,6 +109,7 @@ class Index:
     _chunk_units: np.ndarray  # (n_chunks, 2) int64: [first, end) unit ids of each chunk
     _lexical: Lexical  # BM25 over the chunks' embedding texts
     out_of_date: str = ""  # what changed in the corpus folder since the build; "" when it matches
+    generation: str = ""  # in a Milvus store, the build it holds (another process may publish a newer one)
     _row_of: dict[str, int] = field(default_factory=dict, repr=False)
     _rows_by_doc: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 

@@ -409,7 +409,14 @@ def load(settings: Settings, embed_model: str | None, require_fresh: bool):  # n
         MilvusVectors(client, f"{generation}_chunks", manifest.chunk_count, manifest.dim, types.get("chunks") == "FLAT"),
         MilvusVectors(client, f"{generation}_units", manifest.unit_count, manifest.dim, types.get("units") == "FLAT"),
         units, chunk_units, MilvusLexical(client, f"{generation}_chunks"), out_of_date=out_of_date,
+        generation=generation,
     )
+
+
+def live_generation(settings: Settings) -> str:
+    """The generation the store's alias points at now: another replica's build moves it."""
+    client = connect(settings)
+    return _call("find the index", client.describe_alias, settings.store_collection)["collection_name"].removesuffix("_meta")
 
 
 def _all_rows(client, collection: str, count: int, fields: list[str]) -> Iterator[dict]:  # noqa: ANN001

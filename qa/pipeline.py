@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,8 @@ from qa.types import Answer, Document, Passage
 
 
 KEPT_DOCUMENTS = 4  # documents kept parsed for the document view
+STORE_CHECK_SECONDS = 2.0  # how stale a replica's view of a shared Milvus store may be
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -45,6 +48,8 @@ class Pipeline:
         self._building = threading.Lock()  # one rebuild at a time in this process
         self._models = threading.Lock()  # guards creating the embedder and the reader (not loading them)
         self._documents: dict[str, Document] = {}  # the last documents opened, by content hash
+        self._store_checked = time.monotonic()
+        self._refreshing = threading.Lock()  # one refresh from a shared store at a time
 
     @property
     def embedder(self) -> Embedder:
@@ -66,7 +71,31 @@ class Pipeline:
             if self._retriever is None:
                 index = load_index(self.settings, self.embedder.name)
                 self._retriever = Retriever(index, self.embedder, self.settings)
-            return self._retriever
+            current = self._retriever
+        if self.settings.store and self._refreshing.acquire(blocking=False):  # one thread refreshes; the rest answer
+            try:
+                if self._newer_build_published(current.index):
+                    fresh = Retriever(load_index(self.settings, self.embedder.name), self.embedder, self.settings)
+                    with self._lock:
+                        if self._retriever is current:
+                            self._retriever, current = fresh, fresh
+            finally:
+                self._refreshing.release()
+        return current
+
+    def _newer_build_published(self, index: Index) -> bool:
+        """In a Milvus store shared by replicas: whether another process published a newer build
+        (asked at most every STORE_CHECK_SECONDS)."""
+        if time.monotonic() - self._store_checked < STORE_CHECK_SECONDS:
+            return False
+        from qa import milvus_store
+
+        self._store_checked = time.monotonic()
+        try:
+            return milvus_store.live_generation(self.settings) != index.generation
+        except QAError as error:  # the store is down: keep answering from what is loaded
+            log.warning("%s", error)
+            return False
 
     @property
     def generator(self) -> Generator:

@@ -192,3 +192,38 @@ def test_the_gold_passage_is_found_alike_in_both_stores(seed_settings: Settings,
             for q in QUESTIONS if q.get("evidence")
         ]
     assert found["milvus-lite"] == found["files"] and sum(found["files"]) >= 0.8 * len(found["files"])
+
+
+@pytest.mark.slow
+def test_two_app_replicas_on_one_milvus_see_each_others_uploads_and_removals(milvus_server: str, tmp_path: Path):
+    from conftest import running_app
+    from gradio_client import Client, handle_file
+
+    work = tmp_path / "w"
+    (work / "corpus").mkdir(parents=True)
+    for path in (ROOT / "corpus").glob("*.txt"):
+        (work / "corpus" / path.name).write_bytes(path.read_bytes())
+    env = {"QA_STORE": milvus_server}
+    assert qa("index", cwd=work, env=env).returncode == 0
+    note = tmp_path / "ferries.md"
+    note.write_text("# Ferries\n\nThe Beetle hydrofoil links Busan and Fukuoka.\n", encoding="utf-8")
+    question = "What links Busan and Fukuoka?"
+
+    def answer_on(client: Client, wanted: bool) -> dict:  # the other replica sees a new build within seconds
+        deadline = time.monotonic() + 30
+        while True:
+            out = client.predict(question, api_name="/ask")
+            if ("Beetle" in out["answer"]) == wanted or time.monotonic() > deadline:
+                return out
+            time.sleep(1)
+
+    with running_app(work, env) as first, running_app(work, env) as second:
+        one, two = Client(first, verbose=False), Client(second, verbose=False)
+        assert "Beetle" not in two.predict(question, api_name="/ask")["answer"]
+        message, *_ = one.predict([handle_file(str(note))], api_name="/upload")
+        assert "Added ferries.md" in message.replace("\\", "")
+        out = answer_on(two, wanted=True)
+        assert "Beetle" in out["answer"], out
+        doc_id = next(p["doc_id"] for p in out["passages"] if p["title"] == "Ferries")
+        message, *_ = one.predict(doc_id, False, api_name="/remove")
+        assert "Beetle" not in answer_on(two, wanted=False)["answer"]
