@@ -161,7 +161,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             print(f"index is up to date ({message})", file=sys.stderr)
             return 0
         print(f"{message}; rebuilding", file=sys.stderr)
-    summary = build_index(settings, get_embedder(settings.embed_model, settings.threads), progress=sys.stderr.isatty())
+    embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url)
+    summary = build_index(settings, embedder, progress=sys.stderr.isatty())
     for rel in summary.skipped:
         print(f"skipped {rel} (unreadable or empty)", file=sys.stderr)
     print(summary.line())
@@ -273,7 +274,8 @@ def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, 
     for old in settings.corpus_dir.glob("[0-9][0-9][0-9]_*.txt"):  # articles of an earlier run
         old.unlink()
     questions = squad_corpus(articles, settings.corpus_dir)
-    summary = build_index(settings, get_embedder(settings.embed_model, settings.threads), progress=sys.stderr.isatty())
+    embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url)
+    summary = build_index(settings, embedder, progress=sys.stderr.isatty())
     print(f"corpus: {len(articles)} articles from {path}; {summary.line()}", file=sys.stderr)
     return settings, questions, problems
 

@@ -17,6 +17,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -250,8 +251,108 @@ class E5Embedder:
 
 
 @functools.lru_cache(maxsize=4)
-def get_embedder(name: str = "minilm", threads: int = 2) -> Embedder:
-    """An embedder for `name` (loaded on first use; `Pipeline` keeps one)."""
+class RemoteEmbedder:
+    """Model `name` served by an OpenAI-compatible `/v1/embeddings` endpoint (text-embeddings-
+    inference, vLLM, llama.cpp's server, or `python -m qa.openai_server --embed`), so indexing
+    scales out with embedding servers. Texts go in batches, at most `in_flight` requests at a
+    time, each retried on a connection error, 429 or 5xx; vectors come back unit length. Tokens
+    are counted here, with the model's own tokenizer (chunking needs them), so `name` must also
+    be a local model (bundled or a folder) or "e5". Queries are embedded as passages are, as
+    MiniLM and most sentence-transformers models expect.
+    """
+
+    def __init__(self, name: str, url: str, threads: int = 2, batch_size: int = 64, in_flight: int = 4,
+                 attempts: int = 4, timeout: float = 60.0) -> None:
+        self.name, self.url = name, url.rstrip("/")
+        self.batch_size, self.in_flight, self.attempts, self.timeout = batch_size, in_flight, attempts, timeout
+        self._counter = E5Embedder(threads) if name == "e5" else None
+        self._tokenizer = None
+        self._dim: int | None = None
+        self._client = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        if self._dim is None:
+            self._dim = self._post(["dimension probe"]).shape[1]
+
+    @property
+    def dim(self) -> int:
+        self.warm_up()
+        return self._dim
+
+    def _http(self):  # noqa: ANN202 - an httpx.Client shared by the request threads
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(timeout=self.timeout)
+            return self._client
+
+    def _post(self, texts: list[str]) -> np.ndarray:
+        import httpx
+
+        error: Exception | str = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(0.5 * 2 ** (attempt - 1))
+            try:
+                response = self._http().post(f"{self.url}/v1/embeddings", json={"model": self.name, "input": texts})
+            except httpx.HTTPError as failure:
+                error = failure
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                error = f"HTTP {response.status_code}"
+                continue
+            try:
+                response.raise_for_status()
+                rows = sorted(response.json()["data"], key=lambda item: item["index"])
+                vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as failure:
+                raise ModelLoadError(f"the embedding server at {self.url} gave an unusable reply ({failure})") from None
+            if vectors.shape[0] != len(texts) or vectors.ndim != 2:
+                raise ModelLoadError(f"the embedding server at {self.url} returned {vectors.shape[0]} vectors for {len(texts)} texts")
+            return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        raise ModelLoadError(f"cannot reach the embedding server at {self.url} after {self.attempts} tries ({error});"
+                             " start it, or check QA_EMBED_URL")
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
+        batches = [list(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        if not batches:
+            return np.zeros((0, self.dim), np.float32)
+        with ThreadPoolExecutor(max_workers=min(self.in_flight, len(batches))) as pool:
+            vectors = np.concatenate(list(pool.map(self._post, batches)))
+        if self._dim is None:
+            self._dim = vectors.shape[1]
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self._counter is not None:
+            return self._counter.count_tokens(texts)
+        with self._lock:
+            if self._tokenizer is None:
+                from transformers import AutoTokenizer
+
+                path = bundled_model_dir(self.name)
+                try:
+                    self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                except Exception as error:  # noqa: BLE001 - any failure means the same to the user
+                    raise ModelLoadError(f"could not load the tokenizer of {self.name} from {path}: {error}") from None
+            if not texts:
+                return []
+            encoded = self._tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+
+def get_embedder(name: str = "minilm", threads: int = 2, url: str = "") -> Embedder:
+    """An embedder for `name` (loaded on first use; `Pipeline` keeps one); with `url`, the model
+    as an OpenAI-compatible server there serves it."""
+    if url:
+        return RemoteEmbedder(name, url, threads)
     if name == "e5":
         return E5Embedder(threads)
     return SentenceTransformerEmbedder(name, threads)

@@ -1,11 +1,12 @@
-"""Serve a local model through the OpenAI chat-completions API (the subset docqa uses).
+"""Serve local models through the OpenAI API (the subset docqa uses).
 
-    python -m qa.openai_server [--model smollm2] [--host 127.0.0.1] [--port 8001]
+    python -m qa.openai_server [--serve chat|embeddings|both] [--model smollm2] [--embed-model minilm]
+                               [--host 127.0.0.1] [--port 8001]
 
-`GET /v1/models` and `POST /v1/chat/completions` (streamed as server-sent events, or whole).
-Greedy decoding; one generation at a time. It lets one machine generate for several docqa apps
-(`QA_GENERATOR_URL=http://host:8001`), and it is how the tests exercise `OpenAIGenerator` against
-a real model rather than canned replies.
+`GET /v1/models`, `POST /v1/chat/completions` (streamed as server-sent events, or whole; greedy,
+one generation at a time) and `POST /v1/embeddings` (unit vectors, as `qa index` makes them). It
+lets one machine generate or embed for several docqa apps (`QA_GENERATOR_URL`, `QA_EMBED_URL`),
+and it is how the tests exercise the HTTP clients against real models rather than canned replies.
 """
 
 from __future__ import annotations
@@ -16,18 +17,37 @@ import sys
 import time
 
 from qa.config import Settings
+from qa.errors import QAError
 from qa.generate import Generator, get_generator
+from qa.models import Embedder, get_embedder
+
+MAX_INPUTS = 2048  # texts per embeddings request
 
 
-def build_app(generator: Generator):  # noqa: ANN201 - a Starlette app
+def build_app(generator: Generator | None = None, embedder: Embedder | None = None):  # noqa: ANN201 - a Starlette app
     from starlette.applications import Starlette
-    from starlette.concurrency import iterate_in_threadpool
+    from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
     async def models(request: Request) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": [{"id": generator.name, "object": "model"}]})
+        served = [m for m in (generator, embedder) if m is not None]
+        return JSONResponse({"object": "list", "data": [{"id": m.name, "object": "model"} for m in served]})
+
+    async def embeddings(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+            if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts) and 0 < len(texts) <= MAX_INPUTS):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": {"message": f"expected input: a text or a list of 1 to {MAX_INPUTS} texts"}},
+                                status_code=400)
+        vectors = await run_in_threadpool(embedder.embed, texts)
+        return JSONResponse({"object": "list", "model": embedder.name, "data": [
+            {"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}})
 
     async def chat(request: Request):  # noqa: ANN202
         try:
@@ -57,21 +77,38 @@ def build_app(generator: Generator):  # noqa: ANN201 - a Starlette app
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                           "finish_reason": "stop"}]})
 
-    return Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"])])
+    routes = [Route("/v1/models", models)]
+    if generator is not None:
+        routes.append(Route("/v1/chat/completions", chat, methods=["POST"]))
+    if embedder is not None:
+        routes.append(Route("/v1/embeddings", embeddings, methods=["POST"]))
+    return Starlette(routes=routes)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", choices=("chat", "embeddings", "both"), default="chat",
+                        help="what to serve: /v1/chat/completions, /v1/embeddings or both (default: chat)")
     parser.add_argument("--model", default=None, help="bundled 'smollm2' (default), a model folder or a .gguf file")
+    parser.add_argument("--embed-model", default=None, help="bundled 'minilm' (default), 'e5' or a sentence-transformers folder")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
-    settings = Settings.from_env(model=args.model)
-    generator = get_generator(settings.model, settings.threads, settings.models_dir)
-    generator.warm_up()
+    settings = Settings.from_env(model=args.model, embed_model=args.embed_model)
+    generator = embedder = None
+    try:
+        if args.serve in ("chat", "both"):
+            generator = get_generator(settings.model, settings.threads, settings.models_dir)
+            generator.warm_up()
+        if args.serve in ("embeddings", "both"):
+            embedder = get_embedder(settings.embed_model, settings.threads)
+            embedder.embed(["warm up"])
+    except QAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     import uvicorn
 
-    uvicorn.run(build_app(generator), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(build_app(generator, embedder), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

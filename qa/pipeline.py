@@ -55,7 +55,8 @@ class Pipeline:
     def embedder(self) -> Embedder:
         with self._models:  # one per pipeline, even when the start-up warm-up and a first request race
             if self._embedder is None:
-                self._embedder = get_embedder(self.settings.embed_model, self.settings.threads)
+                s = self.settings
+                self._embedder = get_embedder(s.embed_model, s.threads, s.embed_url)
             return self._embedder
 
     @property
