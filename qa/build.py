@@ -341,6 +341,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
                 types = milvus_store.vector_types((writer.chunk_count, writer.unit_count), settings.ann_threshold)
                 manifest = Manifest(shaped_by, writer.chunk_count, writer.unit_count, types, build.sources, {})
                 milvus_store.publish(settings, tmp, writer, manifest)
+                for spool in (writer.vectors, writer.unit_vectors) if keep_vectors else ():
+                    shutil.move(spool.path, keep_vectors / spool.path.name)
             else:
                 writer.finish(keep_vectors)
                 _write_manifest(tmp, Manifest(shaped_by, writer.chunk_count, writer.unit_count, writer.vector_types,

@@ -118,6 +118,11 @@ class Index:
         return self._vectors.dim
 
     @property
+    def vector_indexes(self) -> dict[str, VectorSearch]:
+        """The chunk and sentence vector indexes, by name (benchmarks compare them with exact search)."""
+        return {"chunks": self._vectors, "sentences": self._unit_vectors}
+
+    @property
     def sentence_count(self) -> int:
         return len(self._units)
 

@@ -127,6 +127,10 @@ class MilvusVectors:
     def __init__(self, client, collection: str, count: int, dim: int, exact: bool) -> None:  # noqa: ANN001
         self.client, self.collection, self.count, self.dim, self.exact = client, collection, count, dim, exact
 
+    @property
+    def kind(self) -> str:
+        return f"Milvus {'FLAT' if self.exact else 'HNSW'}"
+
     def search(self, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.count if rows is None else len(rows))
         scores = np.full((len(query), max(k, 0)), -1.0, np.float32)

@@ -1,6 +1,6 @@
 """Scale benchmark (prints figures, asserts nothing): synthetic corpora of about N chunks.
 
-    python scripts/bench_scale.py [--sizes 1000,10000] [--questions eval/questions.jsonl]
+    python scripts/bench_scale.py [--sizes 1000,10000] [--questions eval/questions.jsonl] [--store files,milvus-lite]
 
 The corpus for each size is made from the seed article's sentences, reshuffled with a fixed seed
 into documents of five sections. Each size is built in a child process (so its peak RSS is its
@@ -9,6 +9,9 @@ own) by `qa.build.build_index` with the product's settings (so an index above
 embedded for real, but a sentence that recurs under the same heading is embedded once. The
 figures say how many texts were really embedded and at what rate, and project the build time
 had every sentence been embedded ("build_all_real_s").
+
+`--store` measures each size on each store: the index folder (FAISS + bm25s) and a local Milvus
+(`milvus-lite`, embedded in the process, so its memory counts in the process's RSS).
 
 Printed per size: build time, chunks/s, index size on disk, peak RSS of the build, retrieval
 p50/p95 (dense, BM25, hybrid) and, for the chunk and sentence vector indexes, the index type,
@@ -115,7 +118,7 @@ def tie_aware_recall(truth_scores: np.ndarray, found_scores: np.ndarray) -> floa
     return float(np.mean((found_scores >= floor).sum(axis=1) / truth_scores.shape[1]))
 
 
-def compare_with_exact(label: str, index: Vectors, spooled: Path, queries: np.ndarray, figures: dict) -> None:
+def compare_with_exact(label: str, index, spooled: Path, queries: np.ndarray, figures: dict) -> None:  # noqa: ANN001
     """Index type, HNSW recall@10 vs an exact search over the float32 vectors as embedded (kept
     from the build's spool file), and both latencies, for one vector index."""
     import faiss
@@ -124,7 +127,7 @@ def compare_with_exact(label: str, index: Vectors, spooled: Path, queries: np.nd
     spooled.unlink()
     exact = faiss.IndexFlatIP(index.dim)
     exact.add(vectors)
-    if index.kind == "IndexHNSWSQ":
+    if index.kind in ("IndexHNSWSQ", "Milvus HNSW"):
         ann = index
     else:  # small enough to be exact in the product; build the HNSW it would get, to compare
         graph = hnsw(index.dim, vectors[:: max(1, len(vectors) // SQ_TRAINING_SAMPLE)])
@@ -145,12 +148,13 @@ def compare_with_exact(label: str, index: Vectors, spooled: Path, queries: np.nd
     figures[f"{label}_hnsw_ms"] = round(timings["hnsw"], 2)
 
 
-def one_size(chunks: int, work: Path, questions: list[str]) -> dict:
-    """Build and measure one size (run in a child process)."""
+def one_size(chunks: int, work: Path, questions: list[str], store: str) -> dict:
+    """Build and measure one size on one store (run in a child process)."""
     from qa.models import get_embedder
     from qa.retrieve import Retriever
 
-    settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index")
+    settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index",
+                                 store="" if store == "files" else f"milvus-lite:{work / 'milvus' / 'm.db'}")
     write_corpus(settings.corpus_dir, chunks, seed_sentences(SEED), random.Random(chunks))
     embedder = CachingEmbedder(get_embedder(settings.embed_model, settings.threads))
     embedder.inner.warm_up()
@@ -166,7 +170,8 @@ def one_size(chunks: int, work: Path, questions: list[str]) -> dict:
         "embedded": embedder.embedded,
         "embedded_per_s": round(rate, 1),
         "build_all_real_s": round(summary.seconds + (embedder.requested - embedder.embedded) / rate, 1),
-        "index_mb": round(sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file()) / 2**20, 1),
+        "index_mb": round(sum(p.stat().st_size for folder in (settings.index_dir, work / "milvus")
+                              for p in folder.rglob("*") if p.is_file()) / 2**20, 1),
         "build_peak_rss_mb": build_rss,
     }
     retriever = Retriever(index, embedder.inner, settings)  # queries are embedded for real
@@ -184,8 +189,9 @@ def one_size(chunks: int, work: Path, questions: list[str]) -> dict:
         figures[f"{name}_p50_ms"] = round(statistics.median(timings), 2)
         figures[f"{name}_p95_ms"] = round(percentile(timings, 95), 2)
     queries = np.concatenate([embedder.inner.embed_query(q) for q in questions])
-    compare_with_exact("chunks", Vectors.load(settings.index_dir / "vectors.faiss"), work / "vectors.spool", queries, figures)
-    compare_with_exact("sentences", Vectors.load(settings.index_dir / "units.faiss"), work / "units.spool", queries, figures)
+    for label, spooled in (("chunks", "vectors.spool"), ("sentences", "units.spool")):
+        compare_with_exact(label, index.vector_indexes[label], work / spooled, queries, figures)
+    figures["peak_rss_mb"] = peak_rss_mb()
     return figures
 
 
@@ -193,24 +199,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated chunk counts")
     parser.add_argument("--questions", type=Path, default=Path("eval/questions.jsonl"))
+    parser.add_argument("--store", default="files", help="comma-separated: files, milvus-lite")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     questions = [json.loads(line)["question"] for line in args.questions.open(encoding="utf-8") if line.strip()][:50]
     if args.one:
-        print(json.dumps(one_size(args.one, args.work, questions)))
+        print(json.dumps(one_size(args.one, args.work, questions, args.store)))
         return 0
     for size in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            child = subprocess.run(
-                [sys.executable, __file__, "--one", str(size), "--work", tmp, "--questions", str(args.questions)],
-                capture_output=True, text=True,
-            )
-        if child.returncode != 0:
-            print(child.stderr[-2000:], file=sys.stderr)
-            return 1
-        figures = json.loads(child.stdout.strip().splitlines()[-1])
-        print(f"N≈{size}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
+        for store in args.store.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                child = subprocess.run(
+                    [sys.executable, __file__, "--one", str(size), "--work", tmp, "--questions", str(args.questions),
+                     "--store", store],
+                    capture_output=True, text=True,
+                )
+            if child.returncode != 0:
+                print(child.stderr[-2000:], file=sys.stderr)
+                return 1
+            figures = json.loads(child.stdout.strip().splitlines()[-1])
+            print(f"N≈{size} {store}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
     return 0
 
 
