@@ -318,6 +318,10 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
     files = find_files(settings.corpus_dir)
     if not files:
         raise EmptyCorpusError(f"no documents in {settings.corpus_dir}/: add .txt or .md files there, then run `qa index`")
+    if settings.store:
+        from qa import milvus_store
+
+        milvus_store.check_store(settings)  # fails now, not after the corpus is embedded
     with build_lock(target):
         for name in remove_leftovers(settings.corpus_dir):
             log.info("deleted %s, left in %s/ by an upload or removal that was killed", name, settings.corpus_dir)

@@ -86,6 +86,9 @@ class Settings:
     mcp: bool = False  # `qa serve` also serves the MCP tools at /mcp (QA_MCP=1, or --mcp)
     # Where 👍/👎 on answers are kept (JSON Lines); "": feedback.jsonl beside the index folder.
     feedback_file: str = ""
+    # The key the page encrypts what it keeps in the browser with (conversation, settings); "": one
+    # made once and kept in .docqa-browser-key beside the index folder, so they survive a restart.
+    browser_key: str = ""
 
     @property
     def feedback_path(self) -> Path:

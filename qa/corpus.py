@@ -276,8 +276,8 @@ def pdf_text(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableFile("a password-protected PDF (open it, save an unprotected copy, add that)")
         pages = [(page.extract_text() or "") for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata else None) or None
-        title = str(title) if title else None
+        title = str(reader.metadata.title or "").strip() if reader.metadata else ""
+        title = title or _xmp_title(reader) or None
     except UnreadableFile:
         raise
     except RecursionError:
@@ -312,6 +312,17 @@ def _heading(line: str) -> tuple[int, str] | None:
     if not match:
         return None
     return len(match.group(1)), match.group(2).strip()
+
+
+def _xmp_title(reader) -> str:  # noqa: ANN001 - a pypdf PdfReader
+    """The dc:title of a PDF's XMP metadata (where some tools keep the title), or ""."""
+    try:
+        titles = reader.xmp_metadata.dc_title if reader.xmp_metadata else None
+    except Exception:  # noqa: BLE001 - malformed XMP: the file is still read, titled otherwise
+        return ""
+    if not titles:
+        return ""
+    return str(titles.get("x-default") or next(iter(titles.values()), "")).strip()
 
 
 def _title(text: str, path: Path) -> str:

@@ -70,7 +70,9 @@ def connect(settings: Settings):  # noqa: ANN201 - a pymilvus MilvusClient, one 
                 raise StoreUnavailableError(
                     "the Milvus store needs pymilvus and milvus-lite: pip install -e '.[milvus]'") from None
             # pymilvus logs every failed call with a traceback; the failures it raises are reported here instead.
-            for name in ("pymilvus", "pymilvus.milvus_client"):
+            # milvus-lite's in-process server logs one for each call it does not implement (pymilvus then
+            # falls back, e.g. to a client-side timestamp).
+            for name in ("pymilvus", "pymilvus.milvus_client", "grpc._server"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
             uri = uri_of(settings.store)
             if settings.store.startswith("milvus-lite:"):
@@ -345,13 +347,30 @@ def _drop_old_generations(client, name: str, previous: str | None) -> None:  # n
         log.warning("could not drop old index collections from the Milvus store (%s)", _short(error))
 
 
+def _live_collection(client, settings: Settings) -> str | None:  # noqa: ANN001
+    """The `_meta` collection the index's alias points at; None when there is no index yet."""
+    name = settings.store_collection
+    if not _call("list its collections", client.has_collection, name):
+        return None
+    try:
+        return client.describe_alias(name)["collection_name"]
+    except Exception:  # noqa: BLE001 - the name is a collection, not our alias
+        raise QAError(f"the Milvus store {settings.store} holds a collection named {name!r} that is not a docqa index:"
+                      " choose another name with QA_STORE_COLLECTION") from None
+
+
+def check_store(settings: Settings) -> None:
+    """Before a build embeds anything: the store answers and the index's name is free or ours."""
+    _live_collection(connect(settings), settings)
+
+
 def read_meta(settings: Settings) -> dict:
     """The live generation's meta record: its name, manifest (raw JSON) and documents."""
     client = connect(settings)
     name = settings.store_collection
-    if not _call("list its collections", client.has_collection, name):
+    collection = _live_collection(client, settings)
+    if collection is None:
         raise MissingIndexError(f"no index named {name!r} in the Milvus store {settings.store}: run `qa index` to build it")
-    collection = _call("find the index", client.describe_alias, name)["collection_name"]
     _call("load the index", client.load_collection, collection)  # a collection is released when the server restarts
     parts = _call("read the index's manifest", client.query, collection, filter="id >= 0", output_fields=["id", "json"],
                   limit=10_000)

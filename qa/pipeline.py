@@ -25,12 +25,14 @@ from qa.followup import standalone_query
 from qa.generate import Generator, get_generator
 from qa.index import Index, load_index
 from qa.models import Embedder, get_embedder, reader_model_dir
+from qa.overview import Overview, document_overview, overview_answer, overview_request
 from qa.reader import Reader, get_reader
 from qa.retrieve import Retriever, check_question
 from qa.types import Answer, Document, Passage
 
 
 KEPT_DOCUMENTS = 4  # documents kept parsed for the document view
+KEPT_OVERVIEWS = 16
 STORE_CHECK_SECONDS = 2.0  # how stale a replica's view of a shared Milvus store may be
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class Pipeline:
         self._building = threading.Lock()  # one rebuild at a time in this process
         self._models = threading.Lock()  # guards creating the embedder and the reader (not loading them)
         self._documents: dict[str, Document] = {}  # the last documents opened, by content hash
+        self._overviews: dict[tuple[str, str], Overview] = {}  # the last overviews made, by (index, document)
         self._store_checked = time.monotonic()
         self._refreshing = threading.Lock()  # one refresh from a shared store at a time
 
@@ -158,6 +161,17 @@ class Pipeline:
         self._documents = {**dict(list(self._documents.items())[-(KEPT_DOCUMENTS - 1):]), doc.sha256: doc}
         return doc
 
+    def overview(self, doc_id: str) -> Overview:
+        """An indexed document's outline and central sentences (`qa.overview`), kept per index."""
+        index = self.index
+        if not isinstance(doc_id, str) or doc_id not in index.documents:
+            raise QAError("that document is not in the index")
+        key = (index.generation or index.manifest.built_at, doc_id)
+        if key not in self._overviews:
+            self._overviews = {**dict(list(self._overviews.items())[-(KEPT_OVERVIEWS - 1):]),
+                               key: document_overview(index, doc_id)}
+        return self._overviews[key]
+
     def remove(self, doc_id: str, delete_file: bool = False,
                report: Callable[[str, float], None] | None = None) -> BuildSummary:
         """Take a document out of the index: its path is listed in `.qaignore`, the index is
@@ -219,6 +233,13 @@ class Pipeline:
         query = standalone_query(cleaned, history)
         retriever, answerer = self._current()
         chosen = documents_named(retriever.index, documents)
+        overview_of = overview_request(cleaned, retriever.index, chosen)
+        if overview_of:  # "Summarize X": X's outline and central sentences, quoted and cited
+            answer = overview_answer(cleaned, retriever.index, overview_of)
+            elapsed = round((time.perf_counter() - began) * 1000, 1)
+            yield answer.text
+            yield dataclasses.replace(answer, timings={"retrieve_ms": elapsed, "first_token_ms": elapsed, "total_ms": elapsed})
+            return
         vector = retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
         passages = retriever.search(query, k, vector, chosen)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)

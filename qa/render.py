@@ -21,6 +21,7 @@ from qa.types import Answer, Chunk, Citation, Passage, Reading
 
 if TYPE_CHECKING:
     from qa.index import Index
+    from qa.overview import Overview
 
 _SPACES = re.compile(r"\s+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
@@ -233,8 +234,23 @@ def _passage_html(n: int, p: Passage, title: Callable[[Chunk], str], spans: Sequ
 DOCUMENT_VIEW_CHARS = 100_000  # the document view shows at most this much text around the cited span
 
 
+def overview_html(overview: Overview) -> str:
+    """A document's overview: its sections, then its central sentences quoted, each with its
+    place as a link that opens the document there."""
+    outline = " · ".join(html.escape(path.replace(" > ", " › ")) for path in overview.outline)
+    items = []
+    for s in overview.sentences:
+        place = where("", s.chunk.section) or "the beginning"
+        page = f", p. {s.chunk.page}" if s.chunk.page else ""
+        items.append(f'<li>“{html.escape(s.text)}” — <a class="open-doc" href="#" data-doc="{html.escape(overview.doc_id)}"'
+                     f' data-start="{s.start}" data-end="{s.end}">{html.escape(place)}{page}</a></li>')
+    sections = f'<p class="outline"><b>Sections:</b> {outline}</p>' if outline else ""
+    return (f'<details class="overview" open><summary>Overview of {html.escape(overview.title)}</summary>{sections}'
+            f'<p><b>Central sentences</b> (chosen by the embedder, in document order):</p><ol>{"".join(items)}</ol></details>')
+
+
 def document_html(title: str, text: str, start: int, end: int, page: int | None = None,
-                  limit: int = DOCUMENT_VIEW_CHARS) -> str:
+                  limit: int = DOCUMENT_VIEW_CHARS, overview: str = "") -> str:
     """A document, escaped, with [start, end) highlighted as `<mark id="cited">`; of a document
     longer than `limit` characters, the `limit` characters around the span, with a note.
 
@@ -254,5 +270,5 @@ def document_html(title: str, text: str, start: int, end: int, page: int | None 
     body = (html.escape(text[first:start]) + f'<mark id="cited">{html.escape(text[start:end])}</mark>'
             + html.escape(text[end:last]))
     where_page = f'<p class="page">page {page}</p>' if page else ""
-    return (f'<div class="document"><h3>{html.escape(title)}</h3>{where_page}{note}'
+    return (f'<div class="document"><h3>{html.escape(title)}</h3>{overview}{where_page}{note}'
             f'<div class="doc-text">{body.replace(chr(10), "<br>")}</div></div>')

@@ -12,7 +12,9 @@ returns the same object as `qa ask --json`.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import secrets
 import sys
 import threading
 from types import SimpleNamespace
@@ -42,9 +44,12 @@ from qa.webchat import (  # noqa: E402
     remove,
     restore,
     show_document,
+    show_overview,
     stopped,
     upload,
 )
+
+log = logging.getLogger(__name__)
 
 # Chat and API questions: a few at a time, so an evidence answer (milliseconds) never waits
 # behind a generated one (generation itself runs one at a time: the generator holds a lock).
@@ -73,11 +78,12 @@ CSS = """
 .hidden-trigger { display: none !important; }
 #chat .inline-source { border-left: 3px solid #e8a100; padding: .2em .6em; margin-top: .5em; font-size: .95em; }
 #chat .draft { color: #777; font-style: italic; } #chat .draft-note { color: #999; }
+#chat .copy-sources { display: none; }  /* what the copy button adds after the answer */
 """
 # Clicking a marker shows its answer's sources with the passage selected; "open the document"
 # asks the server for the whole document (through the hidden #open-doc button); chat messages
 # get plain-text aria-labels (Gradio puts the message's markup in them).
-JS = """
+JS = r"""
 () => {
   document.addEventListener('click', (event) => {
     const link = event.target.closest('a.cite');
@@ -110,6 +116,9 @@ JS = """
     const opener = event.target.closest('a.open-doc');
     if (opener) {
       event.preventDefault();
+      if (opener.closest('#overview')) {  // from the Index tab: the document view is on the Chat tab
+        [...document.querySelectorAll('button[role="tab"]')].find((b) => b.textContent.trim() === 'Chat')?.click();
+      }
       window.docqaDocument = JSON.stringify({doc: opener.dataset.doc, start: +opener.dataset.start, end: +opener.dataset.end});
       document.querySelector('#open-doc').click();
     }
@@ -120,6 +129,18 @@ JS = """
     if (label !== wanted) el.setAttribute('aria-label', wanted);  // equal: no new mutation, no loop
   });
   new MutationObserver(plain).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label']});
+  // The chat's copy buttons copy a message's HTML; the clipboard gets its text ("[1]" markers kept).
+  const asText = (value) => {
+    if (typeof value !== 'string' || !/<(strong|mark|a|br|p|div|span|em)\b/i.test(value)) return value;
+    const body = new DOMParser().parseFromString(value, 'text/html').body;  // inert: nothing runs or loads
+    body.querySelectorAll('br').forEach((br) => br.replaceWith('\n'));
+    body.querySelectorAll('p, div, li, blockquote, h1, h2, h3, h4').forEach((el) => { el.before('\n'); el.append('\n'); });
+    return body.textContent.replace(/\\([\\`*_{}\[\]()#+!|~-])/g, '$1').replace(/\n{3,}/g, '\n\n').trim();
+  };
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+    navigator.clipboard.writeText = (value) => write(asText(value));
+  }
 }
 """
 SCROLL_TO_CITED = "() => setTimeout(() => document.querySelector('#document mark#cited')?.scrollIntoView({block: 'center'}), 150)"
@@ -133,14 +154,17 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
     with gr.Blocks(title="docqa", delete_cache=(min(cache_age, 600), cache_age)) as demo:
         gr.Markdown("# docqa\nAsk about your documents. Every answer cites its sources; click a marker to check it.")
         status = gr.Markdown("Loading the index and models…", elem_id="status")
-        conversation = gr.BrowserState(EMPTY_CONVERSATION, storage_key="docqa-conversation")
-        preferences = gr.BrowserState({}, storage_key="docqa-settings")  # the chat's settings survive a reload
+        key = browser_key(settings)
+        conversation = gr.BrowserState(EMPTY_CONVERSATION, storage_key="docqa-conversation", secret=key)
+        preferences = gr.BrowserState({}, storage_key="docqa-settings", secret=key)  # the chat's settings survive a reload
         with gr.Tab("Chat"):
             page = _chat_tab(settings)
         with gr.Tab("Index"):
             tab = _index_tab(settings)
         _wire_chat(pipeline, page, conversation, limit)
-        listing = [tab.index_status, tab.documents, tab.details, tab.removable, page.search_in]
+        listing = [tab.index_status, tab.documents, tab.details, tab.removable, page.search_in, tab.overview_of]
+        tab.overview_of.change(functools.partial(show_overview, pipeline), tab.overview_of, tab.overview, api_name=False,
+                               concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY)
         index_outputs = [tab.index_message, status, *listing]
         for button, handler, inputs, name in ((tab.rebuild, rebuild, None, "rebuild"),
                                               (tab.add, upload, tab.uploads, "upload"),
@@ -160,6 +184,29 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
             functools.partial(index_view, pipeline), None, listing, api_name=False
         )
     return demo
+
+
+def browser_key(settings: Settings) -> str:
+    """The key for what the page keeps in the browser: `settings.browser_key`, else one made once
+    and kept beside the index folder (replicas sharing that folder share it). Gradio's default, a
+    new key per process, loses the conversation at every restart (with a console error)."""
+    if settings.browser_key:
+        return settings.browser_key
+    path = settings.index_dir.parent / ".docqa-browser-key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+        if key:
+            return key
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    except OSError as error:  # a read-only folder: the conversation lasts as long as this process
+        log.warning("could not keep the browser key in %s (%s)", path, error.strerror or error)
+        return secrets.token_hex(32)
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key)
+    return key
 
 
 def _chat_tab(settings: Settings) -> SimpleNamespace:
@@ -215,9 +262,11 @@ def _index_tab(settings: Settings) -> SimpleNamespace:
         delete_file = gr.Checkbox(False, label="also delete its file from the corpus folder")
         remove_button = gr.Button("Remove", elem_id="remove")
     rebuild_button = gr.Button("Rebuild the index", elem_id="rebuild")
+    overview_of = gr.Dropdown(label="Overview of a document", choices=[], elem_id="overview-of")
+    overview = gr.HTML("", elem_id="overview")
     return SimpleNamespace(index_status=index_status, documents=documents, details=details, uploads=uploads, add=add,
                            removable=removable, delete_file=delete_file, remove=remove_button,
-                           rebuild=rebuild_button, index_message=index_message)
+                           rebuild=rebuild_button, index_message=index_message, overview_of=overview_of, overview=overview)
 
 
 def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState, limit: RateLimit) -> None:

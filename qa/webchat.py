@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import html
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import re
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from qa.render import (
     citations_json,
     document_html,
     escape_text,
+    overview_html,
     reply_html,
     sources_html,
     where,
@@ -121,6 +124,9 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
         titles = [index.documents[d].title for d in documents if d in index.documents]
         blocks = [*blocks, sources_html(item, index.title, show_details, answer_id, searched_in=titles)][-KEPT_ANSWERS:]
         asked = [*asked, item.query][-KEPT_ANSWERS:]
+        lines = source_lines(answers[answer_id]["citations"])
+        if lines:  # not shown; the copy button copies it with the answer
+            reply += '<div class="copy-sources">Sources:<br>' + "<br>".join(map(html.escape, lines)) + "</div>"
         reply = f'<div class="reply" data-answer="{answer_id}">{reply}</div>'  # 👍/👎 find the answer by it
     messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
     yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked, "answers": answers}
@@ -157,15 +163,25 @@ def conversation_markdown(conversation: dict) -> str:
     parts = ["# docqa conversation", ""]
     for answer in bounded_conversation(conversation)["answers"].values():
         parts += [f"## {answer.get('question', '')}", "", str(answer.get("answer", "")), ""]
-        citations = [c for c in answer.get("citations") or () if isinstance(c, dict)]
-        if citations:
-            parts += ["Sources:", ""]
-            for c in citations:
-                page = f" (p. {c['page']})" if c.get("page") else ""
-                parts.append(f"- [{c.get('marker')}] {where(str(c.get('title', '')), str(c.get('section', '')))}{page}:"
-                             f" “{c.get('quote', '')}”")
-            parts.append("")
+        lines = source_lines(answer.get("citations") or ())
+        if lines:
+            parts += ["Sources:", "", *(f"- {line}" for line in lines), ""]
     return "\n".join(parts)
+
+
+def source_lines(citations: Sequence[object]) -> list[str]:
+    """`[n] Title › Section (p. N): “quote”` for each citation (kept as `kept_answer` keeps them).
+
+    >>> source_lines([{"marker": 2, "title": "T", "section": "A > B", "page": 3, "quote": "In 1965."}])
+    ['[2] T › A › B (p. 3): “In 1965.”']
+    """
+    lines = []
+    for c in citations:
+        if isinstance(c, dict):
+            page = f" (p. {c['page']})" if c.get("page") else ""
+            lines.append(f"[{c.get('marker')}] {where(str(c.get('title', '')), str(c.get('section', '')))}{page}:"
+                         f" “{c.get('quote', '')}”")
+    return lines
 
 
 EXPORTS = Path(tempfile.gettempdir()) / f"docqa-exports-{os.getpid()}"
@@ -261,7 +277,17 @@ def show_document(pipeline: Pipeline, request: str) -> str:
     except (ValueError, KeyError, TypeError):
         return "<p>Choose “open the document” on a passage in the Sources panel.</p>"
     page = bisect.bisect_right(doc.page_starts, start) if doc.page_starts else None
-    return document_html(doc.title, doc.text, start, end, page)
+    return document_html(doc.title, doc.text, start, end, page, overview=overview_html(pipeline.overview(str(wanted["doc"]))))
+
+
+def show_overview(pipeline: Pipeline, doc_id: str | None) -> str:
+    """The Index tab's overview of the chosen document."""
+    if not doc_id:
+        return ""
+    try:
+        return overview_html(pipeline.overview(doc_id))
+    except QAError as error:
+        return f"<p>{escape_text(str(error))}</p>"
 
 
 def too_many(wait: float) -> str:
@@ -302,7 +328,7 @@ def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict, d
         index = pipeline.index
     except QAError as error:
         return (f"**No index loaded.** {escape_text(str(error))}", [], [], gr.update(choices=[], value=None),
-                gr.update(choices=[]))
+                gr.update(choices=[]), gr.update(choices=[], value=None))
     docs = sorted(index.documents.values(), key=lambda d: d.path)
     rows = [[d.title, d.path, d.chunks] for d in docs]
     details = [[d.path, d.sha256, d.chars, index.manifest.built_at] for d in docs]
@@ -312,7 +338,8 @@ def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict, d
     if changes:
         status += f" The corpus folder has changed since ({escape_text('; '.join(changes))}); rebuild to include them."
     choices = [(f"{d.title} ({d.path})", d.doc_id) for d in docs]
-    return status, rows, details, gr.update(choices=choices, value=None), gr.update(choices=choices)
+    return (status, rows, details, gr.update(choices=choices, value=None), gr.update(choices=choices),
+            gr.update(choices=choices, value=None))
 
 
 def index_outputs(pipeline: Pipeline, message: str) -> tuple:

@@ -160,9 +160,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(workdir: Path, env: dict | None = None) -> Iterator[str]:
-    """`python app.py` on a free loopback port in `workdir`; yields its URL once it answers."""
-    port = free_port()
+def running_app(workdir: Path, env: dict | None = None, port: int | None = None) -> Iterator[str]:
+    """`python app.py` on a loopback port (a free one unless given) in `workdir`; yields its URL once it answers."""
+    port = port or free_port()
     log_path = workdir / f"app-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

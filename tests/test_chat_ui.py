@@ -393,3 +393,65 @@ def test_on_a_narrow_screen_a_marker_opens_its_passage_below_the_answer(server: 
     page.wait_for_timeout(1000)  # scrolled into view after the chat's own scrolling settles
     box = passage.bounding_box()
     assert box and 0 <= box["y"] and box["y"] + box["height"] <= 800  # within the viewport, not 1,000 px down
+
+
+def test_the_copy_button_copies_the_answer_as_text(server: str, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    ask(page, FIRST)
+    page.locator("#chat").get_by_role("button", name="Copy message").last.click()  # the answer's (the question's first)
+    page.wait_for_timeout(300)
+    copied = page.evaluate("navigator.clipboard.readText()")
+    answer, _, sources = copied.partition("\n")
+    assert answer.startswith("December 1965 — “") and answer.endswith("[1]"), copied
+    assert sources.startswith("Sources:\n[1] Japan–South Korea relations") and "1965" in sources, copied
+    assert "<" not in copied and "\\" not in copied
+    context.close()
+
+
+def test_summarize_a_document_gets_a_cited_overview_and_the_document_view_opens_with_it(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    ask(page, "Summarize the Japan–South Korea relations document.")
+    reply = page.locator("#chat .bot-row").last
+    expect(reply).to_contain_text("Japan–South Korea relations: sections History")
+    assert reply.locator("a.cite").count() >= 3  # each central sentence cited
+    expect(page.locator("#sources .answer-sources").last.locator(".source mark")).to_have_count(5)
+    page.locator("#sources .answer-sources").last.locator("a.open-doc").first.click()
+    overview = page.locator("#document .overview")
+    expect(overview).to_contain_text("Sections:", timeout=30_000)
+    expect(overview.locator("li")).to_have_count(5)
+    page.get_by_role("tab", name="Index").click()
+    page.locator("#overview-of input").click()
+    page.get_by_role("option", name="Japan–South Korea relations (japan_south_korea_relations.txt)").click()
+    expect(page.locator("#overview li")).to_have_count(5, timeout=30_000)
+    page.locator("#overview a.open-doc").nth(2).click()  # opens the document there, on the Chat tab
+    expect(page.locator("#document mark#cited")).to_be_visible(timeout=30_000)
+
+
+def test_the_conversation_survives_a_restart_of_the_app(seed_workdir: Path, tmp_path: Path, browser):
+    from conftest import free_port
+    from playwright.sync_api import expect
+
+    work = tmp_path / "w"
+    shutil.copytree(seed_workdir, work, ignore=shutil.ignore_patterns("app-*.log", ".docqa-browser-key"))
+    port, errors = free_port(), []
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    for restart in (False, True):
+        with running_app(work, port=port) as url:
+            page.goto(url)
+            expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+            if restart:
+                expect(page.locator("#chat")).to_contain_text("December 1965")
+            else:
+                ask(page, FIRST)
+    assert (work / ".docqa-browser-key").stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert not [e for e in errors if "localStorage" in e], errors
+    context.close()

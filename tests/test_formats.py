@@ -49,6 +49,30 @@ def test_html_becomes_sections_without_scripts_styles_or_comments(tmp_path: Path
         assert absent not in doc.text
 
 
+XMP_TITLE = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title><rdf:Alt>
+<rdf:li xml:lang="x-default">Falcon annual report</rdf:li></rdf:Alt></dc:title></rdf:Description></rdf:RDF></x:xmpmeta>"""
+
+
+@pytest.mark.parametrize(("info", "xmp", "title"), [
+    ("Port report", XMP_TITLE, "Port report"),  # the document information's title first
+    (None, XMP_TITLE, "Falcon annual report"),  # else the XMP metadata's
+    (None, "<x:xmpmeta not xml", "report"),  # else, malformed XMP or none, the file name
+])
+def test_a_pdf_is_titled_from_its_metadata(tmp_path: Path, info: str | None, xmp: str, title: str):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.multi_cell(0, 10, PDF_PAGES[0])
+    if info:
+        pdf.set_title(info)
+    pdf.set_xmp_metadata(xmp)
+    pdf.output(str(tmp_path / "report.pdf"))
+    assert read_document(tmp_path / "report.pdf", tmp_path).title == title
+
+
 def test_pdf_pages_are_kept_on_chunks(settings: Settings, fake_embedder):
     make_pdf(settings.corpus_dir / "report.pdf", PDF_PAGES)
     build_index(settings, fake_embedder, progress=False)

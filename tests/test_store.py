@@ -15,7 +15,7 @@ from conftest import FakeEmbedder, qa
 from qa import milvus_store
 from qa.build import build_index
 from qa.config import Settings
-from qa.errors import IndexWriteError, MissingIndexError, StaleIndexError
+from qa.errors import IndexWriteError, MissingIndexError, QAError, StaleIndexError
 from qa.index import index_state, load_index
 from qa.retrieve import Retriever
 
@@ -125,6 +125,18 @@ def test_a_milvus_index_says_what_is_wrong(seed_settings: Settings, tmp_path: Pa
     assert index_state(settings, "fake") == ("stale", "index is stale: run `qa index` (1 removed (japan_south_korea_relations.txt))")
 
 
+def test_a_collection_that_is_not_a_docqa_index_is_named_not_overwritten(seed_settings: Settings, tmp_path: Path):
+    settings = on_store(seed_settings, "milvus-lite", tmp_path)
+    milvus_store.connect(settings).create_collection("docqa", dimension=8)
+    embedder = FakeEmbedder()
+    embedder.embed = lambda texts: pytest.fail("embedded before the store was checked")
+    for attempt in (lambda: load_index(settings, "fake"), lambda: build_index(settings, embedder, progress=False)):
+        with pytest.raises(QAError, match="holds a collection named 'docqa' that is not a docqa index: choose another"
+                                          " name with QA_STORE_COLLECTION"):
+            attempt()
+    assert milvus_store.connect(settings).list_collections() == ["docqa"]
+
+
 @pytest.mark.slow
 def test_an_unreachable_milvus_server_is_one_clear_line(tmp_path: Path):
     (tmp_path / "corpus").mkdir()
@@ -133,6 +145,15 @@ def test_an_unreachable_milvus_server_is_one_clear_line(tmp_path: Path):
         result = qa(*args, "--store", "milvus://127.0.0.1:9", cwd=tmp_path)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.startswith("error: cannot reach the Milvus store milvus://127.0.0.1:9"), result.stderr
+
+
+@pytest.mark.slow
+def test_qa_index_into_a_local_milvus_logs_no_traceback(tmp_path: Path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.md").write_text("# A\n\nThe Beetle hydrofoil links Busan and Fukuoka.\n")
+    result = qa("index", "--store", f"milvus-lite:{tmp_path / 'm' / 'm.db'}", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("indexed 1 documents"), result.stderr
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr, result.stderr
 
 
 def free_port() -> int:

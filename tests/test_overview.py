@@ -1,0 +1,83 @@
+"""A document's extractive overview and the questions that ask for one."""
+
+import numpy as np
+import pytest
+from conftest import FakeEmbedder, FakeReader
+
+from qa.build import build_index
+from qa.config import Settings
+from qa.index import load_index
+from qa.overview import KEY_SENTENCES, NEAR_COPY, document_overview, overview_request
+from qa.pipeline import Pipeline
+
+FALCON = """# Project Falcon
+
+Project Falcon is a plan to build a small supersonic drone for mapping coastal reefs.
+
+## Budget
+
+The budget of Project Falcon is four million euros over three years, paid by the regional council.
+
+## Team
+
+The team of Project Falcon has twelve engineers working in Brest and two divers who test the drone.
+"""
+
+
+@pytest.fixture
+def two_documents(seed_settings: Settings) -> Settings:
+    (seed_settings.corpus_dir / "falcon.md").write_text(FALCON, encoding="utf-8")
+    build_index(seed_settings, FakeEmbedder(), progress=False)
+    return seed_settings
+
+
+@pytest.mark.parametrize(("question", "named"), [
+    ("Summarize the Project Falcon document.", "falcon"),
+    ("summarise falcon.md", "falcon"),
+    ("Give me an overview of Project Falcon", "falcon"),
+    ("What is Project Falcon about?", "falcon"),
+    ("What's in the falcon file?", "falcon"),
+    ("Summarize Japan–South Korea relations", "seed"),
+    ("What is the budget about?", None),  # names no document: a question like any other
+    ("Summarize the treaty of 1965", None),
+    ("What are the Liancourt Rocks called in Korean?", None),
+])
+def test_a_question_asks_for_an_overview_only_when_it_names_a_document(two_documents: Settings, question: str, named):
+    index = load_index(two_documents, "fake")
+    ids = {("falcon" if d.path == "falcon.md" else "seed"): d.doc_id for d in index.documents.values()}
+    assert overview_request(question, index) == ([ids[named]] if named else [])
+
+
+def test_summarize_this_document_means_the_chosen_ones(two_documents: Settings):
+    index = load_index(two_documents, "fake")
+    falcon = next(d.doc_id for d in index.documents.values() if d.path == "falcon.md")
+    assert overview_request("Summarize this document", index) == []  # two documents: which one?
+    assert overview_request("Summarize this document", index, [falcon]) == [falcon]
+
+
+def test_an_overview_is_the_outline_and_central_sentences_in_document_order(two_documents: Settings):
+    index = load_index(two_documents, "fake")
+    seed = next(d.doc_id for d in index.documents.values() if d.path.endswith(".txt"))
+    overview = document_overview(index, seed)
+    sections = [c.section for c in index.chunks if c.doc_id == seed and c.section]
+    assert list(overview.outline) == list(dict.fromkeys(sections)) and "Disputes > Liancourt Rocks" in overview.outline
+    assert len(overview.sentences) == KEY_SENTENCES
+    starts = [s.start for s in overview.sentences]
+    assert starts == sorted(starts)
+    for s in overview.sentences:
+        assert s.chunk.doc_id == seed and s.chunk.text[s.start - s.chunk.start:s.end - s.chunk.start] == s.text
+    vectors = FakeEmbedder().embed([s.text for s in overview.sentences])
+    similar = vectors @ vectors.T - np.eye(len(vectors))
+    assert similar.max() < NEAR_COPY + 0.05  # no near-copies (the index's vectors are embedding texts, close to these)
+
+
+def test_summarize_gets_a_cited_overview_in_both_modes(two_documents: Settings):
+    pipeline = Pipeline(two_documents, embedder=FakeEmbedder(), reader=FakeReader())
+    for mode in ("evidence", "generative"):
+        answer = pipeline.ask("Summarize the Project Falcon document.", mode=mode)
+        assert not answer.abstained and answer.model == "overview" and answer.text.startswith("Project Falcon: sections")
+        assert "Budget, Team" in answer.text and len(answer.citations) == 3
+        for c in answer.citations:
+            chunk = answer.passages[c.marker - 1].chunk
+            assert chunk.text[c.start - chunk.start:c.end - chunk.start] == c.quote and f"[{c.marker}]" in answer.text
+    assert pipeline.ask("What is the budget about?").model != "overview"
