@@ -72,7 +72,7 @@ def connect(settings: Settings):  # noqa: ANN201 - a pymilvus MilvusClient, one 
             # pymilvus logs every failed call with a traceback; the failures it raises are reported here instead.
             # milvus-lite's in-process server logs one for each call it does not implement (pymilvus then
             # falls back, e.g. to a client-side timestamp).
-            for name in ("pymilvus", "pymilvus.milvus_client", "grpc._server"):
+            for name in ("pymilvus", "pymilvus.milvus_client", "grpc._server", "milvus_lite"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
             uri = uri_of(settings.store)
             if settings.store.startswith("milvus-lite:"):
@@ -80,10 +80,28 @@ def connect(settings: Settings):  # noqa: ANN201 - a pymilvus MilvusClient, one 
             try:
                 _clients[key] = MilvusClient(uri, token=settings.store_token, timeout=CONNECT_SECONDS)
             except Exception as error:  # noqa: BLE001 - grpc, milvus-lite and OS errors alike
+                if settings.store.startswith("milvus-lite:") and _data_dir_locked(uri):
+                    raise StoreUnavailableError(
+                        f"another process has the local Milvus store {uri} open (one process at a time); to share it,"
+                        f" serve it (`milvus-lite server --data-dir …`) and use QA_STORE=milvus://HOST:PORT") from None
                 raise StoreUnavailableError(
                     f"cannot reach the Milvus store {settings.store} ({_short(error)}): start it, or check QA_STORE"
                 ) from None
         return _clients[key]
+
+
+def _data_dir_locked(path: str) -> bool:
+    """Whether another process holds milvus-lite's lock on its data folder `path` (its LOCK file)."""
+    import fcntl
+
+    try:
+        with (Path(path) / "LOCK").open("rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _short(error: Exception) -> str:

@@ -156,6 +156,16 @@ def test_qa_index_into_a_local_milvus_logs_no_traceback(tmp_path: Path):
     assert "Traceback" not in result.stderr and "ERROR" not in result.stderr, result.stderr
 
 
+@pytest.mark.slow
+def test_a_local_milvus_open_in_another_process_is_one_clear_line(seed_settings: Settings, tmp_path: Path):
+    settings = on_store(seed_settings, "milvus-lite", tmp_path)
+    build_index(settings, FakeEmbedder(), progress=False)  # this process now holds the local store
+    result = qa("search", "Dokdo", "--store", settings.store, "--corpus", str(settings.corpus_dir), cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: another process has the local Milvus store"), result.stderr
+    assert "QA_STORE=milvus://HOST:PORT" in result.stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
