@@ -212,15 +212,7 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
     index_dir = settings.index_dir
     manifest = read_manifest(index_dir)
     check_files(index_dir, manifest)
-    out_of_date = ""
-    if require_fresh:
-        mismatch = mismatch_reasons(settings, manifest, embed_model)
-        if mismatch:
-            raise StaleIndexError(f"index is stale: run `qa index` ({'; '.join(mismatch)})")
-        changes = corpus_changes(settings, manifest)
-        if changes:
-            out_of_date = f"the corpus folder changed since the index was built ({'; '.join(changes)})"
-            log.warning("%s: answers come from the index as built; run `qa index` to include the changes", out_of_date)
+    out_of_date = freshness(settings, manifest, embed_model) if require_fresh else ""
     try:
         vectors, unit_vectors = Vectors.load(index_dir / "vectors.faiss"), Vectors.load(index_dir / "units.faiss")
         units = np.load(index_dir / "units.npy", allow_pickle=False)
@@ -237,6 +229,20 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
         raise CorruptIndexError("index is corrupt (vectors and chunks disagree): run `qa index`")
     return Index(manifest, chunks, documents, vectors, unit_vectors, units, chunk_units, bm25,
                  out_of_date=out_of_date)
+
+
+def freshness(settings: Settings, manifest: Manifest, embed_model: str | None) -> str:
+    """What changed in the corpus folder since the build ("" when nothing did); raises
+    `StaleIndexError` when the index was built with another model or other settings."""
+    mismatch = mismatch_reasons(settings, manifest, embed_model)
+    if mismatch:
+        raise StaleIndexError(f"index is stale: run `qa index` ({'; '.join(mismatch)})")
+    changes = corpus_changes(settings, manifest)
+    if not changes:
+        return ""
+    out_of_date = f"the corpus folder changed since the index was built ({'; '.join(changes)})"
+    log.warning("%s: answers come from the index as built; run `qa index` to include the changes", out_of_date)
+    return out_of_date
 
 
 def index_manifest(settings: Settings, check: bool = True) -> Manifest:

@@ -27,7 +27,7 @@ import numpy as np
 
 from qa.config import Settings
 from qa.errors import CorruptIndexError, IndexWriteError, MissingIndexError, QAError, StaleIndexError
-from qa.manifest import FORMAT_VERSION, Manifest, manifest_problem, mismatch_reasons
+from qa.manifest import FORMAT_VERSION, Manifest, manifest_problem
 from qa.text import BM25_STOPWORDS, word_tokens
 from qa.types import Chunk
 
@@ -413,19 +413,11 @@ def read_manifest(settings: Settings) -> Manifest:
 
 
 def load(settings: Settings, embed_model: str | None, require_fresh: bool):  # noqa: ANN201 - a qa.index.Index
-    from qa.index import DocumentInfo, Index
-    from qa.manifest import corpus_changes
+    from qa.index import DocumentInfo, Index, freshness
 
     meta = read_meta(settings)
     manifest = Manifest.from_json(meta["manifest"])
-    out_of_date = ""
-    if require_fresh:
-        mismatch = mismatch_reasons(settings, manifest, embed_model)
-        if mismatch:
-            raise StaleIndexError(f"index is stale: run `qa index` ({'; '.join(mismatch)})")
-        changes = corpus_changes(settings, manifest)
-        if changes:
-            out_of_date = f"the corpus folder changed since the index was built ({'; '.join(changes)})"
+    out_of_date = freshness(settings, manifest, embed_model) if require_fresh else ""
     client, generation = connect(settings), meta["generation"]
     for kind in ("chunks", "units"):
         _call("load the index", client.load_collection, f"{generation}_{kind}")

@@ -160,6 +160,30 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def openai_server(log: Path, *args: str) -> Iterator[str]:
+    """`python -m qa.openai_server ARGS` on a free loopback port; yields its URL once /v1/models answers."""
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "qa.openai_server", *args, "--port", str(port)],
+                                   stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 240
+            while True:
+                assert process.poll() is None, log.read_text()
+                try:
+                    urllib.request.urlopen(url + "/v1/models", timeout=2)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "the model server did not start"
+                    time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@contextlib.contextmanager
 def running_app(workdir: Path, env: dict | None = None, port: int | None = None) -> Iterator[str]:
     """`python app.py` on a loopback port (a free one unless given) in `workdir`; yields its URL once it answers."""
     port = port or free_port()

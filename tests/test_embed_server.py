@@ -3,17 +3,14 @@
 flight against a small stand-in server."""
 
 import json
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, qa
+from conftest import openai_server, qa
 
 from qa.errors import ModelLoadError
 from qa.models import RemoteEmbedder
@@ -98,24 +95,8 @@ def test_tokens_are_counted_with_the_models_own_tokenizer():
 
 @pytest.fixture(scope="module")
 def embed_server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("embed") / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "qa.openai_server", "--serve", "embeddings", "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                urllib.request.urlopen(url + "/v1/models", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the embedding server did not start"
-                time.sleep(0.5)
+    with openai_server(tmp_path_factory.mktemp("embed") / "server.log", "--serve", "embeddings") as url:
         yield url
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.mark.slow

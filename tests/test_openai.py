@@ -1,15 +1,11 @@
 """The generator behind an OpenAI-compatible HTTP server: `python -m qa.openai_server` serving
 the bundled model, asked by `OpenAIGenerator` and by the whole pipeline (QA_GENERATOR_URL)."""
 
-import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, openai_server
 
 from qa.config import Settings
 from qa.errors import ModelLoadError
@@ -27,26 +23,8 @@ CHAT = messages(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("openai") / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qa.openai_server", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 240
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                urllib.request.urlopen(url + "/v1/models", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the model server did not start"
-                time.sleep(0.5)
+    with openai_server(tmp_path_factory.mktemp("openai") / "server.log") as url:
         yield url
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_the_server_streams_what_the_local_model_writes(server: str):
