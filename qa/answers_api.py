@@ -13,7 +13,7 @@ pieces join to exactly the non-streamed text). `GET /v1/models` lists the three 
 
 Errors use OpenAI's error object: 400 (bad request or question), 401 (a key is required:
 `QA_API_KEY`, else the password of `QA_AUTH`), 429 with `Retry-After` (the app's rate limit),
-503 (no index or a model that does not load).
+503 (no index, its store unreachable, or a model that does not load).
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-from qa.errors import BadQuestionError, CorruptIndexError, MissingIndexError, ModelLoadError, QAError, StaleIndexError
+from qa.errors import (
+    BadQuestionError,
+    CorruptIndexError,
+    MissingIndexError,
+    ModelLoadError,
+    QAError,
+    StaleIndexError,
+    StoreUnavailableError,
+)
 from qa.pipeline import Pipeline
 from qa.render import answer_markdown, citations_json
 from qa.types import Answer
@@ -34,7 +42,7 @@ log = logging.getLogger(__name__)
 
 MODELS = {"docqa": None, "docqa-evidence": "evidence", "docqa-generative": "generative"}
 MAX_MESSAGES = 64  # earlier turns beyond these are not read
-NOT_READY = (MissingIndexError, StaleIndexError, CorruptIndexError, ModelLoadError)
+NOT_READY = (MissingIndexError, StaleIndexError, CorruptIndexError, ModelLoadError, StoreUnavailableError)
 
 
 def error(status: int, message: str, kind: str, headers: dict | None = None):  # noqa: ANN201

@@ -36,6 +36,10 @@ class ModelLoadError(QAError):
     pass
 
 
+class StoreUnavailableError(QAError):
+    """The index's store (a Milvus server, a local Milvus another process holds) cannot be used now."""
+
+
 class BadQuestionError(QAError):
     pass
 

@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.errors import CorruptIndexError, IndexWriteError, MissingIndexError, QAError, StaleIndexError
+from qa.errors import (
+    CorruptIndexError,
+    IndexWriteError,
+    MissingIndexError,
+    QAError,
+    StaleIndexError,
+    StoreUnavailableError,
+)
 from qa.manifest import FORMAT_VERSION, Manifest, manifest_problem
 from qa.text import BM25_STOPWORDS, word_tokens
 from qa.types import Chunk
@@ -39,10 +46,6 @@ MAX_TEXT = 65_535
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults, so both backends rank alike
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128  # as qa.vectors
 CONNECT_SECONDS = 10
-
-
-class StoreUnavailableError(QAError):
-    pass
 
 
 _clients: dict[tuple[str, str], object] = {}

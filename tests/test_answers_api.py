@@ -141,3 +141,14 @@ def test_without_an_index_the_api_says_not_ready_with_a_503(tmp_path: Path):
         with pytest.raises(openai.InternalServerError) as refused:
             client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
         assert refused.value.status_code == 503 and "qa index" in str(refused.value)
+
+
+def test_an_unreachable_index_store_is_a_503_that_names_it(tmp_path: Path):
+    import openai
+
+    (tmp_path / "corpus").mkdir()
+    with running_app(tmp_path, {"QA_STORE": "milvus://127.0.0.1:9"}) as url:
+        client = openai.OpenAI(base_url=f"{url}v1", api_key="none", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as refused:
+            client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
+        assert refused.value.status_code == 503 and "cannot reach the Milvus store milvus://127.0.0.1:9" in str(refused.value)
