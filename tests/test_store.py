@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FakeEmbedder, qa
+from conftest import FakeEmbedder, free_port, qa
 
 from qa import milvus_store
 from qa.build import build_index
@@ -164,12 +164,6 @@ def test_a_local_milvus_open_in_another_process_is_one_clear_line(seed_settings:
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("error: another process has the local Milvus store"), result.stderr
     assert "QA_STORE=milvus://HOST:PORT" in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
