@@ -41,6 +41,8 @@ class Settings:
     # "" is the reader shipped in qa/reader_model/; a path selects a folder of the same layout (QA_READER_MODEL).
     reader_model: str = ""
     models_dir: Path = dataclasses.field(default_factory=lambda: user_models_dir(os.environ))  # `qa models install`
+    # The ONNX graphs of the encoders, written on first use so later starts skip building them (QA_CACHE_DIR).
+    cache_dir: Path = dataclasses.field(default_factory=lambda: user_cache_dir(os.environ))
     # An OpenAI-compatible server to generate with instead of a local model (QA_GENERATOR_URL);
     # `model` is then the model name sent to it.
     generator_url: str = ""
@@ -104,8 +106,9 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _convert(f.type, raw)
         values.setdefault("models_dir", user_models_dir(environ))
+        values.setdefault("cache_dir", user_cache_dir(environ))
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("corpus_dir", "index_dir", "models_dir"):
+        for name in ("corpus_dir", "index_dir", "models_dir", "cache_dir"):
             if name in values:
                 values[name] = Path(values[name])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
@@ -151,6 +154,16 @@ def user_models_dir(environ: Mapping[str, str]) -> Path:
     """
     data = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "share")
     return Path(data) / "docqa" / "models"
+
+
+def user_cache_dir(environ: Mapping[str, str]) -> Path:
+    """Where derived model files are kept unless QA_CACHE_DIR says otherwise: one folder per user.
+
+    >>> user_cache_dir({"XDG_CACHE_HOME": "/c", "HOME": "/home/u"}), user_cache_dir({"HOME": "/home/u"})
+    (PosixPath('/c/docqa'), PosixPath('/home/u/.cache/docqa'))
+    """
+    cache = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
+    return Path(cache) / "docqa"
 
 
 def _convert(type_name: object, raw: str) -> object:

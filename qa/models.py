@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -134,8 +135,91 @@ def fast_dtype():  # noqa: ANN201 - a torch.dtype
     return torch.bfloat16 if native_bf16 else torch.float32
 
 
+def is_plain_bert(folder: Path) -> bool:
+    """Whether the sentence-transformers folder is a BERT with mean pooling and normalised
+    vectors (all-MiniLM-L6-v2 is), which `BertEmbedder` runs on ONNX Runtime."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text(encoding="utf-8"))
+        modules = [m["type"] for m in json.loads((folder / "modules.json").read_text(encoding="utf-8"))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (config.get("model_type") == "bert" and (folder / "model.safetensors").is_file()
+            and (folder / "tokenizer.json").is_file() and pooling.get("pooling_mode_mean_tokens") is True
+            and not any(v for k, v in pooling.items() if k.startswith("pooling_mode") and k != "pooling_mode_mean_tokens")
+            and modules[-1:] == ["sentence_transformers.models.Normalize"])
+
+
+class BertEmbedder:
+    """A BERT sentence-embedding model (mean of the token vectors, unit length) on ONNX Runtime
+    (`qa.onnx_bert`), loaded on first use: the same vectors as sentence-transformers gives
+    (cosine 1.0000), without importing torch."""
+
+    def __init__(self, name: str = "minilm", threads: int = 2, cache_dir: Path | None = None,
+                 batch_size: int = 32) -> None:
+        self.name = name
+        self.threads = threads
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self._model = None
+        self._pieces = None
+        self._dim = 0
+        self._max_tokens = 256
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        from qa.onnx_bert import WordPieces, load_bert
+
+        path = bundled_model_dir(self.name)
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            limits = path / "sentence_bert_config.json"
+            if limits.is_file():
+                self._max_tokens = int(json.loads(limits.read_text(encoding="utf-8")).get("max_seq_length", 256))
+            self._pieces = WordPieces(path)
+            self._dim = int(config["hidden_size"])
+            self._model = load_bert(path, None, False, self.threads, self.cache_dir)
+        except Exception as error:  # any failure inside the libraries means the same to the user
+            raise ModelLoadError(f"could not load the embedding model from {path}: {error}") from error
+        log.info("loaded embedding model %s from %s", self.name, path)
+
+    @property
+    def dim(self) -> int:
+        self.warm_up()
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.warm_up()
+        out = np.zeros((len(texts), self._dim), np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # alike lengths pad little
+        for first in range(0, len(order), self.batch_size):
+            rows = order[first:first + self.batch_size]
+            (ids, mask, types), _ = self._pieces.batch([texts[i] for i in rows], self._max_tokens)
+            hidden = self._model.run(ids, mask, types)
+            weights = mask[..., None].astype(np.float32)
+            mean = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            out[rows] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        self.warm_up()
+        return self._pieces.count(texts)
+
+
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model, loaded on first use."""
+    """A sentence-transformers model that is not a plain BERT (any local folder), loaded on first use."""
 
     def __init__(self, name: str = "minilm", threads: int = 2, batch_size: int = 32) -> None:
         self.name = name
@@ -348,11 +432,13 @@ class RemoteEmbedder:
         return [len(ids) for ids in encoded]
 
 
-def get_embedder(name: str = "minilm", threads: int = 2, url: str = "") -> Embedder:
+def get_embedder(name: str = "minilm", threads: int = 2, url: str = "", cache_dir: Path | None = None) -> Embedder:
     """An embedder for `name` (loaded on first use; `Pipeline` keeps one); with `url`, the model
-    as an OpenAI-compatible server there serves it."""
+    as an OpenAI-compatible server there serves it. `cache_dir` keeps the ONNX graph of a BERT."""
     if url:
         return RemoteEmbedder(name, url, threads)
     if name == "e5":
         return E5Embedder(threads)
+    if is_plain_bert(bundled_model_dir(name)):
+        return BertEmbedder(name, threads, cache_dir)
     return SentenceTransformerEmbedder(name, threads)

@@ -11,7 +11,9 @@ of the same layout: `QA_READER_MODEL`). For each
 window it returns one `Reading`: the best span (verbatim, document offsets), the sentence that
 holds it, the span score minus the no-answer score (the margin), and the probability that the
 span answers the question: a logistic function of the margin and the window's retrieval score,
-fitted on held-out articles (`calibration.json`).
+fitted on held-out articles (`calibration.json`). It runs on ONNX Runtime (`qa.onnx_bert`), the
+trained layers laid over the package's BERT; training (torch) tokenizes with the same
+`WordPieces`.
 
 It does not retrieve, verify or phrase answers: `qa/answer.py` does.
 
@@ -36,6 +38,7 @@ from typing import Protocol
 import numpy as np
 
 from qa.errors import ModelLoadError
+from qa.onnx_bert import WordPieces
 from qa.types import Reading
 
 log = logging.getLogger(__name__)
@@ -80,11 +83,6 @@ def window_sentences(counts: Sequence[int], center: int, budget: int, wide: bool
             last, used, grown = last + 1, used + counts[last], True
         wide = grown
     return first, last
-
-
-def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:  # noqa: ANN001
-    """Tokens of each text in `tokenizer` (no special tokens)."""
-    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
 def window_budget(count_tokens: Callable[[Sequence[str]], list[int]], question: str) -> int:
@@ -145,53 +143,49 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndar
     return int(i), int(j), float(scores[i, j])
 
 
-def fit_question(tokenizer, question: str, limit: int = MAX_QUESTION_TOKENS) -> str:  # noqa: ANN001
+def fit_question(pieces: WordPieces, question: str, limit: int = MAX_QUESTION_TOKENS) -> str:
     """`question`, or its last `limit` tokens when it is longer (the asking part of a long
     question is usually at its end)."""
-    encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    if len(encoded["input_ids"]) <= limit:
+    offsets = pieces.offsets(question)
+    if len(offsets) <= limit:
         return question
-    return question[encoded["offset_mapping"][-limit][0]:]
+    return question[offsets[-limit][0]:]
 
 
-def encode(tokenizer, question: str, texts: Sequence[str], max_tokens: int = MAX_TOKENS):  # noqa: ANN001, ANN201
-    """Question/window pairs as padded tensors with offsets (a long question is cut by
-    `fit_question`, then the window is truncated to fit)."""
-    question = fit_question(tokenizer, question)
-    return tokenizer([question] * len(texts), list(texts), truncation="only_second", max_length=max_tokens,
-                     padding=True, return_offsets_mapping=True, return_tensors="pt")
+def encode(pieces: WordPieces, question: str, texts: Sequence[str], max_tokens: int = MAX_TOKENS):  # noqa: ANN201
+    """Question/window pairs as padded arrays, and their encodings (offsets, sequence ids); a
+    long question is cut by `fit_question`, then the window is truncated to fit."""
+    question = fit_question(pieces, question)
+    return pieces.batch([(question, text) for text in texts], max_tokens, pairs_truncate_second=True)
 
 
 @functools.lru_cache(maxsize=2)
-def get_reader(model_dir: Path, threads: int = 2) -> TrainedReader:
+def get_reader(model_dir: Path, threads: int = 2, cache_dir: Path | None = None) -> TrainedReader:
     """A reader for `model_dir` (loaded on first use; `Pipeline` keeps one)."""
-    return TrainedReader(model_dir, threads)
+    return TrainedReader(model_dir, threads, cache_dir)
 
 
 class TrainedReader:
     """A fine-tuned MiniLM reader (`qa/reader_model/` or a folder of the same layout), loaded on first use."""
 
-    def __init__(self, model_dir: Path, threads: int = 2) -> None:
+    def __init__(self, model_dir: Path, threads: int = 2, cache_dir: Path | None = None) -> None:
         self.model_dir = Path(model_dir)
         self.name = f"reader:{self.model_dir.name}"
         self.threads = threads
+        self.cache_dir = cache_dir
         self._model = None
-        self._tokenizer = None
+        self._pieces: WordPieces | None = None
         self._calibration: dict = {}
         self._lock = threading.Lock()
-        # The tokenizer's padding and truncation are settings of one shared object: a count (none)
-        # in one thread would switch them off under another thread's batch (ragged tensors).
-        self._tokenizing = threading.Lock()
 
     def warm_up(self) -> None:
         with self._lock:
             if self._model is None:
-                self._model, self._tokenizer, self._calibration = load_reader(self.model_dir, self.threads)
+                self._model, self._pieces, self._calibration = load_reader(self.model_dir, self.threads, self.cache_dir)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         self.warm_up()
-        with self._tokenizing:
-            return token_counts(self._tokenizer, texts)
+        return self._pieces.count(texts)
 
     @property
     def threshold(self) -> float:
@@ -211,21 +205,16 @@ class TrainedReader:
         if not windows:
             return []
         self.warm_up()
-        import torch
-
-        with self._tokenizing:
-            batch = encode(self._tokenizer, question, [w.text for w in windows])
-        offsets = batch.pop("offset_mapping").numpy()
-        context = np.array([[sid == 1 for sid in batch.sequence_ids(i)] for i in range(len(windows))])
-        with torch.inference_mode():
-            out = self._model(**batch)
-        starts = out.start_logits.float().numpy()
-        ends = out.end_logits.float().numpy()
+        (ids, mask, types), encodings = encode(self._pieces, question, [w.text for w in windows])
+        logits = self._model.run(ids, mask, types)
         readings = []
         for i, window in enumerate(windows):
-            first, last, score = best_span(starts[i], ends[i], context[i])
-            margin = score - float(starts[i, 0] + ends[i, 0])
-            a, b = whole_words(window.text, int(offsets[i, first, 0]), int(offsets[i, last, 1]))
+            starts, ends = logits[i, :, 0], logits[i, :, 1]
+            context = np.array([sid == 1 for sid in encodings[i].sequence_ids])
+            first, last, score = best_span(starts, ends, context)
+            margin = score - float(starts[0] + ends[0])
+            offsets = encodings[i].offsets
+            a, b = whole_words(window.text, int(offsets[first][0]), int(offsets[last][1]))
             readings.append(reading(window, a, b, score, margin, self.probability(margin, window.score)))
         return readings
 
@@ -263,10 +252,11 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
     )
 
 
-def load_reader(model_dir: Path, threads: int):  # noqa: ANN201 - (model, tokenizer, calibration)
-    """The base MiniLM from its package, overlaid with the trained weights in `model_dir`
-    (the frozen word embeddings are not shipped: they are the base model's)."""
-    from qa.models import bundled_model_dir, fast_dtype, set_threads
+def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None):  # noqa: ANN201 - (model, pieces, calibration)
+    """The base MiniLM from its package, overlaid with the trained weights in `model_dir` (the
+    frozen word embeddings are not shipped: they are the base model's), on ONNX Runtime."""
+    from qa.models import bundled_model_dir
+    from qa.onnx_bert import load_bert
 
     weights = model_dir / "model.safetensors"
     calibration = model_dir / "calibration.json"
@@ -274,22 +264,9 @@ def load_reader(model_dir: Path, threads: int):  # noqa: ANN201 - (model, tokeni
         raise ModelLoadError(f"the reader model is missing from {model_dir}: reinstall docqa, or train it with "
                              "`python scripts/train_reader.py`")
     try:
-        import transformers
-        from safetensors.torch import load_file
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()  # the new QA head is replaced at once
-        set_threads(threads)
         base = bundled_model_dir("minilm")
-        model = AutoModelForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
-        state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        missing = set(model.state_dict()) - set(state)
-        if any(not k.startswith("bert.embeddings.") for k in missing):
-            raise ValueError(f"weights lack {sorted(missing)[:3]}")
-        model.load_state_dict(state, strict=False)
-        model.eval().to(fast_dtype())
-        tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+        model = load_bert(base, weights, True, threads, cache_dir)
+        pieces = WordPieces(base)
         # Uncalibrated (while calibrating): the probability is the logistic of the margin.
         settings = {"margin": 1.0, "window_score": 0.0, "bias": 0.0, "threshold": 0.5}
         if calibration.is_file():
@@ -299,4 +276,4 @@ def load_reader(model_dir: Path, threads: int):  # noqa: ANN201 - (model, tokeni
     except Exception as error:  # a damaged file means the same to the user whatever the library says
         raise ModelLoadError(f"could not load the reader model from {model_dir}: {error}") from error
     log.info("loaded reader from %s", model_dir)
-    return model, tokenizer, settings
+    return model, pieces, settings

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"cold `qa index` process:      {cold_s:6.2f} s  ({'; '.join(cold.stdout.split(chr(10))).strip('; ')})")
 
-        embedder = get_embedder(settings.embed_model, settings.threads)
+        embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir)
         began = time.perf_counter()
         embedder.warm_up()
         print(f"embedding model load:         {time.perf_counter() - began:6.2f} s")

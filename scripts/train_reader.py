@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qa.chunking import sentence_spans  # noqa: E402
 from qa.models import BUNDLED_READER, bundled_model_dir  # noqa: E402
-from qa.reader import MAX_TOKENS, fit_question, token_counts, window_at, window_budget, window_sentences  # noqa: E402
+from qa.onnx_bert import WordPieces  # noqa: E402
+from qa.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences  # noqa: E402
 from qa.squad import load_squad  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad2"
@@ -118,7 +119,7 @@ class Quota:
     wide_share: float  # share of positives read in a wide window (neighbours added while they fit)
 
 
-def article_windows(article, tokenizer, budget: int):  # noqa: ANN001, ANN201
+def article_windows(article, pieces: WordPieces, budget: int):  # noqa: ANN001, ANN201
     """Per paragraph: (sentence spans, token counts, words per sentence); and every window of the
     article as (paragraph, first, last, words), built with `budget` tokens."""
     paragraphs, windows = [], []
@@ -127,7 +128,7 @@ def article_windows(article, tokenizer, budget: int):  # noqa: ANN001, ANN201
         if not spans:
             paragraphs.append(([], [], []))
             continue
-        counts = token_counts(tokenizer, [context[a:b] for a, b in spans])
+        counts = pieces.count([context[a:b] for a, b in spans])
         sentence_words = [words(context[a:b]) for a, b in spans]
         paragraphs.append((spans, counts, sentence_words))
         for i in range(len(spans)):
@@ -136,7 +137,7 @@ def article_windows(article, tokenizer, budget: int):  # noqa: ANN001, ANN201
     return paragraphs, list({w[:3]: w for w in windows}.values())
 
 
-def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> list[dict]:  # noqa: ANN001
+def build_examples(articles, pieces: WordPieces, rng: random.Random, quota: Quota) -> list[dict]:  # noqa: ANN001
     """(question, window, answer char span in the window or None) examples, tokenised.
 
     Questions are drawn at random over all articles so every article contributes; a window is
@@ -156,7 +157,7 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
     raw, swaps = [], 0
     for i in tqdm(sorted(plan), desc="windows", file=sys.stderr):
         article = articles[i]
-        paragraphs, windows = article_windows(article, tokenizer, MAX_TOKENS - 3 - TYPICAL_QUESTION_TOKENS)
+        paragraphs, windows = article_windows(article, pieces, MAX_TOKENS - 3 - TYPICAL_QUESTION_TOKENS)
         index = {c: p for p, c in enumerate(article.paragraphs)}
         article_text = None
         for kind, q in plan[i]:
@@ -175,7 +176,7 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
             centre = next((c for c, (s, e) in enumerate(spans) if s <= a0 < e), None)
             if centre is None:
                 continue
-            budget = window_budget(lambda texts: token_counts(tokenizer, texts), q.question)
+            budget = window_budget(pieces.count, q.question)
             if kind == "near":
                 gold = {g.lower() for g in q.answers}
                 misses = [w for w in windows if not (w[0] == p and spans[w[1]][0] < a1 and a0 < spans[w[2] - 1][1])]
@@ -203,15 +204,15 @@ def build_examples(articles, tokenizer, rng: random.Random, quota: Quota) -> lis
                     swaps += 1
     examples = []
     for question, text, answer in tqdm(raw, desc="tokenise", file=sys.stderr):
-        enc = tokenizer(fit_question(tokenizer, question), text, truncation="only_second", max_length=MAX_TOKENS, return_offsets_mapping=True)
+        enc = encode(pieces, question, [text])[1][0]  # exactly as the product encodes it
         start = end = 0
         if answer is not None:
-            seq = enc.sequence_ids()
-            tokens = [i for i, (s, (a, b)) in enumerate(zip(seq, enc["offset_mapping"])) if s == 1 and b > answer[0] and a < answer[1]]
-            if not tokens or enc["offset_mapping"][tokens[-1]][1] < answer[1]:
+            tokens = [i for i, (s, (a, b)) in enumerate(zip(enc.sequence_ids, enc.offsets))
+                      if s == 1 and b > answer[0] and a < answer[1]]
+            if not tokens or enc.offsets[tokens[-1]][1] < answer[1]:
                 continue  # the answer was cut off by truncation
             start, end = tokens[0], tokens[-1]
-        examples.append({"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"], "start": start, "end": end})
+        examples.append({"input_ids": enc.ids, "token_type_ids": enc.type_ids, "start": start, "end": end})
     return examples
 
 
@@ -276,14 +277,14 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore an earlier checkpoint")
     args = parser.parse_args()
 
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoModelForQuestionAnswering
 
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     base = str(bundled_model_dir("minilm"))
-    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
+    pieces = WordPieces(Path(base))
     args.work.mkdir(parents=True, exist_ok=True)
     quota = Quota(args.positives, args.unanswerable, args.near_misses, args.swaps, args.wide_share)
     cache = args.work / "examples.json"
@@ -292,7 +293,7 @@ def main() -> None:
         examples = json.loads(cache.read_text())
     else:
         print(f"{len(train)} train articles, {sum(len(a.questions) for a in train)} questions", file=sys.stderr)
-        examples = build_examples(train, tokenizer, random.Random(args.seed), quota)
+        examples = build_examples(train, pieces, random.Random(args.seed), quota)
         cache.write_text(json.dumps(examples))
     if args.limit:
         examples = random.Random(args.seed).sample(examples, min(args.limit, len(examples)))

@@ -1,0 +1,221 @@
+"""The MiniLM encoder (a 6-layer BERT) on ONNX Runtime, for the embedder and the reader.
+
+The ONNX graph is written here, in memory, from the safetensors weights (the package's, with
+the trained reader's layers laid over them), so nothing is exported, converted or cached on
+disk, and neither torch nor transformers is imported to answer: a cold `qa ask` pays for
+onnxruntime (~0.2 s) instead of sentence-transformers (~7 s). Tokenizing is the `tokenizers`
+library on the model's own `tokenizer.json`, the file transformers reads too.
+
+The graph is plain BERT (word + position + type embeddings, post-norm layers, erf GELU);
+ONNX Runtime fuses it at load. Building it needs the `onnx` package (~1.3 s), so the serialised
+graph is kept in the cache folder (`QA_CACHE_DIR`), named by the weights it was built from; a
+cache that cannot be written only costs that time on each start. `tests/test_onnx_bert.py`
+checks the graph against transformers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+GRAPH_VERSION = 1  # raise when bert_graph changes what it writes: cached graphs are then rebuilt
+
+
+def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False):  # noqa: ANN201 - onnx.ModelProto
+    """An ONNX model of BertModel: int64 inputs (batch, tokens) → "hidden" (batch, tokens, width),
+    or with `head`, the span head's "logits" (batch, tokens, 2). Weight names as transformers'
+    BertModel writes them (without a "bert." prefix); the head is "qa_outputs.*"."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    width, heads = config["hidden_size"], config["num_attention_heads"]
+    eps = float(config.get("layer_norm_eps", 1e-12))
+    nodes, initializers = [], []
+    counter = iter(range(1_000_000))
+
+    def const(array: np.ndarray, name: str | None = None) -> str:
+        name = name or f"c{next(counter)}"
+        initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(op: str, inputs: Sequence[str], **attributes) -> str:
+        out = f"t{next(counter)}"
+        nodes.append(helper.make_node(op, list(inputs), [out], **attributes))
+        return out
+
+    def weight(name: str) -> str:
+        return const(weights[name].astype(np.float32), name)
+
+    def linear(x: str, name: str) -> str:
+        w = weights[f"{name}.weight"].astype(np.float32).T.copy()  # (in, out) for MatMul
+        return node("Add", [node("MatMul", [x, const(w, f"{name}.weight")]), weight(f"{name}.bias")])
+
+    def layer_norm(x: str, name: str) -> str:
+        return node("LayerNormalization", [x, weight(f"{name}.weight"), weight(f"{name}.bias")], axis=-1, epsilon=eps)
+
+    # Embeddings: word + position (0 … tokens-1) + type, then LayerNorm.
+    ids, mask, types = INPUTS
+    tokens = node("Gather", [node("Shape", [ids]), const(np.array(1, dtype=np.int64))], axis=0)
+    positions = node("Range", [const(np.array(0, dtype=np.int64)), tokens, const(np.array(1, dtype=np.int64))])
+    x = node("Add", [node("Gather", [weight("embeddings.word_embeddings.weight"), ids]),
+                     node("Gather", [weight("embeddings.position_embeddings.weight"), positions])])
+    x = node("Add", [x, node("Gather", [weight("embeddings.token_type_embeddings.weight"), types])])
+    x = layer_norm(x, "embeddings.LayerNorm")
+
+    # Padding is masked by adding a large negative number to its attention scores.
+    keep = node("Cast", [node("Unsqueeze", [mask, const(np.array([1, 2], dtype=np.int64))])], to=TensorProto.FLOAT)
+    bias = node("Mul", [node("Sub", [const(np.array(1.0, dtype=np.float32)), keep]),
+                        const(np.array(-1e4, dtype=np.float32))])
+    split = const(np.array([0, 0, heads, width // heads], dtype=np.int64))
+    merge = const(np.array([0, 0, width], dtype=np.int64))
+    scale = const(np.array(1.0 / math.sqrt(width // heads), dtype=np.float32))
+    for i in range(config["num_hidden_layers"]):
+        prefix = f"encoder.layer.{i}"
+
+        def heads_of(part: str, perm: list[int]) -> str:
+            return node("Transpose", [node("Reshape", [linear(x, f"{prefix}.attention.self.{part}"), split])], perm=perm)
+
+        q = heads_of("query", [0, 2, 1, 3])
+        k = heads_of("key", [0, 2, 3, 1])
+        v = heads_of("value", [0, 2, 1, 3])
+        scores = node("Add", [node("Mul", [node("MatMul", [q, k]), scale]), bias])
+        context = node("MatMul", [node("Softmax", [scores], axis=-1), v])
+        context = node("Reshape", [node("Transpose", [context], perm=[0, 2, 1, 3]), merge])
+        x = layer_norm(node("Add", [linear(context, f"{prefix}.attention.output.dense"), x]),
+                       f"{prefix}.attention.output.LayerNorm")
+        hidden = linear(x, f"{prefix}.intermediate.dense")
+        gelu = node("Mul", [node("Mul", [hidden, const(np.array(0.5, dtype=np.float32))]),
+                            node("Add", [node("Erf", [node("Div", [hidden, const(np.array(math.sqrt(2.0),
+                                                                                           dtype=np.float32))])]),
+                                         const(np.array(1.0, dtype=np.float32))])])
+        x = layer_norm(node("Add", [linear(gelu, f"{prefix}.output.dense"), x]), f"{prefix}.output.LayerNorm")
+
+    output = "logits" if head else "hidden"
+    last = linear(x, "qa_outputs") if head else x
+    nodes.append(helper.make_node("Identity", [last], [output]))
+    graph = helper.make_graph(
+        nodes, "bert",
+        [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"]) for name in INPUTS],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", "tokens", 2 if head else width])],
+        initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def load_weights(folder: Path, overlay: Path | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """(weights, config) of the BERT in `folder`, with `overlay`'s tensors (a trained reader's
+    "bert.*" layers and "qa_outputs.*" head) laid over them."""
+    from safetensors.numpy import load_file
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    weights = load_file(str(folder / "model.safetensors"))
+    if overlay is not None:
+        for name, tensor in load_file(str(overlay)).items():
+            weights[name.removeprefix("bert.")] = tensor
+    return weights, config
+
+
+def load_bert(folder: Path, overlay: Path | None, head: bool, threads: int, cache_dir: Path | None) -> OnnxBert:
+    """The BERT in `folder` (with `overlay` laid over it) as an ONNX Runtime session, its graph
+    read from the cache or built (and cached); a damaged cached graph is built again."""
+    graph = graph_file(folder, overlay, head, cache_dir)
+    try:
+        return OnnxBert(graph, threads)
+    except Exception:  # noqa: BLE001 - a cached file cut short or damaged: build it again
+        if not isinstance(graph, str):
+            raise
+        log.info("the cached ONNX graph %s could not be read; building it again", graph)
+        Path(graph).unlink(missing_ok=True)
+        return OnnxBert(graph_file(folder, overlay, head, cache_dir), threads)
+
+
+def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path | None) -> str | bytes:
+    """The ONNX graph for these weights: the cached file's path, or (built now) the graph's
+    bytes when there is no cache or it cannot be written. The name covers every input, so a
+    changed weight file or graph version is a different file."""
+    sources = [folder / "model.safetensors", folder / "config.json"] + ([overlay] if overlay else [])
+    key = hashlib.sha256(repr((GRAPH_VERSION, head, [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
+                                                     for p in sources])).encode()).hexdigest()[:24]
+    cached = cache_dir / "onnx" / f"bert-{key}.onnx" if cache_dir else None
+    if cached is not None and cached.is_file():
+        return str(cached)
+    weights, config = load_weights(folder, overlay)
+    model = bert_graph(weights, config, head).SerializeToString()
+    if cached is None:
+        return model
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(model)
+        os.replace(partial, cached)
+    except OSError as error:
+        log.info("could not cache the ONNX graph in %s (%s); it is rebuilt on each start", cached.parent, error)
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        return model
+    return str(cached)
+
+
+class OnnxBert:
+    """An ONNX Runtime session over a `bert_graph` (a file or bytes); `run` is safe to call from
+    several threads."""
+
+    def __init__(self, model: str | bytes, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask,
+                                       "token_type_ids": token_type_ids})[0]
+
+
+class WordPieces:
+    """The model's tokenizer (`tokenizer.json`), with one lock: its truncation and padding are
+    settings of one shared object, so a count in one thread must not change them under a batch
+    in another."""
+
+    def __init__(self, folder: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._lock = threading.Lock()
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, without special tokens or truncation."""
+        with self._lock:
+            self._tokenizer.no_truncation()
+            self._tokenizer.no_padding()
+            return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Each token's character offsets in `text` (no special tokens)."""
+        with self._lock:
+            self._tokenizer.no_truncation()
+            self._tokenizer.no_padding()
+            return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
+
+    def batch(self, inputs: Sequence[str | tuple[str, str]], max_tokens: int, pairs_truncate_second: bool = False):  # noqa: ANN201
+        """Padded (input_ids, attention_mask, token_type_ids) arrays and the encodings (for
+        offsets and sequence ids). Pairs are cut from their second text only."""
+        with self._lock:
+            self._tokenizer.enable_truncation(max_tokens, strategy="only_second" if pairs_truncate_second else "longest_first")
+            self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            encodings = self._tokenizer.encode_batch(list(inputs))
+        arrays = tuple(np.array([getattr(e, field) for e in encodings], dtype=np.int64)
+                       for field in ("ids", "attention_mask", "type_ids"))
+        return arrays, encodings

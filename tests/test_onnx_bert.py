@@ -1,0 +1,77 @@
+"""The encoders on ONNX Runtime give what transformers gives, and their graphs are cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.models import BUNDLED_READER, BertEmbedder, bundled_model_dir, is_plain_bert
+from qa.onnx_bert import WordPieces, graph_file, load_bert
+from qa.reader import encode
+
+TEXTS = ["When did Japan and South Korea establish diplomatic relations?", "Seoul",
+         "The Treaty on Basic Relations between Japan and the Republic of Korea was signed on 22 June 1965 in Tokyo."]
+
+
+@pytest.mark.slow
+def test_the_embedder_gives_sentence_transformers_vectors():
+    from sentence_transformers import SentenceTransformer
+
+    folder = bundled_model_dir("minilm")
+    assert is_plain_bert(folder)
+    expected = SentenceTransformer(str(folder), device="cpu").encode(TEXTS, normalize_embeddings=True)
+    vectors = BertEmbedder("minilm", 2).embed(TEXTS)
+    assert vectors.shape == expected.shape and vectors.dtype == np.float32
+    assert np.min(np.sum(vectors * expected, axis=1)) > 0.9999
+
+
+@pytest.mark.slow
+def test_the_reader_gives_the_logits_of_the_trained_torch_model():
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForQuestionAnswering
+
+    base = bundled_model_dir("minilm")
+    model = AutoModelForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
+    model.load_state_dict({k: v.float() for k, v in load_file(str(BUNDLED_READER / "model.safetensors")).items()},
+                          strict=False)
+    (ids, mask, types), _ = encode(WordPieces(base), TEXTS[0], TEXTS[1:])
+    with torch.inference_mode():
+        out = model.eval()(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
+                           token_type_ids=torch.tensor(types))
+    expected = torch.stack([out.start_logits, out.end_logits], dim=-1).numpy()
+    logits = load_bert(base, BUNDLED_READER / "model.safetensors", True, 2, None).run(ids, mask, types)
+    real = mask.astype(bool)
+    assert np.abs(logits[real] - expected[real]).max() < 1e-3
+
+
+def test_a_graph_is_built_once_then_read_from_the_cache(tmp_path: Path, monkeypatch):
+    import qa.onnx_bert as onnx_bert
+
+    folder = bundled_model_dir("minilm")
+    first = graph_file(folder, None, False, tmp_path)
+    assert isinstance(first, str) and Path(first).parent == tmp_path / "onnx"
+
+    def no_building(*_args, **_kwargs):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(onnx_bert, "bert_graph", no_building)
+    assert graph_file(folder, None, False, tmp_path) == first
+
+
+def test_a_damaged_cached_graph_is_built_again(tmp_path: Path):
+    folder = bundled_model_dir("minilm")
+    cached = Path(graph_file(folder, None, False, tmp_path))
+    cached.write_bytes(cached.read_bytes()[:1000])
+    (ids, mask, types), _ = WordPieces(folder).batch(["Seoul"], 16)
+    assert load_bert(folder, None, False, 1, tmp_path).run(ids, mask, types).shape == (1, 3, 384)
+    assert cached.stat().st_size > 1_000_000
+
+
+def test_an_unwritable_cache_still_gives_a_model(tmp_path: Path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    graph = graph_file(bundled_model_dir("minilm"), None, False, blocked)
+    assert isinstance(graph, bytes) and len(graph) > 1_000_000
