@@ -125,10 +125,11 @@ def load_weights(folder: Path, overlay: Path | None = None) -> tuple[dict[str, n
     return weights, config
 
 
-def load_bert(folder: Path, overlay: Path | None, head: bool, threads: int, cache_dir: Path | None) -> OnnxBert:
+def load_bert(folder: Path, overlay: Path | None, head: bool, threads: int, cache_dir: Path | None,
+              precision: str = "fp32") -> OnnxBert:
     """The BERT in `folder` (with `overlay` laid over it) as an ONNX Runtime session, its graph
     read from the cache or built (and cached); a damaged cached graph is built again."""
-    graph = graph_file(folder, overlay, head, cache_dir)
+    graph = graph_file(folder, overlay, head, cache_dir, precision)
     try:
         return OnnxBert(graph, threads)
     except Exception:  # noqa: BLE001 - a cached file cut short or damaged: build it again
@@ -136,21 +137,39 @@ def load_bert(folder: Path, overlay: Path | None, head: bool, threads: int, cach
             raise
         log.info("the cached ONNX graph %s could not be read; building it again", graph)
         Path(graph).unlink(missing_ok=True)
-        return OnnxBert(graph_file(folder, overlay, head, cache_dir), threads)
+        return OnnxBert(graph_file(folder, overlay, head, cache_dir, precision), threads)
 
 
-def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path | None) -> str | bytes:
+def int8(model: bytes) -> bytes:
+    """`model` with its matrix products in 8-bit integers (weights per output channel, activations
+    quantised as they come): ~2× faster on CPUs with VNNI."""
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        source.write_bytes(model)
+        quantize_dynamic(source, target, op_types_to_quantize=["MatMul"], per_channel=True,
+                         weight_type=QuantType.QInt8)
+        return target.read_bytes()
+
+
+def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path | None,
+               precision: str = "fp32") -> str | bytes:
     """The ONNX graph for these weights: the cached file's path, or (built now) the graph's
     bytes when there is no cache or it cannot be written. The name covers every input, so a
     changed weight file or graph version is a different file."""
     sources = [folder / "model.safetensors", folder / "config.json"] + ([overlay] if overlay else [])
-    key = hashlib.sha256(repr((GRAPH_VERSION, head, [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
-                                                     for p in sources])).encode()).hexdigest()[:24]
+    key = hashlib.sha256(repr((GRAPH_VERSION, head, precision, [
+        (str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in sources])).encode()).hexdigest()[:24]
     cached = cache_dir / "onnx" / f"bert-{key}.onnx" if cache_dir else None
     if cached is not None and cached.is_file():
         return str(cached)
     weights, config = load_weights(folder, overlay)
     model = bert_graph(weights, config, head).SerializeToString()
+    if precision == "int8":
+        model = int8(model)
     if cached is None:
         return model
     partial = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}")

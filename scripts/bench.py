@@ -2,7 +2,8 @@
 
     python scripts/bench.py [--corpus DIR] [--questions eval/questions.jsonl] [--repeat 3] [--answers 10]
 
-Prints: a cold `qa index` process (imports and model load included), the in-process build time,
+Prints: a cold `qa ask` process (median of 3: wall, CPU and peak memory, the ONNX graphs already
+cached), a cold `qa index` process (imports and model load included), the in-process build time,
 embedding throughput (chunk vectors and sentence vectors), retrieval latency p50/p95 over the
 questions (dense, BM25 and the fused hybrid search), then, for the first N questions, answer
 reader latency, answer latency (first piece and whole answer, p50) in each answer mode, generation speed and peak RSS.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             print(cold.stderr, file=sys.stderr)
             return 1
         print(f"cold `qa index` process:      {cold_s:6.2f} s  ({'; '.join(cold.stdout.split(chr(10))).strip('; ')})")
+        bench_cold_ask(settings, COLD_QUESTION)
 
         embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir)
         began = time.perf_counter()
@@ -71,6 +74,38 @@ def main(argv: list[str] | None = None) -> int:
         if args.answers:
             bench_answers(settings, embedder, questions[: args.answers])
     return 0
+
+
+COLD_QUESTION = "When did Japan and South Korea formally establish diplomatic relations?"
+# Runs `qa` in this process' place and reports its peak memory (VmHWM is per process image, so
+# unlike ru_maxrss it does not carry the benchmark's own memory into the child).
+PEAK_PRINTER = ("import atexit, runpy, sys\n"
+                "def peak():\n"
+                "    line = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+                "    print('peak-kb', line.split()[1], file=sys.stderr)\n"
+                "atexit.register(peak)\n"
+                "sys.argv = ['qa'] + sys.argv[1:]\n"
+                "runpy.run_module('qa', run_name='__main__')\n")
+
+
+def bench_cold_ask(settings: Settings, question: str, repeat: int = 3) -> None:
+    """A whole `qa ask` process, as a person at a terminal runs it: wall and CPU seconds, peak memory."""
+    command = [sys.executable, "-c", PEAK_PRINTER, "ask", question, "--corpus", str(settings.corpus_dir),
+               "--index", str(settings.index_dir)]
+    subprocess.run(command, capture_output=True, text=True)  # builds the ONNX graphs if not yet cached
+    walls, cpus, peaks = [], [], []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        began = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        walls.append(time.perf_counter() - began)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        peaks.append(int(done.stderr.split("peak-kb")[-1].split()[0]) / 1024 if "peak-kb" in done.stderr else 0)
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+    print(f"cold `qa ask` process:        {statistics.median(walls):6.2f} s wall  {statistics.median(cpus):5.2f} s CPU  "
+          f"peak {statistics.median(peaks):4.0f} MiB  (median of {repeat})")
 
 
 def bench_embedding(index: Index, embedder) -> None:  # noqa: ANN001
