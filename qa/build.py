@@ -64,21 +64,43 @@ class BuildSummary:
 
 
 class _Batcher:
-    """Collects texts and embeds them a batch at a time into a `VectorSpool`."""
+    """Collects chunk texts, with the sentences each one owns, and embeds them a batch at a time
+    into the chunk and sentence spools (in row order). A sentence's vector is pooled from its
+    chunk's tokens when `pooled` and the embedder can (`embed_spans`); otherwise, or when its
+    tokens were cut off, the sentence is embedded on its own."""
 
-    def __init__(self, spool: VectorSpool, embedder: Embedder, size: int = EMBED_BATCH) -> None:
-        self.spool, self.embedder, self.size = spool, embedder, size
-        self.pending: list[str] = []
+    def __init__(self, chunks: VectorSpool, units: VectorSpool, embedder: Embedder, pooled: bool,
+                 size: int = EMBED_BATCH) -> None:
+        self.chunks, self.units, self.embedder, self.size = chunks, units, embedder, size
+        self.pooled = pooled and hasattr(embedder, "embed_spans")
+        self.pending: list[tuple[str, list[tuple[int, int]], list[str]]] = []
 
-    def add(self, text: str) -> None:
-        self.pending.append(text)
+    def add(self, text: str, spans: list[tuple[int, int]], unit_texts: list[str]) -> None:
+        """A chunk's embedding text, its own sentences' spans in that text, and their texts."""
+        self.pending.append((text, spans, unit_texts))
         if len(self.pending) >= self.size:
             self.flush()
 
     def flush(self) -> None:
-        if self.pending:
-            self.spool.add(self.embedder.embed(self.pending))
-            self.pending.clear()
+        if not self.pending:
+            return
+        texts = [text for text, _, _ in self.pending]
+        unit_texts = [u for _, _, units in self.pending for u in units]
+        if self.pooled:
+            vectors, parts = self.embedder.embed_spans(texts, [spans for _, spans, _ in self.pending])
+            pooled = [v for chunk in parts for v in chunk]
+            missing = [i for i, v in enumerate(pooled) if v is None]
+            if missing:
+                for i, v in zip(missing, self.embedder.embed([unit_texts[i] for i in missing])):
+                    pooled[i] = v
+            units = np.array(pooled, dtype=np.float32).reshape(len(unit_texts), -1)
+        else:
+            vectors = self.embedder.embed(texts)
+            units = self.embedder.embed(unit_texts) if unit_texts else np.zeros((0, vectors.shape[1]), np.float32)
+        self.chunks.add(vectors)
+        if len(units):
+            self.units.add(units)
+        self.pending.clear()
 
 
 class _TokenIds:
@@ -100,12 +122,12 @@ class _TokenIds:
 class IndexWriter:
     """One build in progress: the chunk store, chunk and sentence vectors, BM25 token ids."""
 
-    def __init__(self, folder: Path, embedder: Embedder, ann_threshold: int, report: Report | None = None) -> None:
+    def __init__(self, folder: Path, embedder: Embedder, ann_threshold: int, report: Report | None = None,
+                 pooled_sentences: bool = True) -> None:
         self.folder, self.dim, self.ann_threshold, self.report = folder, embedder.dim, ann_threshold, report
         self.vectors = VectorSpool(folder / "vectors.spool", self.dim)
         self.unit_vectors = VectorSpool(folder / "units.spool", self.dim)
-        self.chunk_batcher = _Batcher(self.vectors, embedder)
-        self.unit_batcher = _Batcher(self.unit_vectors, embedder)
+        self.batcher = _Batcher(self.vectors, self.unit_vectors, embedder, pooled_sentences)
         self.store = (folder / "chunks.jsonl").open("w", encoding="utf-8")
         self.documents: list[DocumentInfo] = []
         self.tokenizer = bm25_tokenizer()
@@ -135,31 +157,35 @@ class IndexWriter:
     def add(self, doc: Document, split: Split) -> None:
         unit_base, chunk_base = self.unit_count, self.chunk_count
         owner = [-1] * len(split.units)
-        total = len(split.chunks) + len(split.units)
-        for offset, (text, (first, end)) in enumerate(zip(self._store(doc.title, split.chunks), split.unit_ranges)):
-            self._tick(doc.path, offset, total)
-            self.chunk_batcher.add(text)
-            self.chunk_units.extend((unit_base + first, unit_base + end))
+        for offset, (first, end) in enumerate(split.unit_ranges):
             for u in range(first, end):
                 if owner[u] < 0:
-                    owner[u] = chunk_base + offset
+                    owner[u] = offset
         for u, (start, end) in enumerate(split.units):
-            self.units.extend((owner[u], start, end))
-            section = split.chunks[owner[u] - chunk_base].section
-            self._tick(doc.path, len(split.chunks) + u, total)
-            self.unit_batcher.add(embedding_text(doc.title, section, doc.text[start:end]))
+            self.units.extend((chunk_base + owner[u], start, end))
+        owned = 0
+        for offset, (text, chunk, (first, end)) in enumerate(zip(self._store(doc.title, split.chunks), split.chunks,
+                                                                split.unit_ranges)):
+            self._tick(doc.path, offset, len(split.chunks))
+            self.chunk_units.extend((unit_base + first, unit_base + end))
+            heading = len(text) - len(chunk.text)  # the embedding text is the heading path, then the chunk
+            mine = [u for u in range(first, end) if owner[u] == offset]
+            assert mine == list(range(owned, owned + len(mine))), "sentences are owned in order"
+            owned += len(mine)
+            spans = [(heading + split.units[u][0] - chunk.start, heading + split.units[u][1] - chunk.start) for u in mine]
+            self.batcher.add(text, spans, [embedding_text(doc.title, chunk.section, doc.text[a:b])
+                                           for a, b in (split.units[u] for u in mine)])
         self.documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
 
     def _tick(self, path: str, done: int, total: int) -> None:
         if self.report is not None and done % REPORT_EVERY == 0:
             before, files = self.files
-            self.report(f"embedding {path}: {done}/{total} passages and sentences", (before + done / total) / files)
+            self.report(f"embedding {path}: {done}/{total} passages", (before + done / total) / files)
 
     def add_stored(self, stored: StoredDocument) -> None:
         """A document's chunks and vectors from the previous index, instead of embedding them."""
         chunk_base, unit_base = self.chunk_count, self.unit_count
-        self.chunk_batcher.flush()  # vectors must be added in row order
-        self.unit_batcher.flush()
+        self.batcher.flush()  # vectors must be added in row order
         self._store(stored.info.title, stored.chunks)
         self.chunk_units.extend((stored.chunk_units + unit_base).ravel().tolist())
         self.vectors.add(stored.chunk_vectors)
@@ -170,8 +196,7 @@ class IndexWriter:
 
     def flush(self) -> None:
         """Embeds what is pending and closes the chunk store: the build is complete in the folder."""
-        self.chunk_batcher.flush()
-        self.unit_batcher.flush()
+        self.batcher.flush()
         self.store.close()
 
     def finish(self, keep_vectors: Path | None = None) -> None:
@@ -332,7 +357,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
         writer = None
         try:
             tmp.mkdir(parents=True)
-            writer = IndexWriter(tmp, embedder, settings.ann_threshold, report)
+            writer = IndexWriter(tmp, embedder, settings.ann_threshold, report, settings.sentence_vectors == "pooled")
             build = _Build(settings, embedder, writer, _reusable_index(settings, embedder), _indexed_before(settings))
             _add_files(build, files, progress, report)
             if report is not None:

@@ -57,6 +57,9 @@ class Settings:
     # What the reader reads around each of those sentences: "sentence" (it and a neighbour on each
     # side that fits) or "wide" (neighbours added while they fit the reader's 128 tokens).
     reader_context: str = "sentence"
+    # A sentence's vector: "pooled" from its chunk's token vectors (no extra embedding; the
+    # bundled BERT only, other embedders embed each sentence) or "own" (each sentence embedded alone).
+    sentence_vectors: str = "pooled"
     candidates: int = 50  # per retriever, before fusion
     rrf_k: int = 60  # reciprocal rank fusion constant
     # A vector index holding more vectors than this is built as HNSW (approximate, ~0.1 ms a
@@ -116,6 +119,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, not {self.answer_mode!r}")
+        if self.sentence_vectors not in SENTENCE_VECTORS:
+            raise SettingsError(f"sentence vectors must be one of {', '.join(SENTENCE_VECTORS)}, not {self.sentence_vectors!r}")
         if self.reader_context not in READER_CONTEXTS:
             raise SettingsError(f"reader context must be one of {', '.join(READER_CONTEXTS)}, not {self.reader_context!r}")
         for name in ("k", "reader_windows", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads",
@@ -141,6 +146,7 @@ class Settings:
 
 ANSWER_MODES = ("evidence", "generative")
 READER_CONTEXTS = ("sentence", "wide")
+SENTENCE_VECTORS = ("pooled", "own")
 
 
 def user_models_dir(environ: Mapping[str, str]) -> Path:

@@ -135,6 +135,10 @@ def fast_dtype():  # noqa: ANN201 - a torch.dtype
     return torch.bfloat16 if native_bf16 else torch.float32
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def is_plain_bert(folder: Path) -> bool:
     """Whether the sentence-transformers folder is a BERT with mean pooling and normalised
     vectors (all-MiniLM-L6-v2 is), which `BertEmbedder` runs on ONNX Runtime."""
@@ -196,17 +200,33 @@ class BertEmbedder:
         return self._dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_spans(texts, [[] for _ in texts])[0]
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+                    ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """Vectors of `texts`, and of character spans inside each text: the mean of the tokens
+        inside the span, read in the whole text's context (a sentence of a chunk costs nothing
+        more than the chunk). A span without a token (cut by truncation) gets None."""
         self.warm_up()
         out = np.zeros((len(texts), self._dim), np.float32)
+        parts: list[list[np.ndarray | None]] = [[] for _ in texts]
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # alike lengths pad little
         for first in range(0, len(order), self.batch_size):
             rows = order[first:first + self.batch_size]
-            (ids, mask, types), _ = self._pieces.batch([texts[i] for i in rows], self._max_tokens)
+            (ids, mask, types), encodings = self._pieces.batch([texts[i] for i in rows], self._max_tokens)
             hidden = self._model.run(ids, mask, types)
             weights = mask[..., None].astype(np.float32)
-            mean = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            out[rows] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
-        return out
+            out[rows] = unit_rows((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
+            for row, i in enumerate(rows):
+                if not spans[i]:
+                    continue
+                offsets = np.array(encodings[row].offsets)
+                real = (mask[row] == 1) & (offsets[:, 1] > offsets[:, 0])  # not [CLS], [SEP] or padding
+                for a, b in spans[i]:
+                    inside = real & (offsets[:, 0] >= a) & (offsets[:, 1] <= b)
+                    parts[i].append(unit_rows(hidden[row, inside].mean(axis=0, keepdims=True))[0]
+                                    if inside.any() else None)
+        return out, parts
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])

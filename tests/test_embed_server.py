@@ -32,23 +32,23 @@ class StandIn(BaseHTTPRequestHandler):
             failing = cls.calls <= cls.failures
             cls.busy += 1
             cls.most_busy = max(cls.most_busy, cls.busy)
-        try:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            time.sleep(0.05)
-            if failing:
-                self.send_response(503)
-                self.end_headers()
-                return
-            data = [{"index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in reversed(list(enumerate(body["input"])))]
-            reply = json.dumps({"data": data}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(0.05)
+        # No longer busy before replying: once the reply is out, the client may send its next request
+        # before this thread runs again.
+        with cls.lock:
+            cls.busy -= 1
+        if failing:
+            self.send_response(503)
             self.end_headers()
-            self.wfile.write(reply)
-        finally:
-            with cls.lock:
-                cls.busy -= 1
+            return
+        data = [{"index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in reversed(list(enumerate(body["input"])))]
+        reply = json.dumps({"data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
 
     def log_message(self, *args) -> None:  # noqa: ANN002
         pass

@@ -75,3 +75,15 @@ def test_an_unwritable_cache_still_gives_a_model(tmp_path: Path):
     blocked.write_text("not a folder")
     graph = graph_file(bundled_model_dir("minilm"), None, False, blocked)
     assert isinstance(graph, bytes) and len(graph) > 1_000_000
+
+
+def test_a_span_vector_is_pooled_from_the_text_it_was_read_in():
+    embedder = BertEmbedder("minilm", 2)
+    text = "Seoul is the capital of South Korea. Tokyo is the capital of Japan."
+    cut = text.index("Tokyo")
+    whole, [[first, second, nothing]] = embedder.embed_spans([text], [[(0, cut - 1), (cut, len(text)), (5, 5)]])
+    japan, korea = embedder.embed(["What is the capital of Japan?", "What is the capital of Korea?"])
+    assert nothing is None
+    assert np.allclose(np.linalg.norm(first), 1.0) and np.allclose(np.linalg.norm(second), 1.0)
+    assert japan @ second > japan @ first and korea @ first > korea @ second
+    assert np.allclose(whole, embedder.embed([text]), atol=1e-6)
