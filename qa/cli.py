@@ -161,7 +161,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             print(f"index is up to date ({message})", file=sys.stderr)
             return 0
         print(f"{message}; rebuilding", file=sys.stderr)
-    embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url, settings.cache_dir)
+    embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url, settings.cache_dir,
+                            settings.encoder_precision)
     summary = build_index(settings, embedder, progress=sys.stderr.isatty())
     for rel in summary.skipped:
         print(f"skipped {rel} (unreadable or empty)", file=sys.stderr)
@@ -274,7 +275,8 @@ def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, 
     for old in settings.corpus_dir.glob("[0-9][0-9][0-9]_*.txt"):  # articles of an earlier run
         old.unlink()
     questions = squad_corpus(articles, settings.corpus_dir)
-    embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url, settings.cache_dir)
+    embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url, settings.cache_dir,
+                            settings.encoder_precision)
     summary = build_index(settings, embedder, progress=sys.stderr.isatty())
     print(f"corpus: {len(articles)} articles from {path}; {summary.line()}", file=sys.stderr)
     return settings, questions, problems

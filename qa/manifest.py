@@ -31,8 +31,8 @@ def fingerprint(settings: Settings, embed_model: str, dim: int) -> dict:
     settings with the same fingerprint."""
     return {
         "embedding": {"model": embed_model, "dim": dim},
-        # As set: an embedder that cannot pool (e5, a server) embeds each sentence under "pooled" too.
-        "sentences": settings.sentence_vectors,
+        # As set (the bundled BERT's; e5 and a server embed each sentence, in their own precision).
+        "encoding": {"sentences": settings.sentence_vectors, "precision": settings.encoder_precision},
         "chunking": {"version": CHUNKER_VERSION, "tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens,
                      "max_units": settings.max_units_per_file},
         "bm25": {"stopwords": BM25_STOPWORDS, "stemmer": STEMMER},
@@ -84,7 +84,7 @@ class Manifest:
     def from_json(cls, raw: dict) -> Manifest:
         """From a manifest whose shape `manifest_problem` accepted."""
         return cls(
-            shaped_by={key: raw[key] for key in ("embedding", "chunking", "bm25", "sentences") if key in raw},
+            shaped_by={key: raw[key] for key in ("embedding", "chunking", "bm25", "encoding") if key in raw},
             chunk_count=raw["vectors"]["count"],
             unit_count=raw["vectors"]["units"],
             vector_types=raw["vectors"]["types"],
@@ -184,8 +184,10 @@ def mismatch_reasons(settings: Settings, manifest: Manifest, embed_model: str | 
         reasons.append("built with other chunking settings")
     if wanted["bm25"] != manifest.shaped_by["bm25"]:
         reasons.append("built with other BM25 settings")
-    if wanted["sentences"] != manifest.shaped_by.get("sentences", "own"):
-        reasons.append(f"built with {manifest.shaped_by.get('sentences', 'own')!r} sentence vectors, now {wanted['sentences']!r}")
+    built = manifest.shaped_by.get("encoding", {"sentences": "own", "precision": "bf16"})  # before these settings
+    if wanted["encoding"] != built:
+        reasons.append(f"built with {built['sentences']} sentence vectors in {built['precision']}, now "
+                       f"{wanted['encoding']['sentences']} in {wanted['encoding']['precision']}")
     return reasons
 
 

@@ -160,10 +160,11 @@ class BertEmbedder:
     (cosine 1.0000), without importing torch."""
 
     def __init__(self, name: str = "minilm", threads: int = 2, cache_dir: Path | None = None,
-                 batch_size: int = 32) -> None:
+                 precision: str = "int8", batch_size: int = 32) -> None:
         self.name = name
         self.threads = threads
         self.cache_dir = cache_dir
+        self.precision = precision
         self.batch_size = batch_size
         self._model = None
         self._pieces = None
@@ -189,7 +190,7 @@ class BertEmbedder:
                 self._max_tokens = int(json.loads(limits.read_text(encoding="utf-8")).get("max_seq_length", 256))
             self._pieces = WordPieces(path)
             self._dim = int(config["hidden_size"])
-            self._model = load_bert(path, None, False, self.threads, self.cache_dir)
+            self._model = load_bert(path, None, False, self.threads, self.cache_dir, self.precision)
         except Exception as error:  # any failure inside the libraries means the same to the user
             raise ModelLoadError(f"could not load the embedding model from {path}: {error}") from error
         log.info("loaded embedding model %s from %s", self.name, path)
@@ -452,13 +453,15 @@ class RemoteEmbedder:
         return [len(ids) for ids in encoded]
 
 
-def get_embedder(name: str = "minilm", threads: int = 2, url: str = "", cache_dir: Path | None = None) -> Embedder:
+def get_embedder(name: str = "minilm", threads: int = 2, url: str = "", cache_dir: Path | None = None,
+                 precision: str = "int8") -> Embedder:
     """An embedder for `name` (loaded on first use; `Pipeline` keeps one); with `url`, the model
-    as an OpenAI-compatible server there serves it. `cache_dir` keeps the ONNX graph of a BERT."""
+    as an OpenAI-compatible server there serves it. A BERT runs on ONNX Runtime in `precision`,
+    its graph kept in `cache_dir`."""
     if url:
         return RemoteEmbedder(name, url, threads)
     if name == "e5":
         return E5Embedder(threads)
     if is_plain_bert(bundled_model_dir(name)):
-        return BertEmbedder(name, threads, cache_dir)
+        return BertEmbedder(name, threads, cache_dir, precision)
     return SentenceTransformerEmbedder(name, threads)

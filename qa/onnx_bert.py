@@ -150,8 +150,12 @@ def int8(model: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(model)
-        quantize_dynamic(source, target, op_types_to_quantize=["MatMul"], per_channel=True,
-                         weight_type=QuantType.QInt8)
+        logging.disable(logging.WARNING)  # the quantiser's advice to pre-process, on the root logger
+        try:
+            quantize_dynamic(source, target, op_types_to_quantize=["MatMul"], per_channel=True,
+                             weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
         return target.read_bytes()
 
 

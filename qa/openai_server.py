@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             generator = get_generator(settings.model, settings.threads, settings.models_dir)
             generator.warm_up()
         if args.serve in ("embeddings", "both"):
-            embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir)
+            embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,
+                                     precision=settings.encoder_precision)
             embedder.embed(["warm up"])
     except QAError as error:
         print(f"error: {error}", file=sys.stderr)

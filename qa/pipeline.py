@@ -59,15 +59,15 @@ class Pipeline:
         with self._models:  # one per pipeline, even when the start-up warm-up and a first request race
             if self._embedder is None:
                 s = self.settings
-                self._embedder = get_embedder(s.embed_model, s.threads, s.embed_url, s.cache_dir)
+                self._embedder = get_embedder(s.embed_model, s.threads, s.embed_url, s.cache_dir, s.encoder_precision)
             return self._embedder
 
     @property
     def reader(self) -> Reader:
         with self._models:
             if self._reader is None:
-                self._reader = get_reader(reader_model_dir(self.settings.reader_model), self.settings.threads,
-                                          self.settings.cache_dir)
+                s = self.settings
+                self._reader = get_reader(reader_model_dir(s.reader_model), s.threads, s.cache_dir, s.encoder_precision)
             return self._reader
 
     @property

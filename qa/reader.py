@@ -160,19 +160,20 @@ def encode(pieces: WordPieces, question: str, texts: Sequence[str], max_tokens: 
 
 
 @functools.lru_cache(maxsize=2)
-def get_reader(model_dir: Path, threads: int = 2, cache_dir: Path | None = None) -> TrainedReader:
+def get_reader(model_dir: Path, threads: int = 2, cache_dir: Path | None = None, precision: str = "int8") -> TrainedReader:
     """A reader for `model_dir` (loaded on first use; `Pipeline` keeps one)."""
-    return TrainedReader(model_dir, threads, cache_dir)
+    return TrainedReader(model_dir, threads, cache_dir, precision)
 
 
 class TrainedReader:
     """A fine-tuned MiniLM reader (`qa/reader_model/` or a folder of the same layout), loaded on first use."""
 
-    def __init__(self, model_dir: Path, threads: int = 2, cache_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path, threads: int = 2, cache_dir: Path | None = None, precision: str = "int8") -> None:
         self.model_dir = Path(model_dir)
         self.name = f"reader:{self.model_dir.name}"
         self.threads = threads
         self.cache_dir = cache_dir
+        self.precision = precision
         self._model = None
         self._pieces: WordPieces | None = None
         self._calibration: dict = {}
@@ -181,7 +182,7 @@ class TrainedReader:
     def warm_up(self) -> None:
         with self._lock:
             if self._model is None:
-                self._model, self._pieces, self._calibration = load_reader(self.model_dir, self.threads, self.cache_dir)
+                self._model, self._pieces, self._calibration = load_reader(self.model_dir, self.threads, self.cache_dir, self.precision)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         self.warm_up()
@@ -252,7 +253,7 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
     )
 
 
-def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None):  # noqa: ANN201 - (model, pieces, calibration)
+def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, precision: str = "int8"):  # noqa: ANN201 - (model, pieces, calibration)
     """The base MiniLM from its package, overlaid with the trained weights in `model_dir` (the
     frozen word embeddings are not shipped: they are the base model's), on ONNX Runtime."""
     from qa.models import bundled_model_dir
@@ -265,7 +266,7 @@ def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None):  
                              "`python scripts/train_reader.py`")
     try:
         base = bundled_model_dir("minilm")
-        model = load_bert(base, weights, True, threads, cache_dir)
+        model = load_bert(base, weights, True, threads, cache_dir, precision)
         pieces = WordPieces(base)
         # Uncalibrated (while calibrating): the probability is the logistic of the margin.
         settings = {"margin": 1.0, "window_score": 0.0, "bias": 0.0, "threshold": 0.5}

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cold `qa index` process:      {cold_s:6.2f} s  ({'; '.join(cold.stdout.split(chr(10))).strip('; ')})")
         bench_cold_ask(settings, COLD_QUESTION)
 
-        embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir)
+        embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,
+                                     precision=settings.encoder_precision)
         began = time.perf_counter()
         embedder.warm_up()
         print(f"embedding model load:         {time.perf_counter() - began:6.2f} s")

@@ -157,7 +157,8 @@ def one_size(chunks: int, work: Path, questions: list[str], store: str) -> dict:
     settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index",
                                  store="" if store == "files" else f"milvus-lite:{work / 'milvus' / 'm.db'}")
     write_corpus(settings.corpus_dir, chunks, seed_sentences(SEED), random.Random(chunks))
-    embedder = CachingEmbedder(get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir))
+    embedder = CachingEmbedder(get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,
+                                     precision=settings.encoder_precision))
     embedder.inner.warm_up()
     summary = build_index(settings, embedder, progress=False, keep_vectors=work)  # for the exact comparison
     build_rss = peak_rss_mb()

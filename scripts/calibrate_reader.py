@@ -44,9 +44,11 @@ def prepare(articles, work: Path, model_dir: Path, settings: Settings):  # noqa:
     """(pipeline over the articles' corpus, indexed in `work`, its questions)."""
     settings = dataclasses.replace(settings, corpus_dir=work / "corpus", index_dir=work / "index")
     questions = squad_corpus(articles, settings.corpus_dir)
-    embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir)
+    embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,
+                                     precision=settings.encoder_precision)
     build_index(settings, embedder)
-    pipeline = Pipeline(settings, embedder=embedder, reader=TrainedReader(model_dir, settings.threads))
+    pipeline = Pipeline(settings, embedder=embedder, reader=TrainedReader(model_dir, settings.threads, settings.cache_dir,
+                                                                            settings.encoder_precision))
     pipeline.warm_up()
     return pipeline, questions
 
