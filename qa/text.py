@@ -45,8 +45,13 @@ def word_tokens(text: str, stopwords: str = STOPWORDS) -> list[str]:
     >>> word_tokens("When did the treaties get signed?")
     ['treati', 'get', 'sign']
     """
+    return list(_word_tokens(text, stopwords))
+
+
+@functools.lru_cache(maxsize=16384)  # the sentences of the passages shown are tokenised again for each question
+def _word_tokens(text: str, stopwords: str) -> tuple[str, ...]:
     tokens = bm25s_module().tokenize([text], stopwords=stopwords, stemmer=_stemmer(), return_ids=False, show_progress=False)
-    return tokens[0]
+    return tuple(tokens[0])
 
 
 def terms(text: str) -> set[str]:
