@@ -30,6 +30,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+COUNTS_KEPT = 20_000  # token counts remembered per tokenizer
 GRAPH_VERSION = 1  # raise when bert_graph changes what it writes: cached graphs are then rebuilt
 
 
@@ -219,14 +220,22 @@ class WordPieces:
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def count(self, texts: Sequence[str]) -> list[int]:
-        """Tokens per text, without special tokens or truncation."""
+        """Tokens per text, without special tokens or truncation (remembered: the sentences of
+        the passages shown are counted again for each question)."""
         with self._lock:
-            self._tokenizer.no_truncation()
-            self._tokenizer.no_padding()
-            return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+            missing = [text for text in dict.fromkeys(texts) if text not in self._counts]
+            if missing:
+                if len(self._counts) + len(missing) > COUNTS_KEPT:
+                    self._counts.clear()
+                self._tokenizer.no_truncation()
+                self._tokenizer.no_padding()
+                encoded = self._tokenizer.encode_batch(missing, add_special_tokens=False)
+                self._counts.update((text, len(e.ids)) for text, e in zip(missing, encoded))
+            return [self._counts[text] for text in texts]
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Each token's character offsets in `text` (no special tokens)."""

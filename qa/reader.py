@@ -136,11 +136,15 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndar
     starts = np.where(context, start_logits, -np.inf)
     ends = np.where(context, end_logits, -np.inf)
     scores = starts[:, None] + ends[None, :]
-    n = len(starts)
-    allowed = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), k=max_tokens)
-    scores = np.where(allowed, scores, -np.inf)
+    scores = np.where(allowed_spans(len(starts), max_tokens), scores, -np.inf)
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
     return int(i), int(j), float(scores[i, j])
+
+
+@functools.lru_cache(maxsize=MAX_TOKENS + 1)  # one per window length, ≤ 16 KB each
+def allowed_spans(n: int, max_tokens: int) -> np.ndarray:
+    """[i, j]: whether a span may start at token i and end at token j (j ≥ i, under `max_tokens`)."""
+    return np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), k=max_tokens)
 
 
 def fit_question(pieces: WordPieces, question: str, limit: int = MAX_QUESTION_TOKENS) -> str:
