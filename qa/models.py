@@ -154,7 +154,24 @@ def is_plain_bert(folder: Path) -> bool:
             and modules[-1:] == ["sentence_transformers.models.Normalize"])
 
 
-class BertEmbedder:
+class LoadsOnce:
+    """`warm_up()` runs the subclass' `_load()` once, under its `_lock`; constructors stay cheap."""
+
+    _model: object
+    _lock: threading.Lock
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+
+class BertEmbedder(LoadsOnce):
     """A BERT sentence-embedding model (mean of the token vectors, unit length) on ONNX Runtime
     (`qa.onnx_bert`), loaded on first use: the same vectors as sentence-transformers gives
     (cosine 1.0000), without importing torch."""
@@ -171,13 +188,6 @@ class BertEmbedder:
         self._dim = 0
         self._max_tokens = 256
         self._lock = threading.Lock()
-
-    def warm_up(self) -> None:
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is None:
-                self._load()
 
     def _load(self) -> None:
         from qa.onnx_bert import WordPieces, load_bert
@@ -239,7 +249,7 @@ class BertEmbedder:
         return self._pieces.count(texts)
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(LoadsOnce):
     """A sentence-transformers model that is not a plain BERT (any local folder), loaded on first use."""
 
     def __init__(self, name: str = "minilm", threads: int = 2, batch_size: int = 32) -> None:
@@ -249,13 +259,6 @@ class SentenceTransformerEmbedder:
         self._model = None
         self._counter = None  # a tokenizer of its own for count_tokens (see there)
         self._lock = threading.Lock()
-
-    def warm_up(self) -> None:
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is None:
-                self._load()
 
     def _load(self) -> None:
         path = bundled_model_dir(self.name)
@@ -440,17 +443,14 @@ class RemoteEmbedder:
             return self._counter.count_tokens(texts)
         with self._lock:
             if self._tokenizer is None:
-                from transformers import AutoTokenizer
+                from qa.onnx_bert import WordPieces
 
                 path = bundled_model_dir(self.name)
                 try:
-                    self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                    self._tokenizer = WordPieces(path)
                 except Exception as error:  # noqa: BLE001 - any failure means the same to the user
                     raise ModelLoadError(f"could not load the tokenizer of {self.name} from {path}: {error}") from None
-            if not texts:
-                return []
-            encoded = self._tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        return self._tokenizer.count(texts) if texts else []
 
 
 def get_embedder(name: str = "minilm", threads: int = 2, url: str = "", cache_dir: Path | None = None,
