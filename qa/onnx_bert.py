@@ -166,9 +166,10 @@ def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path |
     bytes when there is no cache or it cannot be written. The name covers every input, so a
     changed weight file or graph version is a different file."""
     sources = [folder / "model.safetensors", folder / "config.json"] + ([overlay] if overlay else [])
-    key = hashlib.sha256(repr((GRAPH_VERSION, head, precision, [
-        (str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in sources])).encode()).hexdigest()[:24]
-    cached = cache_dir / "onnx" / f"bert-{key}.onnx" if cache_dir else None
+    which = hashlib.sha256(repr((head, precision, [str(p.resolve()) for p in sources])).encode()).hexdigest()[:16]
+    version = hashlib.sha256(repr((GRAPH_VERSION, [(p.stat().st_size, p.stat().st_mtime_ns) for p in sources])
+                                  ).encode()).hexdigest()[:16]
+    cached = cache_dir / "onnx" / f"bert-{which}-{version}.onnx" if cache_dir else None
     if cached is not None and cached.is_file():
         return str(cached)
     weights, config = load_weights(folder, overlay)
@@ -182,6 +183,9 @@ def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path |
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(model)
         os.replace(partial, cached)
+        for older in cached.parent.glob(f"bert-{which}-*.onnx"):  # the same model's graphs of older weights
+            if older != cached:
+                older.unlink(missing_ok=True)
     except OSError as error:
         log.info("could not cache the ONNX graph in %s (%s); it is rebuilt on each start", cached.parent, error)
         with contextlib.suppress(OSError):

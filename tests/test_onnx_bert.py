@@ -89,3 +89,16 @@ def test_a_span_vector_is_pooled_from_the_text_it_was_read_in():
     assert np.allclose(np.linalg.norm(first), 1.0) and np.allclose(np.linalg.norm(second), 1.0)
     assert japan @ second > japan @ first and korea @ first > korea @ second
     assert np.allclose(whole, embedder.embed([text]), atol=1e-6)
+
+
+def test_a_graph_of_changed_weights_replaces_the_older_one(tmp_path: Path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_model_dir("minilm"), folder)
+    cache = tmp_path / "cache"
+    first = Path(graph_file(folder, None, False, cache))
+    (folder / "config.json").write_text((folder / "config.json").read_text() + " ")
+    second = Path(graph_file(folder, None, False, cache))
+    assert second != first and second.is_file() and not first.exists()
+    assert graph_file(folder, None, False, cache, "int8") != str(second) and second.is_file()  # another keeps its own
