@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +95,38 @@ def display_text(reading: Reading) -> str:
     return f"{short} — “{sentence}” [{reading.marker}]"
 
 
+class AnswerStream:
+    """An answer as it is produced: iterate it for the text pieces, then `answer()` gives the
+    verified `Answer` (reading whatever is left of the stream first).
+
+    >>> def produce():
+    ...     yield "19"; yield "65"; yield "the answer"
+    >>> stream = AnswerStream(produce(), is_answer=lambda item: item == "the answer")
+    >>> "".join(stream), stream.answer()
+    ('1965', 'the answer')
+    """
+
+    def __init__(self, items: Iterator[str | Answer], is_answer: Callable[[object], bool] | None = None) -> None:
+        self._items = items
+        self._is_answer = is_answer or (lambda item: isinstance(item, Answer))
+        self._answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        for item in self._items:
+            if self._is_answer(item):
+                self._answer = item
+                return
+            yield item
+
+    def answer(self) -> Answer:
+        if self._answer is None:
+            for _ in self:
+                pass
+        if self._answer is None:
+            raise RuntimeError("the answer stream ended without an answer")
+        return self._answer
+
+
 class Answerer:
     """Answers a question from its retrieved passages; holds the models it needs."""
 
@@ -160,8 +192,19 @@ class Answerer:
         mode: str | None = None,
         cancel: threading.Event | None = None,
         question_vector: np.ndarray | None = None,
+    ) -> AnswerStream:
+        """The answer's text pieces as they are produced, then (`answer()`) the verified `Answer`."""
+        return AnswerStream(self._produce(question, passages, mode, cancel, question_vector))
+
+    def _produce(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        mode: str | None,
+        cancel: threading.Event | None,
+        question_vector: np.ndarray | None,
     ) -> Iterator[str | Answer]:
-        """Yields text pieces as they are produced, then the `Answer` (last item)."""
+        """Text pieces as they are produced, then the `Answer` (last item)."""
         mode = mode or self.settings.answer_mode
         if mode not in ("evidence", "generative"):
             raise ValueError(f"unknown answer mode {mode!r}: use 'evidence' or 'generative'")

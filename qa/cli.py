@@ -199,20 +199,17 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa.pipeline import Pipeline
-    from qa.types import Answer
 
     pipeline = Pipeline(settings)
-    answer = None
     streamed = False
-    for item in pipeline.ask_stream(args.question, args.k, documents=args.doc):
-        if isinstance(item, Answer):
-            answer = item
-        elif not args.json and answer_mode_streams(settings):
+    stream = pipeline.ask_stream(args.question, args.k, documents=args.doc)
+    for piece in stream:
+        if not args.json and answer_mode_streams(settings):
             # The draft goes to stderr as it is written; stdout gets only the verified answer.
-            print(("draft (being checked against the sources): " if not streamed else "") + item,
+            print(("draft (being checked against the sources): " if not streamed else "") + piece,
                   end="", flush=True, file=sys.stderr)
             streamed = True
-    assert answer is not None
+    answer = stream.answer()
     if streamed:
         print(file=sys.stderr)
     if args.json:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from qa.answer import Answerer
+from qa.answer import Answerer, AnswerStream
 from qa.build import BuildSummary, build_index
 from qa.config import Settings
 from qa.corpus import IGNORE_FILE, UnreadableFile, file_sha256, read_document, set_ignored
@@ -225,10 +225,14 @@ class Pipeline:
         cancel: threading.Event | None = None,
         history: Sequence[str] = (),
         documents: Sequence[str] = (),
-    ) -> Iterator[str | Answer]:
-        """Text pieces of the answer as they come, then the verified `Answer` (last item).
+    ) -> AnswerStream:
+        """The answer's text pieces as they come, then (`answer()`) the verified `Answer`.
         `history` holds the earlier questions of a chat, for follow-ups like "and when?";
         `documents` restricts the search to some documents (see `documents_named`)."""
+        return AnswerStream(self._ask(question, k, mode, cancel, history, documents))
+
+    def _ask(self, question: str, k: int | None, mode: str | None, cancel: threading.Event | None,
+             history: Sequence[str], documents: Sequence[str]) -> Iterator[str | Answer]:
         began = time.perf_counter()
         cleaned = check_question(question, self.settings.max_question_chars)
         query = standalone_query(cleaned, history)
@@ -244,24 +248,20 @@ class Pipeline:
         vector = retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
         passages = retriever.search(query, k, vector, chosen)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
-        for item in answerer.stream(query, passages, mode, cancel, vector):
-            if isinstance(item, Answer):
-                timings = {
-                    "retrieve_ms": retrieve_ms,
-                    "first_token_ms": round(retrieve_ms + item.timings["first_token_ms"], 1),
-                    "total_ms": round((time.perf_counter() - began) * 1000, 1),
-                }
-                item = dataclasses.replace(item, question=cleaned, query=query, timings=timings)
-            yield item
+        stream = answerer.stream(query, passages, mode, cancel, vector)
+        yield from stream
+        answer = stream.answer()
+        timings = {
+            "retrieve_ms": retrieve_ms,
+            "first_token_ms": round(retrieve_ms + answer.timings["first_token_ms"], 1),
+            "total_ms": round((time.perf_counter() - began) * 1000, 1),
+        }
+        yield dataclasses.replace(answer, question=cleaned, query=query, timings=timings)
 
     def ask(self, question: str, k: int | None = None, mode: str | None = None,
             documents: Sequence[str] = (), history: Sequence[str] = ()) -> Answer:
         """The verified answer (see `ask_stream`), without its text as it comes."""
-        answer = None
-        for item in self.ask_stream(question, k, mode, history=history, documents=documents):
-            answer = item
-        assert isinstance(answer, Answer)
-        return answer
+        return self.ask_stream(question, k, mode, history=history, documents=documents).answer()
 
 
 def documents_named(index: Index, names: Sequence[str]) -> list[str]:

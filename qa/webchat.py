@@ -100,13 +100,13 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
         yield [*history, {"role": "assistant", "content": escape_text(problem)}], panel, conversation
         return
     try:
-        text, item = "", None
-        for item in pipeline.ask_stream(message, int(k), mode, history=conversation["asked"], documents=documents):
-            if isinstance(item, Answer):
-                break
-            text += item
+        text = ""
+        stream = pipeline.ask_stream(message, int(k), mode, history=conversation["asked"], documents=documents)
+        for piece in stream:
+            text += piece
             if mode == "generative":  # an evidence answer is verified as it comes: no draft to show
                 yield [*history, {"role": "assistant", "content": draft_html(text)}], panel, conversation
+        item = stream.answer()
     except QAError as error:
         reply, item = escape_text(str(error)), None
     except Exception:  # never a traceback in the page; the server log has it

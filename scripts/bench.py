@@ -175,7 +175,9 @@ def bench_answers(settings: Settings, embedder, questions: list[str]) -> None:  
     for mode in ("evidence", "generative"):
         first, total, tokens, seconds = [], [], 0, 0.0
         for question in questions:
-            *pieces, answer = pipeline.ask_stream(question, mode=mode)
+            stream = pipeline.ask_stream(question, mode=mode)
+            pieces = list(stream)
+            answer = stream.answer()
             first.append(answer.timings["first_token_ms"])
             total.append(answer.timings["total_ms"])
             if mode == "generative" and len(pieces) > 1:

@@ -100,9 +100,10 @@ def seed_answerer(seed_settings: Settings, fake_embedder):
 
 
 def run(answerer: Answerer, question: str, passages, mode: str):
-    items = list(answerer.stream(question, passages, mode))
-    assert isinstance(items[-1], Answer) and all(isinstance(i, str) for i in items[:-1])
-    return items[-1], "".join(items[:-1])
+    stream = answerer.stream(question, passages, mode)
+    pieces = list(stream)
+    assert all(isinstance(piece, str) for piece in pieces)
+    return stream.answer(), "".join(pieces)
 
 
 def test_generative_answers_are_verified_against_the_shown_passages(seed_answerer, seed_settings, fake_embedder):
@@ -150,8 +151,7 @@ def test_a_generated_answer_stopped_before_anything_was_verified_declines(seed_a
     stop = threading.Event()
     stop.set()
     answerer = Answerer(index, fake_embedder, seed_settings, FakeReader(), ScriptedGenerator("Busan is big."))
-    items = list(answerer.stream(question, passages, "generative", cancel=stop))
-    answer = items[-1]
+    answer = answerer.stream(question, passages, "generative", cancel=stop).answer()
     assert answer.abstained and answer.text == NOT_IN_DOCUMENTS and answer.citations == ()
 
 

@@ -87,9 +87,7 @@ def test_removing_a_document_keeps_its_file_unless_asked(pipeline: Pipeline):
 
 
 def test_a_follow_up_is_read_with_the_query_the_retriever_used(pipeline: Pipeline):
-    answer = None
-    for answer in pipeline.ask_stream("and what are they called in Korean?", history=["Where are the Liancourt Rocks?"]):
-        pass
+    answer = pipeline.ask_stream("and what are they called in Korean?", history=["Where are the Liancourt Rocks?"]).answer()
     question, _ = pipeline.reader.seen[-1]
     assert question == answer.query and "Liancourt" in question  # not declined for lack of its subject
     assert answer.question == "and what are they called in Korean?" and answer.short_answer.text == "Dokdo"
