@@ -262,12 +262,16 @@ def test_an_out_of_date_index_answers_under_a_banner(seed_workdir: Path, tmp_pat
 
 def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_it():
     from qa import webchat
+    from qa.answer import AnswerStream
     from qa.types import Answer
 
     class Drafting:  # streams a claim the verification then rejects
         replaced = False  # True: the reader's quoted answer replaces the draft (instead of a refusal)
 
         def ask_stream(self, question, k, mode, history=(), documents=()):  # noqa: ANN001, ANN202
+            return AnswerStream(self.items(question, mode))
+
+        def items(self, question, mode):  # noqa: ANN001, ANN202
             yield "Busan has 9 million "
             yield "people [1]."
             if self.replaced:
