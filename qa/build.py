@@ -26,7 +26,7 @@ import numpy as np
 
 from qa.chunking import Split, embedding_text, split_document
 from qa.config import Settings
-from qa.corpus import UnreadableFile, file_sha256, find_files, read_document, remove_leftovers
+from qa.corpus import SUFFIXES, UnreadableFile, file_sha256, find_files, read_document, remove_leftovers
 from qa.errors import EmptyCorpusError, IndexWriteError, QAError
 from qa.index import DocumentInfo, Index, StoredDocument, index_manifest, load_index
 from qa.manifest import Manifest, SourceRecord, file_changed, fingerprint
@@ -342,7 +342,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
     target = settings.index_dir
     files = find_files(settings.corpus_dir)
     if not files:
-        raise EmptyCorpusError(f"no documents in {settings.corpus_dir}/: add .txt or .md files there, then run `qa index`")
+        raise EmptyCorpusError(f"no documents in {settings.corpus_dir}/: add {', '.join(SUFFIXES)} files there, then run `qa index`")
     if settings.store:
         from qa import milvus_store
 

@@ -25,7 +25,7 @@ import gradio as gr  # noqa: E402
 
 from qa.answers_api import AnswersAPI, RequireKey  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.corpus import MAX_EXAMPLES, example_questions  # noqa: E402
+from qa.corpus import MAX_EXAMPLES, SUFFIXES, example_questions  # noqa: E402
 from qa.limits import HostRule, LoginGuard, RateLimit, RequestGuard  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from qa.render import plain_text  # noqa: E402
@@ -249,9 +249,9 @@ def _index_tab(settings: Settings) -> SimpleNamespace:
     with gr.Accordion("Details", open=False):
         details = gr.Dataframe(headers=["file", "sha256", "characters", "indexed at (UTC)"], interactive=False, wrap=True)
     uploads = gr.File(
-        label=f"Add documents (.txt, .md, .html, .pdf; up to {settings.max_file_mb} MB each)",
+        label=f"Add documents ({', '.join(SUFFIXES)}; up to {settings.max_file_mb} MB each)",
         file_count="multiple",
-        file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
+        file_types=list(SUFFIXES),
         elem_id="uploads",
     )
     add = gr.Button("Add to the corpus and index", elem_id="add")

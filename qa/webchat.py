@@ -25,7 +25,7 @@ from pathlib import Path
 import gradio as gr
 
 from qa.config import ANSWER_MODES
-from qa.corpus import UnreadableFile, add_file, file_sha256
+from qa.corpus import SUFFIXES, UnreadableFile, add_file, file_sha256
 from qa.errors import QAError
 from qa.manifest import corpus_changes
 from qa.pipeline import Pipeline
@@ -381,7 +381,7 @@ def rebuild(pipeline: Pipeline, progress=gr.Progress()) -> tuple:  # noqa: ANN00
 def upload(pipeline: Pipeline, files: list | None, progress=gr.Progress()) -> tuple:  # noqa: ANN001
     """Save uploaded files into the corpus under safe names, then index them (incrementally)."""
     if not files:
-        return index_outputs(pipeline, "Choose one or more .txt, .md, .html or .pdf files first.")
+        return index_outputs(pipeline, f"Choose one or more {', '.join(SUFFIXES)} files first.")
     try:
         indexed = {d.sha256: d.path for d in pipeline.index.documents.values()}
     except QAError:
