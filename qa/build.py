@@ -88,18 +88,16 @@ class _Batcher:
         unit_texts = [u for _, _, units in self.pending for u in units]
         if self.pooled:
             vectors, parts = self.embedder.embed_spans(texts, [spans for _, spans, _ in self.pending])
-            pooled = [v for chunk in parts for v in chunk]
-            missing = [i for i, v in enumerate(pooled) if v is None]
-            if missing:
-                for i, v in zip(missing, self.embedder.embed([unit_texts[i] for i in missing])):
-                    pooled[i] = v
-            units = np.array(pooled, dtype=np.float32).reshape(len(unit_texts), -1)
+            units = [v for chunk in parts for v in chunk]
+            missing = [i for i, v in enumerate(units) if v is None]
+            for i, v in zip(missing, self.embedder.embed([unit_texts[i] for i in missing])):
+                units[i] = v
         else:
             vectors = self.embedder.embed(texts)
-            units = self.embedder.embed(unit_texts) if unit_texts else np.zeros((0, vectors.shape[1]), np.float32)
+            units = self.embedder.embed(unit_texts) if unit_texts else []
         self.chunks.add(vectors)
         if len(units):
-            self.units.add(units)
+            self.units.add(np.asarray(units, dtype=np.float32))
         self.pending.clear()
 
 
@@ -123,7 +121,7 @@ class IndexWriter:
     """One build in progress: the chunk store, chunk and sentence vectors, BM25 token ids."""
 
     def __init__(self, folder: Path, embedder: Embedder, ann_threshold: int, report: Report | None = None,
-                 pooled_sentences: bool = True) -> None:
+                 pooled_sentences: bool = False) -> None:
         self.folder, self.dim, self.ann_threshold, self.report = folder, embedder.dim, ann_threshold, report
         self.vectors = VectorSpool(folder / "vectors.spool", self.dim)
         self.unit_vectors = VectorSpool(folder / "units.spool", self.dim)

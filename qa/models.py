@@ -136,6 +136,7 @@ def fast_dtype():  # noqa: ANN201 - a torch.dtype
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1, as float32."""
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
@@ -419,7 +420,7 @@ class RemoteEmbedder:
                 raise ModelLoadError(f"the embedding server at {self.url} gave an unusable reply ({failure})") from None
             if vectors.shape[0] != len(texts) or vectors.ndim != 2:
                 raise ModelLoadError(f"the embedding server at {self.url} returned {vectors.shape[0]} vectors for {len(texts)} texts")
-            return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            return unit_rows(vectors)
         raise ModelLoadError(f"cannot reach the embedding server at {self.url} after {self.attempts} tries ({error});"
                              " start it, or check QA_EMBED_URL")
 

@@ -128,8 +128,9 @@ def load_weights(folder: Path, overlay: Path | None = None) -> tuple[dict[str, n
 
 def load_bert(folder: Path, overlay: Path | None, head: bool, threads: int, cache_dir: Path | None,
               precision: str = "fp32") -> OnnxBert:
-    """The BERT in `folder` (with `overlay` laid over it) as an ONNX Runtime session, its graph
-    read from the cache or built (and cached); a damaged cached graph is built again."""
+    """The BERT in `folder` (with `overlay` laid over it) as an ONNX Runtime session in `precision`
+    (the exact fp32 graph unless "int8" is asked for), its graph read from the cache or built
+    (and cached); a damaged cached graph is built again."""
     graph = graph_file(folder, overlay, head, cache_dir, precision)
     try:
         return OnnxBert(graph, threads)

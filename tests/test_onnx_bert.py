@@ -102,3 +102,27 @@ def test_a_graph_of_changed_weights_replaces_the_older_one(tmp_path: Path):
     second = Path(graph_file(folder, None, False, cache))
     assert second != first and second.is_file() and not first.exists()
     assert graph_file(folder, None, False, cache, "int8") != str(second) and second.is_file()  # another keeps its own
+
+
+def test_a_build_with_pooled_sentence_vectors_keeps_each_sentence_nearest_its_own_vector(settings, real_embedder):
+    import dataclasses
+
+    from qa.build import build_index
+    from qa.index import load_index
+
+    (settings.corpus_dir / "relations.md").write_text(
+        "# Treaty\n\nJapan and South Korea signed the Treaty on Basic Relations in 1965. It normalised relations. "
+        "Japan paid $300 million in grants.\n\n# Islands\n\nThe Liancourt Rocks are disputed. Korea calls them Dokdo. "
+        "Japan calls them Takeshima.\n", encoding="utf-8")
+    own = dataclasses.replace(settings, index_dir=settings.index_dir.with_name("own"), sentence_vectors="own")
+    pooled = dataclasses.replace(settings, sentence_vectors="pooled")
+    build_index(own, real_embedder, progress=False)
+    build_index(pooled, real_embedder, progress=False)
+    alone, together = load_index(own, real_embedder.name), load_index(pooled, real_embedder.name)
+    assert together.sentence_count == alone.sentence_count == 6
+    a = alone.sentence_vectors(range(6))
+    b = together.sentence_vectors(range(6))
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4) and not np.allclose(a, b, atol=1e-3)
+    # Read in its passage, a sentence's vector leans towards its neighbours (why `own` is the
+    # default), yet stays nearest to the sentences of its own section.
+    assert [int(i) // 3 for i in np.argmax(b @ a.T, axis=1)] == [0, 0, 0, 1, 1, 1]
