@@ -1,4 +1,4 @@
-"""docqa web app: the top-level entry point; the app itself is `qa.web`.
+"""docqa web app: the top-level entry point; the app itself is `qa.app.web`.
 
     python app.py [--host 127.0.0.1] [--port 7860] [--corpus DIR] [--index DIR] [--auth USER:PASSWORD]
 

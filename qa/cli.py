@@ -28,7 +28,7 @@ from pathlib import Path
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.render import answer_json, highlight, passage_json
+from qa.app.render import answer_json, highlight, passage_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,7 +133,7 @@ MODEL_HELP = ("language model for generative mode: smollm2 (bundled), qwen-0.5b 
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.catalog import CATALOG, install, remove
+    from qa.models.catalog import CATALOG, install, remove
 
     if args.action == "list":
         for model in CATALOG.values():
@@ -151,9 +151,9 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.build import build_index
-    from qa.index import index_state
-    from qa.models import get_embedder
+    from qa.index.build import build_index
+    from qa.index.store import index_state
+    from qa.models.embedders import get_embedder
 
     if args.if_stale:
         state, message = index_state(settings, settings.embed_model)
@@ -239,7 +239,7 @@ def answer_mode_streams(settings: Settings) -> bool:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.evaluate import load_questions
+    from qa.evaluation.evaluate import load_questions
 
     if not args.questions.is_file():
         raise QAError(f"question file not found: {args.questions}")
@@ -257,10 +257,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list, list[str]]:
     """Settings whose corpus is the SQuAD file's articles (indexed in `work`), its questions, and
     the problems of the items skipped."""
-    from qa.build import build_index
-    from qa.evaluate import squad_corpus
-    from qa.models import get_embedder
-    from qa.squad import load_squad
+    from qa.index.build import build_index
+    from qa.evaluation.evaluate import squad_corpus
+    from qa.models.embedders import get_embedder
+    from qa.evaluation.squad import load_squad
 
     problems: list[str] = []
     try:
@@ -280,7 +280,7 @@ def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, 
 
 
 def _run_eval(args: argparse.Namespace, settings: Settings, questions: list, skipped: int = 0) -> int:
-    from qa.evaluate import evaluate, summarize, table, write_outputs
+    from qa.evaluation.evaluate import evaluate, summarize, table, write_outputs
     from qa.pipeline import Pipeline
 
     questions = questions[: args.limit] if args.limit else questions
@@ -306,7 +306,7 @@ def _run_eval(args: argparse.Namespace, settings: Settings, questions: list, ski
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.web import serve
+    from qa.app.web import serve
 
     if args.auth:
         settings = dataclasses.replace(settings, auth=args.auth)
@@ -316,7 +316,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
-    from qa import feedback
+    from qa.app import feedback
 
     source = settings.feedback_path
     if not source.is_file():
@@ -331,7 +331,7 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.mcp_server import serve_stdio
+    from qa.app.mcp_server import serve_stdio
     from qa.pipeline import Pipeline
 
     return serve_stdio(Pipeline(settings))

@@ -16,18 +16,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from qa.answer import Answerer, AnswerStream
-from qa.build import BuildSummary, build_index
+from qa.answer.answerer import Answerer, AnswerStream
+from qa.index.build import BuildSummary, build_index
 from qa.config import Settings
-from qa.corpus import IGNORE_FILE, UnreadableFile, file_sha256, read_document, set_ignored
+from qa.ingest.corpus import IGNORE_FILE, UnreadableFile, file_sha256, read_document, set_ignored
 from qa.errors import QAError
-from qa.followup import standalone_query
-from qa.generate import Generator, get_generator
-from qa.index import Index, load_index
-from qa.models import Embedder, get_embedder, reader_model_dir
-from qa.overview import Overview, document_overview, overview_answer, overview_request
-from qa.reader import Reader, get_reader
-from qa.retrieve import Retriever, check_question
+from qa.answer.followup import standalone_query
+from qa.models.generate import Generator, get_generator
+from qa.index.store import Index, load_index
+from qa.models.embedders import Embedder, get_embedder, reader_model_dir
+from qa.index.overview import Overview, document_overview, overview_answer, overview_request
+from qa.answer.reader import Reader, get_reader
+from qa.answer.retrieve import Retriever, check_question
 from qa.types import Answer, Document, Passage
 
 
@@ -93,7 +93,7 @@ class Pipeline:
         (asked at most every STORE_CHECK_SECONDS)."""
         if time.monotonic() - self._store_checked < STORE_CHECK_SECONDS:
             return False
-        from qa import milvus_store
+        from qa.index import milvus as milvus_store
 
         self._store_checked = time.monotonic()
         try:
@@ -163,7 +163,7 @@ class Pipeline:
         return doc
 
     def overview(self, doc_id: str) -> Overview:
-        """An indexed document's outline and central sentences (`qa.overview`), kept per index."""
+        """An indexed document's outline and central sentences (`qa.index.overview`), kept per index."""
         index = self.index
         if not isinstance(doc_id, str) or doc_id not in index.documents:
             raise QAError("that document is not in the index")

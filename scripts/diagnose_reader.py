@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_reader import fit_logistic, parse_arguments, prepare  # noqa: E402
 from train_reader import dev_splits, train_articles  # noqa: E402
 
-from qa.chunking import sentence_spans  # noqa: E402
+from qa.sentences import sentence_spans  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.reader import window_at, window_budget  # noqa: E402
-from qa.squad import f1_score  # noqa: E402
-from qa.squad import normalize_answer as normalize  # noqa: E402
+from qa.answer.reader import window_at, window_budget  # noqa: E402
+from qa.evaluation.squad import f1_score  # noqa: E402
+from qa.text import normalize_answer as normalize  # noqa: E402
 from qa.text import overlap, terms  # noqa: E402
 
 FEATURE_SETS = (

@@ -41,7 +41,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import free_port  # noqa: E402
 
-from qa.evaluate import percentile  # noqa: E402
+from qa.evaluation.evaluate import percentile  # noqa: E402
 
 
 def answerable_questions(path: Path) -> list[str]:

@@ -12,7 +12,7 @@ with its tokens; a share read in a wide window), unanswerable questions on the w
 paragraph that shares most words with them, near misses (an answerable question on the
 best-sharing window of its article that lacks the answer) and swaps (a name or number of the
 question replaced by another of the article, on the window holding the answer). Every negative
-is labelled with the [CLS] token (no answer). Windows are built by `qa.reader.window_at`, as the
+is labelled with the [CLS] token (no answer). Windows are built by `qa.answer.reader.window_at`, as the
 product builds them.
 
 Recipe: word/position embeddings frozen (so only the encoder and the head are shipped, fp16),
@@ -41,11 +41,11 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from qa.chunking import sentence_spans  # noqa: E402
-from qa.models import BUNDLED_READER, bundled_model_dir  # noqa: E402
-from qa.onnx_bert import WordPieces  # noqa: E402
-from qa.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences  # noqa: E402
-from qa.squad import load_squad  # noqa: E402
+from qa.sentences import sentence_spans  # noqa: E402
+from qa.models.embedders import BUNDLED_READER, bundled_model_dir  # noqa: E402
+from qa.models.onnx_bert import WordPieces  # noqa: E402
+from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences  # noqa: E402
+from qa.evaluation.squad import load_squad  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad2"
 TRAIN_FILE, DEV_FILE = "train_first_10_articles.json", "dev_15_articles.json"
@@ -141,7 +141,7 @@ def build_examples(articles, pieces: WordPieces, rng: random.Random, quota: Quot
     """(question, window, answer char span in the window or None) examples, tokenised.
 
     Questions are drawn at random over all articles so every article contributes; a window is
-    built with `qa.reader.window_at`, as the product builds it."""
+    built with `qa.answer.reader.window_at`, as the product builds it."""
     answerable = [(i, q) for i, a in enumerate(articles) for q in a.questions if q.answers]
     unanswerable = [(i, q) for i, a in enumerate(articles) for q in a.questions if not q.answers]
     rng.shuffle(answerable)

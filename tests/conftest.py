@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.chunking import count_words
+from qa.ingest.chunking import count_words
 from qa.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ class FakeReader:
         return count_words(texts)
 
     def read(self, question: str, windows: Sequence) -> list:
-        from qa.reader import reading
+        from qa.answer.reader import reading
 
         self.seen.append((question, list(windows)))
         out = []
@@ -117,7 +117,7 @@ def seed_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    from qa.models import get_embedder
+    from qa.models.embedders import get_embedder
 
     embedder = get_embedder("minilm", 2)
     embedder.warm_up()
@@ -161,10 +161,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def openai_server(log: Path, *args: str) -> Iterator[str]:
-    """`python -m qa.openai_server ARGS` on a free loopback port; yields its URL once /v1/models answers."""
+    """`python -m qa.app.openai_server ARGS` on a free loopback port; yields its URL once /v1/models answers."""
     port = free_port()
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "qa.openai_server", *args, "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "qa.app.openai_server", *args, "--port", str(port)],
                                    stdout=out, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:

@@ -6,15 +6,15 @@ import threading
 import pytest
 from conftest import FakeReader
 
-from qa.answer import Answerer
-from qa.build import build_index
+from qa.answer.answerer import Answerer
+from qa.index.build import build_index
 from qa.config import Settings
-from qa.index import load_index
-from qa.prompts import NOT_IN_DOCUMENTS, SYSTEM, format_passages, messages
-from qa.retrieve import Retriever
+from qa.index.store import load_index
+from qa.answer.prompts import NOT_IN_DOCUMENTS, SYSTEM, format_passages, messages
+from qa.answer.retrieve import Retriever
 from qa.text import parse_markers, strip_markers
 from qa.types import Answer, Chunk, Passage
-from qa.verify import verify
+from qa.answer.verify import verify
 
 DOC = "The treaty was signed in 1965 in Tokyo. It normalised relations. The rocks are called Dokdo in Korean."
 

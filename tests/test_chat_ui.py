@@ -261,8 +261,8 @@ def test_an_out_of_date_index_answers_under_a_banner(seed_workdir: Path, tmp_pat
 
 
 def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_it():
-    from qa import webchat
-    from qa.answer import AnswerStream
+    from qa.app import webchat
+    from qa.answer.answerer import AnswerStream
     from qa.types import Answer
 
     class Drafting:  # streams a claim the verification then rejects
@@ -319,7 +319,7 @@ def test_highlights_stay_readable_in_dark_mode(server: str, browser):
 def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Path, tmp_path: Path, browser):
     from playwright.sync_api import expect
 
-    from qa.evaluate import load_questions
+    from qa.evaluation.evaluate import load_questions
 
     feedback = tmp_path / "feedback.jsonl"
     with running_app(seed_workdir, {"QA_FEEDBACK_FILE": str(feedback)}) as url:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import UnreadableFile, decode, find_files, parse_sections, read_document
+from qa.ingest.corpus import UnreadableFile, decode, find_files, parse_sections, read_document
 
 WIKI = """= Title =
 
@@ -99,7 +99,7 @@ def test_document_ids_are_stable_and_text_is_normalised(tmp_path: Path):
     [("../../x.txt", "x.txt"), ("..\\..\\x.txt", "x.txt"), ("/etc/cron.d/job.md", "job.md"), (".bashrc.txt", "bashrc.txt")],
 )
 def test_added_files_land_inside_the_corpus_under_safe_names(tmp_path: Path, name: str, stored: str):
-    from qa.corpus import add_file
+    from qa.ingest.corpus import add_file
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -111,7 +111,7 @@ def test_added_files_land_inside_the_corpus_under_safe_names(tmp_path: Path, nam
 
 
 def test_added_files_never_overwrite_and_bad_ones_leave_nothing(tmp_path: Path):
-    from qa.corpus import add_file
+    from qa.ingest.corpus import add_file
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -129,7 +129,7 @@ def test_added_files_never_overwrite_and_bad_ones_leave_nothing(tmp_path: Path):
 
 
 def test_removed_paths_are_left_out_until_the_file_is_added_again(tmp_path: Path):
-    from qa.corpus import add_file, set_ignored
+    from qa.ingest.corpus import add_file, set_ignored
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

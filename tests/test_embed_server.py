@@ -1,4 +1,4 @@
-"""Embeddings from a server (QA_EMBED_URL): `RemoteEmbedder` against `python -m qa.openai_server
+"""Embeddings from a server (QA_EMBED_URL): `RemoteEmbedder` against `python -m qa.app.openai_server
 --serve embeddings` (real HTTP, the real model), and its batching, retries and bound on requests in
 flight against a small stand-in server."""
 
@@ -13,7 +13,7 @@ import pytest
 from conftest import openai_server, qa
 
 from qa.errors import ModelLoadError
-from qa.models import RemoteEmbedder
+from qa.models.embedders import RemoteEmbedder
 
 
 class StandIn(BaseHTTPRequestHandler):
@@ -86,7 +86,7 @@ def test_a_failing_server_is_retried_then_named(stand_in):
 
 
 def test_tokens_are_counted_with_the_models_own_tokenizer():
-    from qa.models import SentenceTransformerEmbedder
+    from qa.models.embedders import SentenceTransformerEmbedder
 
     texts = ["Japan and South Korea established relations in 1965.", "Dokdo"]
     assert RemoteEmbedder("minilm", "http://127.0.0.1:9").count_tokens(texts) == \

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, qa
 
-from qa.evaluate import (
+from qa.evaluation.evaluate import (
     Question,
     citation_support,
     contains_gold,
@@ -15,7 +15,7 @@ from qa.evaluate import (
     summarize,
     table,
 )
-from qa.squad import squad_scores
+from qa.evaluation.squad import squad_scores
 from qa.types import Answer, Chunk, Citation, Passage
 
 EVAL_SET = ROOT / "eval" / "questions.jsonl"
@@ -130,7 +130,7 @@ def test_qa_eval_on_a_sample_writes_its_files(seed_workdir: Path, tmp_path: Path
 
 
 def test_official_squad2_scores_of_short_answers_and_declines():
-    from qa.squad import squad_scores
+    from qa.evaluation.squad import squad_scores
 
     assert squad_scores("December 1965", ["December 1965", "1965"]) == (1.0, 1.0)
     assert squad_scores("in 1965", ["December 1965"]) == (0.0, pytest.approx(0.5))
@@ -140,8 +140,8 @@ def test_official_squad2_scores_of_short_answers_and_declines():
 
 
 def test_a_squad_file_becomes_a_corpus_and_a_question_set(tmp_path: Path):
-    from qa.evaluate import squad_corpus
-    from qa.squad import load_squad
+    from qa.evaluation.evaluate import squad_corpus
+    from qa.evaluation.squad import load_squad
 
     context = "Busan is a port. It was founded in 1876 by traders. The harbour is deep."
     raw = {"data": [{"title": "Busan port", "paragraphs": [{"context": context, "qas": [
@@ -162,7 +162,7 @@ def test_a_squad_file_becomes_a_corpus_and_a_question_set(tmp_path: Path):
 
 
 def test_bad_lines_of_a_question_file_are_skipped_and_named(tmp_path: Path):
-    from qa.evaluate import load_questions
+    from qa.evaluation.evaluate import load_questions
 
     path = tmp_path / "q.jsonl"
     good = json.dumps({"question": "When?", "answers": ["1965"], "evidence": ["in 1965"]})
@@ -181,7 +181,7 @@ def test_bad_lines_of_a_question_file_are_skipped_and_named(tmp_path: Path):
 
 
 def test_bad_items_of_a_squad_file_are_skipped_and_named(tmp_path: Path):
-    from qa.squad import load_squad
+    from qa.evaluation.squad import load_squad
 
     context = "Busan is a port. It was founded in 1876."
     good_q = {"id": "a", "question": "When was it founded?", "answers": [{"text": "1876", "answer_start": 34}]}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.errors import ModelLoadError
-from qa.generate import TransformersGenerator, render_prompt
+from qa.models.generate import TransformersGenerator, render_prompt
 
 TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
@@ -98,7 +98,7 @@ def test_missing_or_broken_models_give_a_clear_error(tmp_path: Path):
 
 @pytest.mark.slow
 def test_llama_cpp_runs_the_bundled_gguf_streams_and_stops_when_asked(tmp_path: Path):
-    from qa.generate import LlamaCppGenerator, get_generator
+    from qa.models.generate import LlamaCppGenerator, get_generator
 
     generator = get_generator("smollm2", threads=2, models_dir=tmp_path)
     assert isinstance(generator, LlamaCppGenerator)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from qa import build as build_module
-from qa import manifest as manifest_module
-from qa import swap
-from qa.build import build_index
+from qa.index import build as build_module
+from qa.index import manifest as manifest_module
+from qa.index import swap
+from qa.index.build import build_index
 from qa.config import Settings
 from qa.errors import CorruptIndexError, EmptyCorpusError, IndexBusyError, MissingIndexError, StaleIndexError
-from qa.index import index_state, load_index
-from qa.retrieve import Retriever
+from qa.index.store import index_state, load_index
+from qa.answer.retrieve import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,9 +202,9 @@ def _peak_rss_of_a_build(corpus: Path, index_dir: Path) -> tuple[int, int]:
         import sys
         sys.path.insert(0, {str(ROOT / "tests")!r})
         from conftest import FakeEmbedder
-        from qa.evaluate import peak_rss_mb
+        from qa.evaluation.evaluate import peak_rss_mb
         from qa.config import Settings
-        from qa.build import build_index
+        from qa.index.build import build_index
         from pathlib import Path
         settings = Settings(corpus_dir=Path({str(corpus)!r}), index_dir=Path({str(index_dir)!r}), max_file_mb=64,
                             max_units_per_file=10**7)  # the whole 40 MB file is indexed and measured

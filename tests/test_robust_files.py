@@ -11,9 +11,9 @@ import pytest
 from conftest import ROOT
 from test_formats import MARKDOWN, make_pdf
 
-from qa.build import build_index
+from qa.index.build import build_index
 from qa.config import Settings
-from qa.corpus import UnreadableFile, read_document
+from qa.ingest.corpus import UnreadableFile, read_document
 
 
 def pdf_bytes(text: str, encryption: str | None = None, user_password: str = "") -> bytes:
@@ -93,9 +93,9 @@ import json, sys
 sys.path[:0] = [sys.argv[2]]
 from pathlib import Path
 from conftest import FakeEmbedder
-from qa.build import build_index
+from qa.index.build import build_index
 from qa.config import Settings
-from qa.evaluate import peak_rss_mb
+from qa.evaluation.evaluate import peak_rss_mb
 work = Path(sys.argv[1])
 summary = build_index(Settings(corpus_dir=work / "corpus", index_dir=work / "index"), FakeEmbedder(), progress=False)
 print(json.dumps({"documents": summary.documents, "chunks": summary.chunks, "skipped": summary.skipped,
@@ -121,14 +121,14 @@ def test_huge_files_of_any_shape_are_indexed_in_bounded_memory(tmp_path: Path):
 
 def test_a_huge_heading_like_line_is_text_not_a_title(tmp_path: Path):
     (tmp_path / "one.md").write_text("# " + "word " * 1000, encoding="utf-8")
-    from qa.chunking import count_words, split_document
+    from qa.ingest.chunking import count_words, split_document
 
     doc = read_document(tmp_path / "one.md", tmp_path)
     assert split_document(doc, count_words, 160, 40).chunks
 
 
 def test_the_unit_cap_keeps_the_start_of_a_file(tmp_path: Path):
-    from qa.chunking import count_words, split_document
+    from qa.ingest.chunking import count_words, split_document
 
     (tmp_path / "many.md").write_text("# Many\n\n## Part\n\n" + "".join(f"- item {n}\n" for n in range(50)),
                                       encoding="utf-8")
@@ -146,7 +146,7 @@ def test_a_utf16_file_cut_mid_character_is_refused_with_a_reason(tmp_path: Path)
 
 
 def test_long_upload_names_keep_their_type(tmp_path: Path):
-    from qa.corpus import add_file, safe_file_name
+    from qa.ingest.corpus import add_file, safe_file_name
 
     source = tmp_path / "src.md"
     source.write_text("# Notes\n\nThe ferry leaves at nine.\n", encoding="utf-8")

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder, free_port, qa
 
-from qa import milvus_store
-from qa.build import build_index
+from qa.index import milvus as milvus_store
+from qa.index.build import build_index
 from qa.config import Settings
 from qa.errors import IndexWriteError, MissingIndexError, QAError, StaleIndexError
-from qa.index import index_state, load_index
-from qa.retrieve import Retriever
+from qa.index.store import index_state, load_index
+from qa.answer.retrieve import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 STORES = ["files", "milvus-lite"]

@@ -69,7 +69,7 @@ def bundled_model_dir(name: str) -> Path:
     return path
 
 
-BUNDLED_READER = Path(__file__).with_name("reader_model")
+BUNDLED_READER = Path(__file__).parent.parent / "reader_model"
 
 
 def reader_model_dir(name: str = "") -> Path:
@@ -174,7 +174,7 @@ class LoadsOnce:
 
 class BertEmbedder(LoadsOnce):
     """A BERT sentence-embedding model (mean of the token vectors, unit length) on ONNX Runtime
-    (`qa.onnx_bert`), loaded on first use: the same vectors as sentence-transformers gives
+    (`qa.models.onnx_bert`), loaded on first use: the same vectors as sentence-transformers gives
     (cosine 1.0000), without importing torch."""
 
     def __init__(self, name: str = "minilm", threads: int = 2, cache_dir: Path | None = None,
@@ -191,7 +191,7 @@ class BertEmbedder(LoadsOnce):
         self._lock = threading.Lock()
 
     def _load(self) -> None:
-        from qa.onnx_bert import WordPieces, load_bert
+        from qa.models.onnx_bert import WordPieces, load_bert
 
         path = bundled_model_dir(self.name)
         try:
@@ -362,7 +362,7 @@ class E5Embedder:
 @functools.lru_cache(maxsize=4)
 class RemoteEmbedder:
     """Model `name` served by an OpenAI-compatible `/v1/embeddings` endpoint (text-embeddings-
-    inference, vLLM, llama.cpp's server, or `python -m qa.openai_server --embed`), so indexing
+    inference, vLLM, llama.cpp's server, or `python -m qa.app.openai_server --embed`), so indexing
     scales out with embedding servers. Texts go in batches, at most `in_flight` requests at a
     time, each retried on a connection error, 429 or 5xx; vectors come back unit length. Tokens
     are counted here, with the model's own tokenizer (chunking needs them), so `name` must also
@@ -444,7 +444,7 @@ class RemoteEmbedder:
             return self._counter.count_tokens(texts)
         with self._lock:
             if self._tokenizer is None:
-                from qa.onnx_bert import WordPieces
+                from qa.models.onnx_bert import WordPieces
 
                 path = bundled_model_dir(self.name)
                 try:

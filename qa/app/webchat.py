@@ -1,8 +1,8 @@
 """What the web app does when a person acts: answering in the chat (a visible draft while a
 generated answer is written, then the verified answer and its sources), Stop, restoring the
 conversation kept in the browser, opening a cited document, the `ask` API, and the Index tab
-(uploads, removal, rebuilds, with progress). Layout and wiring live in `qa.web`; all document
-and model text is escaped by `qa.render`.
+(uploads, removal, rebuilds, with progress). Layout and wiring live in `qa.app.web`; all document
+and model text is escaped by `qa.app.render`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from pathlib import Path
 import gradio as gr
 
 from qa.config import ANSWER_MODES
-from qa.corpus import SUFFIXES, UnreadableFile, add_file, file_sha256
+from qa.ingest.corpus import SUFFIXES, UnreadableFile, add_file, file_sha256
 from qa.errors import QAError
-from qa.manifest import corpus_changes
+from qa.index.manifest import corpus_changes
 from qa.pipeline import Pipeline
-from qa.render import (
+from qa.app.render import (
     answer_json,
     answer_markdown,
     citations_json,
@@ -202,7 +202,7 @@ def export_conversation(conversation: dict) -> str:
 
 def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> None:
     """A 👍/👎 on an answer: its question, answer and sources go to the feedback file."""
-    from qa import feedback
+    from qa.app import feedback
 
     conversation = bounded_conversation(conversation)
     match = re.search(r'data-answer="(a[0-9a-f]{10})"', str(data.value))

@@ -12,7 +12,7 @@ Two modes:
 - *generative*: the reader first decides whether the documents answer the question (no text is
   generated when they do not); then the language model answers from the reader's most probable
   sentences, each under its passage's marker (a prompt of a few hundred tokens, not five whole
-  passages), and `qa.verify` keeps only the sentences a shown passage supports. The generated text
+  passages), and `qa.answer.verify` keeps only the sentences a shown passage supports. The generated text
   stands only when what survives states the reader's short answer (returned beside it);
   otherwise the reader's answer is given as in evidence mode (`mode` then reads "evidence";
   `raw_text` keeps what was generated): the reader, not the language model, decides whether the
@@ -33,15 +33,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.config import Settings
-from qa.generate import Generator
-from qa.index import Index
-from qa.models import Embedder
-from qa.prompts import NOT_IN_DOCUMENTS, messages
-from qa.reader import Reader, Window, window_at, window_budget
-from qa.squad import normalize_answer
+from qa.models.generate import Generator
+from qa.index.store import Index
+from qa.models.embedders import Embedder
+from qa.answer.prompts import NOT_IN_DOCUMENTS, messages
+from qa.answer.reader import Reader, Window, window_at, window_budget
+from qa.text import normalize_answer
 from qa.text import inert_markers, overlap, terms
 from qa.types import Answer, Citation, Passage, Reading
-from qa.verify import verify
+from qa.answer.verify import verify
 
 PROMPT_SENTENCES = 4  # the reader's most probable proof sentences that the language model is shown
 

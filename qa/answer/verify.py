@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qa.chunking import sentence_spans
+from qa.sentences import sentence_spans
 from qa.text import answer_sentences, covered, overlap, parse_markers, strip_markers, terms
 from qa.types import Citation, Passage
 

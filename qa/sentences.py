@@ -1,15 +1,9 @@
-"""Structure-aware splitting of a `Document` into `Chunk`s that keep their source offsets.
+"""Sentence-sized units of a text, with their offsets: the one sentence splitter every stage uses
+(chunking packs them, the reader and the verifier read them, answers are split by them).
 
-Sections first (from `qa.corpus.parse_sections`), then sentence-sized units inside each section,
-packed greedily up to a token budget, with whole trailing sentences repeated at the start of the
-next chunk as overlap. A chunk never starts or ends inside a sentence; list lines are units of
-their own and an "Infobox" block is one unit. The only exception: a single run of text longer
-than `HARD_MAX_CHARS` with no sentence end (a pathological file) is cut at whitespace, so
-memory and model input stay bounded. A file is split into at most `max_units` units (the
-`QA_MAX_UNITS_PER_FILE` setting); the text past them is left out, so a file of millions of
-one-word lines costs what its first units cost.
-
-Every chunk satisfies `doc.text[chunk.start:chunk.end] == chunk.text`.
+A unit is a sentence; a list line stands alone; an "Infobox" paragraph is one unit. A run of
+text longer than `HARD_MAX_CHARS` with no sentence end (a pathological file) is cut at
+whitespace, so memory and model input stay bounded.
 
 >>> text = "It rained. Mr. Kim left! Then 日本。終わり"
 >>> [text[a:b] for a, b in sentence_spans(text)]
@@ -19,13 +13,8 @@ Every chunk satisfies `doc.text[chunk.start:chunk.end] == chunk.text`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 
-from qa.corpus import iter_sections
-from qa.types import Chunk, Document, Section, make_id
-
-TokenCounter = Callable[[Sequence[str]], list[int]]
 HARD_MAX_CHARS = 2000
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
@@ -39,11 +28,6 @@ _SENTENCE_END = re.compile(
 _ABBREVIATION = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|vs|etc|approx|No|Vol|pp|Fig|Inc|Ltd|Co|Corp|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)|\b[A-Z]|\b(?:e\.g|i\.e|U\.S|U\.K|a\.m|p\.m))\.$"
 )
-
-
-def count_words(texts: Sequence[str]) -> list[int]:
-    """A model-free token counter (about 1.3 tokens per word) for tests and fakes."""
-    return [max(1, round(len(t.split()) * 1.3)) for t in texts]
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -146,87 +130,3 @@ def _cap(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         start = cut
     if trimmed := _trim(text, start, end):
         yield trimmed
-
-
-def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
-    """Greedy packing of units into [i, j) groups of at most `budget` tokens (a unit larger than
-    the budget stands alone); each group after the first repeats trailing units of the previous
-    one worth at most `overlap` tokens.
-
-    >>> pack([50, 50, 50, 50], budget=100, overlap=50)
-    [(0, 2), (1, 3), (2, 4)]
-    """
-    groups, i, n = [], 0, len(token_counts)
-    while i < n:
-        j, used = i, 0
-        while j < n and (j == i or used + token_counts[j] <= budget):
-            used += token_counts[j]
-            j += 1
-        groups.append((i, j))
-        if j >= n:
-            break
-        k, carried = j, 0
-        while k - 1 > i and carried + token_counts[k - 1] <= overlap:
-            carried += token_counts[k - 1]
-            k -= 1
-        i = k
-    return groups
-
-
-@dataclass(slots=True)
-class Split:
-    """A document's chunks, the sentence units they are made of (document offsets, in order),
-    and for each chunk the [first, end) range of its units; `cut` when the document had more
-    units than allowed and its end was left out."""
-
-    chunks: list[Chunk]
-    units: list[tuple[int, int]]
-    unit_ranges: list[tuple[int, int]]
-    cut: bool = False
-
-
-def document_sections(doc: Document) -> Iterator[tuple[Section, int | None]]:
-    """(section, page): a PDF's pages (chunks never cross them), else its heading sections."""
-    if doc.page_starts:
-        ends = [*doc.page_starts[1:], len(doc.text)]
-        pages = zip(doc.page_starts, ends)
-        return ((Section("", a, b), n) for n, (a, b) in enumerate(pages, start=1) if doc.text[a:b].strip())
-    return ((section, None) for section in iter_sections(doc.text))
-
-
-def split_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int,
-                   max_units: int | None = None) -> Split:
-    """Split `doc` into chunks of at most `budget` tokens (see module docstring), from at most
-    `max_units` sentence units (None: all); past that the rest of the document is left out."""
-    split = Split([], [], [])
-    for section, page in document_sections(doc):
-        left = None if max_units is None else max_units - len(split.units)
-        if left is not None and left <= 0:
-            split.cut = True
-            break
-        for units in unit_blocks(doc.text, section.start, section.end, limit=None if left is None else left + 1):
-            if left is not None and len(units) > left:
-                units, split.cut = units[:left], True
-            if not units:
-                break
-            left = None if left is None else left - len(units)
-            base = len(split.units)
-            split.units.extend(units)
-            counts = count_tokens([doc.text[a:b] for a, b in units])
-            for i, j in pack(counts, budget, overlap):
-                start, end = units[i][0], units[j - 1][1]
-                text = doc.text[start:end]
-                chunk_id = make_id(doc.doc_id, start, text)
-                split.chunks.append(Chunk(chunk_id, doc.doc_id, section.path, text, start, end, page))
-                split.unit_ranges.append((base + i, base + j))
-    return split
-
-
-def chunk_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int) -> list[Chunk]:
-    return split_document(doc, count_tokens, budget, overlap).chunks
-
-
-def embedding_text(title: str, section: str, text: str) -> str:
-    """What the retrievers index for a chunk or a sentence: its heading path gives context."""
-    heading = " > ".join(part for part in (title, section) if part)
-    return f"{heading}\n{text}"

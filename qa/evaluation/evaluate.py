@@ -32,11 +32,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.chunking import sentence_spans
+from qa.sentences import sentence_spans
 from qa.errors import QAError
 from qa.pipeline import Pipeline
-from qa.squad import SquadArticle, squad_scores
-from qa.squad import normalize_answer as normalize
+from qa.evaluation.squad import SquadArticle, squad_scores
+from qa.text import normalize_answer as normalize
 from qa.text import answer_sentences, strip_markers
 from qa.types import Answer, Passage
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from qa.text import normalize_answer
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,6 @@ def _squad_question(qa: object, context: str, title: str) -> SquadQuestion:
         raise ValueError('"answers" must be a list of {"text": text, "answer_start": a whole number}')
     return SquadQuestion(id=str(qa["id"]), question=qa["question"], answers=tuple(a["text"] for a in gold),
                          answer_starts=tuple(a["answer_start"] for a in gold), context=context, title=title)
-
-
-def normalize_answer(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
 
 
 def f1_score(prediction: str, gold: str) -> float:

@@ -12,7 +12,7 @@ import logging
 import anyio
 from pydantic import BaseModel, Field
 
-from qa.render import answer_markdown, citations_json
+from qa.app.render import answer_markdown, citations_json
 from qa.errors import QAError
 from qa.pipeline import Pipeline
 from qa.types import Answer

@@ -2,10 +2,10 @@
 
 The folder holds `vectors.faiss` and `units.faiss` (chunk and sentence vectors), `chunks.jsonl`
 (one chunk per vector row), `units.npy` / `chunk_units.npy` (which sentences each chunk holds),
-`documents.json`, `bm25/` (a bm25s index) and `manifest.json` (`qa.manifest`). Loading refuses,
+`documents.json`, `bm25/` (a bm25s index) and `manifest.json` (`qa.index.manifest`). Loading refuses,
 with a message saying to run `qa index`, an index that is missing, corrupt (checksums, shapes)
 or built with another model or other settings; one whose corpus folder changed since loads,
-saying what changed. Retrieval and answering use only `Index`'s methods; `qa.build` writes it.
+saying what changed. Retrieval and answering use only `Index`'s methods; `qa.index.build` writes it.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import numpy as np
 
 from qa.config import Settings
 from qa.errors import CorruptIndexError, MissingIndexError, StaleIndexError
-from qa.manifest import Manifest, check_files, corpus_changes, mismatch_reasons, read_manifest
+from qa.index.manifest import Manifest, check_files, corpus_changes, mismatch_reasons, read_manifest
 from qa.text import BM25_STOPWORDS, bm25s_module, word_tokens
 from qa.types import Chunk
-from qa.vectors import Vectors
+from qa.index.vectors import Vectors
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class StoredDocument:
 
 
 class VectorSearch(Protocol):
-    """Row-numbered unit vectors, searched by inner product (`qa.vectors.Vectors`, or a Milvus collection)."""
+    """Row-numbered unit vectors, searched by inner product (`qa.index.vectors.Vectors`, or a Milvus collection)."""
 
     count: int
     dim: int
@@ -204,9 +204,9 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
     """Load and validate the index; raises a `QAError` subclass that says what to do. With
     `require_fresh`, an index built with other settings is refused; one whose corpus folder
     changed since is loaded with `out_of_date` saying what changed (answers still work). With a
-    Milvus store (`settings.store`) the index is read from there (`qa.milvus_store`)."""
+    Milvus store (`settings.store`) the index is read from there (`qa.index.milvus`)."""
     if settings.store:
-        from qa import milvus_store
+        from qa.index import milvus as milvus_store
 
         return milvus_store.load(settings, embed_model, require_fresh)
     index_dir = settings.index_dir
@@ -249,7 +249,7 @@ def index_manifest(settings: Settings, check: bool = True) -> Manifest:
     """The manifest of the index the settings point at, in the folder (`check`: its files' checksums
     too) or in the Milvus store."""
     if settings.store:
-        from qa import milvus_store
+        from qa.index import milvus as milvus_store
 
         return milvus_store.read_manifest(settings)
     manifest = read_manifest(settings.index_dir)

@@ -11,11 +11,11 @@ of the same layout: `QA_READER_MODEL`). For each
 window it returns one `Reading`: the best span (verbatim, document offsets), the sentence that
 holds it, the span score minus the no-answer score (the margin), and the probability that the
 span answers the question: a logistic function of the margin and the window's retrieval score,
-fitted on held-out articles (`calibration.json`). It runs on ONNX Runtime (`qa.onnx_bert`), the
+fitted on held-out articles (`calibration.json`). It runs on ONNX Runtime (`qa.models.onnx_bert`), the
 trained layers laid over the package's BERT; training (torch) tokenizes with the same
 `WordPieces`.
 
-It does not retrieve, verify or phrase answers: `qa/answer.py` does.
+It does not retrieve, verify or phrase answers: `qa/answer/answerer.py` does.
 
 >>> window_sentences([5, 5, 5], 1, budget=20)
 (0, 3)
@@ -38,7 +38,7 @@ from typing import Protocol
 import numpy as np
 
 from qa.errors import ModelLoadError
-from qa.onnx_bert import WordPieces
+from qa.models.onnx_bert import WordPieces
 from qa.types import Reading
 
 log = logging.getLogger(__name__)
@@ -260,8 +260,8 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
 def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, precision: str = "int8"):  # noqa: ANN201 - (model, pieces, calibration)
     """The base MiniLM from its package, overlaid with the trained weights in `model_dir` (the
     frozen word embeddings are not shipped: they are the base model's), on ONNX Runtime."""
-    from qa.models import bundled_model_dir
-    from qa.onnx_bert import load_bert
+    from qa.models.embedders import bundled_model_dir
+    from qa.models.onnx_bert import load_bert
 
     weights = model_dir / "model.safetensors"
     calibration = model_dir / "calibration.json"

@@ -4,7 +4,7 @@ Each corpus file gets one step: skipped (too big, unreadable, empty, a copy of a
 reused (unchanged since the last build with the same fingerprint: its chunks and vectors are
 copied, nothing is embedded) or read, chunked and embedded. `IndexWriter` streams chunks to
 disk and vectors to spool files, so memory grows with the vectors, not the text. The build
-happens in a temporary folder beside the target and is swapped in (`qa.swap`), so an
+happens in a temporary folder beside the target and is swapped in (`qa.index.swap`), so an
 interrupted or failed build leaves the previous index intact.
 """
 
@@ -24,17 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.chunking import Split, embedding_text, split_document
+from qa.ingest.chunking import Split, embedding_text, split_document
 from qa.config import Settings
-from qa.corpus import SUFFIXES, UnreadableFile, file_sha256, find_files, read_document, remove_leftovers
+from qa.ingest.corpus import SUFFIXES, UnreadableFile, file_sha256, find_files, read_document, remove_leftovers
 from qa.errors import EmptyCorpusError, IndexWriteError, QAError
-from qa.index import DocumentInfo, Index, StoredDocument, index_manifest, load_index
-from qa.manifest import Manifest, SourceRecord, file_changed, fingerprint
-from qa.models import Embedder
-from qa.swap import build_lock, fsync, recover, sibling, swap_in
+from qa.index.store import DocumentInfo, Index, StoredDocument, index_manifest, load_index
+from qa.index.manifest import Manifest, SourceRecord, file_changed, fingerprint
+from qa.models.embedders import Embedder
+from qa.index.swap import build_lock, fsync, recover, sibling, swap_in
 from qa.text import bm25_tokenizer, bm25s_module
 from qa.types import Document
-from qa.vectors import VectorSpool
+from qa.index.vectors import VectorSpool
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
     if not files:
         raise EmptyCorpusError(f"no documents in {settings.corpus_dir}/: add {', '.join(SUFFIXES)} files there, then run `qa index`")
     if settings.store:
-        from qa import milvus_store
+        from qa.index import milvus as milvus_store
 
         milvus_store.check_store(settings)  # fails now, not after the corpus is embedded
     with build_lock(target):
@@ -363,7 +363,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
             writer.flush()
             shaped_by = fingerprint(settings, embedder.name, writer.dim)
             if settings.store:
-                from qa import milvus_store
+                from qa.index import milvus as milvus_store
 
                 types = milvus_store.vector_types((writer.chunk_count, writer.unit_count), settings.ann_threshold)
                 manifest = Manifest(shaped_by, writer.chunk_count, writer.unit_count, types, build.sources, {})

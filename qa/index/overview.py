@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.index import Index
+from qa.index.store import Index
 from qa.types import Answer, Chunk, Citation, Passage
 
 KEY_SENTENCES = 5

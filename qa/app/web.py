@@ -1,5 +1,5 @@
 """The web app's page (Gradio): a chat whose answers cite their sources, a Sources panel, a
-document view and an Index tab, wired to the handlers in `qa.webchat`; `serve` starts it.
+document view and an Index tab, wired to the handlers in `qa.app.webchat`; `serve` starts it.
 
 Each answer owns its sources: clicking its `[n]` shows that answer's passages with passage n
 selected and the cited span highlighted, and hovering previews the quote; "open the document"
@@ -23,13 +23,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from qa.answers_api import AnswersAPI, RequireKey  # noqa: E402
+from qa.app.answers_api import AnswersAPI, RequireKey  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.corpus import MAX_EXAMPLES, SUFFIXES, example_questions  # noqa: E402
-from qa.limits import HostRule, LoginGuard, RateLimit, RequestGuard  # noqa: E402
+from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES, example_questions  # noqa: E402
+from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
-from qa.render import plain_text  # noqa: E402
-from qa.webchat import (  # noqa: E402
+from qa.app.render import plain_text  # noqa: E402
+from qa.app.webchat import (  # noqa: E402
     EMPTY_CONVERSATION,
     NO_SOURCES,
     api_ask,
@@ -360,7 +360,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     apps = {"/v1/": AnswersAPI(pipeline, limit.wait, key)}
     lifespan = None
     if settings.mcp:
-        from qa.mcp_server import build_mcp, http_app
+        from qa.app.mcp_server import build_mcp, http_app
 
         mcp_app = http_app(build_mcp(pipeline))
         apps["/mcp"] = RequireKey(mcp_app, key)

@@ -35,7 +35,7 @@ from qa.errors import (
     StoreUnavailableError,
 )
 from qa.pipeline import Pipeline
-from qa.render import answer_markdown, citations_json
+from qa.app.render import answer_markdown, citations_json
 from qa.types import Answer
 
 log = logging.getLogger(__name__)

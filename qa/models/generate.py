@@ -19,9 +19,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from qa.catalog import CATALOG, installed_file
+from qa.models.catalog import CATALOG, installed_file
 from qa.errors import ModelLoadError
-from qa.models import generator_source, is_gguf, set_threads
+from qa.models.embedders import generator_source, is_gguf, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def get_generator(model: str, threads: int, models_dir: Path, url: str = "") -> 
 
 class OpenAIGenerator:
     """A model behind an OpenAI-compatible HTTP server (vLLM, llama.cpp server, TGI, or
-    `python -m qa.openai_server`), for when one machine is not enough. Greedy (temperature 0),
+    `python -m qa.app.openai_server`), for when one machine is not enough. Greedy (temperature 0),
     streamed over server-sent events."""
 
     def __init__(self, url: str, model: str = "default", timeout: float = 120.0) -> None:

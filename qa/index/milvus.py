@@ -6,7 +6,7 @@ offsets, vector and BM25 terms), `_units` (each sentence's chunk, offsets and ve
 (the manifest and the documents, as JSON). The alias `<name>` then moves to the new `_meta`
 (Milvus' atomic switch), so a build that fails or is killed half-way leaves the previous
 generation answering; the one before the previous is dropped. Rows keep the numbering of the
-files backend (chunk row = primary key), so `qa.index.Index` serves both with the same code:
+files backend (chunk row = primary key), so `qa.index.store.Index` serves both with the same code:
 only vector search, lexical search and vector reads go to Milvus.
 
 Lexical search runs in the engine (a `BM25` function over an analysed field) on the same stemmed
@@ -34,7 +34,7 @@ from qa.errors import (
     StaleIndexError,
     StoreUnavailableError,
 )
-from qa.manifest import FORMAT_VERSION, Manifest, manifest_problem
+from qa.index.manifest import FORMAT_VERSION, Manifest, manifest_problem
 from qa.text import BM25_STOPWORDS, word_tokens
 from qa.types import Chunk
 
@@ -44,7 +44,7 @@ BATCH = 512  # rows per insert or read request
 META_PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 16,000 characters fit in any script
 MAX_TEXT = 65_535
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults, so both backends rank alike
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128  # as qa.vectors
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128  # as qa.index.vectors
 CONNECT_SECONDS = 10
 
 
@@ -145,7 +145,7 @@ def row_filter(rows: np.ndarray) -> str:
 
 
 class MilvusVectors:
-    """One collection's `vector` field, searched and read by primary key (`qa.index.VectorSearch`)."""
+    """One collection's `vector` field, searched and read by primary key (`qa.index.store.VectorSearch`)."""
 
     def __init__(self, client, collection: str, count: int, dim: int, exact: bool) -> None:  # noqa: ANN001
         self.client, self.collection, self.count, self.dim, self.exact = client, collection, count, dim, exact
@@ -180,7 +180,7 @@ class MilvusVectors:
 
 
 class MilvusLexical:
-    """BM25 computed by Milvus over the chunks' stemmed terms (`qa.index.Lexical`)."""
+    """BM25 computed by Milvus over the chunks' stemmed terms (`qa.index.store.Lexical`)."""
 
     def __init__(self, client, collection: str) -> None:  # noqa: ANN001
         self.client, self.collection = client, collection
@@ -299,7 +299,7 @@ def _document_json(info) -> dict:  # noqa: ANN001 - a DocumentInfo
 
 
 def _insert_chunks(client, collection: str, folder: Path, writer) -> None:  # noqa: ANN001
-    from qa.chunking import embedding_text
+    from qa.ingest.chunking import embedding_text
 
     titles = {d.doc_id: d.title for d in writer.documents}
     chunk_units = np.frombuffer(writer.chunk_units, dtype=np.int64).reshape(-1, 2)
@@ -415,8 +415,8 @@ def read_manifest(settings: Settings) -> Manifest:
     return Manifest.from_json(read_meta(settings)["manifest"])
 
 
-def load(settings: Settings, embed_model: str | None, require_fresh: bool):  # noqa: ANN201 - a qa.index.Index
-    from qa.index import DocumentInfo, Index, freshness
+def load(settings: Settings, embed_model: str | None, require_fresh: bool):  # noqa: ANN201 - a qa.index.store.Index
+    from qa.index.store import DocumentInfo, Index, freshness
 
     meta = read_meta(settings)
     manifest = Manifest.from_json(meta["manifest"])

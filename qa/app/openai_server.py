@@ -1,6 +1,6 @@
 """Serve local models through the OpenAI API (the subset docqa uses).
 
-    python -m qa.openai_server [--serve chat|embeddings|both] [--model smollm2] [--embed-model minilm]
+    python -m qa.app.openai_server [--serve chat|embeddings|both] [--model smollm2] [--embed-model minilm]
                                [--host 127.0.0.1] [--port 8001]
 
 `GET /v1/models`, `POST /v1/chat/completions` (streamed as server-sent events, or whole; greedy,
@@ -18,8 +18,8 @@ import time
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.generate import Generator, get_generator
-from qa.models import Embedder, get_embedder
+from qa.models.generate import Generator, get_generator
+from qa.models.embedders import Embedder, get_embedder
 
 MAX_INPUTS = 2048  # texts per embeddings request
 

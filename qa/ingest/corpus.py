@@ -6,7 +6,7 @@ files are skipped with a warning naming the file), normalises line ends, and tur
 (`= Title =`, `== Section ==`) and Markdown headings (`# Title`) into section paths. HTML becomes
 text with its headings written as Markdown headings (BeautifulSoup; scripts, styles and comments
 dropped); a PDF becomes the text of its pages (pypdf), with each page's start offset kept.
-What it does not: chunking (see `qa.chunking`) or any model work.
+What it does not: chunking (see `qa.ingest.chunking`) or any model work.
 
 >>> [s.path for s in parse_sections("= T =\\nlead\\n== A ==\\nx\\n=== B ===\\ny\\n")]
 ['', 'A', 'A > B']

@@ -19,8 +19,8 @@ import numpy as np
 
 from qa.config import Settings
 from qa.errors import BadQuestionError, CorruptIndexError
-from qa.index import Index
-from qa.models import Embedder
+from qa.index.store import Index
+from qa.models.embedders import Embedder
 from qa.types import Passage
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
