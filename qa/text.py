@@ -18,6 +18,9 @@ import string
 from qa.sentences import sentence_spans
 
 BM25_STOPWORDS = "en"
+# Control characters, except those that are whitespace (tab, line ends, form feed): dropped from
+# questions and from PDF text; a file with many is taken for a binary.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 STOPWORDS = "en_plus"
 STEMMER = "english"
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qa.index.build import build_index  # noqa: E402
 from qa.sentences import sentence_spans  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.ingest.corpus import parse_sections, read_document  # noqa: E402
+from qa.ingest.readers import parse_sections, read_document  # noqa: E402
 from qa.evaluation.evaluate import peak_rss_mb, percentile  # noqa: E402
 from qa.index.store import load_index  # noqa: E402
 from qa.index.vectors import SQ_TRAINING_SAMPLE, Vectors, hnsw  # noqa: E402

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qa.sentences import sentence_spans  # noqa: E402
-from qa.models.embedders import BUNDLED_READER, bundled_model_dir  # noqa: E402
+from qa.models.locate import BUNDLED_READER, bundled_model_dir  # noqa: E402
 from qa.models.onnx_bert import WordPieces  # noqa: E402
 from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences  # noqa: E402
 from qa.evaluation.squad import load_squad  # noqa: E402

@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest.corpus import UnreadableFile, decode, find_files, parse_sections, read_document
+from qa.ingest.corpus import find_files
+
+from qa.ingest.readers import UnreadableFile, decode, parse_sections, read_document
 
 WIKI = """= Title =
 

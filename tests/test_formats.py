@@ -9,7 +9,7 @@ from conftest import SEED_CORPUS, qa
 
 from qa.index.build import build_index
 from qa.config import Settings
-from qa.ingest.corpus import UnreadableFile, read_document
+from qa.ingest.readers import UnreadableFile, read_document
 from qa.index.store import load_index
 
 HTML = """<!doctype html><html><head><title>Ferry guide</title><style>p{color:red}</style></head>

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from qa.index import build as build_module
+from qa.index import writer as writer_module
 from qa.index import manifest as manifest_module
 from qa.index import swap
 from qa.index.build import build_index
@@ -172,7 +173,7 @@ def test_a_failed_build_leaves_the_previous_index_intact(seed_settings: Settings
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(build_module, "bm25s_module", explode)
+    monkeypatch.setattr(writer_module, "bm25s_module", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         build_index(seed_settings, fake_embedder, progress=False)
     assert (seed_settings.index_dir / "manifest.json").read_text() == before
@@ -296,7 +297,7 @@ def test_a_full_or_read_only_disk_is_a_clear_error_and_the_old_index_stays(
         raise OSError(getattr(errno, errno_name), message)
 
     monkeypatch.setattr(faiss, "write_index", fail)
-    monkeypatch.setattr(build_module.IndexWriter, "close", fail)  # the flush on the way out fails too
+    monkeypatch.setattr(writer_module.IndexWriter, "close", fail)  # the flush on the way out fails too
     with pytest.raises(IndexWriteError, match=f"{message}.*previous index is untouched"):
         build_index(seed_settings, fake_embedder, progress=False)
     assert (seed_settings.index_dir / "manifest.json").read_bytes() == before

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.models.embedders import BUNDLED_READER, BertEmbedder, bundled_model_dir, is_plain_bert
+from qa.models.embedders import BertEmbedder, is_plain_bert
+from qa.models.locate import BUNDLED_READER, bundled_model_dir
 from qa.models.onnx_bert import WordPieces, graph_file, load_bert
 from qa.answer.reader import encode
 

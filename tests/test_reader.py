@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qa.errors import ModelLoadError
-from qa.models.embedders import BUNDLED_READER, reader_model_dir
+from qa.models.locate import BUNDLED_READER, reader_model_dir
 from qa.answer.reader import TrainedReader, Window, best_span, reading, window_at, window_sentences
 
 TEXT = "Busan is a port. It was founded in 1876 by traders. The harbour is deep."

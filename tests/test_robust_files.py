@@ -13,7 +13,7 @@ from test_formats import MARKDOWN, make_pdf
 
 from qa.index.build import build_index
 from qa.config import Settings
-from qa.ingest.corpus import UnreadableFile, read_document
+from qa.ingest.readers import UnreadableFile, read_document
 
 
 def pdf_bytes(text: str, encryption: str | None = None, user_password: str = "") -> bytes:

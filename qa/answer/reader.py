@@ -260,7 +260,7 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
 def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, precision: str = "int8"):  # noqa: ANN201 - (model, pieces, calibration)
     """The base MiniLM from its package, overlaid with the trained weights in `model_dir` (the
     frozen word embeddings are not shipped: they are the base model's), on ONNX Runtime."""
-    from qa.models.embedders import bundled_model_dir
+    from qa.models.locate import bundled_model_dir
     from qa.models.onnx_bert import load_bert
 
     weights = model_dir / "model.safetensors"

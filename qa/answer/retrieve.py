@@ -21,9 +21,9 @@ from qa.config import Settings
 from qa.errors import BadQuestionError, CorruptIndexError
 from qa.index.store import Index
 from qa.models.embedders import Embedder
+from qa.text import CONTROL
 from qa.types import Passage
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WORD = re.compile(r"\w")
 
 
@@ -34,7 +34,7 @@ def check_question(question: str, max_chars: int) -> str:
     """The question with control characters removed and whitespace trimmed, or a clear error."""
     if question is not None and not isinstance(question, str):
         raise BadQuestionError(f"The question must be text, not {type(question).__name__}.")
-    cleaned = _CONTROL.sub(" ", question or "").strip()
+    cleaned = CONTROL.sub(" ", question or "").strip()
     if not cleaned:
         raise BadQuestionError("The question is empty: type a question about the documents.")
     if _SURROGATE.search(cleaned):  # undecodable bytes (a non-UTF-8 terminal) or a lone UTF-16 half

@@ -19,17 +19,15 @@ import sys
 import threading
 from types import SimpleNamespace
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+import gradio as gr
 
-import gradio as gr  # noqa: E402
-
-from qa.app.answers_api import AnswersAPI, RequireKey  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES, example_questions  # noqa: E402
-from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard  # noqa: E402
-from qa.pipeline import Pipeline  # noqa: E402
-from qa.app.render import plain_text  # noqa: E402
-from qa.app.webchat import (  # noqa: E402
+from qa.app.answers_api import AnswersAPI, RequireKey
+from qa.config import Settings
+from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES, example_questions
+from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard
+from qa.pipeline import Pipeline
+from qa.app.render import plain_text
+from qa.app.webchat import (
     EMPTY_CONVERSATION,
     NO_SOURCES,
     api_ask,
@@ -151,7 +149,7 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
     settings = pipeline.settings
     limit = limit or RateLimit(settings.rate_limit)
     cache_age = settings.upload_cache_minutes * 60  # uploads are copied into the corpus; the cached copy is waste
-    with gr.Blocks(title="docqa", delete_cache=(min(cache_age, 600), cache_age)) as demo:
+    with gr.Blocks(title="docqa", analytics_enabled=False, delete_cache=(min(cache_age, 600), cache_age)) as demo:
         gr.Markdown("# docqa\nAsk about your documents. Every answer cites its sources; click a marker to check it.")
         status = gr.Markdown("Loading the index and models…", elem_id="status")
         key = browser_key(settings)
@@ -352,6 +350,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
 
     # uvicorn rewrites the client address from X-Forwarded-For only for these peers (default: none).
     os.environ["FORWARDED_ALLOW_IPS"] = settings.trusted_proxies
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # launch() reads it: no telemetry
     guard = Middleware(RequestGuard, rule=HostRule(settings.allowed_hosts, host),
                        max_body=settings.max_request_mb * 2**20, max_upload_body=5 * settings.max_file_mb * 2**20)
     pipeline = Pipeline(settings)

@@ -25,7 +25,8 @@ from pathlib import Path
 import gradio as gr
 
 from qa.config import ANSWER_MODES
-from qa.ingest.corpus import SUFFIXES, UnreadableFile, add_file, file_sha256
+from qa.ingest.corpus import SUFFIXES, add_file, file_sha256
+from qa.ingest.readers import UnreadableFile
 from qa.errors import QAError
 from qa.index.manifest import corpus_changes
 from qa.pipeline import Pipeline

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 

