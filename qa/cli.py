@@ -76,7 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", parents=[common], help="build the index of the corpus folder")
     index.add_argument("--if-stale", action="store_true", help="only build when the index is missing, stale or corrupt")
     index.set_defaults(run=cmd_index)
+    _question_commands(commands, common)
+    _service_commands(commands, common)
+    return parser
 
+
+def _question_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """ask, search, eval."""
     ask = commands.add_parser("ask", parents=[common], help="answer a question with citations")
     ask.add_argument("question")
     ask.add_argument("-k", "--k", type=positive_int, default=None, metavar="N", help="passages shown to the answerer (default 5)")
@@ -107,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--retrieval-only", action="store_true", help="score retrieval, generate nothing")
     evaluate.set_defaults(run=cmd_eval)
 
+
+def _service_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """serve, feedback, mcp, models."""
     serve = commands.add_parser("serve", parents=[common], help="start the web app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
@@ -125,7 +134,6 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("name", nargs="?", help="the model, e.g. qwen-0.5b")
     models.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     models.set_defaults(run=cmd_models)
-    return parser
 
 
 MODEL_HELP = ("language model for generative mode: smollm2 (bundled), qwen-0.5b or qwen-1.5b once installed "
@@ -280,7 +288,8 @@ def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, 
 
 
 def _run_eval(args: argparse.Namespace, settings: Settings, questions: list, skipped: int = 0) -> int:
-    from qa.evaluation.evaluate import evaluate, summarize, table, write_outputs
+    from qa.evaluation.evaluate import evaluate, summarize
+    from qa.evaluation.report import table, write_outputs
     from qa.pipeline import Pipeline
 
     questions = questions[: args.limit] if args.limit else questions

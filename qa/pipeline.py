@@ -95,11 +95,11 @@ class Pipeline:
         (asked at most every STORE_CHECK_SECONDS)."""
         if time.monotonic() - self._store_checked < STORE_CHECK_SECONDS:
             return False
-        from qa.index import milvus as milvus_store
+        from qa.index import milvus
 
         self._store_checked = time.monotonic()
         try:
-            return milvus_store.live_generation(self.settings) != index.generation
+            return milvus.live_generation(self.settings) != index.generation
         except QAError as error:  # the store is down: keep answering from what is loaded
             log.warning("%s", error)
             return False

@@ -33,7 +33,8 @@ from train_reader import DATA, DEV_TRAIN, dev_splits  # noqa: E402
 
 from qa.index.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.evaluation.evaluate import evaluate, squad_corpus, summarize, table  # noqa: E402
+from qa.evaluation.evaluate import evaluate, squad_corpus, summarize  # noqa: E402
+from qa.evaluation.report import table  # noqa: E402
 from qa.models.embedders import get_embedder  # noqa: E402
 from qa.models.locate import BUNDLED_READER  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402

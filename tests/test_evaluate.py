@@ -13,8 +13,8 @@ from qa.evaluation.evaluate import (
     normalize,
     score,
     summarize,
-    table,
 )
+from qa.evaluation.report import table
 from qa.evaluation.squad import squad_scores
 from qa.types import Answer, Chunk, Citation, Passage
 

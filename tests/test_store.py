@@ -13,6 +13,7 @@ import pytest
 from conftest import FakeEmbedder, free_port, qa
 
 from qa.index import milvus as milvus_store
+from qa.index import milvus_write
 from qa.index.build import build_index
 from qa.config import Settings
 from qa.errors import IndexWriteError, MissingIndexError, QAError, StaleIndexError
@@ -92,7 +93,7 @@ def test_a_milvus_rebuild_embeds_only_new_documents_and_drops_old_generations(se
     assert set(first.chunks) < set(second.chunks) and len(second.chunks) == len(first.chunks) + 1
     build_index(settings, embedder, progress=False)  # a third generation: the first is dropped
     client = milvus_store.connect(settings)
-    generations = {milvus_store._generation_of(c, "docqa") for c in client.list_collections()}
+    generations = {milvus_write._generation_of(c, "docqa") for c in client.list_collections()}
     assert len(generations) == 2
 
 
@@ -105,7 +106,7 @@ def test_a_failed_milvus_build_leaves_the_previous_index_answering(seed_settings
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(milvus_store, "_insert_units", fail)
+    monkeypatch.setattr(milvus_write, "_insert_units", fail)
     with pytest.raises(IndexWriteError, match="disk full.*previous index is untouched"):
         build_index(settings, FakeEmbedder(), progress=False)
     assert sorted(milvus_store.connect(settings).list_collections()) == sorted(before)  # nothing half-written kept

@@ -27,6 +27,7 @@ from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES, example_questions
 from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard
 from qa.pipeline import Pipeline
 from qa.app.render import plain_text
+from qa.app.index_tab import index_view, ready, rebuild, remove, upload
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
     NO_SOURCES,
@@ -34,17 +35,12 @@ from qa.app.webchat import (
     chat,
     client_of,
     export_conversation,
-    index_view,
     judged,
-    ready,
-    rebuild,
-    restore_settings,
-    remove,
     restore,
+    restore_settings,
     show_document,
     show_overview,
     stopped,
-    upload,
 )
 
 log = logging.getLogger(__name__)

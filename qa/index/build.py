@@ -176,9 +176,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
     if not files:
         raise EmptyCorpusError(f"no documents in {settings.corpus_dir}/: add {', '.join(SUFFIXES)} files there, then run `qa index`")
     if settings.store:
-        from qa.index import milvus as milvus_store
+        from qa.index.milvus import check_store
 
-        milvus_store.check_store(settings)  # fails now, not after the corpus is embedded
+        check_store(settings)  # fails now, not after the corpus is embedded
     with build_lock(target):
         for name in remove_leftovers(settings.corpus_dir):
             log.info("deleted %s, left in %s/ by an upload or removal that was killed", name, settings.corpus_dir)
@@ -195,20 +195,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
             if report is not None:
                 report("writing the index", 1.0)
             writer.flush()
-            shaped_by = fingerprint(settings, embedder.name, writer.dim)
-            if settings.store:
-                from qa.index import milvus as milvus_store
-
-                types = milvus_store.vector_types((writer.chunk_count, writer.unit_count), settings.ann_threshold)
-                manifest = Manifest(shaped_by, writer.chunk_count, writer.unit_count, types, build.sources, {})
-                milvus_store.publish(settings, tmp, writer, manifest)
-                for spool in (writer.vectors, writer.unit_vectors) if keep_vectors else ():
-                    shutil.move(spool.path, keep_vectors / spool.path.name)
-            else:
-                writer.finish(keep_vectors)
-                _write_manifest(tmp, Manifest(shaped_by, writer.chunk_count, writer.unit_count, writer.vector_types,
-                                              build.sources, {}))
-                swap_in(tmp, target)
+            _publish(settings, writer, Manifest(fingerprint(settings, embedder.name, writer.dim), writer.chunk_count,
+                                                writer.unit_count, {}, build.sources, {}), tmp, keep_vectors)
         except OSError as error:
             raise IndexWriteError(
                 f"could not write the index in {target.parent}/ ({error.strerror or error}); the previous index is untouched"
@@ -222,6 +210,22 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
     return BuildSummary(len(writer.documents), writer.chunk_count, time.perf_counter() - began,
                         tuple(rel for rel in build.sources if rel not in indexed), build.counts["new"],
                         build.counts["changed"], len(set(build.before) - indexed), build.counts["unchanged"])
+
+
+def _publish(settings: Settings, writer: IndexWriter, manifest: Manifest, tmp: Path, keep_vectors: Path | None) -> None:
+    """The finished build made the live index: written into the Milvus store as a new generation,
+    or its files written in `tmp` and swapped in for `settings.index_dir`."""
+    if settings.store:
+        from qa.index.milvus_write import publish, vector_types
+
+        types = vector_types((writer.chunk_count, writer.unit_count), settings.ann_threshold)
+        publish(settings, tmp, writer, dataclasses.replace(manifest, vector_types=types))
+        for spool in (writer.vectors, writer.unit_vectors) if keep_vectors else ():
+            shutil.move(spool.path, keep_vectors / spool.path.name)
+    else:
+        writer.finish(keep_vectors)
+        _write_manifest(tmp, dataclasses.replace(manifest, vector_types=writer.vector_types))
+        swap_in(tmp, settings.index_dir)
 
 
 def _add_files(build: _Build, files: list[Path], progress: bool, report: Report | None) -> None:

@@ -205,9 +205,9 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
     changed since is loaded with `out_of_date` saying what changed (answers still work). With a
     Milvus store (`settings.store`) the index is read from there (`qa.index.milvus`)."""
     if settings.store:
-        from qa.index import milvus as milvus_store
+        from qa.index import milvus
 
-        return milvus_store.load(settings, embed_model, require_fresh)
+        return milvus.load(settings, embed_model, require_fresh)
     index_dir = settings.index_dir
     manifest = read_manifest(index_dir)
     check_files(index_dir, manifest)
@@ -248,9 +248,9 @@ def index_manifest(settings: Settings, check: bool = True) -> Manifest:
     """The manifest of the index the settings point at, in the folder (`check`: its files' checksums
     too) or in the Milvus store."""
     if settings.store:
-        from qa.index import milvus as milvus_store
+        from qa.index import milvus
 
-        return milvus_store.read_manifest(settings)
+        return milvus.read_manifest(settings)
     manifest = read_manifest(settings.index_dir)
     if check:
         check_files(settings.index_dir, manifest)

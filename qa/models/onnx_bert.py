@@ -34,55 +34,64 @@ COUNTS_KEPT = 20_000  # token counts remembered per tokenizer
 GRAPH_VERSION = 1  # raise when bert_graph changes what it writes: cached graphs are then rebuilt
 
 
-def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False):  # noqa: ANN201 - onnx.ModelProto
-    """An ONNX model of BertModel: int64 inputs (batch, tokens) → "hidden" (batch, tokens, width),
-    or with `head`, the span head's "logits" (batch, tokens, 2). Weight names as transformers'
-    BertModel writes them (without a "bert." prefix); the head is "qa_outputs.*"."""
-    from onnx import TensorProto, helper, numpy_helper
+class _Graph:
+    """Nodes and initializers of an ONNX graph being written, with BERT's building blocks."""
 
-    width, heads = config["hidden_size"], config["num_attention_heads"]
-    eps = float(config.get("layer_norm_eps", 1e-12))
-    nodes, initializers = [], []
-    counter = iter(range(1_000_000))
+    def __init__(self, weights: dict[str, np.ndarray], eps: float) -> None:
+        from onnx import helper, numpy_helper
 
-    def const(array: np.ndarray, name: str | None = None) -> str:
-        name = name or f"c{next(counter)}"
-        initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.weights, self.eps = weights, eps
+        self.nodes: list = []
+        self.initializers: list = []
+        self.counter = iter(range(1_000_000))
+
+    def const(self, array: np.ndarray, name: str | None = None) -> str:
+        name = name or f"c{next(self.counter)}"
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    def node(op: str, inputs: Sequence[str], **attributes) -> str:
-        out = f"t{next(counter)}"
-        nodes.append(helper.make_node(op, list(inputs), [out], **attributes))
+    def scalar(self, value: float) -> str:
+        return self.const(np.array(value, dtype=np.float32))
+
+    def node(self, op: str, inputs: Sequence[str], **attributes) -> str:
+        out = f"t{next(self.counter)}"
+        self.nodes.append(self.helper.make_node(op, list(inputs), [out], **attributes))
         return out
 
-    def weight(name: str) -> str:
-        return const(weights[name].astype(np.float32), name)
+    def weight(self, name: str) -> str:
+        return self.const(self.weights[name].astype(np.float32), name)
 
-    def linear(x: str, name: str) -> str:
-        w = weights[f"{name}.weight"].astype(np.float32).T.copy()  # (in, out) for MatMul
-        return node("Add", [node("MatMul", [x, const(w, f"{name}.weight")]), weight(f"{name}.bias")])
+    def linear(self, x: str, name: str) -> str:
+        w = self.weights[f"{name}.weight"].astype(np.float32).T.copy()  # (in, out) for MatMul
+        return self.node("Add", [self.node("MatMul", [x, self.const(w, f"{name}.weight")]), self.weight(f"{name}.bias")])
 
-    def layer_norm(x: str, name: str) -> str:
-        return node("LayerNormalization", [x, weight(f"{name}.weight"), weight(f"{name}.bias")], axis=-1, epsilon=eps)
+    def layer_norm(self, x: str, name: str) -> str:
+        return self.node("LayerNormalization", [x, self.weight(f"{name}.weight"), self.weight(f"{name}.bias")],
+                         axis=-1, epsilon=self.eps)
 
-    # Embeddings: word + position (0 … tokens-1) + type, then LayerNorm.
-    ids, mask, types = INPUTS
-    tokens = node("Gather", [node("Shape", [ids]), const(np.array(1, dtype=np.int64))], axis=0)
-    positions = node("Range", [const(np.array(0, dtype=np.int64)), tokens, const(np.array(1, dtype=np.int64))])
-    x = node("Add", [node("Gather", [weight("embeddings.word_embeddings.weight"), ids]),
-                     node("Gather", [weight("embeddings.position_embeddings.weight"), positions])])
-    x = node("Add", [x, node("Gather", [weight("embeddings.token_type_embeddings.weight"), types])])
-    x = layer_norm(x, "embeddings.LayerNorm")
+    def embeddings(self) -> str:
+        """Word + position (0 … tokens-1) + type embeddings, then LayerNorm."""
+        node, weight = self.node, self.weight
+        ids, _, types = INPUTS
+        tokens = node("Gather", [node("Shape", [ids]), self.const(np.array(1, dtype=np.int64))], axis=0)
+        positions = node("Range", [self.const(np.array(0, dtype=np.int64)), tokens, self.const(np.array(1, dtype=np.int64))])
+        x = node("Add", [node("Gather", [weight("embeddings.word_embeddings.weight"), ids]),
+                         node("Gather", [weight("embeddings.position_embeddings.weight"), positions])])
+        x = node("Add", [x, node("Gather", [weight("embeddings.token_type_embeddings.weight"), types])])
+        return self.layer_norm(x, "embeddings.LayerNorm")
 
-    # Padding is masked by adding a large negative number to its attention scores.
-    keep = node("Cast", [node("Unsqueeze", [mask, const(np.array([1, 2], dtype=np.int64))])], to=TensorProto.FLOAT)
-    bias = node("Mul", [node("Sub", [const(np.array(1.0, dtype=np.float32)), keep]),
-                        const(np.array(-1e4, dtype=np.float32))])
-    split = const(np.array([0, 0, heads, width // heads], dtype=np.int64))
-    merge = const(np.array([0, 0, width], dtype=np.int64))
-    scale = const(np.array(1.0 / math.sqrt(width // heads), dtype=np.float32))
-    for i in range(config["num_hidden_layers"]):
-        prefix = f"encoder.layer.{i}"
+    def padding_bias(self) -> str:
+        """Padding is masked by adding a large negative number to its attention scores."""
+        from onnx import TensorProto
+
+        keep = self.node("Cast", [self.node("Unsqueeze", [INPUTS[1], self.const(np.array([1, 2], dtype=np.int64))])],
+                         to=TensorProto.FLOAT)
+        return self.node("Mul", [self.node("Sub", [self.scalar(1.0), keep]), self.scalar(-1e4)])
+
+    def layer(self, x: str, prefix: str, bias: str, shapes: tuple[str, str, str]) -> str:
+        """One encoder layer: self-attention, then the feed-forward block (exact GELU)."""
+        node, linear, (split, merge, scale) = self.node, self.linear, shapes
 
         def heads_of(part: str, perm: list[int]) -> str:
             return node("Transpose", [node("Reshape", [linear(x, f"{prefix}.attention.self.{part}"), split])], perm=perm)
@@ -93,24 +102,38 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False)
         scores = node("Add", [node("Mul", [node("MatMul", [q, k]), scale]), bias])
         context = node("MatMul", [node("Softmax", [scores], axis=-1), v])
         context = node("Reshape", [node("Transpose", [context], perm=[0, 2, 1, 3]), merge])
-        x = layer_norm(node("Add", [linear(context, f"{prefix}.attention.output.dense"), x]),
-                       f"{prefix}.attention.output.LayerNorm")
+        x = self.layer_norm(node("Add", [linear(context, f"{prefix}.attention.output.dense"), x]),
+                            f"{prefix}.attention.output.LayerNorm")
         hidden = linear(x, f"{prefix}.intermediate.dense")
-        gelu = node("Mul", [node("Mul", [hidden, const(np.array(0.5, dtype=np.float32))]),
-                            node("Add", [node("Erf", [node("Div", [hidden, const(np.array(math.sqrt(2.0),
-                                                                                           dtype=np.float32))])]),
-                                         const(np.array(1.0, dtype=np.float32))])])
-        x = layer_norm(node("Add", [linear(gelu, f"{prefix}.output.dense"), x]), f"{prefix}.output.LayerNorm")
+        gelu = node("Mul", [node("Mul", [hidden, self.scalar(0.5)]),
+                            node("Add", [node("Erf", [node("Div", [hidden, self.scalar(math.sqrt(2.0))])]),
+                                         self.scalar(1.0)])])
+        return self.layer_norm(node("Add", [linear(gelu, f"{prefix}.output.dense"), x]), f"{prefix}.output.LayerNorm")
 
+
+def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False):  # noqa: ANN201 - onnx.ModelProto
+    """An ONNX model of BertModel: int64 inputs (batch, tokens) → "hidden" (batch, tokens, width),
+    or with `head`, the span head's "logits" (batch, tokens, 2). Weight names as transformers'
+    BertModel writes them (without a "bert." prefix); the head is "qa_outputs.*"."""
+    from onnx import TensorProto, helper
+
+    width, heads = config["hidden_size"], config["num_attention_heads"]
+    graph = _Graph(weights, float(config.get("layer_norm_eps", 1e-12)))
+    x = graph.embeddings()
+    bias = graph.padding_bias()
+    shapes = (graph.const(np.array([0, 0, heads, width // heads], dtype=np.int64)),
+              graph.const(np.array([0, 0, width], dtype=np.int64)),
+              graph.scalar(1.0 / math.sqrt(width // heads)))
+    for i in range(config["num_hidden_layers"]):
+        x = graph.layer(x, f"encoder.layer.{i}", bias, shapes)
     output = "logits" if head else "hidden"
-    last = linear(x, "qa_outputs") if head else x
-    nodes.append(helper.make_node("Identity", [last], [output]))
-    graph = helper.make_graph(
-        nodes, "bert",
+    graph.nodes.append(helper.make_node("Identity", [graph.linear(x, "qa_outputs") if head else x], [output]))
+    model = helper.make_graph(
+        graph.nodes, "bert",
         [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"]) for name in INPUTS],
         [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", "tokens", 2 if head else width])],
-        initializers)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+        graph.initializers)
+    return helper.make_model(model, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 def load_weights(folder: Path, overlay: Path | None = None) -> tuple[dict[str, np.ndarray], dict]:

@@ -1,0 +1,203 @@
+"""Writing a build into Milvus as a new generation (see `qa.index.milvus`): its three
+collections, then the alias switched to it, then the generation before the previous dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import Settings
+from qa.errors import IndexWriteError
+from qa.index.manifest import Manifest
+from qa.index.milvus import (
+    BATCH,
+    BM25_B,
+    BM25_K1,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    MAX_TEXT,
+    META_PART_CHARS,
+    connect,
+    lexical_terms,
+    short_error,
+)
+from qa.types import Chunk
+
+log = logging.getLogger(__name__)
+
+
+def vector_types(manifest_counts: tuple[int, int], ann_threshold: int) -> dict[str, str]:
+    """The vector index of each collection, by the files backend's rule: exact up to `ann_threshold` vectors.
+
+    >>> vector_types((100, 30_000), 20_000)
+    {'chunks': 'FLAT', 'units': 'HNSW'}
+    """
+    return {kind: "FLAT" if count <= ann_threshold else "HNSW" for kind, count in zip(("chunks", "units"), manifest_counts)}
+
+
+def _schemas(client, dim: int, types: dict[str, str]) -> dict[str, tuple]:  # noqa: ANN001 - suffix -> (schema, index params)
+    from pymilvus import DataType, Function, FunctionType
+
+    def vector_index(params, kind: str) -> None:  # noqa: ANN001
+        if types[kind] == "FLAT":
+            params.add_index("vector", index_type="FLAT", metric_type="IP")
+        else:
+            params.add_index("vector", index_type="HNSW", metric_type="IP",
+                             params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})
+
+    chunks = client.create_schema(auto_id=False)
+    chunks.add_field("id", DataType.INT64, is_primary=True)
+    for name, length in (("chunk_id", 64), ("doc_id", 64), ("section", 4096), ("text", MAX_TEXT)):
+        chunks.add_field(name, DataType.VARCHAR, max_length=length)
+    for name in ("start", "end", "page", "first_unit", "end_unit"):
+        chunks.add_field(name, DataType.INT64)
+    chunks.add_field("terms", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
+                     analyzer_params={"tokenizer": "standard"})
+    chunks.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    chunks.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
+                                 output_field_names=["sparse"]))
+    chunk_index = client.prepare_index_params()
+    vector_index(chunk_index, "chunks")
+    chunk_index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                          params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
+
+    units = client.create_schema(auto_id=False)
+    units.add_field("id", DataType.INT64, is_primary=True)
+    for name in ("row", "start", "end"):
+        units.add_field(name, DataType.INT64)
+    units.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    unit_index = client.prepare_index_params()
+    vector_index(unit_index, "units")
+
+    meta = client.create_schema(auto_id=False)  # Milvus wants a vector field in every collection
+    meta.add_field("id", DataType.INT64, is_primary=True)
+    meta.add_field("json", DataType.VARCHAR, max_length=MAX_TEXT)
+    meta.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
+    meta_index = client.prepare_index_params()
+    meta_index.add_index("vector", index_type="FLAT", metric_type="IP")
+    return {"chunks": (chunks, chunk_index), "units": (units, unit_index), "meta": (meta, meta_index)}
+
+
+def _generation_of(collection: str, name: str) -> int | None:
+    """The stamp of a generation's collection, or None for a collection that is not one of `name`'s.
+
+    >>> _generation_of("docqa_g17_units", "docqa"), _generation_of("other_g17_units", "docqa")
+    (17, None)
+    """
+    stem, _, kind = collection.rpartition("_")
+    head, _, stamp = stem.rpartition("_g")
+    if head != name or kind not in ("chunks", "units", "meta") or not stamp.isdigit():
+        return None
+    return int(stamp)
+
+
+def publish(settings: Settings, folder: Path, writer, manifest: Manifest) -> None:  # noqa: ANN001 - a finished IndexWriter
+    """Write a finished build (`folder` holds its chunk store and vector spools) as a new
+    generation, then point the alias at it. Raises `IndexWriteError` (the previous generation
+    still answers) when anything fails."""
+    client = connect(settings)
+    name = settings.store_collection
+    generation = f"{name}_g{time.time_ns()}"
+    try:
+        for kind, (schema, index_params) in _schemas(client, manifest.dim, manifest.vector_types).items():
+            client.create_collection(f"{generation}_{kind}", schema=schema, index_params=index_params)
+        _insert_chunks(client, f"{generation}_chunks", folder, writer)
+        _insert_units(client, f"{generation}_units", writer)
+        meta = json.dumps({"generation": generation, "manifest": manifest.to_json(),
+                           "documents": [_document_json(d) for d in writer.documents]}, ensure_ascii=False)
+        parts = [meta[i:i + META_PART_CHARS] for i in range(0, len(meta), META_PART_CHARS)]
+        client.insert(f"{generation}_meta", [{"id": i, "json": part, "vector": [1.0, 0.0]} for i, part in enumerate(parts)])
+        for kind in ("chunks", "units", "meta"):
+            client.flush(f"{generation}_{kind}")
+        previous = _switch_alias(client, name, f"{generation}_meta")
+    except Exception as error:  # noqa: BLE001 - grpc, Milvus and OS errors alike; nothing half-published stays
+        for kind in ("chunks", "units", "meta"):
+            try:
+                client.drop_collection(f"{generation}_{kind}")
+            except Exception:  # noqa: BLE001, S110 - the store may be gone; the next build drops what is left
+                pass
+        raise IndexWriteError(f"could not write the index to the Milvus store {settings.store} ({short_error(error)});"
+                              " the previous index is untouched") from None
+    _drop_old_generations(client, name, previous)
+
+
+def _document_json(info) -> dict:  # noqa: ANN001 - a DocumentInfo
+    return {"doc_id": info.doc_id, "title": info.title, "path": info.path, "sha256": info.sha256,
+            "chars": info.chars, "chunks": info.chunks}
+
+
+def _insert_chunks(client, collection: str, folder: Path, writer) -> None:  # noqa: ANN001
+    from qa.ingest.chunking import embedding_text
+
+    titles = {d.doc_id: d.title for d in writer.documents}
+    chunk_units = np.frombuffer(writer.chunk_units, dtype=np.int64).reshape(-1, 2)
+    vectors = writer.vectors.batches(BATCH)
+    with (folder / "chunks.jsonl").open(encoding="utf-8") as store:
+        row = 0
+        for batch in _lines_in_batches(store):
+            block = next(vectors)
+            rows = []
+            for offset, line in enumerate(batch):
+                chunk = Chunk(**json.loads(line))
+                first, end = chunk_units[row + offset]
+                rows.append({
+                    "id": row + offset, "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "section": chunk.section,
+                    "text": chunk.text, "start": chunk.start, "end": chunk.end,
+                    "page": -1 if chunk.page is None else chunk.page, "first_unit": int(first), "end_unit": int(end),
+                    "terms": lexical_terms(embedding_text(titles[chunk.doc_id], chunk.section, chunk.text)),
+                    "vector": block[offset].tolist(),
+                })
+            client.insert(collection, rows)
+            row += len(batch)
+
+
+def _lines_in_batches(lines) -> Iterator[list[str]]:  # noqa: ANN001
+    batch = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _insert_units(client, collection: str, writer) -> None:  # noqa: ANN001
+    units = np.frombuffer(writer.units, dtype=np.int64).reshape(-1, 3)
+    for first, block in zip(range(0, len(units), BATCH), writer.unit_vectors.batches(BATCH)):
+        client.insert(collection, [
+            {"id": first + i, "row": int(r), "start": int(a), "end": int(b), "vector": block[i].tolist()}
+            for i, (r, a, b) in enumerate(units[first:first + BATCH].tolist())
+        ])
+
+
+def _switch_alias(client, name: str, meta_collection: str) -> str | None:  # noqa: ANN001
+    """Point alias `name` at `meta_collection`; returns the collection it pointed at before."""
+    try:
+        previous = client.describe_alias(name).get("collection_name")
+    except Exception:  # noqa: BLE001 - no alias yet
+        previous = None
+    if previous is None:
+        client.create_alias(meta_collection, name)
+    else:
+        client.alter_alias(meta_collection, name)
+    return previous
+
+
+def _drop_old_generations(client, name: str, previous: str | None) -> None:  # noqa: ANN001
+    """Drop the generations older than the one just replaced (which replicas may still be reading)."""
+    keep_from = _generation_of(previous, name) if previous else None
+    try:
+        for collection in client.list_collections():
+            stamp = _generation_of(collection, name)
+            if stamp is not None and keep_from is not None and stamp < keep_from:
+                client.drop_collection(collection)
+    except Exception as error:  # noqa: BLE001 - the new index is live; the next build tries again
+        log.warning("could not drop old index collections from the Milvus store (%s)", short_error(error))

@@ -1,0 +1,77 @@
+"""The package's shape: imports run one way through the stages, modules and functions stay small
+enough to read, and importing any module changes nothing in the environment."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "qa"
+# Each part may import its own modules and those of lower layers, never a higher one.
+LAYERS = {"types": 0, "errors": 0, "config": 0, "text": 0, "sentences": 0, "__init__": 0, "ingest": 1, "models": 2,
+          "index": 3, "answer": 4, "pipeline": 5, "evaluation": 6, "app": 6, "cli": 7, "__main__": 8}
+
+
+def modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield ".".join(path.relative_to(ROOT).with_suffix("").parts), path
+
+
+def part(module: str) -> str:
+    return module.split(".")[1]
+
+
+def imported(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "qa":
+            if node.module == "qa":
+                names |= {f"qa.{alias.name}" for alias in node.names if alias.name != "__version__"}
+            else:
+                names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.startswith("qa.")}
+    return names
+
+
+def test_imports_go_one_way_through_the_stages():
+    wrong = []
+    for module, path in modules():
+        mine = LAYERS[part(module)]
+        for target in imported(ast.parse(path.read_text(encoding="utf-8"))):
+            theirs = LAYERS[part(target)]
+            if theirs > mine or (theirs == mine > 0 and part(target) != part(module)):
+                wrong.append(f"{module} imports {target}")
+    assert not wrong
+
+
+def test_modules_and_functions_stay_short():
+    long = []
+    for module, path in modules():
+        source = path.read_text(encoding="utf-8")
+        if len(source.splitlines()) > 400:
+            long.append(f"{module}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{module}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not long
+
+
+def test_importing_any_module_leaves_the_environment_as_it_was():
+    names = [module for module, _ in modules() if not module.endswith("__main__")]
+    script = (
+        "import importlib, json, os, sys\n"
+        "before = dict(os.environ)\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        "after = dict(os.environ)\n"
+        "print(json.dumps(sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))))\n"
+    )
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
