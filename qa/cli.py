@@ -26,9 +26,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from qa.app.render import answer_json, highlight, passage_json
 from qa.config import Settings
 from qa.errors import QAError
-from qa.app.render import answer_json, highlight, passage_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -265,10 +265,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list, list[str]]:
     """Settings whose corpus is the SQuAD file's articles (indexed in `work`), its questions, and
     the problems of the items skipped."""
-    from qa.index.build import build_index
     from qa.evaluation.evaluate import squad_corpus
-    from qa.models.embedders import get_embedder
     from qa.evaluation.squad import load_squad
+    from qa.index.build import build_index
+    from qa.models.embedders import get_embedder
 
     problems: list[str] = []
     try:

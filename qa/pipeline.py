@@ -17,21 +17,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from qa.answer.answerer import Answerer, AnswerStream
-from qa.index.build import BuildSummary, build_index
-from qa.config import Settings
-from qa.ingest.corpus import IGNORE_FILE, file_sha256, set_ignored
-from qa.ingest.readers import UnreadableFile, read_document
-from qa.errors import QAError
 from qa.answer.followup import standalone_query
-from qa.models.generate import Generator, get_generator
-from qa.index.store import Index, load_index
-from qa.models.embedders import Embedder, get_embedder
-from qa.models.locate import reader_model_dir
-from qa.index.overview import Overview, document_overview, overview_answer, overview_request
 from qa.answer.reader import Reader, get_reader
 from qa.answer.retrieve import Retriever, check_question
+from qa.config import Settings
+from qa.errors import QAError
+from qa.index.build import BuildSummary, build_index
+from qa.index.overview import Overview, document_overview, overview_answer, overview_request
+from qa.index.store import Index, load_index
+from qa.ingest.corpus import IGNORE_FILE, file_sha256, set_ignored
+from qa.ingest.readers import UnreadableFile, read_document
+from qa.models.embedders import Embedder, get_embedder
+from qa.models.generate import Generator, get_generator
+from qa.models.locate import reader_model_dir
 from qa.types import Answer, Document, Passage
-
 
 KEPT_DOCUMENTS = 4  # documents kept parsed for the document view
 KEPT_OVERVIEWS = 16

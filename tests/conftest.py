@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.ingest.chunking import count_words
 from qa.config import Settings
+from qa.ingest.chunking import count_words
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"

@@ -7,14 +7,14 @@ import pytest
 from conftest import FakeReader
 
 from qa.answer.answerer import Answerer
-from qa.index.build import build_index
-from qa.config import Settings
-from qa.index.store import load_index
 from qa.answer.prompts import NOT_IN_DOCUMENTS, SYSTEM, format_passages, messages
 from qa.answer.retrieve import Retriever
+from qa.answer.verify import verify
+from qa.config import Settings
+from qa.index.build import build_index
+from qa.index.store import load_index
 from qa.text import parse_markers, strip_markers
 from qa.types import Answer, Chunk, Passage
-from qa.answer.verify import verify
 
 DOC = "The treaty was signed in 1965 in Tokyo. It normalised relations. The rocks are called Dokdo in Korean."
 

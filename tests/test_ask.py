@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import qa
 
-from qa.models.catalog import CATALOG
-from qa.config import Settings
-from qa.pipeline import Pipeline
 from qa.answer.reader import window_budget
+from qa.config import Settings
+from qa.models.catalog import CATALOG
+from qa.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
 

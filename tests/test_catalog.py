@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.models.catalog import CATALOG, CatalogModel, Part, install, installed_file
 from qa.cli import main
 from qa.errors import ModelLoadError, QAError
+from qa.models.catalog import CATALOG, CatalogModel, Part, install, installed_file
 from qa.models.generate import get_generator
 
 PARTS = (b"GGUF first part ", b"and the second.")

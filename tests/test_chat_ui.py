@@ -261,8 +261,8 @@ def test_an_out_of_date_index_answers_under_a_banner(seed_workdir: Path, tmp_pat
 
 
 def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_it():
-    from qa.app import webchat
     from qa.answer.answerer import AnswerStream
+    from qa.app import webchat
     from qa.types import Answer
 
     class Drafting:  # streams a claim the verification then rejects

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from qa.ingest.chunking import chunk_document, count_words, pack
-from qa.sentences import HARD_MAX_CHARS, sentence_spans, unit_blocks
 from qa.ingest.readers import parse_sections, read_document
+from qa.sentences import HARD_MAX_CHARS, sentence_spans, unit_blocks
 from qa.types import Document, make_id
 
 SEED = Path(__file__).resolve().parent.parent / "corpus" / "japan_south_korea_relations.txt"

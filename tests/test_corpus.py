@@ -3,7 +3,6 @@ from pathlib import Path
 import pytest
 
 from qa.ingest.corpus import find_files
-
 from qa.ingest.readers import UnreadableFile, decode, parse_sections, read_document
 
 WIKI = """= Title =

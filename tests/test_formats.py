@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import SEED_CORPUS, qa
 
-from qa.index.build import build_index
 from qa.config import Settings
-from qa.ingest.readers import UnreadableFile, read_document
+from qa.index.build import build_index
 from qa.index.store import load_index
+from qa.ingest.readers import UnreadableFile, read_document
 
 HTML = """<!doctype html><html><head><title>Ferry guide</title><style>p{color:red}</style></head>
 <body><h1>Ferry guide</h1><p>Ferries link Busan and Fukuoka.</p>

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from qa.index import build as build_module
-from qa.index import writer as writer_module
-from qa.index import manifest as manifest_module
-from qa.index import swap
-from qa.index.build import build_index
+from qa.answer.retrieve import Retriever
 from qa.config import Settings
 from qa.errors import CorruptIndexError, EmptyCorpusError, IndexBusyError, MissingIndexError, StaleIndexError
+from qa.index import build as build_module
+from qa.index import manifest as manifest_module
+from qa.index import swap
+from qa.index import writer as writer_module
+from qa.index.build import build_index
 from qa.index.store import index_state, load_index
-from qa.answer.retrieve import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -62,8 +62,8 @@ def test_the_app_empties_gradios_upload_cache(settings, fake_embedder):
 
     from conftest import FakeReader
 
-    from qa.pipeline import Pipeline
     from qa.app.web import build
+    from qa.pipeline import Pipeline
 
     settings = dataclasses.replace(settings, upload_cache_minutes=30)
     demo = build(Pipeline(settings, embedder=fake_embedder, reader=FakeReader()))

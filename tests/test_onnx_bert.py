@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa.answer.reader import encode
 from qa.models.embedders import BertEmbedder, is_plain_bert
 from qa.models.locate import BUNDLED_READER, bundled_model_dir
 from qa.models.onnx_bert import WordPieces, graph_file, load_bert
-from qa.answer.reader import encode
 
 TEXTS = ["When did Japan and South Korea establish diplomatic relations?", "Seoul",
          "The Treaty on Basic Relations between Japan and the Republic of Korea was signed on 22 June 1965 in Tokyo."]

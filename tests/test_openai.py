@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from conftest import free_port, openai_server
 
+from qa.answer.prompts import messages
 from qa.config import Settings
 from qa.errors import ModelLoadError
 from qa.models.generate import LlamaCppGenerator, OpenAIGenerator
 from qa.pipeline import Pipeline
-from qa.answer.prompts import messages
 
 pytestmark = pytest.mark.slow
 

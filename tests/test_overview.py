@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from conftest import FakeEmbedder, FakeReader
 
-from qa.index.build import build_index
 from qa.config import Settings
-from qa.index.store import load_index
+from qa.index.build import build_index
 from qa.index.overview import KEY_SENTENCES, NEAR_COPY, document_overview, overview_request
+from qa.index.store import load_index
 from qa.pipeline import Pipeline
 
 FALCON = """# Project Falcon

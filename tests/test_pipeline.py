@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import FakeReader
 
-from qa.index.build import build_index
 from qa.config import Settings
-from qa.ingest.corpus import find_files
 from qa.errors import QAError
+from qa.index.build import build_index
+from qa.ingest.corpus import find_files
 from qa.pipeline import Pipeline
 
 
@@ -94,8 +94,8 @@ def test_a_follow_up_is_read_with_the_query_the_retriever_used(pipeline: Pipelin
 
 
 def test_a_removal_that_cannot_finish_changes_nothing_and_says_why(pipeline: Pipeline, monkeypatch):
-    from qa.ingest.corpus import ignored_paths
     from qa.errors import IndexBusyError
+    from qa.ingest.corpus import ignored_paths
 
     corpus = pipeline.settings.corpus_dir
     rocks = next(d.doc_id for d in pipeline.index.documents.values() if d.path == "rocks.md")
@@ -126,8 +126,8 @@ def test_a_removal_that_cannot_finish_changes_nothing_and_says_why(pipeline: Pip
 def test_a_read_only_index_folder_is_a_message_and_leftovers_are_cleaned(pipeline: Pipeline, tmp_path: Path):
     import dataclasses
 
-    from qa.index.build import build_index
     from qa.errors import IndexWriteError
+    from qa.index.build import build_index
 
     corpus = pipeline.settings.corpus_dir
     (corpus / ".upload-999999.md").write_text("half", encoding="utf-8")  # a killed upload (no such process)

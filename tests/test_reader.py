@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa.answer.reader import TrainedReader, Window, best_span, reading, window_at, window_sentences
 from qa.errors import ModelLoadError
 from qa.models.locate import BUNDLED_READER, reader_model_dir
-from qa.answer.reader import TrainedReader, Window, best_span, reading, window_at, window_sentences
 
 TEXT = "Busan is a port. It was founded in 1876 by traders. The harbour is deep."
 SPANS = ((0, 16), (17, 51), (52, 72))

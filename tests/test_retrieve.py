@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 from conftest import qa
 
-from qa.index.build import build_index
+from qa.answer.retrieve import Retriever, check_question, reciprocal_rank_fusion
 from qa.config import Settings
 from qa.errors import BadQuestionError
+from qa.index.build import build_index
 from qa.index.store import load_index
-from qa.answer.retrieve import Retriever, check_question, reciprocal_rank_fusion
 
 
 def test_rrf_follows_its_definition():

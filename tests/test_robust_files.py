@@ -11,8 +11,8 @@ import pytest
 from conftest import ROOT
 from test_formats import MARKDOWN, make_pdf
 
-from qa.index.build import build_index
 from qa.config import Settings
+from qa.index.build import build_index
 from qa.ingest.readers import UnreadableFile, read_document
 
 

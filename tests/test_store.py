@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder, free_port, qa
 
+from qa.answer.retrieve import Retriever
+from qa.config import Settings
+from qa.errors import IndexWriteError, MissingIndexError, QAError, StaleIndexError
 from qa.index import milvus as milvus_store
 from qa.index import milvus_write
 from qa.index.build import build_index
-from qa.config import Settings
-from qa.errors import IndexWriteError, MissingIndexError, QAError, StaleIndexError
 from qa.index.store import index_state, load_index
-from qa.answer.retrieve import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 STORES = ["files", "milvus-lite"]

@@ -32,16 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.config import Settings
-from qa.models.generate import Generator
-from qa.index.store import Index
-from qa.models.embedders import Embedder
 from qa.answer.prompts import NOT_IN_DOCUMENTS, messages
 from qa.answer.reader import Reader, Window, window_at, window_budget
-from qa.text import normalize_answer
-from qa.text import inert_markers, overlap, terms
-from qa.types import Answer, Citation, Passage, Reading
 from qa.answer.verify import verify
+from qa.config import Settings
+from qa.index.store import Index
+from qa.models.embedders import Embedder
+from qa.models.generate import Generator
+from qa.text import inert_markers, normalize_answer, overlap, terms
+from qa.types import Answer, Citation, Passage, Reading
 
 PROMPT_SENTENCES = 4  # the reader's most probable proof sentences that the language model is shown
 

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+from qa.app.render import answer_markdown, citations_json
 from qa.errors import (
     BadQuestionError,
     CorruptIndexError,
@@ -35,7 +36,6 @@ from qa.errors import (
     StoreUnavailableError,
 )
 from qa.pipeline import Pipeline
-from qa.app.render import answer_markdown, citations_json
 from qa.types import Answer
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-
 MAX_KEYS = 10_000  # clients (or user names) remembered at most: memory stays bounded
 MAX_NAME_CHARS, MAX_PASSWORD_CHARS = 256, 1024
 

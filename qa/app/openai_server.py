@@ -18,8 +18,8 @@ import time
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.models.generate import Generator, get_generator
 from qa.models.embedders import Embedder, get_embedder
+from qa.models.generate import Generator, get_generator
 
 MAX_INPUTS = 2048  # texts per embeddings request
 

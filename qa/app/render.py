@@ -20,8 +20,8 @@ from qa.text import MARKER, parse_markers
 from qa.types import Answer, Chunk, Citation, Passage, Reading
 
 if TYPE_CHECKING:
-    from qa.index.store import Index
     from qa.index.overview import Overview
+    from qa.index.store import Index
 
 _SPACES = re.compile(r"\s+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")

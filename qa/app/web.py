@@ -22,12 +22,9 @@ from types import SimpleNamespace
 import gradio as gr
 
 from qa.app.answers_api import AnswersAPI, RequireKey
-from qa.config import Settings
-from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES, example_questions
-from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard
-from qa.pipeline import Pipeline
-from qa.app.render import plain_text
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
+from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard
+from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
     NO_SOURCES,
@@ -42,6 +39,9 @@ from qa.app.webchat import (
     show_overview,
     stopped,
 )
+from qa.config import Settings
+from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES, example_questions
+from qa.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from qa.config import ANSWER_MODES
-from qa.errors import QAError
-from qa.pipeline import Pipeline
 from qa.app.render import (
     answer_json,
     answer_markdown,
@@ -37,6 +34,9 @@ from qa.app.render import (
     sources_html,
     where,
 )
+from qa.config import ANSWER_MODES
+from qa.errors import QAError
+from qa.pipeline import Pipeline
 from qa.types import Answer
 
 log = logging.getLogger(__name__)

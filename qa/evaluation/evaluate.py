@@ -31,12 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.sentences import sentence_spans
 from qa.errors import QAError
-from qa.pipeline import Pipeline
 from qa.evaluation.squad import SquadArticle, squad_scores
+from qa.pipeline import Pipeline
+from qa.sentences import sentence_spans
+from qa.text import answer_sentences
 from qa.text import normalize_answer as normalize
-from qa.text import answer_sentences, strip_markers
+from qa.text import strip_markers
 from qa.types import Answer, Passage
 
 log = logging.getLogger(__name__)

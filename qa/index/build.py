@@ -19,16 +19,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.ingest.chunking import split_document
 from qa.config import Settings
-from qa.ingest.corpus import SUFFIXES, file_sha256, find_files, remove_leftovers
-from qa.ingest.readers import UnreadableFile, read_document
 from qa.errors import EmptyCorpusError, IndexWriteError, QAError
-from qa.index.store import Index, index_manifest, load_index
 from qa.index.manifest import Manifest, SourceRecord, file_changed, fingerprint
-from qa.models.embedders import Embedder
+from qa.index.store import Index, index_manifest, load_index
 from qa.index.swap import build_lock, fsync, recover, sibling, swap_in
 from qa.index.writer import IndexWriter, Report, write_json
+from qa.ingest.chunking import split_document
+from qa.ingest.corpus import SUFFIXES, file_sha256, find_files, remove_leftovers
+from qa.ingest.readers import UnreadableFile, read_document
+from qa.models.embedders import Embedder
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from qa import __version__
 from qa.config import Settings
-from qa.ingest.corpus import file_sha256, find_files
 from qa.errors import CorruptIndexError, MissingIndexError, StaleIndexError
 from qa.index.swap import settle
+from qa.ingest.corpus import file_sha256, find_files
 from qa.text import BM25_STOPWORDS, STEMMER
 
 FORMAT_VERSION = 1

@@ -13,17 +13,17 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Protocol
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from qa.config import Settings
 from qa.errors import CorruptIndexError, MissingIndexError, StaleIndexError
 from qa.index.manifest import Manifest, check_files, corpus_changes, mismatch_reasons, read_manifest
+from qa.index.vectors import Vectors
 from qa.text import BM25_STOPWORDS, bm25s_module, word_tokens
 from qa.types import Chunk
-from qa.index.vectors import Vectors
 
 log = logging.getLogger(__name__)
 

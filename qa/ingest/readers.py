@@ -14,8 +14,8 @@ page's start offset kept.
 from __future__ import annotations
 
 import hashlib
-import os
 import logging
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path

@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from qa.models.catalog import CATALOG, installed_file
 from qa.errors import ModelLoadError
+from qa.models.catalog import CATALOG, installed_file
 from qa.models.embedders import set_threads
 from qa.models.locate import generator_source, is_gguf, offline
 
