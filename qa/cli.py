@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from qa.app.render import answer_json, highlight, passage_json
+from qa.app.render import answer_json, highlight, passage_json, proof_view
 from qa.config import Settings
 from qa.errors import QAError
 
@@ -223,12 +223,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(answer_json(answer, pipeline.index.title), ensure_ascii=False))
         return 0
-    if answer.mode == "generative" or answer.short_answer is None:
+    shown = proof_view(answer)
+    if shown is None:
         print(answer.text)
     else:
-        short = answer.short_answer
-        print(short.text)
-        print(_indent(f"“{highlight(short, sys.stdout.isatty())}” [{short.marker}]"))
+        headline, short = shown
+        quote = f"“{highlight(short, sys.stdout.isatty())}” [{short.marker}]"
+        print(quote if headline is None else f"{headline}\n{_indent(quote)}")
     if answer.citations:
         print("\nSources:")
     for c in answer.citations:
@@ -236,7 +237,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         where = " > ".join(part for part in (pipeline.index.title(passage.chunk), passage.chunk.section) if part)
         page = f"p. {c.page}, " if c.page else ""
         print(f"[{c.marker}] {where}  ({page}chars {c.start}-{c.end})")
-        if not (answer.short_answer and answer.mode == "evidence"):  # else the quote is printed above
+        if shown is None:  # else the quote is printed above
             print(_indent(f"“{c.quote}”"))
     return 0
 

@@ -75,6 +75,12 @@ class Reading:
     margin: float  # span score minus the no-answer score
     answerable: float  # calibrated probability that the span answers the question
 
+    @property
+    def is_whole_sentence(self) -> bool:
+        """Whether the answer span is its whole sentence: then the sentence is shown once, quoted,
+        without the short answer before it (the one display rule: text, Markdown, HTML, terminal)."""
+        return self.text.strip(" .") == self.sentence.strip(" .")
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:

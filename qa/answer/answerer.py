@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
+import collections.abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -87,11 +88,8 @@ def display_text(reading: Reading) -> str:
     >>> display_text(Reading(2, "c", "1965", 40, 44, "Signed in 1965.", 31, 46, 9.0, 4.0, 0.9))
     '1965 — “Signed in 1965.” [2]'
     """
-    sentence = inert_markers(reading.sentence)
-    short = inert_markers(reading.text)
-    if short.strip(" .") == sentence.strip(" ."):
-        return f"“{sentence}” [{reading.marker}]"
-    return f"{short} — “{sentence}” [{reading.marker}]"
+    quote = f"“{inert_markers(reading.sentence)}” [{reading.marker}]"
+    return quote if reading.is_whole_sentence else f"{inert_markers(reading.text)} — {quote}"
 
 
 class AnswerStream:
@@ -209,19 +207,12 @@ class Answerer:
             raise ValueError(f"unknown answer mode {mode!r}: use 'evidence' or 'generative'")
         if mode == "generative" and self.generator is None:
             raise ValueError("generative mode needs a generator")
-        began = time.perf_counter()
-        first_piece: float | None = None
+        clock = _Clock()
         readings = self.read(question, passages, question_vector)
-        best = readings[0] if readings and readings[0].answerable >= self.reader.threshold else None
+        best = decide(readings, self.reader.threshold)
         raw, text, citations, model = "", "", [], self.reader.name
         if best is not None and mode == "generative":
-            evidence = compact_evidence(readings, PROMPT_SENTENCES)
-            for piece in self.generator.stream(messages(question, evidence), self.settings.max_new_tokens, cancel):
-                if first_piece is None:
-                    first_piece = time.perf_counter()
-                raw += piece
-                yield piece
-            text, citations = verify(raw, passages, question) if raw else ("", [])
+            raw, text, citations = yield from clock.timed(self._generate(question, passages, readings, cancel))
             if citations and states(text, best.text):
                 model = self.generator.name
             else:
@@ -229,27 +220,64 @@ class Answerer:
                 if not (cancel and cancel.is_set()):
                     mode = "evidence"  # nothing generated both survived and said the reader's answer
         if best is not None and mode == "evidence":
-            text = display_text(best)
-            chunk = passages[best.marker - 1].chunk
-            citations = [Citation(best.marker, chunk.chunk_id, best.sentence, best.sentence_start,
-                                  best.sentence_end, chunk.page)]
+            text, citations = evidence_answer(best, passages)
             if not raw:
-                first_piece = time.perf_counter()
-                yield text
+                yield from clock.timed(iter([text]))
         abstained = not citations
-        yield Answer(
-            question=question,
-            text=NOT_IN_DOCUMENTS if abstained else text,
-            citations=tuple(citations),
-            passages=tuple(passages),
-            abstained=abstained,
-            mode=mode,
-            model=model,
-            raw_text=raw or text,
-            short_answer=None if abstained else best,
-            readings=tuple(readings),
-            timings={
-                "first_token_ms": round(((first_piece or time.perf_counter()) - began) * 1000, 1),
-                "total_ms": round((time.perf_counter() - began) * 1000, 1),
-            },
-        )
+        yield Answer(question=question, text=NOT_IN_DOCUMENTS if abstained else text, citations=tuple(citations),
+                     passages=tuple(passages), abstained=abstained, mode=mode, model=model, raw_text=raw or text,
+                     short_answer=None if abstained else best, readings=tuple(readings), timings=clock.timings())
+
+    def _generate(self, question: str, passages: Sequence[Passage], readings: Sequence[Reading],
+                  cancel: threading.Event | None) -> collections.abc.Generator[str, None, tuple[str, str, list[Citation]]]:
+        """The language model's pieces as it writes them from the reader's best sentences; returns
+        (what it wrote, what of it the shown passages support, their citations)."""
+        raw = ""
+        evidence = compact_evidence(readings, PROMPT_SENTENCES)
+        for piece in self.generator.stream(messages(question, evidence), self.settings.max_new_tokens, cancel):
+            raw += piece
+            yield piece
+        text, citations = verify(raw, passages, question) if raw else ("", [])
+        return raw, text, citations
+
+
+def decide(readings: Sequence[Reading], threshold: float) -> Reading | None:
+    """The reading to answer with: the most probable one (readings come best first) when the
+    reader is at least `threshold` sure of it; None: the documents do not hold the answer.
+
+    >>> r = lambda p: Reading(1, "c", "x", 0, 1, "x.", 0, 2, 1.0, 1.0, p)
+    >>> decide([r(0.8), r(0.5)], 0.4).answerable, decide([r(0.3)], 0.4), decide([], 0.4)
+    (0.8, None, None)
+    """
+    return readings[0] if readings and readings[0].answerable >= threshold else None
+
+
+def evidence_answer(best: Reading, passages: Sequence[Passage]) -> tuple[str, list[Citation]]:
+    """An evidence answer's text (`display_text`) and its one citation: the proof sentence."""
+    chunk = passages[best.marker - 1].chunk
+    return display_text(best), [Citation(best.marker, chunk.chunk_id, best.sentence, best.sentence_start,
+                                         best.sentence_end, chunk.page)]
+
+
+class _Clock:
+    """When answering began and when its first piece was given."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+        self.first_piece: float | None = None
+
+    def timed(self, pieces: Iterator[str]):  # noqa: ANN201 - yields the pieces, returns what `pieces` returns
+        """Passes `pieces` through, noting when the first one came."""
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration as done:
+                return done.value
+            if self.first_piece is None:
+                self.first_piece = time.perf_counter()
+            yield piece
+
+    def timings(self) -> dict[str, float]:
+        now = time.perf_counter()
+        return {"first_token_ms": round(((self.first_piece or now) - self.began) * 1000, 1),
+                "total_ms": round((now - self.began) * 1000, 1)}

@@ -94,7 +94,7 @@ def build_mcp(pipeline: Pipeline):  # noqa: ANN201 - an MCPServer
             raise ToolError(str(error)) from None
         short = answer.short_answer
         return AskResult(question=answer.question, answer=answer_markdown(answer), abstained=answer.abstained,
-                         short_answer=None if answer.abstained or short is None else short.text,
+                         short_answer=None if short is None else short.text,
                          citations=[Citation(**c) for c in citations_json(answer, pipeline.index)])
 
     return server

@@ -87,10 +87,22 @@ def answer_markdown(answer: Answer) -> str:
     """The answer as a person reads it, in Markdown: the short answer in bold and the quoted
     sentence that proves it, answer words in bold, with its marker; a generated answer or a
     refusal as written."""
+    shown = proof_view(answer)
+    if shown is None:
+        return answer.text
+    headline, short = shown
+    quote = f"> “{highlight(short)}” [{short.marker}]"
+    return quote if headline is None else f"**{headline}**\n\n{quote}"
+
+
+def proof_view(answer: Answer) -> tuple[str | None, Reading] | None:
+    """How an evidence answer is shown, everywhere (chat, Markdown, terminal): the short answer
+    (None when it is the whole sentence: `Reading.is_whole_sentence`), then its proof sentence
+    quoted. None for a generated or declined answer, which is shown as written."""
     short = answer.short_answer
     if answer.abstained or short is None or answer.mode != "evidence":
-        return answer.text
-    return f"**{short.text}**\n\n> “{highlight(short)}” [{short.marker}]"
+        return None
+    return (None if short.is_whole_sentence else short.text), short
 
 
 def highlight(short: Reading, terminal: bool = False) -> str:
@@ -156,16 +168,16 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
     previews: dict[int, str] = {}
     for c in answer.citations:
         previews[c.marker] = f"{previews[c.marker]} … {c.quote}" if c.marker in previews else c.quote
-    short = answer.short_answer
-    if short is None or answer.mode != "evidence":
+    shown = proof_view(answer)
+    if shown is None:
         text = answer_html(answer.text, len(answer.passages), answer_id, previews)
+        short = answer.short_answer
         return text if short is None else f"<strong>{escape_text(short.text)}</strong> — {text}"
+    headline, short = shown
     before, words, after = (_SPACES.sub(" ", part) for part in proof_parts(short))  # a PDF's line breaks read as spaces
     quote = f"{escape_text(before)}<mark>{escape_text(words)}</mark>{escape_text(after)}"
     link = answer_html(f"[{short.marker}]", len(answer.passages), answer_id, {short.marker: short.sentence})
-    if short.text.strip(" .") == short.sentence.strip(" ."):
-        return f"“{quote}” {link}"
-    return f"<strong>{escape_text(short.text)}</strong> — “{quote}” {link}"
+    return f"“{quote}” {link}" if headline is None else f"<strong>{escape_text(headline)}</strong> — “{quote}” {link}"
 
 
 def where(title: str, section: str) -> str:
