@@ -29,6 +29,7 @@ from pathlib import Path
 from qa.app.render import answer_json, highlight, passage_json, proof_view
 from qa.config import Settings
 from qa.errors import QAError
+from qa.text import heading_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,7 +196,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for p in passages:
         title = pipeline.index.title(p.chunk)
-        where = " > ".join(part for part in (title, p.chunk.section) if part)
+        where = heading_path(title, p.chunk.section)
         page = f"p. {p.chunk.page}, " if p.chunk.page else ""
         print(f"[{p.rank}] {where}  ({page}chars {p.chunk.start}-{p.chunk.end}, score {p.score:.4f})")
         print(_indent(p.chunk.text))
@@ -234,7 +235,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print("\nSources:")
     for c in answer.citations:
         passage = answer.passages[c.marker - 1]
-        where = " > ".join(part for part in (pipeline.index.title(passage.chunk), passage.chunk.section) if part)
+        where = heading_path(pipeline.index.title(passage.chunk), passage.chunk.section)
         page = f"p. {c.page}, " if c.page else ""
         print(f"[{c.marker}] {where}  ({page}chars {c.start}-{c.end})")
         if shown is None:  # else the quote is printed above

@@ -146,3 +146,13 @@ def normalize_answer(text: str) -> str:
     text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
+
+
+def heading_path(title: str, section: str = "") -> str:
+    """Where a passage is, as a person reads it: the document's title, then its section path
+    (stored as "A > B"), joined by " › ".
+
+    >>> heading_path("Japan", "History > 1965"), heading_path("", "Lead")
+    ('Japan › History › 1965', 'Lead')
+    """
+    return " › ".join(part for part in (title, *section.split(" > ")) if part)

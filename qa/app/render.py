@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from qa.text import MARKER, parse_markers
+from qa.text import MARKER, heading_path, parse_markers
 from qa.types import Answer, Chunk, Citation, Passage, Reading
 
 if TYPE_CHECKING:
@@ -180,10 +180,6 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
     return f"“{quote}” {link}" if headline is None else f"<strong>{escape_text(headline)}</strong> — “{quote}” {link}"
 
 
-def where(title: str, section: str) -> str:
-    return " › ".join(part for part in (title, *section.split(" > ")) if part)
-
-
 def sources_html(answer: Answer, title: Callable[[Chunk], str], show_details: bool = False, answer_id: str = "a",
                  shown: bool = True, searched_in: Sequence[str] = ()) -> str:
     """One answer's block of the Sources panel: the question, cited passages with the quoted
@@ -238,7 +234,7 @@ def _passage_html(n: int, p: Passage, title: Callable[[Chunk], str], spans: Sequ
     page = f" · page {c.page}" if c.page else ""
     return (
         f'<div class="source" id="{answer_id}-src-{n}" data-marker="{n}">'
-        f'<div class="where"><b>[{n}]</b> {html.escape(where(title(c), c.section))}{page} · {opener}</div>'
+        f'<div class="where"><b>[{n}]</b> {html.escape(heading_path(title(c), c.section))}{page} · {opener}</div>'
         f'{details}<blockquote>{"".join(body).replace(chr(10), "<br>")}</blockquote></div>'
     )
 
@@ -249,10 +245,10 @@ DOCUMENT_VIEW_CHARS = 100_000  # the document view shows at most this much text 
 def overview_html(overview: Overview) -> str:
     """A document's overview: its sections, then its central sentences quoted, each with its
     place as a link that opens the document there."""
-    outline = " · ".join(html.escape(path.replace(" > ", " › ")) for path in overview.outline)
+    outline = " · ".join(html.escape(heading_path("", path)) for path in overview.outline)
     items = []
     for s in overview.sentences:
-        place = where("", s.chunk.section) or "the beginning"
+        place = heading_path("", s.chunk.section) or "the beginning"
         page = f", p. {s.chunk.page}" if s.chunk.page else ""
         items.append(f'<li>“{html.escape(s.text)}” — <a class="open-doc" href="#" data-doc="{html.escape(overview.doc_id)}"'
                      f' data-start="{s.start}" data-end="{s.end}">{html.escape(place)}{page}</a></li>')

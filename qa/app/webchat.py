@@ -32,11 +32,11 @@ from qa.app.render import (
     overview_html,
     reply_html,
     sources_html,
-    where,
 )
 from qa.config import ANSWER_MODES
 from qa.errors import QAError
 from qa.pipeline import Pipeline
+from qa.text import heading_path
 from qa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def source_lines(citations: Sequence[object]) -> list[str]:
     for c in citations:
         if isinstance(c, dict):
             page = f" (p. {c['page']})" if c.get("page") else ""
-            lines.append(f"[{c.get('marker')}] {where(str(c.get('title', '')), str(c.get('section', '')))}{page}:"
+            lines.append(f"[{c.get('marker')}] {heading_path(str(c.get('title', '')), str(c.get('section', '')))}{page}:"
                          f" “{c.get('quote', '')}”")
     return lines
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.index.store import Index
+from qa.text import heading_path
 from qa.types import Answer, Chunk, Citation, Passage
 
 KEY_SENTENCES = 5
@@ -112,7 +113,7 @@ def overview_answer(question: str, index: Index, doc_ids: Sequence[str]) -> Answ
     parts: list[str] = []
     for doc_id in doc_ids:
         overview = document_overview(index, doc_id)
-        outline = ", ".join(path.replace(" > ", " › ") for path in overview.outline[:MAX_OUTLINE])
+        outline = ", ".join(heading_path("", path) for path in overview.outline[:MAX_OUTLINE])
         more = f" and {len(overview.outline) - MAX_OUTLINE} more" if len(overview.outline) > MAX_OUTLINE else ""
         parts.append(f"{overview.title}: sections {outline}{more}." if outline else f"{overview.title}:")
         quoted = []
