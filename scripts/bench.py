@@ -21,15 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from qa.index.build import build_index  # noqa: E402
-from qa.ingest.chunking import embedding_text  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.evaluation.evaluate import peak_rss_mb, percentile  # noqa: E402
-from qa.index.store import Index, load_index  # noqa: E402
-from qa.models.embedders import get_embedder  # noqa: E402
-from qa.answer.retrieve import Retriever  # noqa: E402
+from qa.answer.retrieve import Retriever
+from qa.config import Settings
+from qa.evaluation.evaluate import peak_rss_mb, percentile
+from qa.index.build import build_index
+from qa.index.store import Index, load_index
+from qa.ingest.chunking import embedding_text
+from qa.models.embedders import get_embedder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,7 @@ import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [
     {"role": "system", "content": "Answer from the passage in one short sentence and cite it as [1]."},
     {"role": "user", "content": "Passage [1]: Japan and South Korea formally established diplomatic relations in "
@@ -23,7 +21,6 @@ MESSAGES = [
 ]
 ONE_RUNTIME = """
 import json, resource, sys, time
-sys.path.insert(0, {root!r})
 from qa.models.generate import LlamaCppGenerator, TransformersGenerator
 runtime, model, runs, tokens = {runtime!r}, {model!r}, {runs}, {tokens}
 began = time.perf_counter()
@@ -50,7 +47,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"{'runtime':<12} {'load s':>7} {'first token p50 ms':>19} {'whole p50 s':>12} {'peak MB':>8}  answer")
     for runtime in ("llama.cpp", "transformers"):
-        code = ONE_RUNTIME.format(root=str(ROOT), runtime=runtime, model=args.model, runs=args.runs,
+        code = ONE_RUNTIME.format(runtime=runtime, model=args.model, runs=args.runs,
                                   tokens=args.tokens, messages=MESSAGES)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
         if out.returncode:

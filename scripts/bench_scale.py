@@ -36,15 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from qa.index.build import build_index  # noqa: E402
-from qa.sentences import sentence_spans  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.ingest.readers import parse_sections, read_document  # noqa: E402
-from qa.evaluation.evaluate import peak_rss_mb, percentile  # noqa: E402
-from qa.index.store import load_index  # noqa: E402
-from qa.index.vectors import SQ_TRAINING_SAMPLE, Vectors, hnsw  # noqa: E402
+from qa.config import Settings
+from qa.evaluation.evaluate import peak_rss_mb, percentile
+from qa.index.build import build_index
+from qa.index.store import load_index
+from qa.index.vectors import SQ_TRAINING_SAMPLE, Vectors, hnsw
+from qa.ingest.readers import parse_sections, read_document
+from qa.sentences import sentence_spans
 
 SEED = Path("corpus") / "japan_south_korea_relations.txt"
 
@@ -151,8 +149,8 @@ def compare_with_exact(label: str, index, spooled: Path, queries: np.ndarray, fi
 
 def one_size(chunks: int, work: Path, questions: list[str], store: str) -> dict:
     """Build and measure one size on one store (run in a child process)."""
-    from qa.models.embedders import get_embedder
     from qa.answer.retrieve import Retriever
+    from qa.models.embedders import get_embedder
 
     settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index",
                                  store="" if store == "files" else f"milvus-lite:{work / 'milvus' / 'm.db'}")

@@ -15,85 +15,21 @@ Prints:
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from calibrate_reader import fit_logistic, parse_arguments, prepare  # noqa: E402
-from train_reader import dev_splits, train_articles  # noqa: E402
-
-from qa.sentences import sentence_spans  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.answer.reader import window_at, window_budget  # noqa: E402
-from qa.evaluation.squad import f1_score  # noqa: E402
-from qa.text import normalize_answer as normalize  # noqa: E402
-from qa.text import overlap, terms  # noqa: E402
+from qa.answer.reader import window_at, window_budget
+from qa.config import Settings
+from qa.evaluation.calibration import leave_one_article_out, prepare, reader_arguments, window_rows
+from qa.evaluation.splits import dev_splits, train_articles
+from qa.evaluation.squad import f1_score
+from qa.sentences import sentence_spans
 
 FEATURE_SETS = (
     ("margin",), ("margin", "window"), ("margin", "window", "span"), ("margin", "window", "dense"),
     ("margin", "window", "bm25"), ("margin", "window", "fused"), ("margin", "window", "rank"),
     ("margin", "window", "agree"), ("margin", "window", "answer_in_question"),
 )
-
-
-def window_rows(pipeline, questions) -> list[dict]:  # noqa: ANN001
-    """Per question: its article, whether it is answerable, and per window read its features
-    and the F1 of its span against the gold answers."""
-    out = []
-    for q in tqdm(questions, desc="reading", file=sys.stderr):
-        _, passages = pipeline.search(q.question)
-        windows = pipeline.answerer.windows(q.question, pipeline.answerer.evidence(q.question, passages))
-        readings = pipeline.reader.read(q.question, windows)
-        texts = [normalize(r.text) for r in readings]
-        rows = []
-        for i, (w, r) in enumerate(zip(windows, readings)):
-            p = passages[w.marker - 1]
-            rows.append({"margin": r.margin, "window": w.score, "span": r.span_score, "dense": p.dense_score or 0.0,
-                         "bm25": p.bm25_score or 0.0, "fused": 60 * p.score, "rank": w.marker,
-                         "agree": sum(t == texts[i] for j, t in enumerate(texts) if j != i and t),
-                         "answer_in_question": overlap(terms(r.text), terms(q.question)),
-                         "f1": max((f1_score(r.text, g) for g in q.answers), default=0.0)})
-        out.append({"title": q.extra["title"], "answerable": q.answerable, "windows": rows})
-    return out
-
-
-def best_readings(questions: list[dict], names: tuple[str, ...], w: np.ndarray) -> np.ndarray:
-    """Per question: (probability, F1, answerable) of its most probable window."""
-    best = []
-    for q in questions:
-        if not q["windows"]:
-            best.append((0.0, 0.0, q["answerable"]))
-            continue
-        x = np.array([[row[n] for n in names] for row in q["windows"]])
-        p = 1 / (1 + np.exp(-(x @ w[:-1] + w[-1])))
-        best.append((p.max(), q["windows"][int(p.argmax())]["f1"], q["answerable"]))
-    return np.array(best, dtype=float)
-
-
-def scores(best: np.ndarray, threshold: float) -> tuple[float, float, float]:
-    answered, answerable = best[:, 0] >= threshold, best[:, 2] == 1
-    per_question = np.where(answered, best[:, 1], ~answerable)
-    return float(per_question.mean()), float(per_question[answerable].mean()), float(per_question[~answerable].mean())
-
-
-def leave_one_article_out(questions: list[dict], names: tuple[str, ...]) -> tuple[float, float, float]:
-    held_out = []
-    for title in sorted({q["title"] for q in questions}):
-        fit = [q for q in questions if q["title"] != title]
-        x = np.array([[row[n] for n in names] for q in fit for row in q["windows"]])
-        y = np.array([float(row["f1"] >= 0.5) for q in fit for row in q["windows"]])
-        w = fit_logistic(x, y)
-        best = best_readings(fit, names, w)
-        threshold = max(np.unique(np.round(best[:, 0], 3)), key=lambda t: scores(best, t)[0])
-        held_out.append((best_readings([q for q in questions if q["title"] == title], names, w), threshold))
-    answered = np.concatenate([b[:, 0] >= t for b, t in held_out])
-    best = np.concatenate([b for b, _ in held_out])
-    return scores(np.column_stack([answered.astype(float), best[:, 1:]]), 0.5)
 
 
 def gold_windows(pipeline, articles, rng: random.Random, n: int = 300) -> tuple[float, float]:  # noqa: ANN001
@@ -122,7 +58,7 @@ def gold_windows(pipeline, articles, rng: random.Random, n: int = 300) -> tuple[
 
 
 def main() -> None:
-    args = parse_arguments(__doc__.splitlines()[0])
+    args = reader_arguments(__doc__.splitlines()[0])
     splits = {**dev_splits(args.data), "train": train_articles(args.data)}
     pipeline, questions = prepare(splits["tune"], args.work / "diagnose", args.model, Settings.from_env())
     rows = window_rows(pipeline, questions)

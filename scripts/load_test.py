@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,11 +38,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import free_port  # noqa: E402
+from qa.evaluation.evaluate import percentile
 
-from qa.evaluation.evaluate import percentile  # noqa: E402
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def answerable_questions(path: Path) -> list[str]:

@@ -12,12 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from train_reader import DATA, DEV_FILE, DEV_TRAIN, REPORT, TUNE  # noqa: E402
+from qa.evaluation.splits import DATA, DEV_FILE, DEV_TRAIN, REPORT, TUNE
 
 SPLITS = {"tune": TUNE, "report": REPORT, "dev-train": DEV_TRAIN}
 KINDS = {  # questions measured apart in README's reader section

@@ -38,24 +38,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences
+from qa.evaluation.splits import DATA, train_articles
+from qa.models.locate import BUNDLED_READER, bundled_model_dir
+from qa.models.onnx_bert import WordPieces
+from qa.sentences import sentence_spans
 
-from qa.sentences import sentence_spans  # noqa: E402
-from qa.models.locate import BUNDLED_READER, bundled_model_dir  # noqa: E402
-from qa.models.onnx_bert import WordPieces  # noqa: E402
-from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences  # noqa: E402
-from qa.evaluation.squad import load_squad  # noqa: E402
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad2"
-TRAIN_FILE, DEV_FILE = "train_first_10_articles.json", "dev_15_articles.json"
-# Split by article. TRAIN: the 10 train articles and 7 dev articles (the train file has few
-# unanswerable questions); TUNE: calibration and threshold; REPORT: nothing is chosen on it.
-DEV_TRAIN = ("Oxygen", "Amazon_rainforest", "Ctenophora", "Fresno,_California", "Black_Death", "Geology", "Pharmacy")
-TUNE = ("Civil_disobedience", "Construction", "Private_school")
-REPORT = ("Jacksonville,_Florida", "Economic_inequality", "University_of_Chicago",
-          "Intergovernmental_Panel_on_Climate_Change", "Prime_number")
-MORE_FILES = ("tydiqa_goldp_en_train.json", "qed_nq_train_part0.json", "qed_nq_train_part1.json", "qed_nq_train_part2.json")
 SEED = 13
 TYPICAL_QUESTION_TOKENS = 16  # the budget of the article's windows that negatives are drawn from
 _WORD = re.compile(r"[a-z0-9]+")
@@ -88,24 +76,6 @@ def swapped_question(question: str, window: str, article_text: str, rng: random.
     if not pool:
         return None
     return question[:target.start()] + rng.choice(pool) + question[target.end():]
-
-
-def dev_splits(data: Path) -> dict[str, list]:
-    """The dev articles by use: "tune", "report" and "train" (DEV_TRAIN, trained on)."""
-    dev = {a.title: a for a in load_squad(data / DEV_FILE)}
-    return {"train": [dev[t] for t in DEV_TRAIN], "tune": [dev[t] for t in TUNE], "report": [dev[t] for t in REPORT]}
-
-
-def train_articles(data: Path, more: bool = False) -> list:
-    """The whole SQuAD 2.0 train set (442 articles) and the DEV_TRAIN articles, plus, with `more`,
-    the answerable TyDi QA and Natural Questions (QED) sets."""
-    train = load_squad(data / TRAIN_FILE)
-    for part in sorted((data / "train_rebuilt").glob("part*.json")):
-        train += load_squad(part)
-    if more:
-        for name in MORE_FILES:
-            train += load_squad(data.parent / "more_qa" / name)
-    return train + dev_splits(data)["train"]
 
 
 @dataclass
@@ -360,7 +330,7 @@ def main() -> None:
         "train_articles": len(train)}, indent=1) + "\n")
     print(f"wrote {args.out / 'model.safetensors'}", file=sys.stderr)
     if not args.limit:
-        from calibrate_reader import calibrate
+        from qa.evaluation.calibration import calibrate
 
         calibrate(args.data, args.out, args.work)
 

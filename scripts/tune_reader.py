@@ -13,20 +13,13 @@ HasAns F1, NoAns accuracy, windows read and the time per question (retrieval and
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from calibrate_reader import parse_arguments, prepare  # noqa: E402
-from diagnose_reader import leave_one_article_out, window_rows  # noqa: E402
-from train_reader import dev_splits  # noqa: E402
-
-from qa.config import Settings  # noqa: E402
+from qa.config import Settings
+from qa.evaluation.calibration import leave_one_article_out, prepare, reader_arguments, window_rows
+from qa.evaluation.splits import dev_splits
 
 # (reader_context, reader_windows, the weight of word overlap in ranking candidate sentences)
 VARIANTS = (("sentence", 8, 0.5), ("wide", 8, 0.5), ("sentence", 4, 0.5), ("sentence", 12, 0.5),
@@ -34,7 +27,7 @@ VARIANTS = (("sentence", 8, 0.5), ("wide", 8, 0.5), ("sentence", 4, 0.5), ("sent
 
 
 def main() -> None:
-    args = parse_arguments(__doc__.splitlines()[0])
+    args = reader_arguments(__doc__.splitlines()[0])
     tune = dev_splits(args.data)["tune"]
     print("context   windows overlap | SQuAD2 F1 | HasAns F1 | NoAns | windows read | ms/question")
     for context, count, weight in VARIANTS:

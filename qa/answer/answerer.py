@@ -25,9 +25,9 @@ citations and `abstained=True`.
 
 from __future__ import annotations
 
+import collections.abc
 import threading
 import time
-import collections.abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
