@@ -67,11 +67,16 @@ def terms(text: str) -> set[str]:
     return set(word_tokens(text))
 
 
+STEM_PREFIX = 4  # letters a stem needs before it may cover a longer one (measured below)
+
+
 def covered(term: str, pool: set[str]) -> bool:
-    """A term is covered by an equal term or one sharing a 4+ letter stem (Japan/Japanese)."""
+    """A term is covered by an equal term, or when one of them (STEM_PREFIX+ letters) starts the
+    other (Japan/Japanese)."""
     if term in pool:
         return True
-    return len(term) >= 4 and any(len(p) >= 4 and (p.startswith(term) or term.startswith(p)) for p in pool)
+    n = STEM_PREFIX
+    return len(term) >= n and any(len(p) >= n and (p.startswith(term) or term.startswith(p)) for p in pool)
 
 
 def overlap(question_terms: set[str], sentence_terms: set[str]) -> float:

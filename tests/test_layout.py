@@ -75,3 +75,12 @@ def test_importing_any_module_leaves_the_environment_as_it_was():
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_every_script_imports_the_package_and_explains_itself():
+    for script in sorted((ROOT / "scripts").glob("*.py")):
+        source = script.read_text(encoding="utf-8")
+        assert "sys.path" not in source, f"{script.name} edits sys.path"
+        result = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0 and "usage:" in result.stdout, f"{script.name}: {result.stderr[-1000:]}"

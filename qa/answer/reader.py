@@ -126,7 +126,7 @@ class Reader(Protocol):
 
 
 def best_span(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndarray,
-              max_tokens: int = MAX_ANSWER_TOKENS) -> tuple[int, int, float]:
+              max_tokens: int | None = None) -> tuple[int, int, float]:
     """(first token, last token, score) of the best span inside the context tokens.
 
     >>> s = np.array([0., 1., 5., 0.]); e = np.array([0., 0., 1., 4.]); c = np.array([False, True, True, True])
@@ -136,7 +136,7 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, context: np.ndar
     starts = np.where(context, start_logits, -np.inf)
     ends = np.where(context, end_logits, -np.inf)
     scores = starts[:, None] + ends[None, :]
-    scores = np.where(allowed_spans(len(starts), max_tokens), scores, -np.inf)
+    scores = np.where(allowed_spans(len(starts), max_tokens or MAX_ANSWER_TOKENS), scores, -np.inf)
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
     return int(i), int(j), float(scores[i, j])
 

@@ -25,6 +25,9 @@ from qa.text import CONTROL
 from qa.types import Passage
 
 _WORD = re.compile(r"\w")
+# Sentences searched per chunk wanted: a chunk scores its best sentence among the best
+# SENTENCE_POOL × n sentences (measured below).
+SENTENCE_POOL = 4
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -86,7 +89,7 @@ class Retriever:
             )
         rows, units = within if within is not None else (None, None)
         best = dict(index.search_chunks(vector, n, rows))
-        for unit, score in index.search_sentences(vector, 4 * n, units):
+        for unit, score in index.search_sentences(vector, SENTENCE_POOL * n, units):
             for row in index.chunks_of_unit(unit):
                 best[row] = max(best.get(row, -1.0), score)
         return sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
