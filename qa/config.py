@@ -48,6 +48,11 @@ class Settings:
     generator_url: str = ""
     answer_mode: str = "evidence"  # "evidence" (extractive, quoted) or "generative"
     max_new_tokens: int = 96  # the prompt asks for one to three sentences
+    # Generative mode (not measured on held-out data, so settings): the reader's most probable proof
+    # sentences the language model is shown (QA_PROMPT_SENTENCES), and the share of a generated
+    # sentence's content words a cited sentence must hold for it to stand (QA_MIN_SUPPORT).
+    prompt_sentences: int = 4
+    min_support: float = 0.75
     chunk_tokens: int = 160  # budget per chunk, in tokens of the embedding model
     chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
     k: int = 5  # passages returned
@@ -129,7 +134,7 @@ class Settings:
             raise SettingsError(f"encoder precision must be one of {', '.join(PRECISIONS)}, not {self.encoder_precision!r}")
         if self.reader_context not in READER_CONTEXTS:
             raise SettingsError(f"reader context must be one of {', '.join(READER_CONTEXTS)}, not {self.reader_context!r}")
-        for name in ("k", "reader_windows", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads",
+        for name in ("k", "reader_windows", "prompt_sentences", "candidates", "chunk_tokens", "max_new_tokens", "max_question_chars", "threads",
                      "ann_threshold", "max_file_mb", "max_units_per_file", "max_request_mb", "upload_cache_minutes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -140,6 +145,8 @@ class Settings:
             raise SettingsError("the login (QA_AUTH or --auth) must look like user:password")
         if not (math.isfinite(self.evidence_overlap_weight) and self.evidence_overlap_weight >= 0):
             raise SettingsError(f"evidence_overlap_weight must be 0 or more, not {self.evidence_overlap_weight}")
+        if not 0 < self.min_support <= 1:
+            raise SettingsError(f"min_support must be more than 0 and at most 1, not {self.min_support}")
         if self.rate_limit < 0:
             raise SettingsError(f"rate_limit must be 0 (no limit) or more, not {self.rate_limit}")
         if self.store and not (self.store.startswith("milvus://") or self.store.startswith("milvus-lite:")):

@@ -43,8 +43,6 @@ from qa.models.generate import Generator
 from qa.text import inert_markers, normalize_answer, overlap, terms
 from qa.types import Answer, Citation, Passage, Reading
 
-PROMPT_SENTENCES = 4  # the reader's most probable proof sentences that the language model is shown
-
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -233,11 +231,11 @@ class Answerer:
         """The language model's pieces as it writes them from the reader's best sentences; returns
         (what it wrote, what of it the shown passages support, their citations)."""
         raw = ""
-        evidence = compact_evidence(readings, PROMPT_SENTENCES)
+        evidence = compact_evidence(readings, self.settings.prompt_sentences)
         for piece in self.generator.stream(messages(question, evidence), self.settings.max_new_tokens, cancel):
             raw += piece
             yield piece
-        text, citations = verify(raw, passages, question) if raw else ("", [])
+        text, citations = verify(raw, passages, question, self.settings.min_support) if raw else ("", [])
         return raw, text, citations
 
 

@@ -17,7 +17,6 @@ from qa.sentences import sentence_spans
 from qa.text import answer_sentences, covered, overlap, parse_markers, strip_markers, terms
 from qa.types import Citation, Passage
 
-MIN_SUPPORT = 0.75  # share of an answer sentence's content words found in the cited sentence
 _META = re.compile(r"\b(passages?|documents?|the answer is|the question)\b", re.IGNORECASE)
 # "According to passage [2], …" / "The passages state that …": the claim is what follows.
 _LEAD_IN = re.compile(
@@ -31,11 +30,13 @@ _ABSTAIN_HINTS = re.compile(
 )
 
 
-def verify(text: str, passages: Sequence[Passage], question: str = "") -> tuple[str, list[Citation]]:
+def verify(text: str, passages: Sequence[Passage], question: str = "", min_support: float = 0.75
+           ) -> tuple[str, list[Citation]]:
     """Keep the sentences of `text` that a shown passage supports, each with verified
     markers; returns (clean text, citations). Unsupported sentences are dropped, and so are
     sentences that are no claims: a question, a refusal, talk about "the passage", or a
-    restatement of the question.
+    restatement of the question. A passage sentence supports a claim when it holds at least
+    `min_support` of its content words (`Settings.min_support`).
     """
     question_terms = terms(question)
     kept: list[str] = []
@@ -58,7 +59,7 @@ def verify(text: str, passages: Sequence[Passage], question: str = "") -> tuple[
         candidates = cited or list(range(1, len(passages) + 1))
         supported = []
         for n in candidates:
-            quote = best_support(claim_terms, passages[n - 1])
+            quote = best_support(claim_terms, passages[n - 1], min_support)
             if quote is not None:
                 supported.append((n, quote))
         if not supported:
@@ -85,8 +86,8 @@ def without_lead_in(claim: str) -> str:
     return rest[:1].upper() + rest[1:] if rest != claim else claim
 
 
-def best_support(claim_terms: set[str], passage: Passage) -> tuple[int, int, str] | None:
-    """The passage sentence holding most of the claim's content words (at least MIN_SUPPORT of
+def best_support(claim_terms: set[str], passage: Passage, min_support: float) -> tuple[int, int, str] | None:
+    """The passage sentence holding most of the claim's content words (at least `min_support` of
     them), as (start, end, text) in document offsets."""
     chunk = passage.chunk
     best, best_share = None, 0.0
@@ -94,7 +95,7 @@ def best_support(claim_terms: set[str], passage: Passage) -> tuple[int, int, str
         share = overlap(claim_terms, terms(chunk.text[a:b]))
         if share > best_share:
             best, best_share = (chunk.start + a, chunk.start + b, chunk.text[a:b]), share
-    return best if best_share >= MIN_SUPPORT else None
+    return best if best_share >= min_support else None
 
 
 def unique(citations: list[Citation]) -> list[Citation]:
