@@ -100,6 +100,28 @@ class FakeReader:
         return out
 
 
+class ScriptedGenerator:
+    """A stand-in language model: replies with a fixed text, a word at a time, whatever it is
+    asked; keeps the generators' promises (`tests/test_contracts.py`): at most `max_new_tokens`
+    pieces, none after `cancel` is set, and the same name before and after `warm_up`."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.seen: list = []
+
+    def warm_up(self) -> None:
+        pass
+
+    def stream(self, messages, max_new_tokens, cancel=None):  # noqa: ANN001, ANN201
+        self.seen.append(messages)
+        for piece in re.findall(r"\S+\s*", self.reply)[:max_new_tokens]:
+            if cancel is not None and cancel.is_set():
+                return
+            yield piece
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings pointing at an empty corpus folder and a not-yet-built index in tmp_path."""

