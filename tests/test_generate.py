@@ -47,9 +47,9 @@ CHAT = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "
 def test_loads_once_and_uses_the_chat_template(tiny_model_dir: Path):
     generator = TransformersGenerator(str(tiny_model_dir), threads=1)
     generator.warm_up()
-    model = generator._loaded
+    model = generator._model
     generator.warm_up()
-    assert generator._loaded is model
+    assert generator._model is model
     prompt = render_prompt(generator.tokenizer, CHAT)
     assert prompt == "<|system|>be brief\n<|user|>when was the treaty signed\n<|assistant|>"
 

@@ -121,14 +121,18 @@ def test_huge_files_of_any_shape_are_indexed_in_bounded_memory(tmp_path: Path):
 
 def test_a_huge_heading_like_line_is_text_not_a_title(tmp_path: Path):
     (tmp_path / "one.md").write_text("# " + "word " * 1000, encoding="utf-8")
-    from qa.ingest.chunking import count_words, split_document
+    from conftest import count_words
+
+    from qa.ingest.chunking import split_document
 
     doc = read_document(tmp_path / "one.md", tmp_path)
     assert split_document(doc, count_words, 160, 40).chunks
 
 
 def test_the_unit_cap_keeps_the_start_of_a_file(tmp_path: Path):
-    from qa.ingest.chunking import count_words, split_document
+    from conftest import count_words
+
+    from qa.ingest.chunking import split_document
 
     (tmp_path / "many.md").write_text("# Many\n\n## Part\n\n" + "".join(f"- item {n}\n" for n in range(50)),
                                       encoding="utf-8")

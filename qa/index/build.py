@@ -33,9 +33,10 @@ from qa.models.embedders import Embedder
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True, slots=True)
 class BuildSummary:
+    """What a build did: its size and time, the files it skipped and what changed since the last one."""
+
     documents: int
     chunks: int
     seconds: float

@@ -33,6 +33,7 @@ from qa.errors import (
     StoreUnavailableError,
 )
 from qa.index.manifest import FORMAT_VERSION, Manifest, manifest_problem
+from qa.index.swap import locked_by_another
 from qa.text import BM25_STOPWORDS, word_tokens
 from qa.types import Chunk
 
@@ -93,16 +94,7 @@ def connect(settings: Settings):  # noqa: ANN201 - a pymilvus MilvusClient, one 
 
 def _data_dir_locked(path: str) -> bool:
     """Whether another process holds milvus-lite's lock on its data folder `path` (its LOCK file)."""
-    import fcntl
-
-    try:
-        with (Path(path) / "LOCK").open("rb") as f:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
+    return locked_by_another(Path(path) / "LOCK")
 
 
 def short_error(error: Exception) -> str:

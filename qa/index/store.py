@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DocumentInfo:
+    """One indexed document, as `documents.json` lists it (`chars`: its text's length)."""
+
     doc_id: str
     title: str
     path: str

@@ -67,9 +67,14 @@ def settle(target: Path, wait: float = 5.0) -> None:
 
 
 def build_running(target: Path) -> bool:
+    return locked_by_another(sibling(target, "lock"))
+
+
+def locked_by_another(path: Path) -> bool:
+    """Whether another process holds an exclusive `flock` on the file at `path` (False when it is missing)."""
     try:
-        with sibling(target, "lock").open("r") as lock:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        with path.open("rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     except OSError:

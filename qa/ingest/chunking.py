@@ -21,11 +21,6 @@ from qa.types import Chunk, Document, Section, make_id
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
-def count_words(texts: Sequence[str]) -> list[int]:
-    """A model-free token counter (about 1.3 tokens per word) for tests and fakes."""
-    return [max(1, round(len(t.split()) * 1.3)) for t in texts]
-
-
 def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
     """Greedy packing of units into [i, j) groups of at most `budget` tokens (a unit larger than
     the budget stands alone); each group after the first repeats trailing units of the previous
@@ -98,10 +93,6 @@ def split_document(doc: Document, count_tokens: TokenCounter, budget: int, overl
                 split.chunks.append(Chunk(chunk_id, doc.doc_id, section.path, text, start, end, page))
                 split.unit_ranges.append((base + i, base + j))
     return split
-
-
-def chunk_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int) -> list[Chunk]:
-    return split_document(doc, count_tokens, budget, overlap).chunks
 
 
 def embedding_text(title: str, section: str, text: str) -> str:

@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from qa.errors import ModelLoadError
-from qa.models.locate import bundled_model_dir, offline
+from qa.models.locate import LoadsOnce, bundled_model_dir, offline
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +78,6 @@ def is_plain_bert(folder: Path) -> bool:
             and (folder / "tokenizer.json").is_file() and pooling.get("pooling_mode_mean_tokens") is True
             and not any(v for k, v in pooling.items() if k.startswith("pooling_mode") and k != "pooling_mode_mean_tokens")
             and modules[-1:] == ["sentence_transformers.models.Normalize"])
-
-
-class LoadsOnce:
-    """`warm_up()` runs the subclass' `_load()` once, under its `_lock`; constructors stay cheap."""
-
-    _model: object
-    _lock: threading.Lock
-
-    def warm_up(self) -> None:
-        if self._model is not None:
-            return
-        with self._lock:
-            if self._model is None:
-                self._load()
-
-    def _load(self) -> None:
-        raise NotImplementedError
 
 
 class BertEmbedder(LoadsOnce):

@@ -22,7 +22,7 @@ from typing import Protocol
 from qa.errors import ModelLoadError
 from qa.models.catalog import CATALOG, installed_file
 from qa.models.embedders import set_threads
-from qa.models.locate import BUNDLED_GENERATOR, generator_source, is_gguf, offline
+from qa.models.locate import BUNDLED_GENERATOR, LoadsOnce, generator_source, is_gguf, offline
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +52,17 @@ def render_prompt(tokenizer, messages: Sequence[Message]) -> str:  # noqa: ANN00
     return "\n\n".join(parts) + "\n\nAnswer:"
 
 
-class _LoadedOnce:
+class _LocalModel(LoadsOnce):
     """A local model: constructing it is cheap; `warm_up()` (or the first answer) loads it, once."""
 
     def __init__(self, model: str, threads: int) -> None:
         self.model = self.name = model
         self.threads = threads
-        self._loaded = None  # the loaded model
+        self._model = None  # the loaded model
         self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        with self._lock:
-            if self._loaded is None:
-                self._load()
 
-    def _load(self) -> None:
-        raise NotImplementedError
-
-
-class TransformersGenerator(_LoadedOnce):
+class TransformersGenerator(_LocalModel):
     """A local causal LM (a transformers model folder), loaded on first use (or by `warm_up()`)."""
 
     def __init__(self, model: str = "smollm2", threads: int = 2) -> None:
@@ -94,7 +86,7 @@ class TransformersGenerator(_LoadedOnce):
             model.eval()
         except Exception as error:  # any failure inside the libraries means the same to the user
             raise ModelLoadError(f"could not load the language model {self.name!r} from {folder}: {error}") from error
-        self._loaded, self._tokenizer = model, tokenizer
+        self._model, self._tokenizer = model, tokenizer
         log.info("loaded language model %s in %.1f s", self.name, time.perf_counter() - began)
 
     @property
@@ -121,7 +113,7 @@ class TransformersGenerator(_LoadedOnce):
 
         def run() -> None:
             try:
-                self._loaded.generate(
+                self._model.generate(
                     **inputs,
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
@@ -148,7 +140,7 @@ class TransformersGenerator(_LoadedOnce):
             raise failure[0]
 
 
-class LlamaCppGenerator(_LoadedOnce):
+class LlamaCppGenerator(_LocalModel):
     """A GGUF model run by llama.cpp in this process (xllamacpp), loaded on first use.
 
     xllamacpp also opens an HTTP endpoint on a loopback port; it is given a random API key that
@@ -176,7 +168,7 @@ class LlamaCppGenerator(_LoadedOnce):
             params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads
             params.api_keys = [secrets.token_hex(16)]  # its HTTP endpoint refuses everyone
             params.verbosity = -1
-            self._loaded = xllamacpp.Server(params)
+            self._model = xllamacpp.Server(params)
         except Exception as error:  # a missing wheel, an unreadable or foreign file: one message
             raise ModelLoadError(f"could not load the language model {self.model!r} ({path}) with llama.cpp: {error}") from error
         log.info("loaded language model %s with llama.cpp in %.1f s", path.name, time.perf_counter() - began)
@@ -204,7 +196,7 @@ class LlamaCppGenerator(_LoadedOnce):
 
         def run() -> None:
             try:
-                self._loaded.handle_chat_completions(request, on_chunk)
+                self._model.handle_chat_completions(request, on_chunk)
             except Exception as error:  # surfaced in the caller's thread below
                 failure.append(str(error))
             finally:

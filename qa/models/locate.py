@@ -1,11 +1,12 @@
-"""Where model weights live (the packages that ship them, or local paths) and how they are kept
-offline: nothing is ever fetched from a model hub.
+"""Where model weights live (the packages that ship them, or local paths), and how models load:
+offline (nothing is ever fetched from a model hub), lazily and once (`LoadsOnce`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
 
 from qa.errors import ModelLoadError
@@ -89,3 +90,20 @@ def generator_source(name: str) -> tuple[Path, str | None]:
     if not gguf.is_file():
         raise ModelLoadError(f"language model file missing: {gguf}")
     return gguf.parent, gguf.name
+
+
+class LoadsOnce:
+    """`warm_up()` runs the subclass' `_load()` once, under its `_lock`; constructors stay cheap."""
+
+    _model: object
+    _lock: threading.Lock
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
