@@ -23,7 +23,7 @@ from qa.ingest.corpus import file_sha256, find_files
 from qa.text import BM25_STOPWORDS, STEMMER
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = 3  # bump when chunking.py or corpus.py change what they produce
+CHUNKER_VERSION = 3  # bump when ingest/ or sentences.py change what they produce
 
 
 def fingerprint(settings: Settings, embed_model: str, dim: int) -> dict:
