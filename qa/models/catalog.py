@@ -9,6 +9,7 @@ a file under that name is always complete and the pinned one. Nothing is install
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -50,9 +51,10 @@ class CatalogModel:
         return f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
 
 
-def _load_catalog() -> dict[str, CatalogModel]:
-    """The pinned models in catalog.json: for each, its file, size and sha256, and the wheels
-    ("package-partN==version", N from 1) with each wheel's sha256, in joining order."""
+@functools.cache
+def catalog() -> dict[str, CatalogModel]:
+    """The pinned models in catalog.json (read on first use): for each, its file, size and sha256,
+    and the wheels ("package-partN==version", N from 1) with each wheel's sha256, in joining order."""
     models = {}
     for name, entry in json.loads((Path(__file__).parent / "catalog.json").read_text(encoding="utf-8")).items():
         package, _, version = entry["packages"].partition("N==")
@@ -65,14 +67,11 @@ def _load_catalog() -> dict[str, CatalogModel]:
     return models
 
 
-CATALOG: dict[str, CatalogModel] = _load_catalog()
-
-
 def lookup(name: str) -> CatalogModel:
     try:
-        return CATALOG[name]
+        return catalog()[name]
     except KeyError:
-        raise QAError(f"no model called {name!r}: choose one of {', '.join(CATALOG)}") from None
+        raise QAError(f"no model called {name!r}: choose one of {', '.join(catalog())}") from None
 
 
 def installed_file(name: str, models_dir: Path) -> Path:

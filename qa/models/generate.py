@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from qa.errors import ModelLoadError
-from qa.models.catalog import CATALOG, installed_file
+from qa.models.catalog import catalog, installed_file
 from qa.models.embedders import set_threads
 from qa.models.locate import BUNDLED_GENERATOR, LoadsOnce, generator_source, is_gguf, offline
 
@@ -221,7 +221,7 @@ def get_generator(model: str, threads: int, models_dir: Path, url: str = "") -> 
     model folder."""
     if url:
         return OpenAIGenerator(url, model)
-    if model in CATALOG:
+    if model in catalog():
         model = str(installed_file(model, models_dir))
     if is_gguf(model):
         return LlamaCppGenerator(model, threads)
