@@ -1,6 +1,7 @@
 """End-to-end: the real `qa` command, the real embedding model, a real FAISS index."""
 
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -95,3 +96,10 @@ def test_an_empty_corpus_folder_is_explained(tmp_path: Path):
     (tmp_path / "corpus").mkdir()
     result = qa("index", cwd=tmp_path)
     assert result.returncode == 1 and "no documents in" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path):
+    command = " ".join(shlex.quote(part) for part in QA) + " models list | head -c 10"
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr and len(result.stdout) == 10
