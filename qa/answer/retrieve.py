@@ -26,7 +26,9 @@ from qa.types import Passage
 
 _WORD = re.compile(r"\w")
 # Sentences searched per chunk wanted: a chunk scores its best sentence among the best
-# SENTENCE_POOL × n sentences (measured below).
+# SENTENCE_POOL × n sentences. On the tune articles (`scripts/tune_constants.py
+# qa.answer.retrieve.SENTENCE_POOL 4 1 2 8`): 1, 2, 4 and 8 all give hit@1 0.718, hit@3 0.855;
+# SQuAD2 F1 0.661 with 1, 0.662 with 2 to 8 (with 50 candidates a pool of 100 is already enough).
 SENTENCE_POOL = 4
 
 
