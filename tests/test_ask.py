@@ -57,7 +57,7 @@ def test_ask_prints_the_answer_then_its_sources(seed_workdir: Path):
     short, proof = answer.strip().split("\n")
     assert short == "Dokdo" and proof.strip().startswith("“The Liancourt Rocks") and proof.endswith("[1]")
     assert "called **Dokdo** () in Korean" in proof  # the answer words marked inside the proof
-    assert "[1] Japan–South Korea relations > Disputes > Liancourt Rocks  (chars " in sources
+    assert "[1] Japan–South Korea relations › Disputes › Liancourt Rocks  (chars " in sources
     assert "Liancourt Rocks" not in sources.split("(chars ")[1]  # the proof is not printed twice
 
 
