@@ -143,9 +143,20 @@ def seed_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def real_embedder():
+    """The bundled embedder as the product runs it (ONNX Runtime, int8; its graph in the user's cache)."""
     from qa.models.embedders import get_embedder
 
-    embedder = get_embedder("minilm", 2)
+    embedder = get_embedder("minilm", 2, cache_dir=Settings().cache_dir)
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    """The bundled embedder through sentence-transformers and torch (how other model folders run)."""
+    from qa.models.embedders import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder("minilm", 2)
     embedder.warm_up()
     return embedder
 
@@ -207,6 +218,13 @@ def openai_server(log: Path, *args: str) -> Iterator[str]:
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def generator_server(tmp_path_factory) -> Iterator[str]:
+    """One `qa.app.openai_server` serving the bundled language model, shared by the tests that need one."""
+    with openai_server(tmp_path_factory.mktemp("openai") / "server.log") as url:
+        yield url
 
 
 @contextlib.contextmanager

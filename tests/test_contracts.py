@@ -6,19 +6,13 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import FakeEmbedder, ScriptedGenerator, openai_server
+from conftest import FakeEmbedder, ScriptedGenerator
 
 from qa.answer.prompts import messages
 
 CHAT = messages("When did Japan and South Korea establish diplomatic relations?",
                 [(1, "Japan and South Korea formally established diplomatic relations in December 1965.")])
 REPLY = " ".join(["Relations were established in December 1965 [1]."] * 10)  # 70 words: more than any limit below
-
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
-    with openai_server(tmp_path_factory.mktemp("contracts") / "server.log") as url:
-        yield url
 
 
 @pytest.fixture(scope="module", params=["scripted", pytest.param("llama.cpp", marks=pytest.mark.slow),
@@ -30,7 +24,7 @@ def generator(request):
         return ScriptedGenerator(REPLY)
     if request.param == "llama.cpp":
         return LlamaCppGenerator("smollm2", 2)
-    return OpenAIGenerator(request.getfixturevalue("server_url"), "smollm2")
+    return OpenAIGenerator(request.getfixturevalue("generator_server"), "smollm2")
 
 
 def test_a_generator_has_one_name_before_and_after_loading(generator):
@@ -56,11 +50,9 @@ def test_a_generator_stops_soon_after_cancel(generator):
 @pytest.fixture(scope="module", params=["fake", pytest.param("onnx", marks=pytest.mark.slow),
                                         pytest.param("torch", marks=pytest.mark.slow)])
 def embedder(request):
-    from qa.models.embedders import BertEmbedder, SentenceTransformerEmbedder
-
     if request.param == "fake":
         return FakeEmbedder()
-    return BertEmbedder("minilm", 2) if request.param == "onnx" else SentenceTransformerEmbedder("minilm", 2)
+    return request.getfixturevalue("real_embedder" if request.param == "onnx" else "torch_embedder")
 
 
 def test_an_embedder_gives_unit_float32_rows_the_same_for_the_same_text(embedder):

@@ -85,12 +85,10 @@ def test_a_failing_server_is_retried_then_named(stand_in):
         RemoteEmbedder("minilm", "http://127.0.0.1:9", attempts=1).warm_up()
 
 
-def test_tokens_are_counted_with_the_models_own_tokenizer():
-    from qa.models.embedders import SentenceTransformerEmbedder
-
+@pytest.mark.slow  # loads the torch embedder
+def test_tokens_are_counted_with_the_models_own_tokenizer(torch_embedder):
     texts = ["Japan and South Korea established relations in 1965.", "Dokdo"]
-    assert RemoteEmbedder("minilm", "http://127.0.0.1:9").count_tokens(texts) == \
-        SentenceTransformerEmbedder("minilm").count_tokens(texts)
+    assert RemoteEmbedder("minilm", "http://127.0.0.1:9").count_tokens(texts) == torch_embedder.count_tokens(texts)
 
 
 @pytest.fixture(scope="module")

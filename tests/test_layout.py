@@ -78,9 +78,11 @@ def test_importing_any_module_leaves_the_environment_as_it_was():
 
 
 def test_every_script_imports_the_package_and_explains_itself():
-    for script in sorted((ROOT / "scripts").glob("*.py")):
-        source = script.read_text(encoding="utf-8")
-        assert "sys.path" not in source, f"{script.name} edits sys.path"
-        result = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=120)
-        assert result.returncode == 0 and "usage:" in result.stdout, f"{script.name}: {result.stderr[-1000:]}"
+    scripts = sorted((ROOT / "scripts").glob("*.py"))
+    for script in scripts:
+        assert "sys.path" not in script.read_text(encoding="utf-8"), f"{script.name} edits sys.path"
+    running = {script.name: subprocess.Popen([sys.executable, str(script), "--help"], cwd=ROOT, text=True,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for script in scripts}
+    for name, process in running.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0 and "usage:" in out, f"{name}: {err[-1000:]}"

@@ -5,7 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import free_port, openai_server
+from conftest import free_port
 
 from qa.answer.prompts import messages
 from qa.config import Settings
@@ -22,9 +22,8 @@ CHAT = messages(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with openai_server(tmp_path_factory.mktemp("openai") / "server.log") as url:
-        yield url
+def server(generator_server: str) -> str:
+    return generator_server
 
 
 def test_the_server_streams_what_the_local_model_writes(server: str):
