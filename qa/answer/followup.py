@@ -6,6 +6,12 @@ enough to rewrite it, the rule is plain: a question that leans on earlier turns 
 of the previous question appended (its other content words when it has none); any other
 question stands alone.
 
+Measured on the tune articles, retrieval only (`scripts/measure_followup.py`; hit@1 / hit@3 of
+the gold sentence): of 405 SQuAD questions asked after the one before them, which all stand alone,
+the rule rewrites 71 (17.5 %): on those, 0.662 / 0.817 as asked, 0.620 / 0.873 rewritten. For 38
+follow-ups made from them (a name shared with the question before replaced by "it"): 0.658 /
+0.816 as asked, 0.921 / 0.974 rewritten, the same as the original questions.
+
 >>> standalone_query("and when was it renewed?", ["When did Japan and South Korea sign GSOMIA?"])
 'and when was it renewed? (Japan South Korea GSOMIA)'
 >>> standalone_query("Who founded Mindan?", ["When did Japan and South Korea sign GSOMIA?"])
