@@ -273,7 +273,7 @@ def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, pr
                              "`python scripts/train_reader.py`")
     try:
         base = bundled_model_dir("minilm")
-        model = load_bert(base, weights, True, threads, cache_dir, precision)
+        model = load_bert(base, weights, True, threads, cache_dir, precision, spin=True)
         pieces = WordPieces(base)
         # Uncalibrated (while calibrating): the probability is the logistic of the margin.
         settings = {"margin": 1.0, "window_score": 0.0, "bias": 0.0, "threshold": 0.5}
