@@ -175,7 +175,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         print(f"{message}; rebuilding", file=sys.stderr)
     embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url, settings.cache_dir,
-                            settings.encoder_precision)
+                            settings.encoder_precision, alone=True)
     summary = build_index(settings, embedder, progress=sys.stderr.isatty())
     for rel in summary.skipped:
         print(f"skipped {rel} (unreadable or empty)", file=sys.stderr)
@@ -287,7 +287,7 @@ def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, 
         old.unlink()
     questions = squad_corpus(articles, settings.corpus_dir)
     embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url, settings.cache_dir,
-                            settings.encoder_precision)
+                            settings.encoder_precision, alone=True)
     summary = build_index(settings, embedder, progress=sys.stderr.isatty())
     print(f"corpus: {len(articles)} articles from {path}; {summary.line()}", file=sys.stderr)
     return settings, questions, problems
