@@ -38,7 +38,8 @@ from typing import Protocol
 import numpy as np
 
 from qa.errors import ModelLoadError
-from qa.models.onnx_bert import WordPieces
+from qa.models.locate import LoadsOnce, bundled_model_dir
+from qa.models.onnx_bert import WordPieces, load_bert
 from qa.types import Reading
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def get_reader(model_dir: Path, threads: int = 2, cache_dir: Path | None = None,
     return TrainedReader(model_dir, threads, cache_dir, precision)
 
 
-class TrainedReader:
+class TrainedReader(LoadsOnce):
     """A fine-tuned MiniLM reader (`qa/reader_model/` or a folder of the same layout), loaded on first use."""
 
     def __init__(self, model_dir: Path, threads: int = 2, cache_dir: Path | None = None, precision: str = "int8") -> None:
@@ -186,10 +187,10 @@ class TrainedReader:
         self._calibration: dict = {}
         self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        with self._lock:
-            if self._model is None:
-                self._model, self._pieces, self._calibration = load_reader(self.model_dir, self.threads, self.cache_dir, self.precision)
+    def _load(self) -> None:
+        model, self._pieces, self._calibration = load_reader(self.model_dir, self.threads, self.cache_dir,
+                                                             self.precision)
+        self._model = model  # last: `warm_up` skips the lock once this is set
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         self.warm_up()
@@ -263,9 +264,6 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
 def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, precision: str = "int8"):  # noqa: ANN201 - (model, pieces, calibration)
     """The base MiniLM from its package, overlaid with the trained weights in `model_dir` (the
     frozen word embeddings are not shipped: they are the base model's), on ONNX Runtime."""
-    from qa.models.locate import bundled_model_dir
-    from qa.models.onnx_bert import load_bert
-
     weights = model_dir / "model.safetensors"
     calibration = model_dir / "calibration.json"
     if not weights.is_file():

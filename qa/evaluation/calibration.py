@@ -33,7 +33,7 @@ def prepare(articles, work: Path, model_dir: Path, settings: Settings):  # noqa:
     settings = dataclasses.replace(settings, corpus_dir=work / "corpus", index_dir=work / "index")
     questions = squad_corpus(articles, settings.corpus_dir)
     embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,
-                                     precision=settings.encoder_precision)
+                            precision=settings.encoder_precision)
     build_index(settings, embedder)
     pipeline = Pipeline(settings, embedder=embedder, reader=TrainedReader(model_dir, settings.threads, settings.cache_dir,
                                                                             settings.encoder_precision))
@@ -43,14 +43,7 @@ def prepare(articles, work: Path, model_dir: Path, settings: Settings):  # noqa:
 
 def window_features(pipeline: Pipeline, questions) -> list[list[tuple[float, float, float]]]:  # noqa: ANN001
     """Per question, per window read: (margin, window score, F1 of its span against the gold)."""
-    out = []
-    for q in tqdm(questions, desc="reading", file=sys.stderr):
-        _, passages = pipeline.search(q.question)
-        windows = pipeline.answerer.windows(q.question, pipeline.answerer.evidence(q.question, passages))
-        readings = pipeline.reader.read(q.question, windows)
-        out.append([(r.margin, w.score, max((f1_score(r.text, g) for g in q.answers), default=0.0))
-                    for w, r in zip(windows, readings)])
-    return out
+    return [[(row["margin"], row["window"], row["f1"]) for row in q["windows"]] for q in window_rows(pipeline, questions)]
 
 
 def fit_logistic(x: np.ndarray, labels: np.ndarray, steps: int = 100) -> np.ndarray:

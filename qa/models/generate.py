@@ -86,7 +86,8 @@ class TransformersGenerator(_LocalModel):
             model.eval()
         except Exception as error:  # any failure inside the libraries means the same to the user
             raise ModelLoadError(f"could not load the language model {self.name!r} from {folder}: {error}") from error
-        self._model, self._tokenizer = model, tokenizer
+        self._tokenizer = tokenizer
+        self._model = model  # last: `warm_up` skips the lock once this is set
         log.info("loaded language model %s in %.1f s", self.name, time.perf_counter() - began)
 
     @property
@@ -226,7 +227,6 @@ def get_generator(model: str, threads: int, models_dir: Path, url: str = "") -> 
     if is_gguf(model):
         return LlamaCppGenerator(model, threads)
     return TransformersGenerator(model, threads)
-
 
 
 class OpenAIGenerator:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -18,8 +19,6 @@ def offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import sys
-
     hub = sys.modules.get("huggingface_hub.constants")
     if hub is not None:  # imported earlier (gradio imports it) and read the variable then
         hub.HF_HUB_OFFLINE = True
