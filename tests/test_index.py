@@ -482,3 +482,21 @@ def test_a_reader_during_the_swap_waits_for_it_and_never_breaks_it(seed_settings
         mover.join()
     assert failures == [] and manifest.sources and not new.exists()
     assert load_index(seed_settings, "fake").chunks
+
+
+def test_an_index_whose_vectors_an_older_runtime_computed_is_stale_and_rebuilt_in_full(seed_settings: Settings,
+                                                                                       fake_embedder):
+    build_index(seed_settings, fake_embedder, progress=False)
+    path = seed_settings.index_dir / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["encoding"].pop("runtime", None)  # as written before the runtime was recorded
+    manifest["encoding"]["precision"] = seed_settings.encoder_precision
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    assert index_state(seed_settings, "fake")[0] == "stale"
+    with pytest.raises(StaleIndexError, match="older version of the encoder runtime"):
+        load_index(seed_settings, "fake")
+    embedded: list[str] = []
+    fake_embedder.embed = lambda texts, inner=fake_embedder.embed: embedded.extend(texts) or inner(texts)
+    build_index(seed_settings, fake_embedder, progress=False)
+    assert len(embedded) > 59  # nothing reused: every chunk and sentence vector is computed again
+    assert index_state(seed_settings, "fake")[0] == "fresh"

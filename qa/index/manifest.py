@@ -20,6 +20,7 @@ from qa.config import Settings
 from qa.errors import CorruptIndexError, MissingIndexError, StaleIndexError
 from qa.index.swap import settle
 from qa.ingest.corpus import file_sha256, find_files
+from qa.models.onnx_bert import RUNTIME_VERSION
 from qa.text import BM25_STOPWORDS, STEMMER
 
 FORMAT_VERSION = 1
@@ -32,7 +33,8 @@ def fingerprint(settings: Settings, embed_model: str, dim: int) -> dict:
     return {
         "embedding": {"model": embed_model, "dim": dim},
         # As set (the bundled BERT's; e5 and a server embed each sentence, in their own precision).
-        "encoding": {"sentences": settings.sentence_vectors, "precision": settings.encoder_precision},
+        "encoding": {"sentences": settings.sentence_vectors, "precision": settings.encoder_precision,
+                     "runtime": RUNTIME_VERSION},
         "chunking": {"version": CHUNKER_VERSION, "tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens,
                      "max_units": settings.max_units_per_file},
         "bm25": {"stopwords": BM25_STOPWORDS, "stemmer": STEMMER},
@@ -184,10 +186,14 @@ def mismatch_reasons(settings: Settings, manifest: Manifest, embed_model: str | 
         reasons.append("built with other chunking settings")
     if wanted["bm25"] != manifest.shaped_by["bm25"]:
         reasons.append("built with other BM25 settings")
-    built = manifest.shaped_by.get("encoding", {"sentences": "own", "precision": "bf16"})  # before these settings
-    if wanted["encoding"] != built:
+    # Keys an older manifest lacks: what was built before they were recorded.
+    built = {"sentences": "own", "precision": "bf16", "runtime": 1, **manifest.shaped_by.get("encoding", {})}
+    now = wanted["encoding"]
+    if (built["sentences"], built["precision"]) != (now["sentences"], now["precision"]):
         reasons.append(f"built with {built['sentences']} sentence vectors in {built['precision']}, now "
-                       f"{wanted['encoding']['sentences']} in {wanted['encoding']['precision']}")
+                       f"{now['sentences']} in {now['precision']}")
+    elif built["runtime"] != now["runtime"]:
+        reasons.append("its vectors were computed by an older version of the encoder runtime")
     return reasons
 
 

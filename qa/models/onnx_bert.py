@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 COUNTS_KEPT = 20_000  # token counts remembered per tokenizer
 GRAPH_VERSION = 1  # raise when bert_graph changes what it writes: cached graphs are then rebuilt
+# Raise when the graph or the session options change the numbers a model computes: an index's
+# fingerprint records it, so vectors of an older runtime are not searched with newer queries.
+# 2: sessions without ONNX Runtime's SkipLayerNormalization fusion.
+RUNTIME_VERSION = 2
 
 
 class _Graph:
