@@ -54,18 +54,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cold `qa index` process:      {cold_s:6.2f} s  ({'; '.join(cold.stdout.split(chr(10))).strip('; ')})")
         bench_cold_ask(settings, COLD_QUESTION)
 
-        embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,
-                                     precision=settings.encoder_precision)
+        # As `qa index` runs it (alone in its process), then as the app and `qa ask` do.
+        indexer, embedder = (get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,
+                                          precision=settings.encoder_precision, alone=alone) for alone in (True, False))
         began = time.perf_counter()
         embedder.warm_up()
         print(f"embedding model load:         {time.perf_counter() - began:6.2f} s")
+        indexer.warm_up()
         # A fresh folder: building over the cold index would reuse its vectors (incremental).
         settings = Settings.from_env(corpus_dir=base.corpus_dir, index_dir=Path(tmp) / "warm-index")
-        summary = build_index(settings, embedder, progress=False)
+        summary = build_index(settings, indexer, progress=False)
         print(f"in-process build (warm model): {summary.seconds:5.2f} s  ({summary.documents} documents, {summary.chunks} chunks)")
 
         index = load_index(settings, embedder.name)
-        bench_embedding(index, embedder)
+        bench_embedding(index, indexer, "as `qa index` does")
+        bench_embedding(index, embedder, "as the app does")
         print(f"indexing throughput:          {len(index.chunks) / summary.seconds:6.1f} chunks/s "
               "(everything a build does, per chunk)")
         questions = [json.loads(line)["question"] for line in args.questions.open(encoding="utf-8") if line.strip()]
@@ -107,7 +110,7 @@ def bench_cold_ask(settings: Settings, question: str, repeat: int = 3) -> None:
           f"peak {statistics.median(peaks):4.0f} MiB  (median of {repeat})")
 
 
-def bench_embedding(index: Index, embedder) -> None:  # noqa: ANN001
+def bench_embedding(index: Index, embedder, how: str) -> None:  # noqa: ANN001
     """Embedding throughput on the index's own chunk and sentence texts."""
     chunk_texts = [embedding_text(index.title(c), c.section, c.text) for c in index.chunks]
     unit_texts = []
@@ -118,7 +121,7 @@ def bench_embedding(index: Index, embedder) -> None:  # noqa: ANN001
         began = time.perf_counter()
         embedder.embed(texts)
         seconds = time.perf_counter() - began
-        print(f"embedding {label + ':':18s} {len(texts) / seconds:6.1f} per s ({len(texts)} in {seconds:.2f} s)")
+        print(f"embedding {label + ':':18s} {len(texts) / seconds:6.1f} per s ({len(texts)} in {seconds:.2f} s, {how})")
 
 
 def bench_retrieval(retriever: Retriever, settings: Settings, questions: list[str], repeat: int) -> None:
