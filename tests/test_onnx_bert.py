@@ -92,6 +92,25 @@ def test_a_span_vector_is_pooled_from_the_text_it_was_read_in():
     assert np.allclose(whole, embedder.embed([text]), atol=1e-6)
 
 
+def test_texts_embedded_by_sessions_side_by_side_get_their_own_vectors():
+    import itertools
+
+    from qa.config import Settings
+
+    words = ["oxygen", "treaty", "rainforest", "volcano", "election", "violin", "glacier", "bishop", "tariff", "comet"]
+    texts = [f"The {a} and the {b}" + " near the river" * (n % 5) for n, (a, b) in enumerate(itertools.combinations(words, 2))]
+    texts.append("Seoul " * 300)  # cut to the model's 256 tokens: a batch of its own
+    parallel = BertEmbedder("minilm", 2, Settings().cache_dir, sessions=2)
+    single = BertEmbedder("minilm", 1, Settings().cache_dir)
+    vectors = parallel.embed(texts)
+    assert parallel.sessions == 2 and vectors.shape == (len(texts), 384)
+    assert np.allclose(vectors, single.embed(texts), atol=1e-5)  # the same batches, whichever session ran them
+    one_by_one = np.concatenate([single.embed([text]) for text in texts])
+    similarity = vectors @ one_by_one.T  # int8 activations are scaled per batch: close to alone, not equal
+    assert np.array_equal(similarity.argmax(axis=1), np.arange(len(texts))) and similarity.diagonal().min() > 0.98
+    assert parallel.embed([]).shape == (0, 384)
+
+
 def test_a_graph_of_changed_weights_replaces_the_older_one(tmp_path: Path):
     import shutil
 
