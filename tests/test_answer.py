@@ -14,7 +14,7 @@ from qa.config import Settings
 from qa.index.build import build_index
 from qa.index.store import load_index
 from qa.text import parse_markers, strip_markers
-from qa.types import Answer, Chunk, Passage
+from qa.types import Chunk, Passage
 
 DOC = "The treaty was signed in 1965 in Tokyo. It normalised relations. The rocks are called Dokdo in Korean."
 

@@ -139,6 +139,27 @@ def test_stop_ends_an_answer_being_written(server: str, browser):
     page.close()
 
 
+@pytest.mark.slow  # loads the real models
+def test_the_box_empties_once_a_question_is_sent_and_keeps_what_is_typed_during_the_answer(server: str, browser):
+    from playwright.sync_api import expect
+
+    page = open_chat(browser, server)
+    page.locator("#chat-settings").get_by_text("Settings").click()
+    page.get_by_label("generative").check()  # an answer long enough to type during it
+    box = page.locator("#question textarea")
+    box.fill(FIRST)
+    page.locator("#ask").click()
+    expect(page.locator("#stop")).to_be_visible(timeout=10_000)
+    expect(box).to_have_value("", timeout=10_000)
+    box.fill("What are the Liancourt Rocks called in Korean?")
+    assert page.locator("#stop").is_visible()  # typed while the answer was being written
+    expect(page.locator("#ask")).to_be_visible(timeout=60_000)  # the answer is finished
+    expect(page.locator("#chat")).to_contain_text("1965")
+    page.wait_for_timeout(1000)
+    expect(box).to_have_value("What are the Liancourt Rocks called in Korean?")
+    page.close()
+
+
 RECORD_REPLIES = """() => {
     window.replySnapshots = [];
     const chat = document.querySelector('#chat');
@@ -325,8 +346,6 @@ def test_highlights_stay_readable_in_dark_mode(server: str, browser):
 
 @pytest.mark.slow  # loads the real models
 def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Path, tmp_path: Path, browser):
-    from playwright.sync_api import expect
-
     from qa.evaluation.evaluate import load_questions
 
     feedback = tmp_path / "feedback.jsonl"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_formats import MARKDOWN, make_pdf
+from test_formats import MARKDOWN
 
 from qa.config import Settings
 from qa.index.build import build_index

@@ -278,16 +278,19 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
         return lambda *args, **kwargs: example.click(lambda text: text, example, page.question, api_name=False,
                                                      queue=False).then(*args, **kwargs)
 
+    asked = gr.State("")  # the question being answered, for Stop: the box is emptied once it is sent
     events = []
     triggers = [(page.ask.click, "chat"), (page.question.submit, False), *((clicked(e), False) for e in page.examples)]
     for trigger, name in triggers:
-        event = trigger(lambda: answering, None, [page.ask, page.stop], api_name=False, queue=False).then(
-            respond, inputs, [page.chatbot, page.sources, conversation], api_name=name,
-            concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY,
-        )
+        sent = trigger(lambda question: (question, *answering), page.question, [asked, page.ask, page.stop],
+                       api_name=False, queue=False)
+        event = sent.then(respond, inputs, [page.chatbot, page.sources, conversation], api_name=name,
+                          concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
+        # Emptied after `respond` took the question, not when the answer ends: what is typed meanwhile stays.
+        sent.then(lambda: "", None, page.question, api_name=False, queue=False)
         events.append(event)
-        event.then(lambda: ("", *idle), None, [page.question, page.ask, page.stop], api_name=False, queue=False)
-    page.stop.click(stopped, [page.question, conversation], [page.chatbot, conversation, page.question, page.ask, page.stop],
+        event.then(lambda: idle, None, [page.ask, page.stop], api_name=False, queue=False)
+    page.stop.click(stopped, [asked, conversation], [page.chatbot, conversation, page.ask, page.stop],
                     cancels=events, api_name=False, queue=False)
     forget = (lambda: ([], NO_SOURCES, "", EMPTY_CONVERSATION), None,
               [page.chatbot, page.sources, page.document, conversation])

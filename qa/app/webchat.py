@@ -239,7 +239,7 @@ def stopped(question: str, conversation: dict) -> tuple:
     messages = [*conversation["chat"], {"role": "user", "content": escape_text(question or "")},
                 {"role": "assistant", "content": "Stopped before the answer was finished."}][-2 * KEPT_ANSWERS:]
     conversation = {**conversation, "chat": messages}
-    return messages, conversation, "", gr.update(visible=True), gr.update(visible=False)
+    return messages, conversation, gr.update(visible=True), gr.update(visible=False)
 
 
 def restore_settings(settings, saved: object) -> tuple:  # noqa: ANN001
