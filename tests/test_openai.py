@@ -1,6 +1,7 @@
 """The generator behind an OpenAI-compatible HTTP server: `python -m qa.app.openai_server` serving
 the bundled model, asked by `OpenAIGenerator` and by the whole pipeline (QA_GENERATOR_URL)."""
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def test_the_server_streams_what_the_local_model_writes(server: str):
     pieces = list(remote.stream(CHAT, 24))
     local = "".join(LlamaCppGenerator("smollm2", 2).stream(CHAT, 24))
     assert len(pieces) > 1 and "".join(pieces) == local  # greedy: the same text, in pieces
+
+
+def test_clients_that_leave_mid_answer_do_not_hold_up_the_next_one(server: str):
+    import httpx
+
+    body = {"model": "smollm2", "messages": CHAT, "max_tokens": 300, "stream": True}
+    for _ in range(3):  # each reads the first piece, then hangs up
+        with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, timeout=30) as response:
+            next(line for line in response.iter_lines() if '"content"' in line)
+    began = time.monotonic()
+    whole = httpx.post(f"{server}/v1/chat/completions", json={**body, "stream": False, "max_tokens": 8}, timeout=60)
+    assert whole.status_code == 200 and whole.json()["choices"][0]["message"]["content"]
+    assert time.monotonic() - began < 15  # not behind the abandoned answers' 300 tokens each
+    assert "".join(OpenAIGenerator(server, "smollm2", timeout=30).stream(CHAT, 8))
 
 
 def test_the_pipeline_generates_through_qa_generator_url(server: str, seed_workdir: Path):

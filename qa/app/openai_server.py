@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
+import threading
 import time
 
 from qa.config import Settings
@@ -26,7 +28,7 @@ MAX_INPUTS = 2048  # texts per embeddings request
 
 def build_app(generator: Generator | None = None, embedder: Embedder | None = None):  # noqa: ANN201 - a Starlette app
     from starlette.applications import Starlette
-    from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
@@ -64,15 +66,31 @@ def build_app(generator: Generator | None = None, embedder: Embedder | None = No
             return f"data: {json.dumps(payload)}\n\n"
 
         if body.get("stream"):
-            def events():
-                yield chunk({"role": "assistant"})
-                for piece in generator.stream(messages, max_tokens):
-                    yield chunk({"content": piece})
-                yield chunk({}, "stop")
-                yield "data: [DONE]\n\n"
+            cancel, events = threading.Event(), queue.Queue()
 
-            return StreamingResponse(iterate_in_threadpool(events()), media_type="text/event-stream")
-        text = "".join(generator.stream(messages, max_tokens))
+            def produce() -> None:  # runs the generation to its end in its own thread, whatever the client does
+                try:
+                    for piece in generator.stream(messages, max_tokens, cancel):
+                        events.put(chunk({"content": piece}))
+                    events.put(chunk({}, "stop"))
+                except Exception as error:  # noqa: BLE001 - raised in the response below
+                    events.put(error)
+                events.put(None)
+
+            async def respond():  # noqa: ANN202 - server-sent events
+                threading.Thread(target=produce, name="generate", daemon=True).start()
+                try:
+                    yield chunk({"role": "assistant"})
+                    while (event := await run_in_threadpool(events.get)) is not None:
+                        if isinstance(event, Exception):
+                            raise event
+                        yield event
+                    yield "data: [DONE]\n\n"
+                finally:  # all sent, or the client left: a client that hangs up stops its answer, and
+                    cancel.set()  # the model (one generation at a time) is free for the next request
+
+            return StreamingResponse(respond(), media_type="text/event-stream")
+        text = await run_in_threadpool(lambda: "".join(generator.stream(messages, max_tokens)))
         return JSONResponse({"object": "chat.completion", "created": created, "model": generator.name,
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                           "finish_reason": "stop"}]})
