@@ -160,6 +160,24 @@ def test_the_box_empties_once_a_question_is_sent_and_keeps_what_is_typed_during_
     page.close()
 
 
+@pytest.mark.slow  # loads the real models
+def test_a_tab_closed_mid_answer_does_not_hold_up_the_next_question(server: str, browser):
+    from playwright.sync_api import expect
+
+    for _ in range(2):  # each leaves while its answer is being written
+        page = open_chat(browser, server)
+        page.locator("#chat-settings").get_by_text("Settings").click()
+        page.get_by_label("generative").check()
+        page.locator("#question textarea").fill(FIRST)
+        page.locator("#ask").click()
+        expect(page.locator("#stop")).to_be_visible(timeout=10_000)
+        page.close()
+    page = open_chat(browser, server)
+    assert ask(page, "What are the Liancourt Rocks called in Korean?") < 30
+    expect(page.locator("#chat")).to_contain_text("Dokdo")
+    page.close()
+
+
 RECORD_REPLIES = """() => {
     window.replySnapshots = [];
     const chat = document.querySelector('#chat');
