@@ -92,12 +92,11 @@ class BertEmbedder(LoadsOnce):
     TOKENS_PER_BATCH = 512
 
     def __init__(self, name: str = "minilm", threads: int = 2, cache_dir: Path | None = None,
-                 precision: str = "int8", spin: bool = False, sessions: int = 1) -> None:
+                 precision: str = "int8", sessions: int = 1) -> None:
         self.name = name
         self.threads = threads
         self.cache_dir = cache_dir
         self.precision = precision
-        self.spin = spin  # see `qa.models.onnx_bert.OnnxBert`; only where no other model runs beside it
         self.sessions = max(1, min(sessions, threads))
         self._model: list | None = None  # the sessions
         self._pieces = None
@@ -114,8 +113,8 @@ class BertEmbedder(LoadsOnce):
                 self._max_tokens = int(json.loads(limits.read_text(encoding="utf-8")).get("max_seq_length", 256))
             self._pieces = WordPieces(path)
             self._dim = int(config["hidden_size"])
-            self._model = [load_bert(path, None, False, self.threads // self.sessions, self.cache_dir, self.precision,
-                                     self.spin) for _ in range(self.sessions)]
+            self._model = [load_bert(path, None, False, self.threads // self.sessions, self.cache_dir, self.precision)
+                           for _ in range(self.sessions)]
         except Exception as error:  # any failure inside the libraries means the same to the user
             raise ModelLoadError(f"could not load the embedding model from {path}: {error}") from error
         log.info("loaded embedding model %s from %s", self.name, path)
@@ -386,11 +385,12 @@ def get_embedder(name: str = "minilm", threads: int = 2, url: str = "", cache_di
     as an OpenAI-compatible server there serves it. A BERT runs on ONNX Runtime in `precision`,
     its graph kept in `cache_dir`; `alone`: no other model runs in this process (`qa index`), so
     it runs one single-threaded session per thread side by side (208 chunks and 783 sentences
-    embedded in 3.3 s against 3.8 s for one two-threaded session; `scripts/bench.py`)."""
+    embedded in 3.3 s against 3.8 s for one two-threaded session whose threads spin; README,
+    "Indexing, since")."""
     if url:
         return RemoteEmbedder(name, url, threads)
     if name == "e5":
         return E5Embedder(threads)
     if is_plain_bert(bundled_model_dir(name)):
-        return BertEmbedder(name, threads, cache_dir, precision, spin=alone, sessions=threads if alone else 1)
+        return BertEmbedder(name, threads, cache_dir, precision, sessions=threads if alone else 1)
     return SentenceTransformerEmbedder(name, threads)
