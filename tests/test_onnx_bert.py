@@ -98,7 +98,8 @@ def test_texts_embedded_by_sessions_side_by_side_get_their_own_vectors():
     from qa.config import Settings
 
     words = ["oxygen", "treaty", "rainforest", "volcano", "election", "violin", "glacier", "bishop", "tariff", "comet"]
-    texts = [f"The {a} and the {b}" + " near the river" * (n % 5) for n, (a, b) in enumerate(itertools.combinations(words, 2))]
+    pairs = itertools.combinations(words, 2)
+    texts = [f"The {a} and the {b}" + " near the river" * (n % 5) for n, (a, b) in enumerate(pairs)]
     texts.append("Seoul " * 300)  # cut to the model's 256 tokens: a batch of its own
     parallel = BertEmbedder("minilm", 2, Settings().cache_dir, sessions=2)
     single = BertEmbedder("minilm", 1, Settings().cache_dir)

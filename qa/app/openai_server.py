@@ -17,6 +17,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 
 from qa.config import Settings
 from qa.errors import QAError
@@ -66,30 +67,8 @@ def build_app(generator: Generator | None = None, embedder: Embedder | None = No
             return f"data: {json.dumps(payload)}\n\n"
 
         if body.get("stream"):
-            cancel, events = threading.Event(), queue.Queue()
-
-            def produce() -> None:  # runs the generation to its end in its own thread, whatever the client does
-                try:
-                    for piece in generator.stream(messages, max_tokens, cancel):
-                        events.put(chunk({"content": piece}))
-                    events.put(chunk({}, "stop"))
-                except Exception as error:  # noqa: BLE001 - raised in the response below
-                    events.put(error)
-                events.put(None)
-
-            async def respond():  # noqa: ANN202 - server-sent events
-                threading.Thread(target=produce, name="generate", daemon=True).start()
-                try:
-                    yield chunk({"role": "assistant"})
-                    while (event := await run_in_threadpool(events.get)) is not None:
-                        if isinstance(event, Exception):
-                            raise event
-                        yield event
-                    yield "data: [DONE]\n\n"
-                finally:  # all sent, or the client left: a client that hangs up stops its answer, and
-                    cancel.set()  # the model (one generation at a time) is free for the next request
-
-            return StreamingResponse(respond(), media_type="text/event-stream")
+            events = answer_events(generator, messages, max_tokens, chunk)
+            return StreamingResponse(events, media_type="text/event-stream")
         text = await run_in_threadpool(lambda: "".join(generator.stream(messages, max_tokens)))
         return JSONResponse({"object": "chat.completion", "created": created, "model": generator.name,
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -101,6 +80,39 @@ def build_app(generator: Generator | None = None, embedder: Embedder | None = No
     if embedder is not None:
         routes.append(Route("/v1/embeddings", embeddings, methods=["POST"]))
     return Starlette(routes=routes)
+
+
+def answer_events(generator: Generator, messages: list[dict], max_tokens: int, chunk: Callable[..., str]
+                  ) -> AsyncIterator[str]:
+    """One answer as server-sent events. The generation runs to its end in a thread of its own
+    (a generator suspended mid-answer would hold the model's lock until garbage collection, and
+    every later request would wait); a client that hangs up cancels it within a token."""
+    from starlette.concurrency import run_in_threadpool
+
+    cancel, events = threading.Event(), queue.Queue()
+
+    def produce() -> None:
+        try:
+            for piece in generator.stream(messages, max_tokens, cancel):
+                events.put(chunk({"content": piece}))
+            events.put(chunk({}, "stop"))
+        except Exception as error:  # noqa: BLE001 - raised in the response below
+            events.put(error)
+        events.put(None)
+
+    async def respond() -> AsyncIterator[str]:
+        threading.Thread(target=produce, name="generate", daemon=True).start()
+        try:
+            yield chunk({"role": "assistant"})
+            while (event := await run_in_threadpool(events.get)) is not None:
+                if isinstance(event, Exception):
+                    raise event
+                yield event
+            yield "data: [DONE]\n\n"
+        finally:  # all sent, or the client left: the model is free for the next request
+            cancel.set()
+
+    return respond()
 
 
 def main(argv: list[str] | None = None) -> int:
