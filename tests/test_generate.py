@@ -80,6 +80,18 @@ def test_leaving_the_stream_early_frees_the_model(tiny_model_dir: Path):
     assert list(generator.stream(CHAT, max_new_tokens=3))  # the lock was released
 
 
+def test_a_stream_left_paused_and_never_closed_does_not_hold_the_model(tiny_model_dir: Path):
+    generator = TransformersGenerator(str(tiny_model_dir), threads=1)
+    paused = generator.stream(CHAT, max_new_tokens=20)
+    next(paused)  # its consumer stops reading but keeps it open (a server whose client left)
+    second: list[str] = []
+    reader = threading.Thread(target=lambda: second.extend(generator.stream(CHAT, max_new_tokens=3)), daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive() and second
+    paused.close()
+
+
 def test_a_plain_prompt_is_used_when_there_is_no_template(tiny_model_dir: Path):
     generator = TransformersGenerator(str(tiny_model_dir), threads=1)
     generator.tokenizer.chat_template = None

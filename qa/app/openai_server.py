@@ -84,9 +84,9 @@ def build_app(generator: Generator | None = None, embedder: Embedder | None = No
 
 def answer_events(generator: Generator, messages: list[dict], max_tokens: int, chunk: Callable[..., str]
                   ) -> AsyncIterator[str]:
-    """One answer as server-sent events. The generation runs to its end in a thread of its own
-    (a generator suspended mid-answer would hold the model's lock until garbage collection, and
-    every later request would wait); a client that hangs up cancels it within a token."""
+    """One answer as server-sent events, generated in a thread of its own: a client that hangs up
+    cancels it within a token, so the model (one generation at a time) is not kept writing for
+    nobody while the next request waits."""
     from starlette.concurrency import run_in_threadpool
 
     cancel, events = threading.Event(), queue.Queue()

@@ -114,29 +114,32 @@ class TransformersGenerator(_LocalModel):
 
         def run() -> None:
             try:
-                self._model.generate(
-                    **inputs,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    repetition_penalty=REPETITION_PENALTY,
-                    streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([Cancelled()]),
-                    pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
-                )
+                with self._lock:  # taken by the generating thread, never held by a paused consumer
+                    started.set()
+                    self._model.generate(
+                        **inputs,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        repetition_penalty=REPETITION_PENALTY,
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([Cancelled()]),
+                        pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
+                    )
             except BaseException as error:  # surfaced in the caller's thread below
                 failure.append(error)
                 streamer.end()
 
-        with self._lock:
-            worker = threading.Thread(target=run, name="generate", daemon=True)
-            worker.start()
-            try:
-                for piece in streamer:
-                    if piece:
-                        yield piece
-            finally:
-                done.set()  # the consumer finished or stopped early: let generate() return
-                worker.join()
+        started = threading.Event()  # the model is ours: the streamer's time-out counts from here
+        worker = threading.Thread(target=run, name="generate", daemon=True)
+        worker.start()
+        try:
+            started.wait()
+            for piece in streamer:
+                if piece:
+                    yield piece
+        finally:
+            done.set()  # the consumer finished or stopped early: let generate() return
+            worker.join()
         if failure:
             raise failure[0]
 
@@ -197,21 +200,21 @@ class LlamaCppGenerator(_LocalModel):
 
         def run() -> None:
             try:
-                self._model.handle_chat_completions(request, on_chunk)
+                with self._lock:  # taken by the generating thread, never held by a paused consumer
+                    self._model.handle_chat_completions(request, on_chunk)
             except Exception as error:  # surfaced in the caller's thread below
                 failure.append(str(error))
             finally:
                 pieces.put(done)
 
-        with self._lock:
-            worker = threading.Thread(target=run, name="generate", daemon=True)
-            worker.start()
-            try:
-                while (piece := pieces.get()) is not done:
-                    yield piece
-            finally:
-                stop.set()
-                worker.join()
+        worker = threading.Thread(target=run, name="generate", daemon=True)
+        worker.start()
+        try:
+            while (piece := pieces.get()) is not done:
+                yield piece
+        finally:
+            stop.set()
+            worker.join()
         if failure:
             raise ModelLoadError(f"the language model failed while answering: {failure[0]}")
 
