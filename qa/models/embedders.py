@@ -137,11 +137,11 @@ class BertEmbedder(LoadsOnce):
         parts: list[list[np.ndarray | None]] = [[] for _ in texts]
         encodings = self._pieces.encode(texts, self._max_tokens)
         batches = token_batches([len(e.ids) for e in encodings], self.TOKENS_PER_BATCH)
-        sessions, interrupted = min(self.sessions, len(batches)), threading.Event()
+        sessions, finished = min(self.sessions, len(batches)), threading.Event()
 
         def run(session: int) -> None:  # every `sessions`-th batch (alike in cost), on one session
             for rows in batches[session::sessions]:
-                if not interrupted.is_set():  # Ctrl-C waits for the batch being read, not for all
+                if not finished.is_set():  # after Ctrl-C: the batch being read, not all the rest
                     self._embed_batch(self._model[session], rows, [encodings[i] for i in rows], spans, out, parts)
 
         if sessions > 1:
@@ -149,7 +149,7 @@ class BertEmbedder(LoadsOnce):
                 try:
                     list(pool.map(run, range(sessions)))
                 finally:
-                    interrupted.set()
+                    finished.set()
         elif batches:
             run(0)
         return out, parts
