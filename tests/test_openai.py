@@ -49,6 +49,18 @@ def test_clients_that_leave_mid_answer_do_not_hold_up_the_next_one(server: str):
     assert "".join(OpenAIGenerator(server, "smollm2", timeout=30).stream(CHAT, 8))
 
 
+def test_a_client_that_leaves_before_its_whole_answer_does_not_hold_up_the_next_one(server: str):
+    import httpx
+
+    story = [{"role": "user", "content": "Write the longest story you can about a dragon."}]  # runs to max_tokens
+    with pytest.raises(httpx.ReadTimeout):  # ~30 s of generating; the client gives up after 2 and hangs up
+        httpx.post(f"{server}/v1/chat/completions", json={"messages": story, "max_tokens": 2048}, timeout=2)
+    began = time.monotonic()
+    whole = httpx.post(f"{server}/v1/chat/completions", json={"messages": CHAT, "max_tokens": 8}, timeout=60)
+    assert whole.status_code == 200 and whole.json()["choices"][0]["message"]["content"]
+    assert time.monotonic() - began < 10  # not behind the abandoned answer
+
+
 def test_the_pipeline_generates_through_qa_generator_url(server: str, seed_workdir: Path):
     settings = Settings.from_env(
         {"QA_GENERATOR_URL": server, "QA_MODEL": "smollm2"},

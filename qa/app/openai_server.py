@@ -12,6 +12,7 @@ and it is how the tests exercise the HTTP clients against real models rather tha
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import queue
 import sys
@@ -25,6 +26,7 @@ from qa.models.embedders import Embedder, get_embedder
 from qa.models.generate import Generator, get_generator
 
 MAX_INPUTS = 2048  # texts per embeddings request
+DISCONNECT_POLL_S = 0.25  # how often a whole (non-streamed) answer checks that its client is still there
 
 
 def build_app(generator: Generator | None = None, embedder: Embedder | None = None):  # noqa: ANN201 - a Starlette app
@@ -69,7 +71,7 @@ def build_app(generator: Generator | None = None, embedder: Embedder | None = No
         if body.get("stream"):
             events = answer_events(generator, messages, max_tokens, chunk)
             return StreamingResponse(events, media_type="text/event-stream")
-        text = await run_in_threadpool(lambda: "".join(generator.stream(messages, max_tokens)))
+        text = await whole_answer(request, generator, messages, max_tokens)
         return JSONResponse({"object": "chat.completion", "created": created, "model": generator.name,
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                           "finish_reason": "stop"}]})
@@ -80,6 +82,20 @@ def build_app(generator: Generator | None = None, embedder: Embedder | None = No
     if embedder is not None:
         routes.append(Route("/v1/embeddings", embeddings, methods=["POST"]))
     return Starlette(routes=routes)
+
+
+async def whole_answer(request, generator: Generator, messages: list[dict], max_tokens: int) -> str:  # noqa: ANN001 - a Starlette Request
+    """One answer, whole, generated in the thread pool; a client that hangs up meanwhile cancels it
+    within a token (checked every `DISCONNECT_POLL_S`), as a stream's does."""
+    from starlette.concurrency import run_in_threadpool
+
+    cancel = threading.Event()
+    generation = asyncio.ensure_future(run_in_threadpool(lambda: "".join(generator.stream(messages, max_tokens, cancel))))
+    while not generation.done():
+        await asyncio.wait({generation}, timeout=DISCONNECT_POLL_S)
+        if not generation.done() and await request.is_disconnected():
+            cancel.set()
+    return generation.result()
 
 
 def answer_events(generator: Generator, messages: list[dict], max_tokens: int, chunk: Callable[..., str]
