@@ -125,6 +125,26 @@ def test_a_graph_of_changed_weights_replaces_the_older_one(tmp_path: Path):
     assert graph_file(folder, None, False, cache, "int8") != str(second) and second.is_file()  # another keeps its own
 
 
+def test_writing_a_graph_deletes_graphs_unused_for_a_month_and_keeps_those_in_use(tmp_path: Path):
+    import os
+    import time
+
+    folder = bundled_model_dir("minilm")
+    onnx_dir = tmp_path / "onnx"
+    onnx_dir.mkdir()
+    month_ago = time.time() - 31 * 86_400
+    stale, other_file = onnx_dir / "bert-0000000000000000-1111111111111111.onnx", onnx_dir / "notes.txt"
+    for path in (stale, other_file):
+        path.write_bytes(b"x")
+        os.utime(path, (month_ago, month_ago))
+    in_use = Path(graph_file(folder, None, False, tmp_path))
+    os.utime(in_use, (month_ago, month_ago))
+    assert graph_file(folder, None, False, tmp_path) == str(in_use) and in_use.stat().st_mtime > month_ago + 86_400
+    assert not stale.exists() and other_file.exists()  # only graphs are the cache's to delete
+    graph_file(folder, None, False, tmp_path, "int8")  # writes another graph: the one in use stays
+    assert in_use.is_file()
+
+
 def test_a_build_with_pooled_sentence_vectors_keeps_each_sentence_nearest_its_own_vector(settings, real_embedder):
     import dataclasses
 

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +37,9 @@ GRAPH_VERSION = 1  # raise when bert_graph changes what it writes: cached graphs
 # fingerprint records it, so vectors of an older runtime are not searched with newer queries.
 # 2: sessions without ONNX Runtime's SkipLayerNormalization fusion.
 RUNTIME_VERSION = 2
+# A cached graph not used for this long (another install's path, a precision or model no longer
+# set) is deleted when a new graph is written: each is 60-90 MB.
+UNUSED_GRAPH_DAYS = 30
 
 
 class _Graph:
@@ -199,6 +203,8 @@ def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path |
                                   ).encode()).hexdigest()[:16]
     cached = cache_dir / "onnx" / f"bert-{which}-{version}.onnx" if cache_dir else None
     if cached is not None and cached.is_file():
+        with contextlib.suppress(OSError):
+            os.utime(cached)  # last used now: see `UNUSED_GRAPH_DAYS`
         return str(cached)
     weights, config = load_weights(folder, overlay)
     model = bert_graph(weights, config, head).SerializeToString()
@@ -211,9 +217,11 @@ def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path |
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(model)
         os.replace(partial, cached)
-        for older in cached.parent.glob(f"bert-{which}-*.onnx"):  # the same model's graphs of older weights
-            if older != cached:
-                older.unlink(missing_ok=True)
+        unused_since = time.time() - UNUSED_GRAPH_DAYS * 86_400
+        for other in cached.parent.glob("bert-*.onnx"):  # the same model's of older weights, or long unused
+            with contextlib.suppress(OSError):  # e.g. deleted meanwhile by another process
+                if other != cached and (other.name.startswith(f"bert-{which}-") or other.stat().st_mtime < unused_since):
+                    other.unlink()
     except OSError as error:
         log.info("could not cache the ONNX graph in %s (%s); it is rebuilt on each start", cached.parent, error)
         with contextlib.suppress(OSError):
