@@ -66,6 +66,11 @@ class Settings:
     # vectors (indexing ~1.9× faster, but hit@1 0.03 lower on the own questions, 0.014 on report
     # articles; the bundled BERT only, other embedders embed each sentence).
     sentence_vectors: str = "own"
+    # Whether each passage also gets a vector of its own (QA_PASSAGE_VECTORS=1), beside its
+    # sentences' vectors and BM25. Off: nothing embeds whole passages (`qa index` ~1.7× faster),
+    # and held-out retrieval moved by under 0.01 (README "Indexing, since"). Pooled sentence vectors
+    # read every passage anyway, so they keep its vector too.
+    passage_vectors: bool = False
     # The embedder's and the reader's matrix products: "int8" (dynamic quantisation, ~2× faster on
     # 2 cores; retrieval and reader figures within 0.01 of fp32, README "Models") or "fp32".
     encoder_precision: str = "int8"
@@ -103,6 +108,11 @@ class Settings:
     # The key the page encrypts what it keeps in the browser with (conversation, settings); "": one
     # made once and kept in .docqa-browser-key beside the index folder, so they survive a restart.
     browser_key: str = ""
+
+    @property
+    def embeds_passages(self) -> bool:
+        """Whether an index built with these settings holds a vector per passage."""
+        return self.passage_vectors or self.sentence_vectors == "pooled"
 
     @property
     def feedback_path(self) -> Path:

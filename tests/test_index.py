@@ -121,7 +121,7 @@ def test_touching_a_file_without_changing_it_keeps_the_index_fresh(seed_settings
 @pytest.mark.parametrize("damage", ["truncate", "flip", "append", "delete", "manifest"])
 def test_corrupt_index_is_a_clear_error(seed_settings: Settings, fake_embedder, damage: str):
     build_index(seed_settings, fake_embedder, progress=False)
-    target = seed_settings.index_dir / "vectors.faiss"
+    target = seed_settings.index_dir / "units.faiss"  # the sentence vectors: every index has them
     data = target.read_bytes()
     if damage == "truncate":
         target.write_bytes(data[: len(data) // 2])
@@ -375,6 +375,7 @@ class CountingEmbedder:
 
 
 def test_above_the_threshold_vectors_are_hnsw_and_find_what_exact_search_finds(seed_settings: Settings, fake_embedder):
+    seed_settings = replace(seed_settings, passage_vectors=True)
     build_index(seed_settings, fake_embedder, progress=False)
     exact = load_index(seed_settings, "fake")
     ann_settings = replace(seed_settings, index_dir=seed_settings.index_dir.parent / "ann", ann_threshold=50)
@@ -443,7 +444,30 @@ def test_other_chunking_settings_reembed_everything(settings: Settings, fake_emb
     build_index(settings, fake_embedder, progress=False)
     counting = CountingEmbedder(fake_embedder)
     summary = build_index(replace(settings, chunk_tokens=80), counting, progress=False)
-    assert summary.changes() == "0 new, 0 changed, 0 removed, 1 unchanged" and counting.embedded > 1
+    assert summary.changes() == "0 new, 0 changed, 0 removed, 1 unchanged" and counting.embedded > 0
+
+
+def test_by_default_only_sentences_are_embedded_and_passages_are_found_by_them(seed_settings: Settings, fake_embedder):
+    counting = CountingEmbedder(fake_embedder)
+    build_index(seed_settings, counting, progress=False)
+    index = load_index(seed_settings, "fake")
+    assert counting.embedded == index.sentence_count and index.vector_indexes["chunks"].count == 0
+    hit = Retriever(index, fake_embedder, seed_settings).search("Liancourt Rocks Dokdo", 1)[0]
+    assert "Liancourt" in hit.chunk.text and hit.dense_score is not None
+    (seed_settings.corpus_dir / "new.txt").write_text("= Notes =\n\nBusan has a famous fish market.", encoding="utf-8")
+    assert build_index(seed_settings, counting, progress=False).changes() == "1 new, 0 changed, 0 removed, 1 unchanged"
+    again = load_index(seed_settings, "fake")
+    assert Retriever(again, fake_embedder, seed_settings).search("Busan fish market", 1)[0].chunk.doc_id != hit.chunk.doc_id
+
+
+def test_an_index_without_passage_vectors_is_stale_only_for_settings_that_want_them(seed_settings: Settings, fake_embedder):
+    build_index(seed_settings, fake_embedder, progress=False)
+    with pytest.raises(StaleIndexError, match="without passage vectors"):
+        load_index(replace(seed_settings, passage_vectors=True), "fake")
+    with_them = replace(seed_settings, passage_vectors=True)
+    build_index(with_them, fake_embedder, progress=False)
+    index = load_index(seed_settings, "fake")  # an index with them serves either way, using them
+    assert index.vector_indexes["chunks"].count == len(index.chunks) and not index.out_of_date
 
 
 def test_files_over_the_size_limit_are_skipped_by_name(settings: Settings, fake_embedder, caplog):

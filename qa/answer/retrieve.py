@@ -75,8 +75,9 @@ class Retriever:
               within: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, float]]:
         """(row, cosine) of the n best chunks, best first.
 
-        A chunk scores the better of its own cosine and that of its best sentence: a long
-        chunk's vector blurs the one sentence that answers a pointed question. `vector` is the
+        A chunk scores the cosine of its best sentence, or its own when better and the index holds
+        passage vectors (`QA_PASSAGE_VECTORS`): a long chunk's vector blurs the one sentence that
+        answers a pointed question. `vector` is the
         query's embedding when the caller already has it; `within` (rows, units) restricts the
         search to some documents' chunks and sentences.
         """
@@ -90,7 +91,7 @@ class Retriever:
                 f"{vector.shape[-1]}: run `qa index`"
             )
         rows, units = within if within is not None else (None, None)
-        best = dict(index.search_chunks(vector, n, rows))
+        best = dict(index.search_chunks(vector, n, rows)) if index.manifest.passage_vectors else {}
         for unit, score in index.search_sentences(vector, SENTENCE_POOL * n, units):
             for row in index.chunks_of_unit(unit):
                 best[row] = max(best.get(row, -1.0), score)

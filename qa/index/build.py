@@ -190,7 +190,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
         writer = None
         try:
             tmp.mkdir(parents=True)
-            writer = IndexWriter(tmp, embedder, settings.ann_threshold, report, settings.sentence_vectors == "pooled")
+            writer = IndexWriter(tmp, embedder, settings.ann_threshold, report, settings.sentence_vectors == "pooled",
+                                 settings.embeds_passages)
             build = _Build(settings, embedder, writer, _reusable_index(settings, embedder), _indexed_before(settings))
             _add_files(build, files, progress, report)
             if report is not None:
@@ -219,7 +220,7 @@ def _publish(settings: Settings, writer: IndexWriter, manifest: Manifest, tmp: P
     if settings.store:
         from qa.index.milvus_write import publish, vector_types
 
-        types = vector_types((writer.chunk_count, writer.unit_count), settings.ann_threshold)
+        types = vector_types((writer.vectors.count, writer.unit_count), settings.ann_threshold)
         publish(settings, tmp, writer, dataclasses.replace(manifest, vector_types=types))
         for spool in (writer.vectors, writer.unit_vectors) if keep_vectors else ():
             shutil.move(spool.path, keep_vectors / spool.path.name)

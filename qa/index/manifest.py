@@ -33,8 +33,8 @@ def fingerprint(settings: Settings, embed_model: str, dim: int) -> dict:
     return {
         "embedding": {"model": embed_model, "dim": dim},
         # As set (the bundled BERT's; e5 and a server embed each sentence, in their own precision).
-        "encoding": {"sentences": settings.sentence_vectors, "precision": settings.encoder_precision,
-                     "runtime": RUNTIME_VERSION},
+        "encoding": {"sentences": settings.sentence_vectors, "passages": settings.embeds_passages,
+                     "precision": settings.encoder_precision, "runtime": RUNTIME_VERSION},
         "chunking": {"version": CHUNKER_VERSION, "tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens,
                      "max_units": settings.max_units_per_file},
         "bm25": {"stopwords": BM25_STOPWORDS, "stemmer": STEMMER},
@@ -69,6 +69,11 @@ class Manifest:
     @property
     def dim(self) -> int:
         return self.shaped_by["embedding"]["dim"]
+
+    @property
+    def passage_vectors(self) -> bool:
+        """Whether the index holds a vector per passage (indexes built before the choice all do)."""
+        return bool(self.shaped_by.get("encoding", {}).get("passages", True))
 
     def to_json(self) -> dict:
         return {
@@ -194,6 +199,8 @@ def mismatch_reasons(settings: Settings, manifest: Manifest, embed_model: str | 
                        f"{now['sentences']} in {now['precision']}")
     elif built["runtime"] != now["runtime"]:
         reasons.append("its vectors were computed by an older version of the encoder runtime")
+    if now["passages"] and not built.get("passages", True):  # one with passage vectors serves either way
+        reasons.append("built without passage vectors, now with them (QA_PASSAGE_VECTORS)")
     return reasons
 
 

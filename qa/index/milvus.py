@@ -261,7 +261,8 @@ def load(settings: Settings, embed_model: str | None, require_fresh: bool):  # n
     types = manifest.vector_types
     return Index(
         manifest, chunks, documents,
-        MilvusVectors(client, f"{generation}_chunks", manifest.chunk_count, manifest.dim, types.get("chunks") == "FLAT"),
+        MilvusVectors(client, f"{generation}_chunks", manifest.chunk_count if manifest.passage_vectors else 0, manifest.dim,
+                      types.get("chunks") == "FLAT"),
         MilvusVectors(client, f"{generation}_units", manifest.unit_count, manifest.dim, types.get("units") == "FLAT"),
         units, chunk_units, MilvusLexical(client, f"{generation}_chunks"), out_of_date=out_of_date,
         generation=generation,

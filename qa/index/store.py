@@ -197,7 +197,8 @@ class Index:
         units[:, 0] -= first
         return StoredDocument(
             self.documents[doc_id], self.chunks[first:end], self._chunk_units[first:end] - unit_first, units,
-            self._vectors.get(first, end - first), self._unit_vectors.get(unit_first, unit_end - unit_first),
+            self._vectors.get(first, end - first) if self.manifest.passage_vectors else np.zeros((0, self.dim), np.float32),
+            self._unit_vectors.get(unit_first, unit_end - unit_first),
         )
 
 
@@ -218,14 +219,15 @@ def load_index(settings: Settings, embed_model: str | None = None, require_fresh
         vectors, unit_vectors = Vectors.load(index_dir / "vectors.faiss"), Vectors.load(index_dir / "units.faiss")
         units = np.load(index_dir / "units.npy", allow_pickle=False)
         chunk_units = np.load(index_dir / "chunk_units.npy", allow_pickle=False)
-        bm25 = Bm25Files(bm25s_module().BM25.load(str(index_dir / "bm25"), show_progress=False), vectors.count)
+        bm25 = Bm25Files(bm25s_module().BM25.load(str(index_dir / "bm25"), show_progress=False), len(chunk_units))
         with (index_dir / "chunks.jsonl").open(encoding="utf-8") as f:
             chunks = [Chunk(**json.loads(line)) for line in f]
         documents = {d["doc_id"]: DocumentInfo(**d)
                      for d in json.loads((index_dir / "documents.json").read_text(encoding="utf-8"))}
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as error:
         raise CorruptIndexError(f"index is corrupt ({error}): run `qa index`") from None
-    if not (vectors.count == len(chunks) == len(chunk_units) and unit_vectors.count == len(units)
+    if not (vectors.count == (len(chunks) if manifest.passage_vectors else 0) and len(chunks) == len(chunk_units)
+            and unit_vectors.count == len(units)
             and vectors.dim == unit_vectors.dim == manifest.dim):
         raise CorruptIndexError("index is corrupt (vectors and chunks disagree): run `qa index`")
     return Index(manifest, chunks, documents, vectors, unit_vectors, units, chunk_units, bm25,

@@ -29,11 +29,12 @@ class _Batcher:
     """Collects chunk texts, with the sentences each one owns, and embeds them a batch at a time
     into the chunk and sentence spools (in row order). A sentence's vector is pooled from its
     chunk's tokens when `pooled` and the embedder can (`embed_spans`); otherwise, or when its
-    tokens were cut off, the sentence is embedded on its own."""
+    tokens were cut off, the sentence is embedded on its own. Chunks are embedded only for
+    `passages` (their vectors) or to pool from."""
 
     def __init__(self, chunks: VectorSpool, units: VectorSpool, embedder: Embedder, pooled: bool,
-                 size: int = EMBED_BATCH) -> None:
-        self.chunks, self.units, self.embedder, self.size = chunks, units, embedder, size
+                 passages: bool = True, size: int = EMBED_BATCH) -> None:
+        self.chunks, self.units, self.embedder, self.size, self.passages = chunks, units, embedder, size, passages
         self.pooled = pooled and hasattr(embedder, "embed_spans")
         self.pending: list[tuple[str, list[tuple[int, int]], list[str]]] = []
 
@@ -55,9 +56,10 @@ class _Batcher:
             for i, v in zip(missing, self.embedder.embed([unit_texts[i] for i in missing])):
                 units[i] = v
         else:
-            vectors = self.embedder.embed(texts)
+            vectors = self.embedder.embed(texts) if self.passages else None
             units = self.embedder.embed(unit_texts) if unit_texts else []
-        self.chunks.add(vectors)
+        if vectors is not None:
+            self.chunks.add(vectors)
         if len(units):
             self.units.add(np.asarray(units, dtype=np.float32))
         self.pending.clear()
@@ -83,11 +85,11 @@ class IndexWriter:
     """One build in progress: the chunk store, chunk and sentence vectors, BM25 token ids."""
 
     def __init__(self, folder: Path, embedder: Embedder, ann_threshold: int, report: Report | None = None,
-                 pooled_sentences: bool = False) -> None:
+                 pooled_sentences: bool = False, passage_vectors: bool = True) -> None:
         self.folder, self.dim, self.ann_threshold, self.report = folder, embedder.dim, ann_threshold, report
         self.vectors = VectorSpool(folder / "vectors.spool", self.dim)
         self.unit_vectors = VectorSpool(folder / "units.spool", self.dim)
-        self.batcher = _Batcher(self.vectors, self.unit_vectors, embedder, pooled_sentences)
+        self.batcher = _Batcher(self.vectors, self.unit_vectors, embedder, pooled_sentences, passage_vectors)
         self.store = (folder / "chunks.jsonl").open("w", encoding="utf-8")
         self.documents: list[DocumentInfo] = []
         self.tokenizer = bm25_tokenizer()
