@@ -63,8 +63,9 @@ class Settings:
     # side that fits) or "wide" (neighbours added while they fit the reader's 128 tokens).
     reader_context: str = "sentence"
     # A sentence's vector: "own" (each sentence embedded alone) or "pooled" from its chunk's token
-    # vectors (indexing ~1.9× faster, but hit@1 0.03 lower on the own questions, 0.014 on report
-    # articles; the bundled BERT only, other embedders embed each sentence).
+    # vectors (each chunk read once instead of each sentence: no faster than own sentence vectors
+    # without passage vectors, and hit@1 0.03 lower on the own questions, 0.014 on report articles;
+    # the bundled BERT only, other embedders embed each sentence).
     sentence_vectors: str = "own"
     # Whether each passage also gets a vector of its own (QA_PASSAGE_VECTORS=1), beside its
     # sentences' vectors and BM25. Off: nothing embeds whole passages (`qa index` ~1.7× faster),

@@ -112,13 +112,14 @@ def bench_cold_ask(settings: Settings, question: str, repeat: int = 3) -> None:
 
 
 def bench_embedding(index: Index, embedder, how: str) -> None:  # noqa: ANN001
-    """Embedding throughput on the index's own chunk and sentence texts."""
+    """Embedding throughput on the index's own sentence texts, and chunk texts when it has passage vectors."""
     chunk_texts = [embedding_text(index.title(c), c.section, c.text) for c in index.chunks]
     unit_texts = []
     for unit in range(index.sentence_count):
         owner = index.chunks[next(index.chunks_of_unit(unit))]
         unit_texts.append(embedding_text(index.title(owner), owner.section, index.sentence_text(unit)))
-    for label, texts in (("chunk vectors", chunk_texts), ("sentence vectors", unit_texts)):
+    kinds = (("chunk vectors", chunk_texts),) if index.manifest.passage_vectors else ()  # QA_PASSAGE_VECTORS
+    for label, texts in (*kinds, ("sentence vectors", unit_texts)):
         began = time.perf_counter()
         embedder.embed(texts)
         seconds = time.perf_counter() - began

@@ -1,7 +1,7 @@
 """The loaded index (`index/` by default) and how it is loaded and validated.
 
-The folder holds `vectors.faiss` and `units.faiss` (chunk and sentence vectors), `chunks.jsonl`
-(one chunk per vector row), `units.npy` / `chunk_units.npy` (which sentences each chunk holds),
+The folder holds `vectors.faiss` and `units.faiss` (chunk and sentence vectors; no chunk vectors
+unless built with `QA_PASSAGE_VECTORS`), `chunks.jsonl` (one chunk per row), `units.npy` / `chunk_units.npy` (which sentences each chunk holds),
 `documents.json`, `bm25/` (a bm25s index) and `manifest.json` (`qa.index.manifest`). Loading refuses,
 with a message saying to run `qa index`, an index that is missing, corrupt (checksums, shapes)
 or built with another model or other settings; one whose corpus folder changed since loads,
