@@ -68,7 +68,7 @@ class Settings:
     # the bundled BERT only, other embedders embed each sentence).
     sentence_vectors: str = "own"
     # Whether each passage also gets a vector of its own (QA_PASSAGE_VECTORS=1), beside its
-    # sentences' vectors and BM25. Off: nothing embeds whole passages (`qa index` ~1.7× faster),
+    # sentences' vectors and BM25. Off: nothing embeds whole passages (`qa index` ~2× faster at scale),
     # and held-out retrieval moved by under 0.01 (README "Indexing, since"). Pooled sentence vectors
     # read every passage anyway, so they keep its vector too.
     passage_vectors: bool = False

@@ -77,9 +77,8 @@ class Retriever:
 
         A chunk scores the cosine of its best sentence, or its own when better and the index holds
         passage vectors (`QA_PASSAGE_VECTORS`): a long chunk's vector blurs the one sentence that
-        answers a pointed question. `vector` is the
-        query's embedding when the caller already has it; `within` (rows, units) restricts the
-        search to some documents' chunks and sentences.
+        answers a pointed question. `vector` is the query's embedding when the caller already has
+        it; `within` (rows, units) restricts the search to some documents' chunks and sentences.
         """
         index = self.index
         if vector is None:
