@@ -90,7 +90,7 @@ class Retriever:
                 f"{vector.shape[-1]}: run `qa index`"
             )
         rows, units = within if within is not None else (None, None)
-        best = dict(index.search_chunks(vector, n, rows)) if index.manifest.passage_vectors else {}
+        best = dict(index.search_chunks(vector, n, rows))  # empty without passage vectors
         for unit, score in index.search_sentences(vector, SENTENCE_POOL * n, units):
             for row in index.chunks_of_unit(unit):
                 best[row] = max(best.get(row, -1.0), score)

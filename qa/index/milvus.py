@@ -145,7 +145,7 @@ class MilvusVectors:
         return f"Milvus {'FLAT' if self.exact else 'HNSW'}"
 
     def search(self, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, self.count if rows is None else len(rows))
+        k = min(k, self.count, len(rows) if rows is not None else k)  # none when the index is empty
         scores = np.full((len(query), max(k, 0)), -1.0, np.float32)
         ids = np.full((len(query), max(k, 0)), -1, np.int64)
         if k <= 0:

@@ -4,6 +4,7 @@ collections, then the alias switched to it, then the generation before the previ
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -138,13 +139,13 @@ def _insert_chunks(client, collection: str, folder: Path, writer) -> None:  # no
 
     titles = {d.doc_id: d.title for d in writer.documents}
     chunk_units = np.frombuffer(writer.chunk_units, dtype=np.int64).reshape(-1, 2)
-    vectors = writer.vectors.batches(BATCH)
     # Milvus wants a vector in every row: an index without passage vectors stores a placeholder, never searched.
-    placeholder = np.eye(1, writer.dim, dtype=np.float32).repeat(BATCH, axis=0)
+    vectors = (writer.vectors.batches(BATCH) if writer.vectors.count
+               else itertools.repeat(np.eye(1, writer.dim, dtype=np.float32).repeat(BATCH, axis=0)))
     with (folder / "chunks.jsonl").open(encoding="utf-8") as store:
         row = 0
         for batch in _lines_in_batches(store):
-            block = next(vectors) if writer.vectors.count else placeholder
+            block = next(vectors)
             rows = []
             for offset, line in enumerate(batch):
                 chunk = Chunk(**json.loads(line))

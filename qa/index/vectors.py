@@ -54,7 +54,7 @@ class Vectors:
         least k."""
         import faiss
 
-        k = min(k, self.count if rows is None else len(rows))
+        k = min(k, self.count, len(rows) if rows is not None else k)  # none when the index is empty
         if k <= 0:
             return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
         selector = None if rows is None else faiss.IDSelectorBatch(np.ascontiguousarray(rows, dtype=np.int64))
