@@ -34,11 +34,13 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# The packed graph's: ids, types and positions of the real tokens (n,); the padded batch's
-# attention mask (batch, tokens); for each padded place, the real token it reads (padding: any);
-# for each real token, its place in the flattened padded batch (`packed`).
+# The packed graph's: the real tokens' ids, types and positions (n,); the padded batch's mask; for each
+# padded place, the real token it reads (padding: any); each real token's place in the flat batch.
 PACKED_INPUTS = ("input_ids", "token_type_ids", "position_ids", "attention_mask", "to_padded", "to_packed")
 COUNTS_KEPT = 20_000  # token counts remembered per tokenizer
+# A count of this many new texts (a big file's sentences, while indexing) runs on a tokenizer of
+# its own, outside the lock: on the shared one it held up questions ~0.5 s per 10,000 sentences.
+BULK_TEXTS = 1_000
 GRAPH_VERSION = 2  # raise when bert_graph changes what it writes: cached graphs are then rebuilt
 # Raise when the graph or the session options change the numbers a model computes: an index's
 # fingerprint records it, so vectors of an older runtime are not searched with newer queries.
@@ -297,10 +299,8 @@ class OnnxBert:
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
         """The output for a padded batch (the packed graph packs it first)."""
-        if self.reads_packed:
-            return self.session.run(None, packed(input_ids, attention_mask, token_type_ids))[0]
-        return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask,
-                                       "token_type_ids": token_type_ids})[0]
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return self.session.run(None, packed(**inputs) if self.reads_packed else inputs)[0]
 
 
 class WordPieces:
@@ -312,6 +312,7 @@ class WordPieces:
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._bulk = None  # for `BULK_TEXTS`: made on first use, never reconfigured
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -319,15 +320,28 @@ class WordPieces:
         """Tokens per text, without special tokens or truncation (remembered: the sentences of
         the passages shown are counted again for each question)."""
         with self._lock:
-            missing = [text for text in dict.fromkeys(texts) if text not in self._counts]
-            if missing:
-                if len(self._counts) + len(missing) > COUNTS_KEPT:
-                    self._counts.clear()
+            known = {text: self._counts.get(text) for text in dict.fromkeys(texts)}
+            missing = [text for text, n in known.items() if n is None]
+            bulk = len(missing) >= BULK_TEXTS
+            if bulk and self._bulk is None:
+                self._bulk = type(self._tokenizer).from_str(self._tokenizer.to_str())  # ~30 ms
+                self._bulk.no_truncation()
+                self._bulk.no_padding()
+            if missing and not bulk:
                 self._tokenizer.no_truncation()
                 self._tokenizer.no_padding()
-                encoded = self._tokenizer.encode_batch(missing, add_special_tokens=False)
-                self._counts.update((text, len(e.ids)) for text, e in zip(missing, encoded))
-            return [self._counts[text] for text in texts]
+                known.update(self._remember(token_lengths(self._tokenizer, missing)))
+        if bulk:
+            counted = token_lengths(self._bulk, missing)
+            with self._lock:
+                known.update(self._remember(counted))
+        return [known[text] for text in texts]
+
+    def _remember(self, counts: dict[str, int]) -> dict[str, int]:  # the lock held
+        if len(self._counts) + len(counts) > COUNTS_KEPT:
+            self._counts.clear()
+        self._counts.update(counts)
+        return counts
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Each token's character offsets in `text` (no special tokens)."""
@@ -351,6 +365,11 @@ class WordPieces:
             self._tokenizer.enable_truncation(max_tokens)
             self._tokenizer.no_padding()
             return self._tokenizer.encode_batch(list(texts))
+
+
+def token_lengths(tokenizer, texts: list[str]) -> dict[str, int]:  # noqa: ANN001 - a tokenizers.Tokenizer
+    """Each text's number of tokens, by `tokenizer` as it is set."""
+    return {text: len(e.ids) for text, e in zip(texts, tokenizer.encode_batch(texts, add_special_tokens=False))}
 
 
 def padded(encodings: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
