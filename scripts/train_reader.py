@@ -41,7 +41,7 @@ from tqdm import tqdm
 from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences
 from qa.evaluation.splits import DATA, train_articles
 from qa.models.locate import BUNDLED_READER, bundled_model_dir
-from qa.models.onnx_bert import WordPieces
+from qa.models.wordpieces import WordPieces
 from qa.sentences import sentence_spans
 
 SEED = 13

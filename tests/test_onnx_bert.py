@@ -10,7 +10,8 @@ import pytest
 from qa.answer.reader import encode
 from qa.models.embedders import BertEmbedder, is_plain_bert
 from qa.models.locate import BUNDLED_READER, bundled_model_dir
-from qa.models.onnx_bert import WordPieces, graph_file, load_bert
+from qa.models.onnx_bert import graph_file, load_bert
+from qa.models.wordpieces import WordPieces
 
 TEXTS = ["When did Japan and South Korea establish diplomatic relations?", "Seoul",
          "The Treaty on Basic Relations between Japan and the Republic of Korea was signed on 22 June 1965 in Tokyo."]
@@ -171,13 +172,15 @@ def test_a_build_with_pooled_sentence_vectors_keeps_each_sentence_nearest_its_ow
 
 
 
-def test_a_long_document_is_counted_without_holding_the_tokenizers_lock():
-    """Counting a big file's tokens (index builds) leaves the tokenizer's lock free while it
-    encodes, so a question's tokens do not wait for it (they waited ~0.5 s per 10,000 sentences)."""
-    from qa.models.onnx_bert import BULK_TEXTS
+def test_an_index_builds_tokens_are_made_without_holding_the_tokenizers_lock():
+    """Counting a file's sentences and encoding a flush (index builds) leave the tokenizer's lock
+    free while they tokenize, so a question's tokens do not wait for them (they waited ~0.5 s per
+    10,000 sentences counted); a question's own few texts use the shared tokenizer."""
+    from qa.models.wordpieces import BULK_TEXTS
 
     pieces = WordPieces(bundled_model_dir("minilm"))
-    pieces.count([f"warm-up {i}" for i in range(BULK_TEXTS)])  # makes the bulk tokenizer
+    texts = [f"Sentence {i} of a long document about Japan and South Korea." for i in range(2 * BULK_TEXTS)]
+    pieces.count(texts[:BULK_TEXTS]), pieces.encode(texts[:BULK_TEXTS], 32)  # makes the bulk tokenizers
     locked_while_encoding = []
 
     class Probe:  # records whether the lock is held whenever a tokenizer encodes
@@ -191,11 +194,14 @@ def test_a_long_document_is_counted_without_holding_the_tokenizers_lock():
             locked_while_encoding.append(pieces._lock.locked())
             return self.tokenizer.encode_batch(*args, **kwargs)
 
-    pieces._tokenizer, pieces._bulk = Probe(pieces._tokenizer), Probe(pieces._bulk)
-    texts = [f"Sentence {i} of a long document about Japan and South Korea." for i in range(2 * BULK_TEXTS)]
-    counts = pieces.count(texts)
-    assert locked_while_encoding == [False]
-    pieces.count(["A short question's own words."])  # a few texts: on the shared tokenizer, locked
-    assert locked_while_encoding == [False, True]
-    one_by_one = WordPieces(bundled_model_dir("minilm"))  # the same counts as texts counted alone
-    assert counts[:: BULK_TEXTS // 10] == [one_by_one.count([t])[0] for t in texts[:: BULK_TEXTS // 10]]
+    pieces._tokenizer = Probe(pieces._tokenizer)
+    pieces._bulk = {key: Probe(tokenizer) for key, tokenizer in pieces._bulk.items()}
+    counts = pieces.count(texts[BULK_TEXTS:])
+    encoded = pieces.encode(texts, 32)
+    assert locked_while_encoding == [False, False]
+    pieces.count(["A question's own words."]), pieces.encode(["A question"], 32)
+    assert locked_while_encoding == [False, False, True, True]
+    one_by_one = WordPieces(bundled_model_dir("minilm"))  # the same as texts tokenized alone
+    sample = range(BULK_TEXTS, 2 * BULK_TEXTS, BULK_TEXTS // 8)
+    assert [counts[i - BULK_TEXTS] for i in sample] == [one_by_one.count([texts[i]])[0] for i in sample]
+    assert [encoded[i].ids for i in sample] == [one_by_one.encode([texts[i]], 32)[0].ids for i in sample]

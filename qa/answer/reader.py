@@ -39,7 +39,8 @@ import numpy as np
 
 from qa.errors import ModelLoadError
 from qa.models.locate import LoadsOnce, bundled_model_dir
-from qa.models.onnx_bert import WordPieces, load_bert
+from qa.models.onnx_bert import load_bert
+from qa.models.wordpieces import WordPieces
 from qa.types import Reading
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ import numpy as np
 
 from qa.errors import ModelLoadError
 from qa.models.locate import LoadsOnce, bundled_model_dir, offline
-from qa.models.onnx_bert import WordPieces, load_bert, padded, token_batches
+from qa.models.onnx_bert import load_bert
+from qa.models.wordpieces import WordPieces, padded, token_batches
 
 log = logging.getLogger(__name__)
 
@@ -388,9 +389,8 @@ def get_embedder(name: str = "minilm", threads: int = 2, url: str = "", cache_di
     """An embedder for `name` (loaded on first use; `Pipeline` keeps one); with `url`, the model
     as an OpenAI-compatible server there serves it. A BERT runs on ONNX Runtime in `precision`,
     its graph kept in `cache_dir`; `alone`: no other model runs in this process (`qa index`), so
-    it runs one single-threaded session per thread side by side (208 chunks and 783 sentences
-    embedded in 3.3 s against 3.8 s for one two-threaded session whose threads spin; README,
-    "Indexing, since")."""
+    it runs one single-threaded session per thread side by side (208 chunks and 783 sentences in
+    3.3 s against 3.8 s on one two-threaded session with spinning threads; README, "Indexing, since")."""
     if url:
         return RemoteEmbedder(name, url, threads)
     if name == "e5":
