@@ -172,15 +172,13 @@ def test_a_build_with_pooled_sentence_vectors_keeps_each_sentence_nearest_its_ow
 
 
 
-def test_an_index_builds_tokens_are_made_without_holding_the_tokenizers_lock():
-    """Counting a file's sentences and encoding a flush (index builds) leave the tokenizer's lock
+def test_tokens_are_made_without_holding_the_tokenizers_lock():
+    """Counting a file's sentences and encoding a batch (index builds) leave the tokenizer's lock
     free while they tokenize, so a question's tokens do not wait for them (they waited ~0.5 s per
-    10,000 sentences counted); a question's own few texts use the shared tokenizer."""
-    from qa.models.wordpieces import BULK_TEXTS
-
+    10,000 sentences counted); each setting keeps a tokenizer of its own, never reset."""
     pieces = WordPieces(bundled_model_dir("minilm"))
-    texts = [f"Sentence {i} of a long document about Japan and South Korea." for i in range(2 * BULK_TEXTS)]
-    pieces.count(texts[:BULK_TEXTS]), pieces.encode(texts[:BULK_TEXTS], 32)  # makes the bulk tokenizers
+    texts = [f"Sentence {i} of a long document about Japan and South Korea." for i in range(600)]
+    pieces.count(["made"]), pieces.encode(["made"], 32), pieces.batch([("a", "b")], 16, True)  # each setting's tokenizer
     locked_while_encoding = []
 
     class Probe:  # records whether the lock is held whenever a tokenizer encodes
@@ -194,14 +192,21 @@ def test_an_index_builds_tokens_are_made_without_holding_the_tokenizers_lock():
             locked_while_encoding.append(pieces._lock.locked())
             return self.tokenizer.encode_batch(*args, **kwargs)
 
-    pieces._tokenizer = Probe(pieces._tokenizer)
-    pieces._bulk = {key: Probe(tokenizer) for key, tokenizer in pieces._bulk.items()}
-    counts = pieces.count(texts[BULK_TEXTS:])
+    pieces._tokenizers = {key: Probe(tokenizer) for key, tokenizer in pieces._tokenizers.items()}
+    counts = pieces.count(texts)
     encoded = pieces.encode(texts, 32)
-    assert locked_while_encoding == [False, False]
-    pieces.count(["A question's own words."]), pieces.encode(["A question"], 32)
-    assert locked_while_encoding == [False, False, True, True]
+    pieces.count(["A question's own words."]), pieces.batch([("A question?", "A window.")], 16, True)
+    assert locked_while_encoding == [False, False, False, False]
     one_by_one = WordPieces(bundled_model_dir("minilm"))  # the same as texts tokenized alone
-    sample = range(BULK_TEXTS, 2 * BULK_TEXTS, BULK_TEXTS // 8)
-    assert [counts[i - BULK_TEXTS] for i in sample] == [one_by_one.count([texts[i]])[0] for i in sample]
+    sample = range(0, len(texts), 37)
+    assert [counts[i] for i in sample] == [one_by_one.count([texts[i]])[0] for i in sample]
     assert [encoded[i].ids for i in sample] == [one_by_one.encode([texts[i]], 32)[0].ids for i in sample]
+    assert encoded[0].ids != one_by_one.encode([texts[0]], 8)[0].ids  # another cut is another tokenizer
+
+
+def test_a_damaged_tokenizer_is_a_clear_error(tmp_path: Path):
+    from qa.errors import ModelLoadError
+
+    (tmp_path / "tokenizer.json").write_text('{"version": "1.0", "model": ', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="could not read the tokenizer"):
+        WordPieces(tmp_path).count(["Seoul"])

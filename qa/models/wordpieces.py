@@ -11,91 +11,79 @@ from pathlib import Path
 import numpy as np
 
 COUNTS_KEPT = 20_000  # token counts remembered per tokenizer
-# This many texts (an index build's: a file's sentences counted, a flush's embedded) go to a
-# tokenizer of their own, outside the lock: on the shared one a file's count held up questions
-# ~0.5 s per 10,000 sentences, a flush's encoding ~40 ms.
-BULK_TEXTS = 256
 
 
 class WordPieces:
-    """The model's tokenizer (`tokenizer.json`), with one lock: its truncation and padding are
-    settings of one shared object, so a count in one thread must not change them under a batch
-    in another. An index build's many texts (`BULK_TEXTS`) go to tokenizers of their own."""
+    """The model's tokenizer (`tokenizer.json`), one object per setting of truncation and padding,
+    each set once when it is made: none is changed while another thread encodes with it, so
+    encoding holds no lock, and a question's tokens never wait for an index build's (one shared,
+    reconfigured tokenizer under a lock made them wait ~0.5 s per 10,000 sentences of a file
+    counted, ~30 ms per batch embedded)."""
 
     def __init__(self, folder: Path) -> None:
+        self._file = folder / "tokenizer.json"
+        self._json = self._file.read_text(encoding="utf-8")
+        self._tokenizers: dict[tuple, object] = {}
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()  # guards the two dicts
+
+    def _tokenizer(self, max_tokens: int | None = None, strategy: str = "longest_first", pad: bool = False):  # noqa: ANN202
+        """The tokenizer cutting to `max_tokens` (None: never) by `strategy`, padding if `pad`."""
         from tokenizers import Tokenizer
 
-        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._bulk: dict[int | None, object] = {}  # see `_own`
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
+        from qa.errors import ModelLoadError
+
+        key = (max_tokens, strategy, pad)
+        with self._lock:
+            if key not in self._tokenizers:  # ~30 ms, once per setting
+                try:
+                    tokenizer = Tokenizer.from_str(self._json)
+                except Exception as error:  # a damaged file means the same to the user whatever the library says
+                    raise ModelLoadError(f"could not read the tokenizer {self._file}: {error}") from None
+                if max_tokens is None:
+                    tokenizer.no_truncation()
+                else:
+                    tokenizer.enable_truncation(max_tokens, strategy=strategy)
+                if pad:
+                    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+                else:
+                    tokenizer.no_padding()
+                self._tokenizers[key] = tokenizer
+            return self._tokenizers[key]
 
     def count(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text, without special tokens or truncation (remembered: the sentences of
         the passages shown are counted again for each question)."""
         with self._lock:
             known = {text: self._counts.get(text) for text in dict.fromkeys(texts)}
-            missing = [text for text, n in known.items() if n is None]
-            bulk = self._own(None) if len(missing) >= BULK_TEXTS else None
-            if missing and not bulk:
-                self._tokenizer.no_truncation()
-                self._tokenizer.no_padding()
-                known.update(self._remember(token_lengths(self._tokenizer, missing)))
-        if bulk:
-            counted = token_lengths(bulk, missing)
+        missing = [text for text, n in known.items() if n is None]
+        if missing:
+            counted = token_lengths(self._tokenizer(), missing)
             with self._lock:
-                known.update(self._remember(counted))
+                if len(self._counts) + len(counted) > COUNTS_KEPT:
+                    self._counts.clear()
+                self._counts.update(counted)
+            known.update(counted)
         return [known[text] for text in texts]
-
-    def _own(self, max_tokens: int | None):  # noqa: ANN202 - the lock held
-        """The bulk tokenizer cutting to `max_tokens` (None: never), unpadded: made once (~30 ms),
-        never set again, so it encodes without the lock."""
-        if max_tokens not in self._bulk:
-            tokenizer = type(self._tokenizer).from_str(self._tokenizer.to_str())
-            if max_tokens is None:
-                tokenizer.no_truncation()
-            else:
-                tokenizer.enable_truncation(max_tokens)
-            tokenizer.no_padding()
-            self._bulk[max_tokens] = tokenizer
-        return self._bulk[max_tokens]
-
-    def _remember(self, counts: dict[str, int]) -> dict[str, int]:  # the lock held
-        if len(self._counts) + len(counts) > COUNTS_KEPT:
-            self._counts.clear()
-        self._counts.update(counts)
-        return counts
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Each token's character offsets in `text` (no special tokens)."""
-        with self._lock:
-            self._tokenizer.no_truncation()
-            self._tokenizer.no_padding()
-            return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
+        return list(self._tokenizer().encode(text, add_special_tokens=False).offsets)
 
     def batch(self, inputs: Sequence[str | tuple[str, str]], max_tokens: int, pairs_truncate_second: bool = False):  # noqa: ANN201
         """Padded (input_ids, attention_mask, token_type_ids) arrays and the encodings (for
         offsets and sequence ids). Pairs are cut from their second text only."""
-        with self._lock:
-            self._tokenizer.enable_truncation(max_tokens, strategy="only_second" if pairs_truncate_second else "longest_first")
-            self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-            encodings = self._tokenizer.encode_batch(list(inputs))
+        strategy = "only_second" if pairs_truncate_second else "longest_first"
+        encodings = self._tokenizer(max_tokens, strategy, pad=True).encode_batch(list(inputs))
         return padded(encodings), encodings
 
     def encode(self, texts: Sequence[str], max_tokens: int) -> list:
         """Each text's encoding (special tokens, cut to `max_tokens`), unpadded: for `padded`."""
-        with self._lock:
-            if len(texts) >= BULK_TEXTS:
-                bulk = self._own(max_tokens)
-            else:
-                self._tokenizer.enable_truncation(max_tokens)
-                self._tokenizer.no_padding()
-                return self._tokenizer.encode_batch(list(texts))
-        return bulk.encode_batch(list(texts))
+        return self._tokenizer(max_tokens).encode_batch(list(texts))
 
 
 def token_lengths(tokenizer, texts: list[str]) -> dict[str, int]:  # noqa: ANN001 - a tokenizers.Tokenizer
-    """Each text's number of tokens, by `tokenizer` as it is set."""
+    """Each text's number of tokens (no special tokens), by `tokenizer` as it is set."""
     return {text: len(e.ids) for text, e in zip(texts, tokenizer.encode_batch(texts, add_special_tokens=False))}
 
 
