@@ -1,7 +1,11 @@
 """Train the reader: the bundled MiniLM fine-tuned for extractive QA with a no-answer option.
 
-    .venv/bin/python scripts/train_reader.py --more --init READER_FOLDER   # see the model card; resumable
-    .venv/bin/python scripts/train_reader.py --fresh                       # start over
+    .venv/bin/python scripts/train_reader.py --leg 2 --more --init READER_FOLDER --out OUT --work WORK  # resumable
+    .venv/bin/python scripts/train_reader.py --fresh                                                  # start over
+
+Training is a campaign of legs (`LEGS`), each ≤ ~150 minutes on 2 cores, each warm-starting from
+the weights the last one landed and drawing the questions no earlier leg drew (the seeded order
+of questions is the same for every leg); `scripts/reproduce_reader.sh` runs them in turn.
 
 Data: the whole SQuAD 2.0 train set (442 articles) from ../shared/data/squad2/ (CC BY-SA 4.0)
 and 7 dev articles (`DEV_TRAIN`); with `--more`, the answerable TyDi QA and Natural Questions
@@ -39,7 +43,7 @@ import torch
 from tqdm import tqdm
 
 from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences
-from qa.evaluation.splits import DATA, train_articles
+from qa.evaluation.splits import DATA, TUNE, train_articles
 from qa.models.locate import BUNDLED_READER, bundled_model_dir
 from qa.models.wordpieces import WordPieces
 from qa.sentences import sentence_spans
@@ -89,6 +93,26 @@ class Quota:
     wide_share: float  # share of positives read in a wide window (neighbours added while they fit)
 
 
+@dataclass(frozen=True)
+class Leg:
+    """One leg of the campaign: where in the seeded order of questions its draws begin, and the
+    articles none of its questions come from. Near misses and swaps are drawn from the answerable
+    questions after its positives, wrapping round to the start of the order."""
+
+    quota: Quota
+    positives_from: int = 0  # position in the seeded order of answerable questions
+    unanswerable_from: int = 0  # position in the seeded order of unanswerable questions
+    held_out: tuple[str, ...] = ()  # article titles (tune articles)
+
+
+LEGS = {
+    # the shipped reader of commit a321e52 (45,000 of 99,531 answerable questions as positives)
+    1: Leg(Quota(45000, 22000, 18000, 6000, 0.25)),
+    # every answerable and unanswerable question leg 1 did not draw; the tune articles held out
+    2: Leg(Quota(54531, 19649, 18000, 6000, 0.25), positives_from=45000, unanswerable_from=22000, held_out=TUNE),
+}
+
+
 def article_windows(article, pieces: WordPieces, budget: int):  # noqa: ANN001, ANN201
     """Per paragraph: (sentence spans, token counts, words per sentence); and every window of the
     article as (paragraph, first, last, words), built with `budget` tokens."""
@@ -107,23 +131,29 @@ def article_windows(article, pieces: WordPieces, budget: int):  # noqa: ANN001, 
     return paragraphs, list({w[:3]: w for w in windows}.values())
 
 
-def build_examples(articles, pieces: WordPieces, rng: random.Random, quota: Quota) -> list[dict]:  # noqa: ANN001
+def build_examples(articles, pieces: WordPieces, rng: random.Random, leg: Leg) -> list[dict]:  # noqa: ANN001
     """(question, window, answer char span in the window or None) examples, tokenised.
 
-    Questions are drawn at random over all articles so every article contributes; a window is
-    built with `qa.answer.reader.window_at`, as the product builds it."""
+    Questions are drawn at random over all articles so every article contributes, from where
+    `leg` says in the seeded order; a window is built with `qa.answer.reader.window_at`, as the
+    product builds it."""
+    quota = leg.quota
     answerable = [(i, q) for i, a in enumerate(articles) for q in a.questions if q.answers]
     unanswerable = [(i, q) for i, a in enumerate(articles) for q in a.questions if not q.answers]
     rng.shuffle(answerable)
     rng.shuffle(unanswerable)
-    positive_qs = answerable[:quota.positives]
-    rest = answerable[quota.positives:] + answerable[:quota.positives]  # reuse when the quota exceeds the set
+    a0, a1 = leg.positives_from, leg.positives_from + quota.positives
+    positive_qs = answerable[a0:a1]
+    rest = answerable[a1:] + answerable[:a1]  # wraps round: reused when the quota exceeds the set
     near_qs = rest[:quota.near_misses]
     swap_qs = rest[quota.near_misses:quota.near_misses + quota.swaps * 2]  # not every question can be swapped
+    unanswerable_qs = unanswerable[leg.unanswerable_from:leg.unanswerable_from + quota.unanswerable]
+    held_out = set(leg.held_out)
     plan: dict[int, list] = {}
-    for kind, chosen in (("pos", positive_qs), ("near", near_qs), ("swap", swap_qs), ("unans", unanswerable[:quota.unanswerable])):
+    for kind, chosen in (("pos", positive_qs), ("near", near_qs), ("swap", swap_qs), ("unans", unanswerable_qs)):
         for i, q in chosen:
-            plan.setdefault(i, []).append((kind, q))
+            if articles[i].title not in held_out:
+                plan.setdefault(i, []).append((kind, q))
     raw, swaps = [], 0
     for i in tqdm(sorted(plan), desc="windows", file=sys.stderr):
         article = articles[i]
@@ -234,11 +264,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--positives", type=int, default=45000)
-    parser.add_argument("--unanswerable", type=int, default=22000)
-    parser.add_argument("--near-misses", type=int, default=18000)
-    parser.add_argument("--swaps", type=int, default=6000)
-    parser.add_argument("--wide-share", type=float, default=0.25)
+    parser.add_argument("--leg", type=int, default=1, choices=sorted(LEGS), help="which questions to draw (LEGS)")
     parser.add_argument("--more", action="store_true", help="add the answerable TyDi QA and NQ (QED) questions to train")
     parser.add_argument("--init", type=Path, default=None,
                         help="warm start from the weights in this reader folder (default: the base MiniLM)")
@@ -256,14 +282,15 @@ def main() -> None:
     base = str(bundled_model_dir("minilm"))
     pieces = WordPieces(Path(base))
     args.work.mkdir(parents=True, exist_ok=True)
-    quota = Quota(args.positives, args.unanswerable, args.near_misses, args.swaps, args.wide_share)
+    leg = LEGS[args.leg]
+    quota = leg.quota
     cache = args.work / "examples.json"
     train = train_articles(args.data, args.more)
     if cache.is_file() and not args.fresh:
         examples = json.loads(cache.read_text())
     else:
         print(f"{len(train)} train articles, {sum(len(a.questions) for a in train)} questions", file=sys.stderr)
-        examples = build_examples(train, pieces, random.Random(args.seed), quota)
+        examples = build_examples(train, pieces, random.Random(args.seed), leg)
         cache.write_text(json.dumps(examples))
     if args.limit:
         examples = random.Random(args.seed).sample(examples, min(args.limit, len(examples)))
@@ -324,7 +351,9 @@ def main() -> None:
     export(model, args.out)
     (args.out / "training.json").write_text(json.dumps({
         "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
-        "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "quota": asdict(quota),
+        "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "leg": args.leg,
+        "quota": asdict(quota), "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
+        "held_out": list(leg.held_out),
         "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
         "train_seconds": round(time.time() - began),
         "train_articles": len(train)}, indent=1) + "\n")
