@@ -31,6 +31,7 @@ from qa.app.render import answer_json, highlight, passage_json, proof_view
 from qa.config import Settings
 from qa.errors import QAError
 from qa.text import heading_path
+from qa.types import TENTATIVE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,7 +243,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         where = heading_path(pipeline.index.title(passage.chunk), passage.chunk.section)
         page = f"p. {c.page}, " if c.page else ""
         print(f"[{c.marker}] {where}  ({page}chars {c.start}-{c.end})")
-        if shown is None:  # else the quote is printed above
+        if shown is None and answer.outcome != TENTATIVE:  # else the quote is printed above
             print(_indent(f"“{c.quote}”"))
     return 0
 

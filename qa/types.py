@@ -74,12 +74,23 @@ class Reading:
     span_score: float  # start + end logit of the span
     margin: float  # span score minus the no-answer score
     answerable: float  # calibrated probability that the span answers the question
+    verdict: str = ""  # a yes/no question's answer, "yes" or "no"; the span is then what decides it
+
+    @property
+    def short_text(self) -> str:
+        """The short answer as shown: "Yes"/"No" for a yes/no question, else the span."""
+        return self.verdict.capitalize() or self.text
 
     @property
     def is_whole_sentence(self) -> bool:
         """Whether the answer span is its whole sentence: then the sentence is shown once, quoted,
         without the short answer before it (the one display rule: text, Markdown, HTML, terminal)."""
-        return self.text.strip(" .") == self.sentence.strip(" .")
+        return not self.verdict and self.text.strip(" .") == self.sentence.strip(" .")
+
+
+# What an answer is (`Answer.outcome`): the documents answer it; the reader is not sure, so the
+# closest passage's sentence is quoted instead of a short answer; or the documents do not say.
+ANSWERED, TENTATIVE, DECLINED = "answer", "tentative", "declined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +99,7 @@ class Answer:
     text: str  # verified: every [n] in it is a citation below
     citations: tuple[Citation, ...]
     passages: tuple[Passage, ...]  # the passages shown to the model, [1] first
-    abstained: bool
+    abstained: bool  # no answer is given: `outcome` is TENTATIVE or DECLINED
     mode: str  # "evidence" or "generative"
     model: str
     raw_text: str = ""  # what the generator wrote, before verification (debugging)
@@ -96,6 +107,7 @@ class Answer:
     short_answer: Reading | None = None  # the words that answer, with their proof sentence; None when declined
     readings: tuple[Reading, ...] = ()  # one per window read, most probable first (also when declined)
     timings: dict[str, float] = field(default_factory=dict)
+    outcome: str = ANSWERED
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ and writes the model card (about 10 minutes more).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import re
@@ -44,6 +45,7 @@ from tqdm import tqdm
 
 from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences
 from qa.evaluation.splits import DATA, TUNE, train_articles
+from qa.evaluation.yesno import NO, YES, other_answer, yes_no_files, yes_no_question
 from qa.models.locate import BUNDLED_READER, bundled_model_dir
 from qa.models.wordpieces import WordPieces
 from qa.sentences import sentence_spans
@@ -103,6 +105,10 @@ class Leg:
     positives_from: int = 0  # position in the seeded order of answerable questions
     unanswerable_from: int = 0  # position in the seeded order of unanswerable questions
     held_out: tuple[str, ...] = ()  # article titles (tune articles)
+    yes_no: int = 0  # answerable questions turned into yes/no questions (half "No"), on the window holding the answer
+    yes_no_near: int = 0  # such yes/no questions on a window that lacks the answer: labelled "no answer"
+    yes_no_files: int = 0  # times each question of YES_NO_FILES is drawn (its passage as the window)
+    lr: float = 5e-5  # the peak learning rate
 
 
 LEGS = {
@@ -110,6 +116,10 @@ LEGS = {
     1: Leg(Quota(45000, 22000, 18000, 6000, 0.25)),
     # every answerable and unanswerable question leg 1 did not draw; the tune articles held out
     2: Leg(Quota(54531, 19649, 18000, 6000, 0.25), positives_from=45000, unanswerable_from=22000, held_out=TUNE),
+    # a second look at 70,000 answerable and 30,000 unanswerable questions, at a lower rate, and
+    # yes/no questions (the head gains two yes/no logits)
+    3: Leg(Quota(70000, 30000, 20000, 6000, 0.25), held_out=TUNE, yes_no=16000, yes_no_near=4000, yes_no_files=2,
+           lr=3e-5),
 }
 
 
@@ -148,9 +158,12 @@ def build_examples(articles, pieces: WordPieces, rng: random.Random, leg: Leg) -
     near_qs = rest[:quota.near_misses]
     swap_qs = rest[quota.near_misses:quota.near_misses + quota.swaps * 2]  # not every question can be swapped
     unanswerable_qs = unanswerable[leg.unanswerable_from:leg.unanswerable_from + quota.unanswerable]
+    yes_no_qs = [(i, q) for i, q in answerable if yes_no_question(q.question, q.answers[0])]
+    yes_no_near_qs = yes_no_qs[leg.yes_no:leg.yes_no + leg.yes_no_near]
     held_out = set(leg.held_out)
     plan: dict[int, list] = {}
-    for kind, chosen in (("pos", positive_qs), ("near", near_qs), ("swap", swap_qs), ("unans", unanswerable_qs)):
+    for kind, chosen in (("pos", positive_qs), ("near", near_qs), ("swap", swap_qs), ("unans", unanswerable_qs),
+                         ("yesno", yes_no_qs[:leg.yes_no]), ("yesno-near", yes_no_near_qs)):
         for i, q in chosen:
             if articles[i].title not in held_out:
                 plan.setdefault(i, []).append((kind, q))
@@ -166,10 +179,13 @@ def build_examples(articles, pieces: WordPieces, rng: random.Random, leg: Leg) -
             if not spans:
                 continue
             q_words = words(q.question)
+            if kind == "yesno-near":
+                q = dataclasses.replace(q, question=yes_no_question(q.question, q.answers[0]))
+                kind = "near"
             if kind == "unans":
                 own = [w for w in windows if w[0] == p]
                 _, first, last, _ = max(own, key=lambda w: (len(q_words & w[3]), -w[1]))
-                raw.append((q.question, q.context[spans[first][0]:spans[last - 1][1]], None))
+                raw.append((q.question, q.context[spans[first][0]:spans[last - 1][1]], None, -100))
                 continue
             a0 = q.answer_starts[0]
             a1 = a0 + len(q.answers[0])
@@ -186,33 +202,44 @@ def build_examples(articles, pieces: WordPieces, rng: random.Random, leg: Leg) -
                 s2 = paragraphs[pp][0]
                 text = article.paragraphs[pp][s2[first][0]:s2[last - 1][1]]
                 if not any(g in text.lower() for g in gold):
-                    raw.append((q.question, text, None))
+                    raw.append((q.question, text, None, -100))
                 continue
             wide = kind == "pos" and rng.random() < quota.wide_share
             window = window_at(q.context, 0, spans, counts, centre, budget, wide=wide)
             if a1 > window.end:
                 continue  # the answer crosses a sentence boundary the window cannot hold
             text = window.text
+            offset = a0 - window.start
             if kind == "pos":
-                offset = a0 - window.start
-                raw.append((q.question, text, (offset, offset + len(q.answers[0]))))
+                raw.append((q.question, text, (offset, offset + len(q.answers[0])), -100))
+            elif kind == "yesno":  # the span still marks the words that decide it
+                article_text = article_text or "\n".join(article.paragraphs)
+                wrong = other_answer(q.answers[0], text, article_text, rng) if rng.random() < 0.5 else None
+                raw.append((yes_no_question(q.question, wrong or q.answers[0]), text,
+                            (offset, offset + len(q.answers[0])), NO if wrong else YES))
             elif swaps < quota.swaps:
                 article_text = article_text or "\n".join(article.paragraphs)
                 swapped = swapped_question(q.question, text, article_text, rng)
                 if swapped:
-                    raw.append((swapped, text, None))
+                    raw.append((swapped, text, None, -100))
                     swaps += 1
+    if leg.yes_no_files:  # the span is unknown there: only the verdict is learnt
+        raw += [(question, passage, "unknown", verdict) for question, passage, verdict
+                in yes_no_files(DATA.parent / "yesno")] * leg.yes_no_files
     examples = []
-    for question, text, answer in tqdm(raw, desc="tokenise", file=sys.stderr):
+    for question, text, answer, verdict in tqdm(raw, desc="tokenise", file=sys.stderr):
         enc = encode(pieces, question, [text])[1][0]  # exactly as the product encodes it
         start = end = 0
-        if answer is not None:
+        if answer == "unknown":
+            start = end = -100
+        elif answer is not None:
             tokens = [i for i, (s, (a, b)) in enumerate(zip(enc.sequence_ids, enc.offsets))
                       if s == 1 and b > answer[0] and a < answer[1]]
             if not tokens or enc.offsets[tokens[-1]][1] < answer[1]:
                 continue  # the answer was cut off by truncation
             start, end = tokens[0], tokens[-1]
-        examples.append({"input_ids": enc.ids, "token_type_ids": enc.type_ids, "start": start, "end": end})
+        examples.append({"input_ids": enc.ids, "token_type_ids": enc.type_ids, "start": start, "end": end,
+                         "yesno": verdict})
     return examples
 
 
@@ -242,7 +269,40 @@ def collate(examples: list[dict], ids: list[int]) -> dict[str, torch.Tensor]:
         mask[row, :n] = 1
     return {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask,
             "start_positions": torch.tensor([examples[i]["start"] for i in ids]),
-            "end_positions": torch.tensor([examples[i]["end"] for i in ids])}
+            "end_positions": torch.tensor([examples[i]["end"] for i in ids]),
+            "yes_no": torch.tensor([examples[i].get("yesno", -100) for i in ids])}
+
+
+def with_yes_no_head(model) -> None:  # noqa: ANN001
+    """Give the span head two more outputs, read at [CLS]: the yes and no logits (zero at first)."""
+    old = model.qa_outputs
+    if old.out_features == 4:
+        return
+    head = torch.nn.Linear(old.in_features, 4)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.weight[:2] = old.weight
+        head.bias[:2] = old.bias
+    model.qa_outputs = head
+
+
+def loss_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # noqa: ANN001
+    """Span loss (start and end cross-entropy; unknown spans ignored) plus, with the yes/no head,
+    the verdict's cross-entropy at [CLS] for yes/no examples."""
+    hidden = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        token_type_ids=batch["token_type_ids"]).last_hidden_state
+    logits = model.qa_outputs(hidden).float()
+    cross_entropy = torch.nn.functional.cross_entropy
+    loss = torch.zeros((), dtype=torch.float32)
+    known = batch["start_positions"] >= 0
+    if known.any():
+        loss = loss + (cross_entropy(logits[known, :, 0], batch["start_positions"][known])
+                       + cross_entropy(logits[known, :, 1], batch["end_positions"][known])) / 2
+    verdicts = batch["yes_no"] >= 0
+    if logits.shape[-1] == 4 and verdicts.any():
+        loss = loss + cross_entropy(logits[verdicts, 0, 2:], batch["yes_no"][verdicts])
+    return loss
 
 
 def export(model, out: Path) -> None:  # noqa: ANN001
@@ -261,7 +321,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=BUNDLED_READER)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=None, help="the peak learning rate (default: the leg's)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--leg", type=int, default=1, choices=sorted(LEGS), help="which questions to draw (LEGS)")
@@ -284,6 +344,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     leg = LEGS[args.leg]
     quota = leg.quota
+    args.lr = args.lr or leg.lr
     cache = args.work / "examples.json"
     train = train_articles(args.data, args.more)
     if cache.is_file() and not args.fresh:
@@ -301,7 +362,12 @@ def main() -> None:
     if args.init:
         from safetensors.torch import load_file
 
-        model.load_state_dict({k: v.float() for k, v in load_file(str(args.init / "model.safetensors")).items()}, strict=False)
+        state = {k: v.float() for k, v in load_file(str(args.init / "model.safetensors")).items()}
+        if state["qa_outputs.weight"].shape[0] == 4:
+            with_yes_no_head(model)
+        model.load_state_dict(state, strict=False)
+    if leg.yes_no or leg.yes_no_files:
+        with_yes_no_head(model)
     for name, parameter in model.named_parameters():
         parameter.requires_grad = not name.startswith("bert.embeddings.")
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -332,7 +398,7 @@ def main() -> None:
                     continue
                 batch = collate(examples, ids)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    loss = model(**batch).loss
+                    loss = loss_of(model, batch)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
@@ -349,11 +415,13 @@ def main() -> None:
                     tmp.replace(checkpoint)
     print(f"trained {step} steps in {time.time() - began:.0f} s", file=sys.stderr)
     export(model, args.out)
+    if args.init and (args.init / "legs.json").is_file():  # the campaign so far; calibration adds this leg
+        (args.out / "legs.json").write_text((args.init / "legs.json").read_text())
     (args.out / "training.json").write_text(json.dumps({
         "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
         "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "leg": args.leg,
         "quota": asdict(quota), "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
-        "held_out": list(leg.held_out),
+        "held_out": list(leg.held_out), "yes_no": sum(e.get("yesno", -100) >= 0 for e in examples),
         "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
         "train_seconds": round(time.time() - began),
         "train_articles": len(train)}, indent=1) + "\n")

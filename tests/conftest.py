@@ -73,14 +73,19 @@ def fake_embedder() -> FakeEmbedder:
 
 
 class FakeReader:
-    """Knows a few answers: in a window holding one of `answers` it reads that span as a sure
-    answer (probability 0.9); in any other window it reads the first word as no answer (0.1)."""
+    """Knows a few answers: in a window holding one of `answers` it reads that span with
+    `probability` (0.9: a sure answer; between its two thresholds: a tentative one); in any other
+    window it reads the first word as no answer (0.1)."""
 
     name = "fake-reader"
     threshold = 0.5
+    tentative_threshold = 0.2
 
-    def __init__(self, answers: Sequence[str] = ("Dokdo", "December 1965")) -> None:
+    def __init__(self, answers: Sequence[str] = ("Dokdo", "December 1965"), probability: float = 0.9,
+                 verdict: str = "") -> None:
         self.answers = answers
+        self.probability = probability
+        self.verdict = verdict  # given to its readings, as a reader with the yes/no head gives it
         self.seen: list = []
 
     def warm_up(self) -> None:
@@ -97,7 +102,8 @@ class FakeReader:
         for w in windows:
             found = next(((w.text.index(a), w.text.index(a) + len(a)) for a in self.answers if a in w.text), None)
             if found:
-                out.append(reading(w, *found, score=10.0, margin=5.0, probability=0.9))
+                out.append(reading(w, *found, score=10.0, margin=5.0, probability=self.probability,
+                                   verdict=self.verdict))
             else:
                 first = re.match(r"\S*", w.text).end()
                 out.append(reading(w, 0, first, score=0.0, margin=-5.0, probability=0.1))

@@ -135,7 +135,8 @@ def test_a_generated_answer_stopped_before_anything_was_verified_declines(seed_a
     stop.set()
     answerer = Answerer(index, fake_embedder, seed_settings, FakeReader(), ScriptedGenerator("Busan is big."))
     answer = answerer.stream(question, passages, "generative", cancel=stop).answer()
-    assert answer.abstained and answer.text == NOT_IN_DOCUMENTS and answer.citations == ()
+    assert answer.abstained and answer.outcome == "declined" and answer.text.startswith(NOT_IN_DOCUMENTS)
+    assert answer.citations == ()
 
 
 def test_generative_mode_declines_without_generating_when_the_reader_finds_no_answer(
@@ -147,7 +148,7 @@ def test_generative_mode_declines_without_generating_when_the_reader_finds_no_an
     answer, streamed = run(Answerer(index, fake_embedder, seed_settings, FakeReader(), generator),
                            "What is the population of Busan?", passages, "generative")
     assert generator.seen == [] and streamed == ""
-    assert answer.abstained and answer.text == NOT_IN_DOCUMENTS and answer.short_answer is None
+    assert answer.abstained and answer.text.startswith(NOT_IN_DOCUMENTS) and answer.short_answer is None
 
 
 def test_evidence_mode_gives_the_short_answer_and_quotes_its_sentence_verbatim(seed_answerer, seed_settings, fake_embedder):
@@ -172,8 +173,42 @@ def test_evidence_mode_declines_when_no_reading_is_likely_enough(seed_answerer, 
     reader = FakeReader()
     answer, streamed = run(Answerer(index, fake_embedder, seed_settings, reader), question, passages, "evidence")
     assert reader.seen and answer.readings  # it read, and found nothing likely enough
-    assert answer.abstained and answer.text == NOT_IN_DOCUMENTS and streamed == ""
+    assert answer.abstained and answer.outcome == "declined" and streamed == ""
     assert answer.citations == () and answer.short_answer is None
+    # the refusal says where the closest passage is, and cites nothing
+    closest = passages[answer.readings[0].marker - 1].chunk
+    place = " › ".join(["Japan–South Korea relations", *closest.section.split(" > ")])
+    assert answer.text == f"{NOT_IN_DOCUMENTS} The closest passage is in {place}."
+
+
+@pytest.mark.parametrize("mode", ["evidence", "generative"])
+def test_an_unsure_reading_is_shown_as_the_closest_passage_without_a_short_answer(
+    seed_answerer, seed_settings, fake_embedder, mode
+):
+    retriever, index = seed_answerer
+    question = "What are the Liancourt Rocks called in Korean?"
+    passages = retriever.search(question, 5)
+    reader, generator = FakeReader(probability=0.3), ScriptedGenerator("The rocks are called Dokdo [1].")
+    answer, streamed = run(Answerer(index, fake_embedder, seed_settings, reader, generator), question, passages, mode)
+    assert answer.outcome == "tentative" and answer.abstained and answer.short_answer is None
+    assert generator.seen == []  # not sure: nothing is generated
+    best = answer.readings[0]
+    (c,) = answer.citations
+    assert c.quote == best.sentence and c.marker == best.marker
+    assert streamed == answer.text == f"Not sure — the closest passage says: “{best.sentence}” [{best.marker}]"
+    assert "Dokdo" in best.sentence  # the sentence that holds the answer is in front of the person
+
+
+def test_a_yes_no_question_is_answered_yes_or_no_with_the_sentence_that_proves_it(
+    seed_answerer, seed_settings, fake_embedder
+):
+    retriever, index = seed_answerer
+    question = "Are the Liancourt Rocks called Dokdo in Korean?"
+    passages = retriever.search(question, 5)
+    answer, _ = run(Answerer(index, fake_embedder, seed_settings, FakeReader(verdict="yes")), question, passages, "evidence")
+    short = answer.short_answer
+    assert answer.outcome == "answer" and short.short_text == "Yes" and short.text == "Dokdo"
+    assert answer.text == f"Yes — “{short.sentence}” [{short.marker}]"  # never a phrase lifted from the sentence
 
 
 def test_the_reader_reads_the_best_sentences_with_their_neighbours(seed_answerer, seed_settings, fake_embedder):

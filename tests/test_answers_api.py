@@ -36,6 +36,7 @@ def test_a_question_gets_the_cited_answer_with_citations_as_data(client, seed_wo
     assert citations and citations[0]["path"] == "japan_south_korea_relations.txt"
     text = (seed_workdir / "corpus" / citations[0]["path"]).read_text(encoding="utf-8")
     assert text[citations[0]["start"] : citations[0]["end"]] == citations[0]["quote"]  # verbatim at its offsets
+    assert reply.model_extra["outcome"] == "answer" and 0 < reply.model_extra["confidence"] <= 1
     assert [m.id for m in client.models.list()] == ["docqa", "docqa-evidence", "docqa-generative"]
 
 
@@ -59,7 +60,9 @@ def test_a_follow_up_uses_the_earlier_question_and_a_question_not_in_the_documen
     assert "Dokdo" in reply.choices[0].message.content
     declined = client.chat.completions.create(model="docqa", messages=[
         {"role": "user", "content": "What is the population of Busan?"}])
-    assert declined.choices[0].message.content == "The documents do not say." and declined.model_extra["citations"] == []
+    assert declined.choices[0].message.content.startswith("The documents do not say.")
+    assert declined.model_extra["citations"] == [] and declined.model_extra["outcome"] == "declined"
+    assert declined.choices[0].finish_reason == "stop" and 0 <= declined.model_extra["confidence"] < 1
 
 
 def test_a_bad_key_or_bad_input_gets_an_openai_error(app_url: str, client):
@@ -110,7 +113,7 @@ def test_an_mcp_client_over_http_lists_two_tools_and_gets_the_answer(app_url: st
     assert httpx.post(f"{app_url}mcp", json={}, timeout=10).status_code == 401  # the API key guards it too
     tools, asked, found = anyio.run(run, KEY)
     assert tools == ["ask", "search_documents"]
-    assert "1965" in asked["short_answer"] and asked["citations"][0]["quote"]
+    assert "1965" in asked["short_answer"] and asked["citations"][0]["quote"] and asked["outcome"] == "answer"
     assert len(found["passages"]) == 3 and any("Dokdo" in p["text"] for p in found["passages"])
 
 

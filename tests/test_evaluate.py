@@ -50,7 +50,7 @@ def test_scores_and_summary_of_hand_made_records():
         tuple(passages), False, "evidence", "m", timings={"retrieve_ms": 5.0, "first_token_ms": 6.0, "total_ms": 7.0},
     )
     declined = Answer("q", "The documents do not say.", (), tuple(passages), True, "evidence", "m",
-                      timings={"retrieve_ms": 5.0, "first_token_ms": 6.0, "total_ms": 9.0})
+                      timings={"retrieve_ms": 5.0, "first_token_ms": 6.0, "total_ms": 9.0}, outcome="declined")
     records = [score(answerable, passages, good), score(unanswerable, passages, declined)]
     assert records[0]["contains_gold"] == 1.0 and records[0]["citation_precision"] == 1.0
     assert records[0]["citation_support"] == 1.0 and records[0]["evidence_rank"] == 1
@@ -60,6 +60,22 @@ def test_scores_and_summary_of_hand_made_records():
     assert overall["false_abstention"] == 0.0 and overall["total_ms_p50"] == 7.0  # nearest rank: the lower of two
     assert set(summary) == {"overall", "fact", "unanswerable"}
     assert "hit@1" in table(summary) and table(summary, markdown=True).startswith("| group |")
+
+
+def test_a_tentative_answer_counts_as_declined_and_says_whether_its_sentence_held_the_answer():
+    passages = [passage("The treaty was signed in 1965.", 1), passage("Busan is a city.", 2)]
+    quote = Citation(1, "c1", "The treaty was signed in 1965.", 100, 130)
+    tentative = Answer("q", "Not sure — the closest passage says: “The treaty was signed in 1965.” [1]", (quote,),
+                       tuple(passages), True, "evidence", "m", outcome="tentative")
+    answerable = Question("a", "When was the treaty signed?", ("1965",), type="fact")
+    unanswerable = Question("u", "When was the treaty cancelled?", (), type="unanswerable")
+    records = [score(answerable, passages, tentative), score(unanswerable, passages, tentative)]
+    assert records[0]["squad_f1"] == 0.0 and records[0]["contains_gold"] == 0.0 and records[0]["shown_gold"] == 1.0
+    assert records[1]["squad_f1"] == 1.0  # an unanswerable question not answered
+    overall = summarize(records, k=5)["overall"]
+    assert overall["false_abstention"] == 1.0 and overall["correct_abstention"] == 1.0
+    assert overall["tentative"] == 1.0 and overall["tentative_holds_gold"] == 1.0
+    assert overall["tentative_on_unanswerable"] == 1.0 and overall["shown_gold"] == 1.0
 
 
 def test_citation_support_fails_a_sentence_that_swaps_a_year_the_verifier_would_pass():

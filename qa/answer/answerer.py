@@ -19,8 +19,11 @@ Two modes:
   documents answer and what the answer is.
 
 When the best reading's probability is below the reader's threshold (fitted on held-out
-articles), or a generated answer was stopped before any of it was verified, the answer is `NOT_IN_DOCUMENTS` with no
-citations and `abstained=True`.
+articles), nothing is answered (`abstained=True`, no short answer), in one of two ways: above
+the reader's lower bound (`tentative_threshold`, also fitted there) the answer is *tentative*: "Not
+sure", then the best reading's sentence quoted and cited, since it often holds the answer; below
+it, or when a generated answer was stopped before any of it was verified, `NOT_IN_DOCUMENTS`
+with no citations, followed by where the closest passage is as a hint.
 """
 
 from __future__ import annotations
@@ -33,15 +36,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.answer.prompts import NOT_IN_DOCUMENTS, messages
+from qa.answer.prompts import NOT_IN_DOCUMENTS, NOT_SURE, messages
 from qa.answer.reader import Reader, Window, window_at, window_budget
 from qa.answer.verify import verify
 from qa.config import Settings
 from qa.index.store import Index
 from qa.models.embedders import Embedder
 from qa.models.generate import Generator
-from qa.text import inert_markers, normalize_answer, overlap, terms
-from qa.types import Answer, Citation, Passage, Reading
+from qa.text import heading_path, inert_markers, normalize_answer, overlap, terms
+from qa.types import ANSWERED, DECLINED, TENTATIVE, Answer, Citation, Passage, Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,26 @@ def display_text(reading: Reading) -> str:
     '1965 — “Signed in 1965.” [2]'
     """
     quote = f"“{inert_markers(reading.sentence)}” [{reading.marker}]"
-    return quote if reading.is_whole_sentence else f"{inert_markers(reading.text)} — {quote}"
+    return quote if reading.is_whole_sentence else f"{inert_markers(reading.short_text)} — {quote}"
+
+
+def tentative_text(reading: Reading) -> str:
+    """A tentative answer as shown: no short answer, the closest sentence quoted with its marker.
+
+    >>> from qa.types import Reading
+    >>> tentative_text(Reading(2, "c", "1965", 40, 44, "Signed in 1965.", 31, 46, 9.0, 4.0, 0.3))
+    'Not sure — the closest passage says: “Signed in 1965.” [2]'
+    """
+    return f"{NOT_SURE} “{inert_markers(reading.sentence)}” [{reading.marker}]"
+
+
+def declined_text(closest: str = "") -> str:
+    """The refusal, with where the closest passage is (a heading path) when there is one.
+
+    >>> declined_text("Japan › History")
+    'The documents do not say. The closest passage is in Japan › History.'
+    """
+    return f"{NOT_IN_DOCUMENTS} The closest passage is in {inert_markers(closest)}." if closest else NOT_IN_DOCUMENTS
 
 
 class AnswerStream:
@@ -208,6 +230,7 @@ class Answerer:
         clock = _Clock()
         readings = self.read(question, passages, question_vector)
         best = decide(readings, self.reader.threshold)
+        closest = None if best else decide(readings, self.reader.tentative_threshold)
         raw, text, citations, model = "", "", [], self.reader.name
         if best is not None and mode == "generative":
             raw, text, citations = yield from clock.timed(self._generate(question, passages, readings, cancel))
@@ -221,10 +244,21 @@ class Answerer:
             text, citations = evidence_answer(best, passages)
             if not raw:
                 yield from clock.timed(iter([text]))
-        abstained = not citations
-        yield Answer(question=question, text=NOT_IN_DOCUMENTS if abstained else text, citations=tuple(citations),
-                     passages=tuple(passages), abstained=abstained, mode=mode, model=model, raw_text=raw or text,
-                     short_answer=None if abstained else best, readings=tuple(readings), timings=clock.timings())
+        outcome = ANSWERED if citations else DECLINED
+        if closest is not None:
+            outcome, text, citations = TENTATIVE, *evidence_answer(closest, passages, tentative=True)
+            yield from clock.timed(iter([text]))
+        if outcome == DECLINED:
+            text = declined_text(self._place(readings[0], passages) if readings else "")
+        yield Answer(question=question, text=text, citations=tuple(citations), passages=tuple(passages),
+                     abstained=outcome != ANSWERED, mode=mode, model=model, raw_text=raw or text,
+                     short_answer=best if outcome == ANSWERED else None, readings=tuple(readings),
+                     timings=clock.timings(), outcome=outcome)
+
+    def _place(self, reading: Reading, passages: Sequence[Passage]) -> str:
+        """Where a reading's passage is: its document's title and section path."""
+        chunk = passages[reading.marker - 1].chunk
+        return heading_path(self.index.title(chunk), chunk.section)
 
     def _generate(self, question: str, passages: Sequence[Passage], readings: Sequence[Reading],
                   cancel: threading.Event | None) -> collections.abc.Generator[str, None, tuple[str, str, list[Citation]]]:
@@ -250,11 +284,12 @@ def decide(readings: Sequence[Reading], threshold: float) -> Reading | None:
     return readings[0] if readings and readings[0].answerable >= threshold else None
 
 
-def evidence_answer(best: Reading, passages: Sequence[Passage]) -> tuple[str, list[Citation]]:
-    """An evidence answer's text (`display_text`) and its one citation: the proof sentence."""
+def evidence_answer(best: Reading, passages: Sequence[Passage], tentative: bool = False) -> tuple[str, list[Citation]]:
+    """An evidence answer's text (`display_text`, or `tentative_text`) and its one citation: the
+    reading's sentence."""
     chunk = passages[best.marker - 1].chunk
-    return display_text(best), [Citation(best.marker, chunk.chunk_id, best.sentence, best.sentence_start,
-                                         best.sentence_end, chunk.page)]
+    text = tentative_text(best) if tentative else display_text(best)
+    return text, [Citation(best.marker, chunk.chunk_id, best.sentence, best.sentence_start, best.sentence_end, chunk.page)]
 
 
 class _Clock:

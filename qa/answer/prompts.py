@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 NOT_IN_DOCUMENTS = "The documents do not say."
+NOT_SURE = "Not sure — the closest passage says:"  # a tentative answer: the closest sentence follows, quoted
 
 SYSTEM = (
     "You answer questions using only the numbered passages you are given. "

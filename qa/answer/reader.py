@@ -11,7 +11,10 @@ of the same layout: `QA_READER_MODEL`). For each
 window it returns one `Reading`: the best span (verbatim, document offsets), the sentence that
 holds it, the span score minus the no-answer score (the margin), and the probability that the
 span answers the question: a logistic function of the margin and the window's retrieval score,
-fitted on held-out articles (`calibration.json`). It runs on ONNX Runtime (`qa.models.onnx_bert`), the
+fitted on held-out articles (`calibration.json`). For a yes/no question (`qa.answer.yesno`), a
+reader trained with the yes/no head also gives each reading a verdict, "yes" or "no", from its
+two yes/no logits at [CLS]; the span and its probability still say whether (and where) the
+window answers it. It runs on ONNX Runtime (`qa.models.onnx_bert`), the
 trained layers laid over the package's BERT; training (torch) tokenizes with the same
 `WordPieces`.
 
@@ -37,6 +40,7 @@ from typing import Protocol
 
 import numpy as np
 
+from qa.answer.yesno import is_yes_no
 from qa.errors import ModelLoadError
 from qa.models.locate import LoadsOnce, bundled_model_dir
 from qa.models.onnx_bert import load_bert
@@ -125,6 +129,11 @@ class Reader(Protocol):
         """Readings less likely than this to answer the question are not answers."""
         ...
 
+    @property
+    def tentative_threshold(self) -> float:
+        """Readings below `threshold` but at least this likely are shown as the closest passage."""
+        ...
+
     def read(self, question: str, windows: Sequence[Window]) -> list[Reading]:
         """One `Reading` per window, in the same order."""
         ...
@@ -203,6 +212,13 @@ class TrainedReader(LoadsOnce):
         self.warm_up()
         return float(self._calibration["threshold"])
 
+    @property
+    def tentative_threshold(self) -> float:
+        """Below `threshold`, the probability from which the best reading's sentence is shown as
+        a tentative answer (fitted on held-out articles; a calibration without it has none)."""
+        self.warm_up()
+        return float(self._calibration.get("tentative", self._calibration["threshold"]))
+
     def probability(self, margin: float, window_score: float) -> float:
         """P(the span answers the question): logistic in the span-minus-no-answer margin and the
         window's retrieval score, fitted on held-out articles (`scripts/calibrate_reader.py`)."""
@@ -217,6 +233,7 @@ class TrainedReader(LoadsOnce):
         self.warm_up()
         (ids, mask, types), encodings = encode(self._pieces, question, [w.text for w in windows])
         logits = self._model.run(ids, mask, types)
+        yes_no = logits.shape[-1] == 4 and is_yes_no(question)  # a reader trained with the yes/no head
         readings = []
         for i, window in enumerate(windows):
             starts, ends = logits[i, :, 0], logits[i, :, 1]
@@ -225,7 +242,8 @@ class TrainedReader(LoadsOnce):
             margin = score - float(starts[0] + ends[0])
             offsets = encodings[i].offsets
             a, b = whole_words(window.text, int(offsets[first][0]), int(offsets[last][1]))
-            readings.append(reading(window, a, b, score, margin, self.probability(margin, window.score)))
+            verdict = ("yes" if logits[i, 0, 2] >= logits[i, 0, 3] else "no") if yes_no else ""
+            readings.append(reading(window, a, b, score, margin, self.probability(margin, window.score), verdict))
         return readings
 
 
@@ -242,7 +260,8 @@ def whole_words(text: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
-def reading(window: Window, a: int, b: int, score: float, margin: float, probability: float) -> Reading:
+def reading(window: Window, a: int, b: int, score: float, margin: float, probability: float,
+            verdict: str = "") -> Reading:
     """The `Reading` for characters [a, b) of the window: the span and the sentence(s) holding it."""
     start, end = window.start + a, window.start + b
     touched = [(s, e) for s, e in window.sentences if s < end and start < e] or [(window.start, window.end)]
@@ -259,6 +278,7 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
         span_score=score,
         margin=margin,
         answerable=probability,
+        verdict=verdict,
     )
 
 

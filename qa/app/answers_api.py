@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-from qa.app.render import answer_markdown, citations_json
+from qa.app.render import answer_markdown, citations_json, confidence
 from qa.errors import (
     BadQuestionError,
     CorruptIndexError,
@@ -186,12 +186,14 @@ class AnswersAPI:
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             "citations": citations_json(answer, self.pipeline.index),
             "abstained": answer.abstained,
+            "outcome": answer.outcome,
+            "confidence": confidence(answer),
         }
 
     @staticmethod
     def events(completion: dict) -> Iterator[str]:
         """The completion as OpenAI chunks: the role, the content a few words at a time, the
-        citations with the final chunk, then [DONE]."""
+        citations, outcome and confidence with the final chunk, then [DONE]."""
         content = completion["choices"][0]["message"]["content"]
         base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
                 "model": completion["model"]}
@@ -204,5 +206,6 @@ class AnswersAPI:
         for i in range(0, len(words), 4):
             piece = " ".join(words[i : i + 4])
             yield chunk({"content": piece if i == 0 else " " + piece})
-        yield chunk({}, "stop", citations=completion["citations"], abstained=completion["abstained"])
+        yield chunk({}, "stop", citations=completion["citations"], abstained=completion["abstained"],
+                    outcome=completion["outcome"], confidence=completion["confidence"])
         yield "data: [DONE]\n\n"

@@ -12,7 +12,7 @@ import logging
 import anyio
 from pydantic import BaseModel, Field
 
-from qa.app.render import answer_markdown, citations_json
+from qa.app.render import answer_markdown, citations_json, confidence
 from qa.errors import QAError
 from qa.pipeline import Pipeline
 from qa.types import Answer
@@ -56,8 +56,11 @@ class Citation(BaseModel):
 class AskResult(BaseModel):
     question: str
     answer: str = Field(description="the answer as a person reads it (Markdown, with [n] markers)")
-    short_answer: str | None = Field(description="the words that answer, or null when declined")
-    abstained: bool = Field(description="true when the documents do not hold the answer")
+    short_answer: str | None = Field(description='the words that answer ("Yes"/"No" for a yes/no question), or null when not answered')
+    abstained: bool = Field(description="true when no answer is given (outcome tentative or declined)")
+    outcome: str = Field(description='"answer"; "tentative": not sure, the closest passage is quoted and cited; '
+                                     '"declined": the documents do not say')
+    confidence: float | None = Field(description="the reader's probability that its best reading answers the question")
     citations: list[Citation]
 
 
@@ -87,14 +90,16 @@ def build_mcp(pipeline: Pipeline):  # noqa: ANN201 - an MCPServer
     @server.tool()
     async def ask(question: str) -> AskResult:
         """Answer a question from the documents. The answer quotes the sentence that proves it and
-        cites its passages ([n]); "The documents do not say." when they do not hold the answer."""
+        cites its passages ([n]); when it is not sure, "Not sure" and the closest passage quoted
+        (outcome "tentative"); "The documents do not say." when they do not hold the answer."""
         try:
             answer: Answer = await anyio.to_thread.run_sync(pipeline.ask, question)
         except QAError as error:
             raise ToolError(str(error)) from None
         short = answer.short_answer
         return AskResult(question=answer.question, answer=answer_markdown(answer), abstained=answer.abstained,
-                         short_answer=None if short is None else short.text,
+                         outcome=answer.outcome, confidence=confidence(answer),
+                         short_answer=None if short is None else short.short_text,
                          citations=[Citation(**c) for c in citations_json(answer, pipeline.index)])
 
     return server

@@ -16,8 +16,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from qa.answer.prompts import NOT_SURE
 from qa.text import MARKER, heading_path, parse_markers
-from qa.types import Answer, Chunk, Citation, Passage, Reading
+from qa.types import TENTATIVE, Answer, Chunk, Citation, Passage, Reading
 
 if TYPE_CHECKING:
     from qa.index.overview import Overview
@@ -56,10 +57,13 @@ def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
         "query": answer.query,
         "answer": answer.text,
         "short_answer": None if short is None else {
-            "text": short.text, "chunk_id": short.chunk_id, "start": short.start, "end": short.end,
+            "text": short.short_text, "span": short.text, "verdict": short.verdict or None,
+            "chunk_id": short.chunk_id, "start": short.start, "end": short.end,
             "probability": round(short.answerable, 4), "marker": short.marker, "sentence": short.sentence,
             "sentence_start": short.sentence_start, "sentence_end": short.sentence_end},
         "abstained": answer.abstained,
+        "outcome": answer.outcome,
+        "confidence": confidence(answer),
         "citations": [citation_json(c, passages[c.chunk_id].chunk, title) for c in answer.citations],
         "passages": [passage_json(p, title(p.chunk)) for p in answer.passages],
         "timings": answer.timings,
@@ -67,6 +71,12 @@ def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
         "model": answer.model,
         "raw_answer": answer.raw_text,
     }
+
+
+def confidence(answer: Answer) -> float | None:
+    """The reader's calibrated probability that its best reading answers the question (None
+    when nothing was read, as for an overview)."""
+    return round(answer.readings[0].answerable, 4) if answer.readings else None
 
 
 def citation_json(c: Citation, chunk: Chunk, title: Callable[[Chunk], str]) -> dict:
@@ -85,9 +95,12 @@ def citations_json(answer: Answer, index: Index) -> list[dict]:
 
 def answer_markdown(answer: Answer) -> str:
     """The answer as a person reads it, in Markdown: the short answer in bold and the quoted
-    sentence that proves it, answer words in bold, with its marker; a generated answer or a
-    refusal as written."""
+    sentence that proves it, answer words in bold, with its marker; a tentative answer's closest
+    sentence quoted; a generated answer or a refusal as written."""
     shown = proof_view(answer)
+    if answer.outcome == TENTATIVE and answer.citations:
+        c = answer.citations[0]
+        return f"{NOT_SURE}\n\n> “{_SPACES.sub(' ', c.quote)}” [{c.marker}]"
     if shown is None:
         return answer.text
     headline, short = shown
@@ -102,7 +115,7 @@ def proof_view(answer: Answer) -> tuple[str | None, Reading] | None:
     short = answer.short_answer
     if answer.abstained or short is None or answer.mode != "evidence":
         return None
-    return (None if short.is_whole_sentence else short.text), short
+    return (None if short.is_whole_sentence else short.short_text), short
 
 
 def highlight(short: Reading, terminal: bool = False) -> str:
@@ -172,7 +185,7 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
     if shown is None:
         text = answer_html(answer.text, len(answer.passages), answer_id, previews)
         short = answer.short_answer
-        return text if short is None else f"<strong>{escape_text(short.text)}</strong> — {text}"
+        return text if short is None else f"<strong>{escape_text(short.short_text)}</strong> — {text}"
     headline, short = shown
     before, words, after = (_SPACES.sub(" ", part) for part in proof_parts(short))  # a PDF's line breaks read as spaces
     quote = f"{escape_text(before)}<mark>{escape_text(words)}</mark>{escape_text(after)}"

@@ -136,7 +136,7 @@ def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dic
     citations = [{("file" if key == "path" else key): value for key, value in c.items()}
                  for c in citations_json(answer, pipeline.index)]
     return {"question": answer.question, "answer": answer_markdown(answer),
-            "short_answer": None if short is None else short.text,
+            "short_answer": None if short is None else short.short_text,
             "citations": citations, "documents": documents}
 
 

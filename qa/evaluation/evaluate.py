@@ -38,7 +38,7 @@ from qa.sentences import sentence_spans
 from qa.text import answer_sentences
 from qa.text import normalize_answer as normalize
 from qa.text import strip_markers
-from qa.types import Answer, Passage
+from qa.types import DECLINED, TENTATIVE, Answer, Passage
 
 log = logging.getLogger(__name__)
 
@@ -194,18 +194,18 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
     }
     if answer is None:
         return record
-    shown = strip_markers(answer.text)  # what the person reads: the short answer and its proof
     cited = [(c, passages[c.marker - 1]) for c in answer.citations]
     record.update(
         {
             "answer": answer.text,
             "abstained": answer.abstained,
+            "outcome": answer.outcome,
             "citations": [
                 {"marker": c.marker, "chunk_id": c.chunk_id, "start": c.start, "end": c.end, "quote": c.quote}
                 for c in answer.citations
             ],
             "timings": answer.timings,
-            "short_answer": answer.short_answer.text if answer.short_answer else None,
+            "short_answer": answer.short_answer.short_text if answer.short_answer else None,
             "best_reading": None if not answer.readings else {
                 "text": answer.readings[0].text, "sentence": answer.readings[0].sentence,
                 "margin": round(answer.readings[0].margin, 4), "answerable": round(answer.readings[0].answerable, 4),
@@ -215,24 +215,28 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
     # The official SQuAD 2.0 scores of the short answer ("" when declined); on answerable
     # questions they are also reported as exact_match and f1.
     record["squad_exact"], record["squad_f1"] = squad_scores(
-        answer.short_answer.text if answer.short_answer and not answer.abstained else "", question.answers)
+        answer.short_answer.short_text if answer.short_answer and not answer.abstained else "", question.answers)
     if question.answerable:
-        record.update(
-            {
-                "exact_match": record["squad_exact"],
-                "f1": record["squad_f1"],
-                "contains_gold": contains_gold(shown, question.answers, question.must_include)
-                if not answer.abstained
-                else 0.0,
-            }
-        )
-        if question.evidence and not answer.abstained:
-            holds = [any(e in p.chunk.text for e in question.evidence) for _, p in cited]
-            record["citation_precision"] = _mean(map(float, holds))
-            record["citation_recall"] = float(any(holds))
+        record.update(answerable_scores(question, answer, record, [p for _, p in cited]))
     if cited:
         record["citation_support"] = _mean(map(float, citation_support(answer)))
     return record
+
+
+def answerable_scores(question: Question, answer: Answer, record: dict, cited: Sequence[Passage]) -> dict:
+    """An answerable question's scores beyond SQuAD's: whether what the person reads holds a
+    gold answer (in an answer; or also in a tentative answer's quoted sentence: `shown_gold`),
+    and whether the cited passages hold the evidence."""
+    shown = strip_markers(answer.text)  # what the person reads: the short answer and its proof
+    holds_gold = contains_gold(shown, question.answers, question.must_include)
+    scores = {"exact_match": record["squad_exact"], "f1": record["squad_f1"],
+              "contains_gold": 0.0 if answer.abstained else holds_gold,
+              "shown_gold": 0.0 if answer.outcome == DECLINED else holds_gold}
+    if question.evidence and not answer.abstained:
+        holds = [any(e in p.chunk.text for e in question.evidence) for p in cited]
+        scores["citation_precision"] = _mean(map(float, holds))
+        scores["citation_recall"] = float(any(holds))
+    return scores
 
 
 _NAME_OR_NUMBER = re.compile(r"\d[\d,.:/]*\d|\d|\b[A-Z][\w'’-]*")
@@ -321,6 +325,13 @@ def _metrics(records: Sequence[dict], k: int) -> dict:
         m["f1"] = _mean(r["f1"] for r in scored)
         m["contains_gold"] = _mean(r["contains_gold"] for r in scored)
         m["correct_abstention"] = _mean(float(r["abstained"]) for r in unanswerable if "abstained" in r)
+        # Tentative answers count as declined above; these say what they show.
+        tentative = [r for r in scored if r.get("outcome") == TENTATIVE]
+        m["tentative"] = _mean(float(r.get("outcome") == TENTATIVE) for r in answered)
+        m["tentative_holds_gold"] = _mean(r["shown_gold"] for r in tentative)
+        m["tentative_on_unanswerable"] = _mean(float(r.get("outcome") == TENTATIVE) for r in unanswerable
+                                               if "abstained" in r)
+        m["shown_gold"] = _mean(r.get("shown_gold", r["contains_gold"]) for r in scored)
         m["squad_exact"] = _mean(r["squad_exact"] for r in answered)
         m["squad_f1"] = _mean(r["squad_f1"] for r in answered)
         m["HasAns_f1"] = _mean(r["squad_f1"] for r in scored)

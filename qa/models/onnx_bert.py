@@ -134,7 +134,7 @@ class _Graph:
 def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False):  # noqa: ANN201 - onnx.ModelProto
     """An ONNX model of BertModel: int64 inputs (batch, tokens) → "hidden" (batch, tokens, width);
     or with `head`, packed (`PACKED_INPUTS`, see `packed`) → the span head's "logits" (batch,
-    tokens, 2; padding's are any). Weight names as transformers' BertModel writes them (without a
+    tokens, 2: start and end, or 4: then yes and no too, read at [CLS]; padding's are any). Weight names as transformers' BertModel writes them (without a
     "bert." prefix); the head is "qa_outputs.*"."""
     from onnx import TensorProto, helper
 
@@ -157,7 +157,8 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False)
         inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"]) for name in INPUTS]
     model = helper.make_graph(
         graph.nodes, "bert", inputs,
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", "tokens", 2 if head else width])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT,
+                                       ["batch", "tokens", weights["qa_outputs.weight"].shape[0] if head else width])],
         graph.initializers)
     return helper.make_model(model, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
