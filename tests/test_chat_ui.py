@@ -207,7 +207,8 @@ def test_generated_answers_never_turn_into_a_refusal(server: str, browser):
         finished_looking = {s["text"] for s in shown if not s["draft"]}
         assert finished_looking == {final}, f"{question!r}: shown as an answer before the final one: {finished_looking}"
         if "Busan" in question:
-            assert final == "The documents do not say." and not any(s["draft"] for s in shown)
+            # not answered: declined (with where the closest passage is), or the closest sentence, unsure
+            assert final.startswith(("The documents do not say.", "Not sure —")) and not any(s["draft"] for s in shown)
         else:
             assert any(s["draft"] for s in shown), "generated text was not shown as a draft first"
             assert "do not say" not in final  # the reader answers these; a rejected draft leaves its answer
