@@ -211,6 +211,15 @@ def test_a_yes_no_question_is_answered_yes_or_no_with_the_sentence_that_proves_i
     assert answer.text == f"Yes — “{short.sentence}” [{short.marker}]"  # never a phrase lifted from the sentence
 
 
+def test_a_yes_no_question_without_a_verdict_shows_the_sentence_not_a_phrase(seed_answerer, seed_settings, fake_embedder):
+    retriever, index = seed_answerer
+    question = "Are the Liancourt Rocks called Dokdo in Korean?"
+    passages = retriever.search(question, 5)
+    answer, _ = run(Answerer(index, fake_embedder, seed_settings, FakeReader()), question, passages, "evidence")
+    assert answer.outcome == "tentative" and answer.short_answer is None
+    assert answer.text.startswith("Not sure — the closest passage says: “") and "Dokdo" in answer.text
+
+
 def test_the_reader_reads_the_best_sentences_with_their_neighbours(seed_answerer, seed_settings, fake_embedder):
     retriever, index = seed_answerer
     question = "What are the Liancourt Rocks called in Korean?"

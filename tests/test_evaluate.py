@@ -128,7 +128,8 @@ def test_the_shipped_evaluation_set_is_well_formed():
 def test_qa_eval_on_a_sample_writes_its_files(seed_workdir: Path, tmp_path: Path):
     sample = tmp_path / "sample.jsonl"
     lines = EVAL_SET.read_text(encoding="utf-8").splitlines()
-    sample.write_text("\n".join(lines[:4] + [lines[-5]]) + "\n", encoding="utf-8")
+    unanswerable = next(line for line in lines if json.loads(line)["type"] == "unanswerable")
+    sample.write_text("\n".join(lines[:4] + [unanswerable]) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     result = qa("eval", str(sample), "--out", str(out), cwd=seed_workdir)
     assert result.returncode == 0, result.stderr

@@ -23,7 +23,9 @@ articles), nothing is answered (`abstained=True`, no short answer), in one of tw
 the reader's lower bound (`tentative_threshold`, also fitted there) the answer is *tentative*: "Not
 sure", then the best reading's sentence quoted and cited, since it often holds the answer; below
 it, or when a generated answer was stopped before any of it was verified, `NOT_IN_DOCUMENTS`
-with no citations, followed by where the closest passage is as a hint.
+with no citations, followed by where the closest passage is as a hint. A yes/no question is
+answered "Yes" or "No" when the reader gives a verdict (a reader with the yes/no head); else its
+best reading is shown as a tentative answer, never as a phrase lifted from the sentence.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 from qa.answer.prompts import NOT_IN_DOCUMENTS, NOT_SURE, messages
 from qa.answer.reader import Reader, Window, window_at, window_budget
 from qa.answer.verify import verify
+from qa.answer.yesno import is_yes_no
 from qa.config import Settings
 from qa.index.store import Index
 from qa.models.embedders import Embedder
@@ -230,6 +233,8 @@ class Answerer:
         clock = _Clock()
         readings = self.read(question, passages, question_vector)
         best = decide(readings, self.reader.threshold)
+        if best is not None and is_yes_no(question) and not best.verdict:
+            best = None  # a reader without the yes/no head: its sentence, not a phrase lifted from it
         closest = None if best else decide(readings, self.reader.tentative_threshold)
         raw, text, citations, model = "", "", [], self.reader.name
         if best is not None and mode == "generative":
