@@ -51,6 +51,7 @@ from qa.models.wordpieces import WordPieces
 from qa.sentences import sentence_spans
 
 SEED = 13
+ENCODERS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "mpnet": "sentence-transformers/all-mpnet-base-v2"}
 TYPICAL_QUESTION_TOKENS = 16  # the budget of the article's windows that negatives are drawn from
 _WORD = re.compile(r"[a-z0-9]+")
 _NAME_OR_NUMBER = re.compile(r"\b(?:[A-Z][a-z]+|\d[\d,.]*\d|\d)\b")
@@ -109,6 +110,8 @@ class Leg:
     yes_no_near: int = 0  # such yes/no questions on a window that lacks the answer: labelled "no answer"
     yes_no_files: int = 0  # times each question of YES_NO_FILES is drawn (its passage as the window)
     lr: float = 5e-5  # the peak learning rate
+    encoder: str = "minilm"  # the base encoder (`qa.models.locate.bundled_model_dir`): a new encoder starts afresh
+    trained_layers: int = 0  # train only the top this many layers (0: all); the rest stay the package's
 
 
 LEGS = {
@@ -120,6 +123,9 @@ LEGS = {
     # yes/no questions (the head gains two yes/no logits)
     3: Leg(Quota(70000, 30000, 20000, 6000, 0.25), held_out=TUNE, yes_no=16000, yes_no_near=4000, yes_no_files=2,
            lr=3e-5),
+    # the MPNet-base pilot: leg 1's kinds of windows, fewer of them (one session), the top 6 of its 12
+    # layers trained (what changed ships; the lower layers and embeddings are the package's)
+    4: Leg(Quota(34000, 16000, 12000, 4000, 0.25), held_out=TUNE, encoder="mpnet", trained_layers=6),
 }
 
 
@@ -290,8 +296,10 @@ def with_yes_no_head(model) -> None:  # noqa: ANN001
 def loss_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # noqa: ANN001
     """Span loss (start and end cross-entropy; unknown spans ignored) plus, with the yes/no head,
     the verdict's cross-entropy at [CLS] for yes/no examples."""
-    hidden = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        token_type_ids=batch["token_type_ids"]).last_hidden_state
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if model.config.model_type == "bert":
+        inputs["token_type_ids"] = batch["token_type_ids"]
+    hidden = model.base_model(**inputs).last_hidden_state
     logits = model.qa_outputs(hidden).float()
     cross_entropy = torch.nn.functional.cross_entropy
     loss = torch.zeros((), dtype=torch.float32)
@@ -305,14 +313,24 @@ def loss_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # noqa: ANN
     return loss
 
 
-def export(model, out: Path) -> None:  # noqa: ANN001
-    """The trained weights (all but the frozen embeddings) as fp16 safetensors."""
+def is_trained(name: str, model, trained_layers: int) -> bool:  # noqa: ANN001
+    """Whether the parameter `name` is trained: never the embeddings; with `trained_layers`, only
+    the top that many layers, the relative-position bias and the head."""
+    prefix = model.base_model_prefix
+    if name.startswith(f"{prefix}.embeddings."):
+        return False
+    layer = re.match(rf"{prefix}\.encoder\.layer\.(\d+)\.", name)
+    return not (trained_layers and layer and int(layer.group(1)) < model.config.num_hidden_layers - trained_layers)
+
+
+def export(model, out: Path, trained_layers: int, encoder: str) -> None:  # noqa: ANN001
+    """The trained weights (not the frozen ones: they are the package's) as fp16 safetensors."""
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
-             if not k.startswith("bert.embeddings.")}
-    save_file(state, str(out / "model.safetensors"), metadata={"base": "sentence-transformers/all-MiniLM-L6-v2"})
+             if is_trained(k, model, trained_layers)}
+    save_file(state, str(out / "model.safetensors"), metadata={"base": ENCODERS[encoder]})
 
 
 def main() -> None:
@@ -339,10 +357,10 @@ def main() -> None:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    base = str(bundled_model_dir("minilm"))
+    leg = LEGS[args.leg]
+    base = str(bundled_model_dir(leg.encoder))
     pieces = WordPieces(Path(base))
     args.work.mkdir(parents=True, exist_ok=True)
-    leg = LEGS[args.leg]
     quota = leg.quota
     args.lr = args.lr or leg.lr
     cache = args.work / "examples.json"
@@ -369,7 +387,7 @@ def main() -> None:
     if leg.yes_no or leg.yes_no_files:
         with_yes_no_head(model)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = not name.startswith("bert.embeddings.")
+        parameter.requires_grad = is_trained(name, model, leg.trained_layers)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
     plan = [batches(examples, args.batch, args.seed + epoch) for epoch in range(args.epochs)]
@@ -414,13 +432,13 @@ def main() -> None:
                                 "scheduler": scheduler.state_dict(), "step": step}, tmp)
                     tmp.replace(checkpoint)
     print(f"trained {step} steps in {time.time() - began:.0f} s", file=sys.stderr)
-    export(model, args.out)
+    export(model, args.out, leg.trained_layers, leg.encoder)
     if args.init and (args.init / "legs.json").is_file():  # the campaign so far; calibration adds this leg
         (args.out / "legs.json").write_text((args.init / "legs.json").read_text())
     (args.out / "training.json").write_text(json.dumps({
         "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
         "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "leg": args.leg,
-        "quota": asdict(quota), "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
+        "encoder": ENCODERS[leg.encoder], "trained_layers": leg.trained_layers, "quota": asdict(quota), "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
         "held_out": list(leg.held_out), "yes_no": sum(e.get("yesno", -100) >= 0 for e in examples),
         "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
         "train_seconds": round(time.time() - began),

