@@ -211,3 +211,43 @@ def test_a_damaged_tokenizer_is_a_clear_error(tmp_path: Path):
     (tmp_path / "tokenizer.json").write_text('{"version": "1.0", "model": ', encoding="utf-8")
     with pytest.raises(ModelLoadError, match="could not read the tokenizer"):
         WordPieces(tmp_path).count(["Seoul"])
+
+
+def test_an_mpnet_reader_gives_the_logits_of_transformers(tmp_path: Path):
+    """MPNet's graph (relative-position bias, positions from 2, no token types) on a small random
+    MPNet, with a reader's top layer and head laid over it in 8 bits, as transformers computes it."""
+    import torch
+    from safetensors.numpy import save_file
+    from transformers import MPNetConfig, MPNetForQuestionAnswering
+
+    from qa.models.onnx_bert import OnnxBert, bert_graph, load_weights, to_int8
+
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=80)
+    model = MPNetForQuestionAnswering(config).eval()
+    with torch.no_grad():
+        model.mpnet.encoder.relative_attention_bias.weight.normal_(0, 1.0)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(config.to_json_string())
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    save_file({k.removeprefix("mpnet."): v for k, v in state.items() if k.startswith("mpnet.")},
+              str(base / "model.safetensors"))
+    trained = {k: v for k, v in state.items() if ".layer.1." in k or k.startswith(("qa_outputs", "mpnet.encoder.rel"))}
+    save_file(to_int8(trained, smallest=1), str(tmp_path / "reader.safetensors"))
+    weights, graph_config = load_weights(base, tmp_path / "reader.safetensors")
+    assert np.abs(weights["encoder.layer.1.output.dense.weight"] - trained["mpnet.encoder.layer.1.output.dense.weight"]
+                  ).max() < 0.02  # 8 bits
+    reader = OnnxBert(bert_graph(weights, graph_config, head=True).SerializeToString(), 1)
+    ids = np.array([[0, 7, 8, 2, 2] + [9, 10, 11, 12] * 16 + [2], [0, 7, 2, 2, 13, 2] + [1] * 64])
+    mask = (np.arange(70) < np.array([[70], [6]])).astype(np.int64)
+    logits = reader.run(ids, mask, np.zeros_like(ids))
+    model.load_state_dict({k if k.startswith("qa_outputs") else f"mpnet.{k}": torch.from_numpy(v.astype(np.float32))
+                           for k, v in weights.items()}, strict=False)  # the 8-bit weights, as the graph has them
+    with torch.no_grad():
+        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+    expected = torch.stack([out.start_logits, out.end_logits], dim=-1).numpy()
+    real = mask.astype(bool)
+    assert logits.shape == (2, 70, 2)
+    assert np.abs(logits[real] - expected[real]).max() < 1e-4

@@ -282,16 +282,26 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
     )
 
 
+def reader_encoder(weights: Path) -> str:
+    """The base encoder a reader's weights were trained from ("minilm" or "mpnet"), as its
+    safetensors metadata names it (`scripts/train_reader.py` writes it)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "np") as tensors:
+        base = (tensors.metadata() or {}).get("base", "")
+    return "mpnet" if "mpnet" in base.lower() else "minilm"
+
+
 def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, precision: str = "int8"):  # noqa: ANN201 - (model, pieces, calibration)
-    """The base MiniLM from its package, overlaid with the trained weights in `model_dir` (the
-    frozen word embeddings are not shipped: they are the base model's), on ONNX Runtime."""
+    """The base encoder (MiniLM or MPNet) from its package, overlaid with the trained weights in
+    `model_dir` (frozen weights are not shipped: they are the base model's), on ONNX Runtime."""
     weights = model_dir / "model.safetensors"
     calibration = model_dir / "calibration.json"
     if not weights.is_file():
         raise ModelLoadError(f"the reader model is missing from {model_dir}: reinstall docqa, or train it with "
                              "`python scripts/train_reader.py`")
     try:
-        base = bundled_model_dir("minilm")
+        base = bundled_model_dir(reader_encoder(weights))
         model = load_bert(base, weights, True, threads, cache_dir, precision, spin=True)
         pieces = WordPieces(base)
         # Uncalibrated (while calibrating): the probability is the logistic of the margin.

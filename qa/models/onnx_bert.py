@@ -46,14 +46,22 @@ RUNTIME_VERSION = 2
 UNUSED_GRAPH_DAYS = 30
 
 
+# Where each block's weights are, by the names transformers gives them.
+BERT_NAMES = {"query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+              "output": "attention.output.dense", "norm": "attention.output.LayerNorm"}
+MPNET_NAMES = {"query": "attention.attn.q", "key": "attention.attn.k", "value": "attention.attn.v",
+               "output": "attention.attn.o", "norm": "attention.LayerNorm"}
+
+
 class _Graph:
     """Nodes and initializers of an ONNX graph being written, with BERT's building blocks."""
 
-    def __init__(self, weights: dict[str, np.ndarray], eps: float) -> None:
+    def __init__(self, weights: dict[str, np.ndarray], eps: float, mpnet: bool = False) -> None:
         from onnx import helper, numpy_helper
 
         self.helper, self.numpy_helper = helper, numpy_helper
-        self.weights, self.eps = weights, eps
+        self.weights, self.eps, self.mpnet = weights, eps, mpnet
+        self.names = MPNET_NAMES if mpnet else BERT_NAMES
         self.nodes: list = []
         self.initializers: list = []
         self.counter = iter(range(1_000_000))
@@ -90,10 +98,40 @@ class _Graph:
             tokens = node("Gather", [node("Shape", [ids]), self.const(np.array(1, dtype=np.int64))], axis=0)
             positions = node("Range", [self.const(np.array(0, dtype=np.int64)), tokens,
                                        self.const(np.array(1, dtype=np.int64))])
+        if self.mpnet:  # its positions count from 2 (after the padding id, 1); it has no token types
+            positions = node("Add", [positions, self.const(np.array(2, dtype=np.int64))])
         x = node("Add", [node("Gather", [weight("embeddings.word_embeddings.weight"), ids]),
                          node("Gather", [weight("embeddings.position_embeddings.weight"), positions])])
-        x = node("Add", [x, node("Gather", [weight("embeddings.token_type_embeddings.weight"), types])])
+        if not self.mpnet:
+            x = node("Add", [x, node("Gather", [weight("embeddings.token_type_embeddings.weight"), types])])
         return self.layer_norm(x, "embeddings.LayerNorm")
+
+    def relative_position_bias(self, buckets: int = 32, max_distance: int = 128) -> str:
+        """MPNet's attention bias by relative position (1, heads, tokens, tokens), as
+        transformers' `MPNetEncoder.relative_position_bucket` computes it: the same for every layer."""
+        from onnx import TensorProto
+
+        node, const = self.node, self.const
+        tokens = node("Gather", [node("Shape", ["attention_mask"]), const(np.array(1, dtype=np.int64))], axis=0)
+        place = node("Range", [const(np.array(0, dtype=np.int64)), tokens, const(np.array(1, dtype=np.int64))])
+        # n = query place - key place; buckets: half for n < 0, exact below max_exact, logarithmic above
+        n = node("Sub", [node("Unsqueeze", [place, const(np.array([1], dtype=np.int64))]),
+                         node("Unsqueeze", [place, const(np.array([0], dtype=np.int64))])])
+        half = buckets // 2
+        max_exact = half // 2
+        negative = node("Cast", [node("Less", [n, const(np.array(0, dtype=np.int64))])], to=TensorProto.INT64)
+        distance = node("Abs", [n])
+        far = node("Cast", [node("Max", [distance, const(np.array(1, dtype=np.int64))])], to=TensorProto.FLOAT)
+        log_scale = (half - max_exact) / math.log(max_distance / max_exact)
+        large = node("Cast", [node("Mul", [node("Log", [node("Div", [far, self.scalar(float(max_exact))])]),
+                                           self.scalar(log_scale)])], to=TensorProto.INT64)  # truncates: ≥ 0 here
+        large = node("Min", [node("Add", [large, const(np.array(max_exact, dtype=np.int64))]),
+                             const(np.array(half - 1, dtype=np.int64))])
+        bucket = node("Add", [node("Mul", [negative, const(np.array(half, dtype=np.int64))]),
+                              node("Where", [node("Less", [distance, const(np.array(max_exact, dtype=np.int64))]),
+                                             distance, large])])
+        values = node("Gather", [self.weight("encoder.relative_attention_bias.weight"), bucket], axis=0)  # (t, t, heads)
+        return node("Unsqueeze", [node("Transpose", [values], perm=[2, 0, 1]), const(np.array([0], dtype=np.int64))])
 
     def padding_bias(self) -> str:
         """Padding is masked by adding a large negative number to its attention scores."""
@@ -108,8 +146,10 @@ class _Graph:
         `x` holds the real tokens only (n, width); attention reads them padded."""
         node, linear, (split, merge, scale) = self.node, self.linear, shapes
 
+        names = self.names
+
         def heads_of(part: str, perm: list[int]) -> str:
-            projected = linear(x, f"{prefix}.attention.self.{part}")
+            projected = linear(x, f"{prefix}.{names[part]}")
             if packed:
                 projected = node("Gather", [projected, "to_padded"], axis=0)
             return node("Transpose", [node("Reshape", [projected, split])], perm=perm)
@@ -122,8 +162,8 @@ class _Graph:
         context = node("Reshape", [node("Transpose", [context], perm=[0, 2, 1, 3]), merge])
         if packed:
             context = node("Gather", [context, "to_packed"], axis=0)
-        x = self.layer_norm(node("Add", [linear(context, f"{prefix}.attention.output.dense"), x]),
-                            f"{prefix}.attention.output.LayerNorm")
+        x = self.layer_norm(node("Add", [linear(context, f"{prefix}.{names['output']}"), x]),
+                            f"{prefix}.{names['norm']}")
         hidden = linear(x, f"{prefix}.intermediate.dense")
         gelu = node("Mul", [node("Mul", [hidden, self.scalar(0.5)]),
                             node("Add", [node("Erf", [node("Div", [hidden, self.scalar(math.sqrt(2.0))])]),
@@ -139,9 +179,14 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False)
     from onnx import TensorProto, helper
 
     width, heads = config["hidden_size"], config["num_attention_heads"]
-    graph = _Graph(weights, float(config.get("layer_norm_eps", 1e-12)))
+    mpnet = config.get("model_type") == "mpnet"
+    if mpnet and not head:
+        raise ValueError("an MPNet graph is built only as a reader (with its head)")
+    graph = _Graph(weights, float(config.get("layer_norm_eps", 1e-12)), mpnet)
     x = graph.embeddings("position_ids" if head else None)
     bias = graph.padding_bias()
+    if mpnet:
+        bias = graph.node("Add", [bias, graph.relative_position_bias(config.get("relative_attention_num_buckets", 32))])
     shapes = (graph.const(np.array([0, 0, heads, width // heads], dtype=np.int64)),
               graph.const(np.array([-1, width] if head else [0, 0, width], dtype=np.int64)),
               graph.scalar(1.0 / math.sqrt(width // heads)))
@@ -183,16 +228,50 @@ def packed(input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np
 
 
 def load_weights(folder: Path, overlay: Path | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """(weights, config) of the BERT in `folder`, with `overlay`'s tensors (a trained reader's
-    "bert.*" layers and "qa_outputs.*" head) laid over them."""
+    """(weights, config) of the BERT or MPNet in `folder`, with `overlay`'s tensors (a trained
+    reader's "bert.*" or "mpnet.*" layers and "qa_outputs.*" head) laid over them."""
     from safetensors.numpy import load_file
 
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     weights = load_file(str(folder / "model.safetensors"))
     if overlay is not None:
-        for name, tensor in load_file(str(overlay)).items():
-            weights[name.removeprefix("bert.")] = tensor
+        for name, tensor in reader_weights(overlay).items():
+            weights[name.removeprefix("bert.").removeprefix("mpnet.")] = tensor
     return weights, config
+
+
+SCALE = "_scale"  # a matrix stored in 8 bits has its rows' scales beside it, under its name + SCALE
+
+
+def reader_weights(path: Path) -> dict[str, np.ndarray]:
+    """A trained reader's tensors (fp16, or matrices in 8 bits: `to_int8`) as fp32, by name."""
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(path))
+    return {name: (tensor.astype(np.float32) * stored[name + SCALE].astype(np.float32) if tensor.dtype == np.int8
+                   else tensor.astype(np.float32))
+            for name, tensor in stored.items() if not name.endswith(SCALE)}
+
+
+def to_int8(weights: dict[str, np.ndarray], smallest: int = 65_536) -> dict[str, np.ndarray]:
+    """`weights` with each matrix of at least `smallest` values stored in 8 bits, a scale per row
+    (symmetric, per output channel: the grid ONNX Runtime's `int8` quantisation puts them on
+    anyway), halving a reader's file (an MPNet reader's six trained layers: 85 → 43 MB).
+
+    >>> w = to_int8({"m.weight": np.array([[1.0, -0.5], [0.25, 0.0]]), "m.bias": np.ones(2)}, smallest=4)
+    >>> w["m.weight"].tolist(), [round(float(x), 5) for x in w["m.weight_scale"].ravel()], w["m.bias"].dtype.name
+    ([[127, -64], [127, 0]], [0.00787, 0.00197], 'float16')
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, tensor in weights.items():
+        tensor = np.asarray(tensor, dtype=np.float32)
+        if tensor.ndim == 2 and tensor.size >= smallest:
+            scale = np.maximum(np.abs(tensor).max(axis=1, keepdims=True), 1e-12) / 127.0
+            out[name] = np.clip(np.round(tensor / scale), -127, 127).astype(np.int8)
+            out[name + SCALE] = scale.astype(np.float32)
+        else:
+            out[name] = tensor.astype(np.float16)
+    return out
 
 
 def load_bert(folder: Path, overlay: Path | None, head: bool, threads: int, cache_dir: Path | None,
