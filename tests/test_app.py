@@ -12,6 +12,8 @@ import httpx
 import pytest
 from conftest import CHROMIUM, running_app
 
+from qa.app.render import plain_text
+
 pytestmark = pytest.mark.slow
 
 QUESTION = "When did Japan and South Korea establish diplomatic relations?"
@@ -311,7 +313,7 @@ def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path
         message, header, *_ = client.predict(
             [handle_file(str(files / n)) for n in ("ferry notes (1).md", "fake.txt")], api_name="/upload"
         )
-        shown = message.replace("\\", "")  # Markdown escapes
+        shown = plain_text(message)
         assert "Added ferry notes _1_.md" in shown and "fake.txt: refused (binary file" in shown
         assert "1 new, 0 changed, 0 removed, 1 unchanged" in shown and "from 2 documents" in header
         assert (work / "corpus" / "ferry notes _1_.md").is_file()

@@ -512,3 +512,34 @@ def test_the_conversation_survives_a_restart_of_the_app(seed_workdir: Path, tmp_
     assert (work / ".docqa-browser-key").stat().st_mode & 0o077 == 0  # readable by its owner only
     assert not [e for e in errors if "localStorage" in e], errors
     context.close()
+
+
+@pytest.mark.slow  # loads the real models
+def test_answers_show_the_documents_text_as_written_in_chat_copy_and_export(seed_workdir: Path, server: str, browser):
+    """No Markdown escape shows (the article has no backslash): "Park Chung-hee", "(…)" as written,
+    in the chat, on the clipboard and in the exported conversation."""
+    from playwright.sync_api import expect
+
+    questions = [q for q in (seed_workdir / "corpus" / ".qaexamples").read_text(encoding="utf-8").splitlines()
+                 if q and not q.startswith("#")] + ["Who was the military ruler who normalised relations with Japan?"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(server)
+    expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    shown = []
+    for question in questions:
+        ask(page, question)
+        text = page.locator("#chat .bot-row").last.inner_text().strip()
+        page.locator("#chat").get_by_role("button", name="Copy message").last.click()
+        page.wait_for_timeout(300)
+        copied = page.evaluate("navigator.clipboard.readText()").partition("\nSources:")[0].strip()
+        assert "\\" not in text and "&#" not in text and "&amp;" not in text, text
+        assert " ".join(copied.split()) in " ".join(text.split()), (copied, text)
+        shown.append(copied)
+    assert any("Park Chung-hee" in s or "(" in s for s in shown), shown  # the characters that were escaped
+    page.locator("#export").click()
+    link = page.locator("#exported a[href]").first
+    expect(link).to_be_visible(timeout=30_000)
+    markdown = page.request.get(link.get_attribute("href")).text()
+    assert "\\" not in markdown and "&#" not in markdown
+    context.close()

@@ -5,7 +5,7 @@ contains `<script>`, `<img onerror=…>`, a `javascript:` link or a Markdown ima
 The only markup in the output is what this module writes itself.
 
 >>> answer_html("Busan <script>x</script> ![i](http://e/x) [1].", 2)
-'Busan &lt;script&gt;x&lt;/script&gt; \\\\!\\\\[i\\\\]\\\\(http:\\u200b//e/x\\\\) <a class="cite" href="#a-src-1" data-answer="a" data-marker="1">[1]</a>.'
+'Busan &lt;script&gt;x&lt;/script&gt; &#33;&#91;i&#93;&#40;http:\\u200b//e/x&#41; <a class="cite" href="#a-src-1" data-answer="a" data-marker="1">[1]</a>.'
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from qa.index.store import Index
 
 _SPACES = re.compile(r"\s+")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~-])")
+# Markdown's syntax characters, and HTML's, as character references (`escape_text`).
+_CHAT_ESCAPES = {ord(c): f"&#{ord(c)};" for c in "\\`*_{}[]()#+!|~-$"} | {ord("<"): "&lt;", ord(">"): "&gt;",
+                                                                         ord("&"): "&amp;"}
 
 
 def passage_json(p: Passage, title: str) -> dict:
@@ -130,9 +132,16 @@ def highlight(short: Reading, terminal: bool = False) -> str:
 
 
 def escape_text(text: str) -> str:
-    """HTML-escaped, with Markdown syntax neutralised (the chat renders Markdown) and web
-    addresses broken by a zero-width space so they are not turned into links."""
-    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("://", ":\u200b//")), quote=False)
+    """`text` for the chat, which renders Markdown and HTML: `<`, `>`, `&` and every character
+    Markdown reads as syntax written as an HTML character reference (`(` → `&#40;`), which
+    Markdown leaves alone and the browser shows as the character, inside HTML tags or outside
+    them alike (a backslash escape showed as a backslash inside `<mark>`: "Park Chung\\-hee");
+    web addresses broken by a zero-width space so they are not turned into links.
+
+    >>> escape_text("Park Chung-hee (1917) <b>*x*</b> & http://e")
+    'Park Chung&#45;hee &#40;1917&#41; &lt;b&gt;&#42;x&#42;&lt;/b&gt; &amp; http:\u200b//e'
+    """
+    return text.replace("://", ":\u200b//").translate(_CHAT_ESCAPES)
 
 
 def plain_text(markdown: str) -> str:
@@ -141,10 +150,7 @@ def plain_text(markdown: str) -> str:
     >>> plain_text("**Not ready:** " + escape_text("twice_0.md has changed <x>"))
     'Not ready: twice_0.md has changed <x>'
     """
-    return html.unescape(_ESCAPED.sub(r"\1", markdown.replace("**", "")).replace(":\u200b//", "://"))
-
-
-_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+!|~-])")
+    return html.unescape(markdown.replace("**", "")).replace(":\u200b//", "://")
 
 
 def answer_html(text: str, passages_shown: int, answer_id: str = "a", previews: Mapping[int, str] | None = None) -> str:

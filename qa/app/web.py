@@ -129,7 +129,7 @@ JS = r"""
     const body = new DOMParser().parseFromString(value, 'text/html').body;  // inert: nothing runs or loads
     body.querySelectorAll('br').forEach((br) => br.replaceWith('\n'));
     body.querySelectorAll('p, div, li, blockquote, h1, h2, h3, h4').forEach((el) => { el.before('\n'); el.append('\n'); });
-    return body.textContent.replace(/\\([\\`*_{}\[\]()#+!|~-])/g, '$1').replace(/\n{3,}/g, '\n\n').trim();
+    return body.textContent.replace(/\n{3,}/g, '\n\n').trim();
   };
   if (navigator.clipboard && navigator.clipboard.writeText) {
     const write = navigator.clipboard.writeText.bind(navigator.clipboard);
