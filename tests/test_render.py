@@ -73,3 +73,15 @@ def test_answer_json_matches_the_cli_contract():
          "start": 0, "end": 27, "page": None, "quote": "The rocks are called Dokdo."}
     ]
     assert out["passages"][0]["dense_rank"] == 1 and out["timings"]["total_ms"] == 3.0
+
+
+def test_a_tentative_answer_is_set_apart_and_never_bold():
+    from qa.types import TENTATIVE
+
+    quote = "The rocks (Dokdo) are held by Korea."
+    text = f"Not sure — the closest passage says: “{quote}” [1]"
+    answer = Answer("q", text, (Citation(1, "c1", quote, 0, len(quote)),), (passage(quote, 1),), True, "evidence", "m",
+                    outcome=TENTATIVE)
+    html = reply_html(answer, "a3")
+    assert html.startswith('<div class="tentative"><span class="not-sure">Not sure — the closest passage says:</span>')
+    assert "<strong>" not in html and 'href="#a3-src-1"' in html and "&#40;Dokdo&#41;" in html

@@ -188,6 +188,9 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
     for c in answer.citations:
         previews[c.marker] = f"{previews[c.marker]} … {c.quote}" if c.marker in previews else c.quote
     shown = proof_view(answer)
+    if answer.outcome == TENTATIVE and answer.text.startswith(NOT_SURE):  # set apart from a sure answer, not bold
+        rest = answer_html(answer.text[len(NOT_SURE):].strip(), len(answer.passages), answer_id, previews)
+        return f'<div class="tentative"><span class="not-sure">{escape_text(NOT_SURE)}</span> {rest}</div>'
     if shown is None:
         text = answer_html(answer.text, len(answer.passages), answer_id, previews)
         short = answer.short_answer

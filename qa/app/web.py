@@ -73,6 +73,7 @@ CSS = """
 #chat .inline-source { border-left: 3px solid #e8a100; padding: .2em .6em; margin-top: .5em; font-size: .95em; }
 #chat .draft { color: #777; font-style: italic; } #chat .draft-note { color: #999; }
 #chat .copy-sources { display: none; }  /* what the copy button adds after the answer */
+#chat .tentative { border-left: 3px dashed #9ca3af; padding-left: .6em; } #chat .not-sure { font-style: italic; opacity: .8; }
 """
 # Clicking a marker shows its answer's sources with the passage selected; "open the document"
 # asks the server for the whole document (through the hidden #open-doc button); chat messages
