@@ -475,9 +475,9 @@ def test_summarize_a_document_gets_a_cited_overview_and_the_document_view_opens_
     page = open_chat(browser, server)
     ask(page, "Summarize the Japan–South Korea relations document.")
     reply = page.locator("#chat .bot-row").last
-    expect(reply).to_contain_text("Japan–South Korea relations: sections History")
+    expect(reply).to_contain_text("Japan–South Korea relations: “Japan–South Korea relations (")  # the opening
     assert reply.locator("a.cite").count() >= 3  # each central sentence cited
-    expect(page.locator("#sources .answer-sources").last.locator(".source mark")).to_have_count(5)
+    expect(page.locator("#sources .answer-sources").last.locator(".source mark")).to_have_count(7)  # 2 opening + 5
     page.locator("#sources .answer-sources").last.locator("a.open-doc").first.click()
     overview = page.locator("#document .overview")
     expect(overview).to_contain_text("Sections:", timeout=30_000)

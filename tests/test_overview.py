@@ -27,6 +27,8 @@ The team of Project Falcon has twelve engineers working in Brest and two divers 
 @pytest.fixture
 def two_documents(seed_settings: Settings) -> Settings:
     (seed_settings.corpus_dir / "falcon.md").write_text(FALCON, encoding="utf-8")
+    (seed_settings.corpus_dir / "report.md").write_text("# Falcon Report\n\nThe Falcon Report reviews the drone's first "
+                                                        "year at sea and the reefs it mapped off Brest.\n", encoding="utf-8")
     build_index(seed_settings, FakeEmbedder(), progress=False)
     return seed_settings
 
@@ -40,18 +42,20 @@ def two_documents(seed_settings: Settings) -> Settings:
     ("Summarize Japan–South Korea relations", "seed"),
     ("What is the budget about?", None),  # names no document: a question like any other
     ("Summarize the treaty of 1965", None),
+    ("Summarize the Falcon Report", "report"),  # "Report" is part of the title, not filler
     ("What are the Liancourt Rocks called in Korean?", None),
 ])
 def test_a_question_asks_for_an_overview_only_when_it_names_a_document(two_documents: Settings, question: str, named):
     index = load_index(two_documents, "fake")
-    ids = {("falcon" if d.path == "falcon.md" else "seed"): d.doc_id for d in index.documents.values()}
+    ids = {("falcon" if d.path == "falcon.md" else "report" if d.path == "report.md" else "seed"): d.doc_id
+           for d in index.documents.values()}
     assert overview_request(question, index) == ([ids[named]] if named else [])
 
 
 def test_summarize_this_document_means_the_chosen_ones(two_documents: Settings):
     index = load_index(two_documents, "fake")
     falcon = next(d.doc_id for d in index.documents.values() if d.path == "falcon.md")
-    assert overview_request("Summarize this document", index) == []  # two documents: which one?
+    assert overview_request("Summarize this document", index) == []  # three documents: which one?
     assert overview_request("Summarize this document", index, [falcon]) == [falcon]
 
 
@@ -62,6 +66,8 @@ def test_an_overview_is_the_outline_and_central_sentences_in_document_order(two_
     sections = [c.section for c in index.chunks if c.doc_id == seed and c.section]
     assert list(overview.outline) == list(dict.fromkeys(sections)) and "Disputes > Liancourt Rocks" in overview.outline
     assert len(overview.sentences) == KEY_SENTENCES
+    assert overview.lead[0].text.startswith("Japan–South Korea relations (")  # the opening paragraph, not the infobox
+    assert not any(s.text.startswith(("It ", "This ", "However")) for s in overview.sentences)
     starts = [s.start for s in overview.sentences]
     assert starts == sorted(starts)
     for s in overview.sentences:
@@ -75,8 +81,10 @@ def test_summarize_gets_a_cited_overview_in_both_modes(two_documents: Settings):
     pipeline = Pipeline(two_documents, embedder=FakeEmbedder(), reader=FakeReader())
     for mode in ("evidence", "generative"):
         answer = pipeline.ask("Summarize the Project Falcon document.", mode=mode)
-        assert not answer.abstained and answer.model == "overview" and answer.text.startswith("Project Falcon: sections")
-        assert "Budget, Team" in answer.text and len(answer.citations) == 3
+        assert not answer.abstained and answer.model == "overview"
+        assert answer.text.startswith("Project Falcon: “Project Falcon is a plan to build a small supersonic drone")
+        assert "\n\nBudget: “The budget" in answer.text and "\n\nTeam: “The team" in answer.text
+        assert len(answer.citations) == 3
         for c in answer.citations:
             chunk = answer.passages[c.marker - 1].chunk
             assert chunk.text[c.start - chunk.start:c.end - chunk.start] == c.quote and f"[{c.marker}]" in answer.text

@@ -265,8 +265,8 @@ DOCUMENT_VIEW_CHARS = 100_000  # the document view shows at most this much text 
 
 
 def overview_html(overview: Overview) -> str:
-    """A document's overview: its sections, then its central sentences quoted, each with its
-    place as a link that opens the document there."""
+    """A document's overview: its opening sentences, its sections, then its central sentences
+    quoted, each with its place as a link that opens the document there."""
     outline = " · ".join(html.escape(heading_path("", path)) for path in overview.outline)
     items = []
     for s in overview.sentences:
@@ -275,7 +275,9 @@ def overview_html(overview: Overview) -> str:
         items.append(f'<li>“{html.escape(s.text)}” — <a class="open-doc" href="#" data-doc="{html.escape(overview.doc_id)}"'
                      f' data-start="{s.start}" data-end="{s.end}">{html.escape(place)}{page}</a></li>')
     sections = f'<p class="outline"><b>Sections:</b> {outline}</p>' if outline else ""
-    return (f'<details class="overview" open><summary>Overview of {html.escape(overview.title)}</summary>{sections}'
+    lead = " ".join(html.escape(s.text) for s in overview.lead)
+    opening = f'<p class="lead"><b>It begins:</b> “{lead}”</p>' if lead else ""
+    return (f'<details class="overview" open><summary>Overview of {html.escape(overview.title)}</summary>{opening}{sections}'
             f'<p><b>Central sentences</b> (chosen by the embedder, in document order):</p><ol>{"".join(items)}</ol></details>')
 
 
