@@ -331,13 +331,13 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
     steps = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "generative", False))
     drafts = [chat[-1]["content"] for chat, _, _ in steps[1:-1]]
     assert drafts and all('class="draft"' in d and "being checked against the sources" in d for d in drafts)
-    final = steps[-1][0][-1]["content"]
+    final = steps[-1][0]["value"][-1]["content"]  # the last update also sets the 👍/👎 shown
     assert final.endswith(">The documents do not say.</div>") and "draft" not in final
     evidence = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "evidence", False))
     assert len(evidence) == 2  # the question, then the answer: nothing provisional in evidence mode
     replacing = Drafting()
     replacing.replaced = True
-    final = list(webchat.chat(replacing, "What is Busan?", {}, 5, "generative", False))[-1][0][-1]["content"]
+    final = list(webchat.chat(replacing, "What is Busan?", {}, 5, "generative", False))[-1][0]["value"][-1]["content"]
     assert "Busan is a port" in final and "did not hold up against the sources" in final  # said, calmly
 
 
@@ -365,6 +365,8 @@ def test_highlights_stay_readable_in_dark_mode(server: str, browser):
 
 @pytest.mark.slow  # loads the real models
 def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Path, tmp_path: Path, browser):
+    from playwright.sync_api import expect
+
     from qa.evaluation.evaluate import load_questions
 
     feedback = tmp_path / "feedback.jsonl"
@@ -373,10 +375,19 @@ def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Pat
         ask(page, FIRST)
         ask(page, "What is the population of Busan?")
         page.locator("#chat").get_by_role("button", name="Like", exact=True).nth(0).click()  # one per answer
+        expect(page.get_by_text("Saved — thanks").first).to_be_visible(timeout=10_000)  # said, not just coloured
         page.locator("#chat").get_by_role("button", name="Dislike", exact=True).nth(1).click()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and (not feedback.exists() or len(feedback.read_text().splitlines()) < 2):
             time.sleep(0.2)
+        page.wait_for_timeout(500)
+        judged = """() => [...document.querySelectorAll('#chat button[aria-label=Like], #chat button[aria-label=Dislike]')]
+                          .map(b => b.getAttribute('aria-label') + ':' + b.querySelector('path').getAttribute('d'))"""
+        before = page.evaluate(judged)
+        assert len(before) == 2  # a judged answer shows only the choice made (an unjudged one both thumbs)
+        page.reload()  # the choices are shown again with the conversation
+        expect(page.locator("#chat .bot-row")).to_have_count(2, timeout=30_000)
+        assert page.evaluate(judged) == before
     liked, disliked = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
     assert liked["liked"] and liked["short_answer"] == "December 1965" and liked["citations"][0]["quote"]
     assert not disliked["liked"] and disliked["question"] == "What is the population of Busan?"

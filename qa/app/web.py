@@ -27,6 +27,7 @@ from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
+    FEEDBACK_OPTIONS,
     NO_SOURCES,
     api_ask,
     chat,
@@ -208,7 +209,7 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
     with gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label="Answers", elem_id="chat", height=480, sanitize_html=True,
-                                 buttons=["copy", "copy_all"])  # no "share": it posts to Hugging Face
+                                 feedback_options=FEEDBACK_OPTIONS, buttons=["copy", "copy_all"])  # no "share": it posts to Hugging Face
             search_in = gr.Dropdown(label="Search in", info="the documents to search; none chosen: all of them",
                                     choices=[], multiselect=True, elem_id="search-in")
             question = gr.Textbox(label="Question", placeholder="Ask a question about the documents", elem_id="question")
@@ -300,10 +301,13 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
     page.export.click(lambda conversation: gr.update(value=export_conversation(conversation), visible=True),
                       conversation, page.exported, api_name=False)
 
-    def on_like(conversation: dict, data: gr.LikeData) -> None:
-        judged(pipeline, conversation, data)
+    def on_like(conversation: dict, data: gr.LikeData) -> dict:
+        conversation, said = judged(pipeline, conversation, data)
+        if said:
+            gr.Info(said)
+        return conversation
 
-    page.chatbot.like(on_like, conversation, None, api_name=False, queue=False)
+    page.chatbot.like(on_like, conversation, conversation, api_name=False)  # queued: gr.Info needs it
     page.open_document.click(functools.partial(show_document, pipeline), page.document_request, page.document,
                              js="(x) => window.docqaDocument || x", api_name=False,
                              concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(

@@ -42,7 +42,8 @@ from qa.types import Answer
 log = logging.getLogger(__name__)
 
 KEPT_ANSWERS = 30  # answers (with their sources) kept in the browser's storage
-EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": [], "answers": {}}
+EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": [], "answers": {}, "feedback": {}}
+FEEDBACK_OPTIONS = ("Like", "Dislike")
 NO_SOURCES = "Sources of the answer appear here."
 
 
@@ -56,7 +57,7 @@ def bounded_conversation(conversation: object, max_question_chars: int = 2000) -
     history from costing the server.
 
     >>> bounded_conversation({"chat": [{"role": "user", "content": "hi"}, 5], "sources": "x", "asked": ["q" * 9]}, 4)
-    {'chat': [{'role': 'user', 'content': 'hi'}], 'sources': [], 'asked': ['qqqq'], 'answers': {}}
+    {'chat': [{'role': 'user', 'content': 'hi'}], 'sources': [], 'asked': ['qqqq'], 'answers': {}, 'feedback': {}}
     """
     raw = conversation if isinstance(conversation, dict) else {}
     chat = [m for m in raw.get("chat") or () if isinstance(m, dict) and isinstance(m.get("content"), str)
@@ -70,8 +71,10 @@ def bounded_conversation(conversation: object, max_question_chars: int = 2000) -
         sources = sources[1:]
     answers = raw.get("answers") if isinstance(raw.get("answers"), dict) else {}
     answers = {k: v for k, v in list(answers.items())[-KEPT_ANSWERS:] if isinstance(k, str) and isinstance(v, dict)}
+    given = raw.get("feedback") if isinstance(raw.get("feedback"), dict) else {}
+    given = {k: v for k, v in given.items() if k in answers and v in FEEDBACK_OPTIONS}
     return {"chat": [{"role": m["role"], "content": m["content"]} for m in chat], "sources": sources, "asked": asked,
-            "answers": answers}
+            "answers": answers, "feedback": given}
 
 
 def sources_panel(blocks: list[str]) -> str:
@@ -126,7 +129,9 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
             reply += '<div class="copy-sources">Sources:<br>' + "<br>".join(map(html.escape, lines)) + "</div>"
         reply = f'<div class="reply" data-answer="{answer_id}">{reply}</div>'  # 👍/👎 find the answer by it
     messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
-    yield messages, sources_panel(blocks), {"chat": messages, "sources": blocks, "asked": asked, "answers": answers}
+    kept = bounded_conversation({"chat": messages, "sources": blocks, "asked": asked, "answers": answers,
+                                 "feedback": conversation["feedback"]})
+    yield gr.update(value=messages, feedback_value=feedback_values(kept)), sources_panel(blocks), kept
 
 
 def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dict:
@@ -197,17 +202,36 @@ def export_conversation(conversation: dict) -> str:
     return str(path)
 
 
-def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> None:
-    """A 👍/👎 on an answer: its question, answer and sources go to the feedback file."""
+_ANSWER_ID = re.compile(r'data-answer="(a[0-9a-f]{10})"')
+
+
+def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> tuple[dict, str]:
+    """A 👍/👎 on an answer: its question, answer and sources go to the feedback file, the choice
+    to the conversation (so it is shown again after a reload). Returns (the conversation, what
+    to tell the person)."""
     from qa.app import feedback
 
     conversation = bounded_conversation(conversation)
-    match = re.search(r'data-answer="(a[0-9a-f]{10})"', str(data.value))
+    match = _ANSWER_ID.search(str(data.value))
     answer = conversation["answers"].get(match.group(1)) if match else None
     if answer is None or not isinstance(data.liked, bool):
-        return  # not an answer (a message, a question) or an unknown choice
+        return conversation, ""  # not an answer (a message, a question) or an unknown choice
+    conversation["feedback"][match.group(1)] = "Like" if data.liked else "Dislike"
     if not feedback.append(pipeline.settings.feedback_path, feedback.record_for(answer, data.liked)):
         log.warning("the feedback file %s is full; this judgement was not kept", pipeline.settings.feedback_path)
+        return conversation, "Not saved: the feedback file is full (see the server's log)."
+    return conversation, "Saved — thanks. " + ("It counts as a right answer." if data.liked else
+                                               "`qa feedback export` turns it into a question to check.")
+
+
+def feedback_values(conversation: dict) -> list[str | None]:
+    """The 👍/👎 given to each assistant message of the conversation, in order (None: none)."""
+    values = []
+    for message in conversation["chat"]:
+        if message["role"] == "assistant":
+            match = _ANSWER_ID.search(message["content"])
+            values.append(conversation["feedback"].get(match.group(1)) if match else None)
+    return values
 
 
 def bad_chat_options(k: object, mode: object, show_details: object) -> str:
@@ -257,9 +281,10 @@ def restore_settings(settings, saved: object) -> tuple:  # noqa: ANN001
     return k, mode, details
 
 
-def restore(conversation: dict) -> tuple[list, str]:
+def restore(conversation: dict) -> tuple[dict, str]:
     conversation = bounded_conversation(conversation)
-    return conversation["chat"], sources_panel(conversation["sources"])
+    return (gr.update(value=conversation["chat"], feedback_value=feedback_values(conversation)),
+            sources_panel(conversation["sources"]))
 
 
 def show_document(pipeline: Pipeline, request: str) -> str:
