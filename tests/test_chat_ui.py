@@ -416,16 +416,20 @@ def test_the_conversation_exports_as_markdown_with_every_answer_and_source(serve
 
 
 @pytest.mark.slow  # loads the real models
-def test_the_chat_settings_survive_a_reload(server: str, browser):
+def test_the_chat_settings_and_the_documents_searched_survive_a_reload(server: str, browser):
     from playwright.sync_api import expect
 
     page = open_chat(browser, server)
     page.locator("#chat-settings").get_by_text("Settings").first.click()
     page.get_by_label("generative").check()
     expect(page.locator("#mode-note")).to_contain_text("make model")  # what to expect of the small model
+    page.locator("#search-in input").click()
+    page.get_by_role("option", name="Japan–South Korea relations (japan_south_korea_relations.txt)").click()
+    page.keyboard.press("Escape")
     page.wait_for_timeout(500)
     page.reload()
     expect(page.locator("#status")).to_contain_text("Ready", timeout=60_000)
+    expect(page.locator("#search-in")).to_contain_text("Japan–South Korea relations", timeout=30_000)
     page.locator("#chat-settings").get_by_text("Settings").first.click()
     expect(page.get_by_label("generative")).to_be_checked()
     page.get_by_label("evidence").check()  # as it was, for the other tests on this server

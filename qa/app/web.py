@@ -35,6 +35,7 @@ from qa.app.webchat import (
     export_conversation,
     judged,
     restore,
+    restore_search_in,
     restore_settings,
     show_document,
     show_overview,
@@ -153,6 +154,7 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
         key = browser_key(settings)
         conversation = gr.BrowserState(EMPTY_CONVERSATION, storage_key="docqa-conversation", secret=key)
         preferences = gr.BrowserState({}, storage_key="docqa-settings", secret=key)  # the chat's settings survive a reload
+        searched = gr.BrowserState([], storage_key="docqa-search-in", secret=key)  # and so do the documents chosen
         with gr.Tab("Chat"):
             page = _chat_tab(settings)
         with gr.Tab("Index"):
@@ -178,7 +180,8 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
                            preferences, api_name=False, queue=False)
         demo.load(functools.partial(ready, pipeline), None, status, api_name=False).then(
             functools.partial(index_view, pipeline), None, listing, api_name=False
-        )
+        ).then(functools.partial(restore_search_in, pipeline), searched, page.search_in, api_name=False, queue=False)
+        page.search_in.change(lambda chosen: chosen, page.search_in, searched, api_name=False, queue=False)
     return demo
 
 

@@ -281,6 +281,16 @@ def restore_settings(settings, saved: object) -> tuple:  # noqa: ANN001
     return k, mode, details
 
 
+def restore_search_in(pipeline: Pipeline, saved: object) -> dict:
+    """The "Search in" choice the browser saved, without documents no longer indexed."""
+    try:
+        documents = pipeline.index.documents
+    except QAError:
+        return gr.update()
+    chosen = [d for d in saved if isinstance(d, str) and d in documents] if isinstance(saved, list) else []
+    return gr.update(value=chosen)
+
+
 def restore(conversation: dict) -> tuple[dict, str]:
     conversation = bounded_conversation(conversation)
     return (gr.update(value=conversation["chat"], feedback_value=feedback_values(conversation)),
