@@ -89,3 +89,15 @@ def test_summarize_gets_a_cited_overview_in_both_modes(two_documents: Settings):
             chunk = answer.passages[c.marker - 1].chunk
             assert chunk.text[c.start - chunk.start:c.end - chunk.start] == c.quote and f"[{c.marker}]" in answer.text
     assert pipeline.ask("What is the budget about?").model != "overview"
+
+
+def test_without_listed_examples_the_chat_offers_an_overview_of_each_document(two_documents: Settings):
+    from qa.app.web import examples_view
+
+    pipeline = Pipeline(two_documents, embedder=FakeEmbedder(), reader=FakeReader())
+    (two_documents.corpus_dir / ".qaexamples").write_text("What is the budget of Project Falcon?\n", encoding="utf-8")
+    assert [b["value"] for b in examples_view(pipeline) if b.get("visible")] == ["What is the budget of Project Falcon?"]
+    (two_documents.corpus_dir / ".qaexamples").unlink()
+    offered = [b["value"] for b in examples_view(pipeline) if b.get("visible")]
+    assert offered == ["Summarize Project Falcon", "Summarize Japan–South Korea relations", "Summarize Falcon Report"]
+    assert all(pipeline.ask(q).model == "overview" for q in offered)  # each is answered
