@@ -92,7 +92,7 @@ def test_summarize_gets_a_cited_overview_in_both_modes(two_documents: Settings):
 
 
 def test_without_listed_examples_the_chat_offers_an_overview_of_each_document(two_documents: Settings):
-    from qa.app.web import examples_view
+    from qa.app.webchat import examples_view
 
     pipeline = Pipeline(two_documents, embedder=FakeEmbedder(), reader=FakeReader())
     (two_documents.corpus_dir / ".qaexamples").write_text("What is the budget of Project Falcon?\n", encoding="utf-8")

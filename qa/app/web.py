@@ -27,6 +27,7 @@ from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
+    examples_view,
     FEEDBACK_OPTIONS,
     NO_SOURCES,
     api_ask,
@@ -42,8 +43,7 @@ from qa.app.webchat import (
     stopped,
 )
 from qa.config import Settings
-from qa.errors import QAError
-from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES, example_questions
+from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES
 from qa.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ MODEL_QUEUE, MODEL_CONCURRENCY = "model", 4
 DOCUMENT_QUEUE, DOCUMENT_CONCURRENCY = "document", 2
 INDEX_QUEUE = "index"  # uploads, removals and rebuilds: one at a time, never in the chat's way
 QUEUE_SIZE = 64  # requests waiting at most; 20 users asking at once fit
-FALLBACK_EXAMPLES = 3  # "Summarize <title>" examples when the corpus lists none
 GENERATIVE_NOTE = (
     "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative**: the language model "
     "(`{model}`) writes the answer, which is then checked against the sources; with the bundled small model expect "
@@ -329,21 +328,6 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
 
     gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
     gr.api(ask_in_endpoint, api_name="ask_in", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
-
-
-def examples_view(pipeline: Pipeline) -> list[dict]:
-    """One button per example question of the corpus (`corpus/.qaexamples`); without that file,
-    "Summarize <title>" for the first documents (always answered: an overview), never none
-    while a document is indexed."""
-    questions = example_questions(pipeline.settings.corpus_dir)
-    if not questions:
-        try:
-            documents = sorted(pipeline.index.documents.values(), key=lambda d: d.path)
-        except QAError:
-            documents = []
-        questions = [f"Summarize {d.title}" for d in documents[:FALLBACK_EXAMPLES]]
-    return [gr.update(value=q, visible=True) for q in questions] + [
-        gr.update(visible=False) for _ in range(MAX_EXAMPLES - len(questions))]
 
 
 class Mounted:

@@ -34,6 +34,7 @@ from qa.app.render import (
     sources_html,
 )
 from qa.config import ANSWER_MODES
+from qa.ingest.corpus import MAX_EXAMPLES, example_questions
 from qa.errors import QAError
 from qa.pipeline import Pipeline
 from qa.text import heading_path
@@ -344,3 +345,21 @@ def api_ask(pipeline: Pipeline, question: str, wait: float = 0.0, documents: lis
         log.exception("answering failed")
         raise gr.Error("Something went wrong while answering; the server log has the details.") from None
     return answer_json(answer, pipeline.index.title)
+
+
+FALLBACK_EXAMPLES = 3  # "Summarize <title>" examples when the corpus lists none
+
+
+def examples_view(pipeline: Pipeline) -> list[dict]:
+    """One button per example question of the corpus (`corpus/.qaexamples`); without that file,
+    "Summarize <title>" for the first documents (always answered: an overview), never none
+    while a document is indexed."""
+    questions = example_questions(pipeline.settings.corpus_dir)
+    if not questions:
+        try:
+            documents = sorted(pipeline.index.documents.values(), key=lambda d: d.path)
+        except QAError:
+            documents = []
+        questions = [f"Summarize {d.title}" for d in documents[:FALLBACK_EXAMPLES]]
+    return [gr.update(value=q, visible=True) for q in questions] + [
+        gr.update(visible=False) for _ in range(MAX_EXAMPLES - len(questions))]
