@@ -77,6 +77,17 @@ def test_a_bad_key_or_bad_input_gets_an_openai_error(app_url: str, client):
         client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": "   "}])
     with pytest.raises(openai.BadRequestError, match="last message must be the user"):
         client.chat.completions.create(model="docqa", messages=[{"role": "assistant", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError, match="text only: tools"):
+        client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}],
+                                       tool_choice="required", tools=[{"type": "function", "function": {"name": "f"}}])
+    with pytest.raises(openai.BadRequestError, match='"n" must be 1'):
+        client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}], n=3)
+    import httpx
+
+    headers = {"Authorization": f"Bearer {client.api_key}", "Content-Type": "application/json"}
+    for body in ('{"model": [], "messages": []}', '{"model": {}, "messages": []}', "[" * 100_000 + "]" * 100_000):
+        reply = httpx.post(f"{app_url}v1/chat/completions", content=body, headers=headers, timeout=30)
+        assert reply.status_code == 400 and reply.json()["error"]["type"] == "invalid_request_error", reply.text
 
 
 def test_the_rate_limit_is_a_429_with_retry_after(seed_workdir: Path):
@@ -155,3 +166,12 @@ def test_an_unreachable_index_store_is_a_503_that_names_it(tmp_path: Path):
         with pytest.raises(openai.InternalServerError) as refused:
             client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
         assert refused.value.status_code == 503 and "cannot reach the Milvus store milvus://127.0.0.1:9" in str(refused.value)
+
+
+def test_earlier_messages_are_read_only_as_far_as_the_page_keeps_a_question():
+    from qa.app.answers_api import HISTORY_CHARS, parse_request
+
+    question, history, _, _ = parse_request({"messages": [
+        {"role": "user", "content": "Where are the Liancourt Rocks? " + "x" * 1_900_000},
+        {"role": "assistant", "content": "y" * 1_900_000}, {"role": "user", "content": "and their area?"}]})
+    assert question == "and their area?" and [len(h) for h in history] == [HISTORY_CHARS]

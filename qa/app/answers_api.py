@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 MODELS = {"docqa": None, "docqa-evidence": "evidence", "docqa-generative": "generative"}
 MAX_MESSAGES = 64  # earlier turns beyond these are not read
+HISTORY_CHARS = 2000  # of each earlier user message (what the page keeps of a question)
+# OpenAI fields that would change what is asked for, and that docqa cannot honour: a 400 says so.
+UNSUPPORTED = {"tools": "tools", "tool_choice": "tool calls", "functions": "function calls",
+               "function_call": "function calls", "response_format": "a response format", "logprobs": "log probabilities"}
 NOT_READY = (MissingIndexError, StaleIndexError, CorruptIndexError, ModelLoadError, StoreUnavailableError)
 
 
@@ -62,12 +66,23 @@ def parse_request(body: object) -> tuple[str, list[str], str | None, bool]:
     >>> parse_request({"model": "docqa", "messages": [{"role": "user", "content": 5}]})
     Traceback (most recent call last):
     ValueError: a message's content must be text
+    >>> parse_request({"model": [], "messages": []})
+    Traceback (most recent call last):
+    ValueError: model must be one of docqa, docqa-evidence, docqa-generative, not '[]'
+    >>> parse_request({"model": "docqa", "tool_choice": "required", "messages": [{"role": "user", "content": "x"}]})
+    Traceback (most recent call last):
+    ValueError: docqa answers with text only: tool calls ('tool_choice') are not supported
     """
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     model = body.get("model", "docqa")
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    if not isinstance(model, str) or model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, not {str(model)[:100]!r}")
+    for field, what in UNSUPPORTED.items():
+        if body.get(field) not in (None, False, [], "none", "auto"):
+            raise ValueError(f"docqa answers with text only: {what} ({field!r}) are not supported")
+    if body.get("n", 1) != 1:
+        raise ValueError('docqa gives one answer per question: "n" must be 1')
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValueError('"messages" must be a non-empty list')
@@ -79,6 +94,7 @@ def parse_request(body: object) -> tuple[str, list[str], str | None, bool]:
             users.append(_text(message.get("content")))
     if not users or messages[-1].get("role") != "user":
         raise ValueError("the last message must be the user's question")
+    users[:-1] = [u[:HISTORY_CHARS] for u in users[:-1]]  # the question itself is checked by the pipeline
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ValueError('"stream" must be true or false')
@@ -154,6 +170,8 @@ class AnswersAPI:
             return refusal
         try:
             question, history, mode, stream = parse_request(json.loads(await request.body()))
+        except RecursionError:
+            return error(400, "bad request: the JSON is nested too deeply", "invalid_request_error")
         except (ValueError, UnicodeDecodeError) as problem:
             return error(400, f"bad request: {problem}", "invalid_request_error")
         wait = self.wait(request.client.host if request.client else "unknown")
