@@ -20,10 +20,29 @@ MAX_FEEDBACK_BYTES = 50 * 2**20  # past this the file takes no more lines (a war
 _lock = threading.Lock()
 
 
+# Each line is bounded, so a few judgements on huge questions cannot fill the file for everyone.
+MAX_CHARS = {"question": 2000, "answer": 8000, "short_answer": 500}
+MAX_CITATIONS, MAX_QUOTE_CHARS, MAX_DOCUMENTS = 10, 2000, 20
+
+
 def record_for(answer: dict, liked: bool) -> dict:
-    """The line kept for a judged answer (`answer`: what the chat kept of it)."""
-    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "liked": bool(liked),
-            **{key: answer.get(key) for key in ("question", "answer", "short_answer", "citations", "documents")}}
+    """The line kept for a judged answer (`answer`: what the chat kept of it), each field cut to
+    its bound (`MAX_CHARS`, ten citations of ≤ 2,000-character quotes).
+
+    >>> record = record_for({"question": "q" * 5000, "citations": [{"quote": "x" * 9000}] * 30}, True)
+    >>> len(record["question"]), len(record["citations"]), len(record["citations"][0]["quote"])
+    (2000, 10, 2000)
+    """
+    record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "liked": bool(liked)}
+    for key, limit in MAX_CHARS.items():
+        value = answer.get(key)
+        record[key] = value[:limit] if isinstance(value, str) else None
+    citations = answer.get("citations") if isinstance(answer.get("citations"), list) else []
+    record["citations"] = [{**c, "quote": str(c.get("quote", ""))[:MAX_QUOTE_CHARS]}
+                           for c in citations[:MAX_CITATIONS] if isinstance(c, dict)]
+    documents = answer.get("documents") if isinstance(answer.get("documents"), list) else []
+    record["documents"] = [str(d)[:200] for d in documents[:MAX_DOCUMENTS]]
+    return record
 
 
 def append(path: Path, record: dict) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import secrets
 import sys
 import threading
 from types import SimpleNamespace
@@ -22,6 +21,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from qa.app.answers_api import AnswersAPI, RequireKey
+from qa.app.browser_key import browser_key
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
 from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard
 from qa.app.render import plain_text
@@ -184,29 +184,6 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
         ).then(functools.partial(restore_search_in, pipeline), searched, page.search_in, api_name=False, queue=False)
         page.search_in.change(lambda chosen: chosen, page.search_in, searched, api_name=False, queue=False)
     return demo
-
-
-def browser_key(settings: Settings) -> str:
-    """The key for what the page keeps in the browser: `settings.browser_key`, else one made once
-    and kept beside the index folder (replicas sharing that folder share it). Gradio's default, a
-    new key per process, loses the conversation at every restart (with a console error)."""
-    if settings.browser_key:
-        return settings.browser_key
-    path = settings.index_dir.parent / ".docqa-browser-key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_text(encoding="ascii").strip()
-        if key:
-            return key
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-    except OSError as error:  # a read-only folder: the conversation lasts as long as this process
-        log.warning("could not keep the browser key in %s (%s)", path, error.strerror or error)
-        return secrets.token_hex(32)
-    key = secrets.token_hex(32)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key)
-    return key
 
 
 def _chat_tab(settings: Settings) -> SimpleNamespace:
