@@ -34,20 +34,24 @@ def test_the_embedder_gives_sentence_transformers_vectors():
 @pytest.mark.slow
 def test_the_reader_gives_the_logits_of_the_trained_torch_model():
     import torch
-    from safetensors.torch import load_file
     from transformers import AutoModelForQuestionAnswering
 
-    base = bundled_model_dir("minilm")
+    from qa.answer.reader import reader_encoder
+    from qa.models.onnx_bert import reader_weights
+
+    weights = BUNDLED_READER / "model.safetensors"
+    base = bundled_model_dir(reader_encoder(weights))  # MiniLM or MPNet, as the weights say
     model = AutoModelForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
-    state = {k: v.float() for k, v in load_file(str(BUNDLED_READER / "model.safetensors")).items()}
-    model.qa_outputs = torch.nn.Linear(384, state["qa_outputs.weight"].shape[0])  # 4 with the yes/no head
+    state = {k: torch.from_numpy(v) for k, v in reader_weights(weights).items()}  # 8-bit matrices as fp32
+    model.qa_outputs = torch.nn.Linear(model.config.hidden_size, state["qa_outputs.weight"].shape[0])  # 4: yes/no too
     model.load_state_dict(state, strict=False)
     (ids, mask, types), _ = encode(WordPieces(base), TEXTS[0], TEXTS[1:])
+    inputs = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask)}
+    if model.config.model_type == "bert":
+        inputs["token_type_ids"] = torch.tensor(types)
     with torch.inference_mode():
-        hidden = model.eval().bert(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
-                                   token_type_ids=torch.tensor(types)).last_hidden_state
-        expected = model.qa_outputs(hidden).numpy()
-    logits = load_bert(base, BUNDLED_READER / "model.safetensors", True, 2, None).run(ids, mask, types)
+        expected = model.qa_outputs(model.eval().base_model(**inputs).last_hidden_state).numpy()
+    logits = load_bert(base, weights, True, 2, None).run(ids, mask, types)
     real = mask.astype(bool)
     assert np.abs(logits[real] - expected[real]).max() < 1e-3
 
