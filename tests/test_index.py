@@ -524,3 +524,10 @@ def test_an_index_whose_vectors_an_older_runtime_computed_is_stale_and_rebuilt_i
     build_index(seed_settings, fake_embedder, progress=False)
     assert len(embedded) > 59  # nothing reused: every chunk and sentence vector is computed again
     assert index_state(seed_settings, "fake")[0] == "fresh"
+
+
+def test_a_file_indexed_only_in_part_is_named_in_the_summary(settings: Settings, fake_embedder):
+    (settings.corpus_dir / "long.md").write_text("# Long\n\n" + "Busan is a port city number one. " * 300, encoding="utf-8")
+    summary = build_index(replace(settings, max_units_per_file=50), fake_embedder, progress=False)
+    assert summary.cut == ("long.md (the first 50 sentences)",)
+    assert "only part of long.md (the first 50 sentences) is indexed (QA_MAX_UNITS_PER_FILE)" in summary.line()

@@ -46,10 +46,12 @@ class BuildSummary:
     removed: int = 0
     unchanged: int = 0
     note: str = ""  # what else was done (a removal says what became of the file)
+    cut: tuple[str, ...] = ()  # "path (first N sentences)": files indexed only in part (QA_MAX_UNITS_PER_FILE)
 
     def line(self) -> str:
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
-        return f"indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s{skipped}"
+        cut = f"; only part of {', '.join(self.cut)} is indexed (QA_MAX_UNITS_PER_FILE)" if self.cut else ""
+        return f"indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s{skipped}{cut}"
 
     def changes(self) -> str:
         return f"{self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
@@ -97,6 +99,7 @@ class _Build:
         self.first_path_of: dict[str, str] = {}  # sha256 -> the first file with that content
         self.sources: dict[str, SourceRecord] = {}
         self.counts = {"new": 0, "changed": 0, "unchanged": 0}
+        self.cut: list[str] = []
 
     def plan(self, rel: str, path: Path) -> FileStep | None:
         """The step for one file (see `plan_file`), or None (named in a warning) when it cannot be stat'ed."""
@@ -145,6 +148,7 @@ class _Build:
         if split.cut:
             log.warning("%s: only its first %d sentences are indexed (QA_MAX_UNITS_PER_FILE); the rest is left out",
                         doc.path, len(split.units))
+            self.cut.append(f"{doc.path} (the first {len(split.units):,} sentences)")
         self.writer.add(doc, split)
         self._count(step.rel, record, doc.sha256)
 
@@ -211,7 +215,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
     indexed = {rel for rel, r in build.sources.items() if r.indexed}
     return BuildSummary(len(writer.documents), writer.chunk_count, time.perf_counter() - began,
                         tuple(rel for rel in build.sources if rel not in indexed), build.counts["new"],
-                        build.counts["changed"], len(set(build.before) - indexed), build.counts["unchanged"])
+                        build.counts["changed"], len(set(build.before) - indexed), build.counts["unchanged"],
+                        cut=tuple(build.cut))
 
 
 def _publish(settings: Settings, writer: IndexWriter, manifest: Manifest, tmp: Path, keep_vectors: Path | None) -> None:
