@@ -29,6 +29,8 @@ def test_foreign_hosts_and_origins_are_refused(guarded: TestClient):
     assert refused.status_code == 400 and "QA_ALLOWED_HOSTS" in refused.json()["error"]
     assert guarded.post("/run", headers={"Origin": "http://attacker.example:7874"}).status_code == 403
     assert guarded.post("/run", headers={"Origin": "http://127.0.0.1:3000"}).status_code == 200
+    null = guarded.post("/gradio_api/upload", headers={"Origin": "null", "Content-Type": "text/plain"}, content=b"x")
+    assert null.status_code == 403  # what a sandboxed frame on any page sends
 
 
 def test_bodies_over_the_limit_are_refused_with_or_without_a_length(guarded: TestClient):

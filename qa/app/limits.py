@@ -191,8 +191,8 @@ class RequestGuard:
         host = headers.get("host")
         if host is not None and not self.rule.allows(host):
             return 400, f"this server does not answer for the host {host[:100]!r} (QA_ALLOWED_HOSTS)"
-        origin = headers.get("origin")
-        if origin and origin != "null" and not self.rule.allows(urlsplit(origin).netloc):
+        origin = headers.get("origin")  # "null" (a sandboxed frame, a file:// page) is foreign too
+        if origin and (origin == "null" or not self.rule.allows(urlsplit(origin).netloc)):
             return 403, f"requests from {origin[:100]!r} are not accepted (QA_ALLOWED_HOSTS)"
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.body_limit(path):
