@@ -90,15 +90,19 @@ def test_a_bad_key_or_bad_input_gets_an_openai_error(app_url: str, client):
         assert reply.status_code == 400 and reply.json()["error"]["type"] == "invalid_request_error", reply.text
 
 
-def test_the_rate_limit_is_a_429_with_retry_after(seed_workdir: Path):
+def test_the_rate_limit_is_a_429_with_retry_after_on_v1_and_mcp_alike(seed_workdir: Path):
+    import httpx
     import openai
 
-    with running_app(seed_workdir, {"QA_RATE_LIMIT": "1"}) as url:
+    with running_app(seed_workdir, {"QA_RATE_LIMIT": "1", "QA_MCP": "1"}) as url:
         client = openai.OpenAI(base_url=f"{url}v1", api_key="none", max_retries=0)
         client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
         with pytest.raises(openai.RateLimitError) as refused:
             client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
         assert int(refused.value.response.headers["retry-after"]) >= 1
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ask", "arguments": {"question": QUESTION}}}
+        mcp = httpx.post(f"{url}mcp", json=call, headers={"Accept": "application/json, text/event-stream"}, timeout=30)
+        assert mcp.status_code == 429 and int(mcp.headers["retry-after"]) >= 1  # the same limit on every door
 
 
 async def _use_mcp(session) -> tuple[list[str], dict, dict]:

@@ -203,6 +203,39 @@ class RequestGuard:
         return self.max_upload_body if path.rstrip("/").endswith("/upload") else self.max_body
 
 
+class LimitToolCalls:
+    """ASGI middleware for the MCP endpoint: a request that calls a tool ("tools/call") counts
+    against the client's rate limit, shared with the page and `/v1` (`wait`), and over it gets
+    429 with Retry-After; the other messages of a session (initialize, tools/list…) do not count.
+    The body is read here (the RequestGuard in front has bounded it) and handed on unchanged."""
+
+    def __init__(self, app, wait: Callable[[str], float]) -> None:  # noqa: ANN001
+        self.app, self.wait = app, wait
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        messages, body = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        if b'"tools/call"' in body:
+            client = scope.get("client") or ("unknown", 0)
+            wait = self.wait(client[0])
+            if wait > 0:
+                return await _respond(send, 429, f"Too many questions from your address in the last minute: ask "
+                                                 f"again in {wait:.0f} s.", {"retry-after": str(max(1, round(wait)))})
+        queued = iter(messages)
+
+        async def replay():  # noqa: ANN202
+            return next(queued, None) or await receive()
+
+        await self.app(scope, replay, send)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -211,11 +244,11 @@ def _too_large(limit: int) -> str:
     return f"the request body is over the limit of {limit / 2**20:g} MB (QA_MAX_REQUEST_MB, QA_MAX_FILE_MB)"
 
 
-async def _respond(send, status: int, message: str) -> None:  # noqa: ANN001
+async def _respond(send, status: int, message: str, extra: dict[str, str] | None = None) -> None:  # noqa: ANN001
     import json
 
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")] + [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -23,7 +23,7 @@ import gradio as gr
 from qa.app.answers_api import AnswersAPI, RequireKey
 from qa.app.browser_key import browser_key
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
-from qa.app.limits import HostRule, LoginGuard, RateLimit, RequestGuard
+from qa.app.limits import HostRule, LimitToolCalls, LoginGuard, RateLimit, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
@@ -340,7 +340,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         from qa.app.mcp_server import build_mcp, http_app
 
         mcp_app = http_app(build_mcp(pipeline))
-        apps["/mcp"] = RequireKey(mcp_app, key)
+        apps["/mcp"] = RequireKey(LimitToolCalls(mcp_app, limit.wait), key)
         lifespan = mcp_app.router.lifespan_context  # runs the MCP session manager with the server
     mounted = Middleware(Mounted, apps=apps)
     # The page is served at once (it says "Loading the index and models…"); the models load beside it.
