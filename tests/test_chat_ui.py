@@ -331,13 +331,13 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
     steps = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "generative", False))
     drafts = [chat[-1]["content"] for chat, _, _ in steps[1:-1]]
     assert drafts and all('class="draft"' in d and "being checked against the sources" in d for d in drafts)
-    final = steps[-1][0]["value"][-1]["content"]  # the last update also sets the 👍/👎 shown
+    final = steps[-1][0][-1]["content"]
     assert final.endswith(">The documents do not say.</div>") and "draft" not in final
     evidence = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "evidence", False))
     assert len(evidence) == 2  # the question, then the answer: nothing provisional in evidence mode
     replacing = Drafting()
     replacing.replaced = True
-    final = list(webchat.chat(replacing, "What is Busan?", {}, 5, "generative", False))[-1][0]["value"][-1]["content"]
+    final = list(webchat.chat(replacing, "What is Busan?", {}, 5, "generative", False))[-1][0][-1]["content"]
     assert "Busan is a port" in final and "did not hold up against the sources" in final  # said, calmly
 
 

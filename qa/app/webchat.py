@@ -132,7 +132,7 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
     messages = [*history, {"role": "assistant", "content": reply}][-2 * KEPT_ANSWERS:]
     kept = bounded_conversation({"chat": messages, "sources": blocks, "asked": asked, "answers": answers,
                                  "feedback": conversation["feedback"]})
-    yield gr.update(value=messages, feedback_value=feedback_values(kept)), sources_panel(blocks), kept
+    yield messages, sources_panel(blocks), kept  # plain messages: /chat's API callers read them (thumbs: `restore`)
 
 
 def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dict:
