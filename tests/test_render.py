@@ -85,3 +85,23 @@ def test_a_tentative_answer_is_set_apart_and_never_bold():
     html = reply_html(answer, "a3")
     assert html.startswith('<div class="tentative"><span class="not-sure">Not sure — the closest passage says:</span>')
     assert "<strong>" not in html and 'href="#a3-src-1"' in html and "&#40;Dokdo&#41;" in html
+
+
+def test_a_thumb_or_a_reason_is_kept_and_said(tmp_path):
+    from types import SimpleNamespace
+
+    from qa.app import feedback
+    from qa.app.webchat import judged
+
+    pipeline = SimpleNamespace(settings=SimpleNamespace(feedback_path=tmp_path / "feedback.jsonl"))
+    answer = {"question": "When?", "answer": "1965", "short_answer": "1965", "citations": [], "documents": []}
+    conversation = {"answers": {"a0123456789": answer}}
+    message = '<div class="reply" data-answer="a0123456789">1965</div>'
+    conversation, said = judged(pipeline, conversation, SimpleNamespace(value=message, liked="Wrong source"))
+    assert said.startswith("Saved — thanks. Wrong source:") and conversation["feedback"] == {"a0123456789": "Wrong source"}
+    conversation, said = judged(pipeline, conversation, SimpleNamespace(value=message, liked=True))
+    assert "right answer" in said and conversation["feedback"] == {"a0123456789": "Like"}
+    assert judged(pipeline, conversation, SimpleNamespace(value=message, liked="Other"))[1] == ""  # not an option
+    first, second = feedback.read(tmp_path / "feedback.jsonl")
+    assert (first["liked"], first["reason"]) == (False, "Wrong source") and second["liked"] and "reason" not in second
+    assert feedback.as_question(first, 1)["reason"] == "Wrong source"

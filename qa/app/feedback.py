@@ -25,7 +25,7 @@ MAX_CHARS = {"question": 2000, "answer": 8000, "short_answer": 500}
 MAX_CITATIONS, MAX_QUOTE_CHARS, MAX_DOCUMENTS = 10, 2000, 20
 
 
-def record_for(answer: dict, liked: bool) -> dict:
+def record_for(answer: dict, liked: bool, reason: str = "") -> dict:
     """The line kept for a judged answer (`answer`: what the chat kept of it), each field cut to
     its bound (`MAX_CHARS`, ten citations of ≤ 2,000-character quotes).
 
@@ -34,6 +34,8 @@ def record_for(answer: dict, liked: bool) -> dict:
     (2000, 10, 2000)
     """
     record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "liked": bool(liked)}
+    if reason:  # why a 👎 ("Wrong source"…)
+        record["reason"] = str(reason)[:100]
     for key, limit in MAX_CHARS.items():
         value = answer.get(key)
         record[key] = value[:limit] if isinstance(value, str) else None
@@ -84,7 +86,8 @@ def as_question(record: dict, number: int) -> dict:
     if record.get("liked"):  # a 👍 on a refusal: the documents do not answer it (answers: [])
         answers = [record["short_answer"]] if record.get("short_answer") else []
         return {**question, "answers": answers, "evidence": quotes if answers else [], "type": "liked"}
-    return {**question, "answers": [], "type": "disliked", "rejected_answer": record.get("answer") or ""}
+    disliked = {**question, "answers": [], "type": "disliked", "rejected_answer": record.get("answer") or ""}
+    return {**disliked, "reason": record["reason"]} if isinstance(record.get("reason"), str) else disliked
 
 
 def export(path: Path, out: Path) -> int:

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 KEPT_ANSWERS = 30  # answers (with their sources) kept in the browser's storage
 EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": [], "answers": {}, "feedback": {}}
-FEEDBACK_OPTIONS = ("Like", "Dislike")
+# 👍, 👎, and reasons for a 👎 (Gradio shows them under a flag next to the thumbs).
+FEEDBACK_OPTIONS = ("Like", "Dislike", "Wrong answer", "Wrong source", "Should have answered")
 NO_SOURCES = "Sources of the answer appear here."
 
 
@@ -215,14 +216,17 @@ def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> tuple[d
     conversation = bounded_conversation(conversation)
     match = _ANSWER_ID.search(str(data.value))
     answer = conversation["answers"].get(match.group(1)) if match else None
-    if answer is None or not isinstance(data.liked, bool):
+    reason = data.liked if data.liked in FEEDBACK_OPTIONS[2:] else ""  # a reason is a 👎 that says why
+    if answer is None or not (isinstance(data.liked, bool) or reason):
         return conversation, ""  # not an answer (a message, a question) or an unknown choice
-    conversation["feedback"][match.group(1)] = "Like" if data.liked else "Dislike"
-    if not feedback.append(pipeline.settings.feedback_path, feedback.record_for(answer, data.liked)):
+    liked = data.liked is True
+    conversation["feedback"][match.group(1)] = reason or ("Like" if liked else "Dislike")
+    if not feedback.append(pipeline.settings.feedback_path, feedback.record_for(answer, liked, reason)):
         log.warning("the feedback file %s is full; this judgement was not kept", pipeline.settings.feedback_path)
         return conversation, "Not saved: the feedback file is full (see the server's log)."
-    return conversation, "Saved — thanks. " + ("It counts as a right answer." if data.liked else
-                                               "`qa feedback export` turns it into a question to check.")
+    return conversation, "Saved — thanks. " + ("It counts as a right answer." if liked else
+                                               f"{reason + ': ' if reason else ''}`qa feedback export` turns it "
+                                               "into a question to check.")
 
 
 def feedback_values(conversation: dict) -> list[str | None]:
