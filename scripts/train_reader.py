@@ -148,8 +148,10 @@ def article_windows(article, pieces: WordPieces, budget: int):  # noqa: ANN001, 
     return paragraphs, list({w[:3]: w for w in windows}.values())
 
 
-def build_examples(articles, pieces: WordPieces, rng: random.Random, leg: Leg) -> list[dict]:  # noqa: ANN001
-    """(question, window, answer char span in the window or None) examples, tokenised.
+def build_examples(articles, pieces: WordPieces, rng: random.Random, leg: Leg,
+                   undecided: int = -100) -> list[dict]:  # noqa: ANN001
+    """(question, window, answer char span in the window or None) examples, tokenised. A yes/no
+    question on a window that lacks its answer gets the verdict `undecided` (-100: none).
 
     Questions are drawn at random over all articles so every article contributes, from where
     `leg` says in the seeded order; a window is built with `qa.answer.reader.window_at`, as the
@@ -186,9 +188,10 @@ def build_examples(articles, pieces: WordPieces, rng: random.Random, leg: Leg) -
             if not spans:
                 continue
             q_words = words(q.question)
+            verdict = -100
             if kind == "yesno-near":
                 q = dataclasses.replace(q, question=yes_no_question(q.question, q.answers[0]))
-                kind = "near"
+                kind, verdict = "near", undecided
             if kind == "unans":
                 own = [w for w in windows if w[0] == p]
                 _, first, last, _ = max(own, key=lambda w: (len(q_words & w[3]), -w[1]))
@@ -209,7 +212,7 @@ def build_examples(articles, pieces: WordPieces, rng: random.Random, leg: Leg) -
                 s2 = paragraphs[pp][0]
                 text = article.paragraphs[pp][s2[first][0]:s2[last - 1][1]]
                 if not any(g in text.lower() for g in gold):
-                    raw.append((q.question, text, None, -100))
+                    raw.append((q.question, text, None, verdict))
                 continue
             wide = kind == "pos" and rng.random() < quota.wide_share
             window = window_at(q.context, 0, spans, counts, centre, budget, wide=wide)

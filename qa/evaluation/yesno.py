@@ -14,6 +14,7 @@ _WH_BE = re.compile(r"^(what|who|which|when|where)\s+(is|was|are|were)\s+(.+?)[\
 _WH_DID = re.compile(r"^(?:when|where|what year|in what year|in which year)\s+(did|does|do)\s+(.+?)[\s?]*$", re.IGNORECASE)
 _PREPOSITION = re.compile(r"^(?:in|on|at|during|from|by|after|before|around|near|since|until)\b", re.IGNORECASE)
 YES, NO = 0, 1  # the yes/no logits' order in the head (`qa_outputs` rows 2 and 3)
+UNDECIDED = 2  # the verdict branch's third logit: this window does not decide the question
 YES_NO_FILES = ("boolq_train_eraser_val.jsonl", "boolq_train_lifelongicl_sample.jsonl", "pubmedqa_pqal.jsonl",
                 "hotpotqa_yesno_sample.jsonl")  # ../shared/data/yesno/: train splits only (boolq_dev is held out)
 
