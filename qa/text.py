@@ -164,3 +164,22 @@ def heading_path(title: str, section: str = "") -> str:
     ('Japan › History › 1965', 'Lead')
     """
     return " › ".join(part for part in (title, *section.split(" > ")) if part)
+
+
+_INERT = {ord("<"): "&lt;", ord(">"): "&gt;"}
+_LINK_DEFINITION = re.compile(r"^(\s*)\[(?=[^\]\n]*\]:)", re.MULTILINE)  # "[label]: url" defines a link
+
+
+def inert_markdown(text: str) -> str:
+    """Document (or model) text for Markdown that other programs render (the answers API's and
+    MCP's content, exported conversations, `qa eval`'s report): HTML tags, images and links are
+    made inert — `<`/`>` as `&lt;`/`&gt;`, `![` and `](` and a link definition's `[` broken by a
+    character reference — while the text stays readable where it is shown raw.
+
+    >>> inert_markdown('See ![x](http://e/i.png), [go](javascript:alert(1)) <script>1</script>')
+    'See &#33;[x]&#40;http://e/i.png), [go]&#40;javascript:alert(1)) &lt;script&gt;1&lt;/script&gt;'
+    >>> inert_markdown("[1]: http://e"), inert_markdown("[2] T")
+    ('&#91;1]: http://e', '[2] T')
+    """
+    text = text.translate(_INERT).replace("![", "&#33;[").replace("](", "]&#40;")
+    return _LINK_DEFINITION.sub(r"\1&#91;", text)

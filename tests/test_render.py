@@ -105,3 +105,32 @@ def test_a_thumb_or_a_reason_is_kept_and_said(tmp_path):
     first, second = feedback.read(tmp_path / "feedback.jsonl")
     assert (first["liked"], first["reason"]) == (False, "Wrong source") and second["liked"] and "reason" not in second
     assert feedback.as_question(first, 1)["reason"] == "Wrong source"
+
+
+def test_markdown_for_other_programs_keeps_document_markup_inert():
+    """The answers API, MCP, exports and `qa eval`'s report carry Markdown that clients render
+    (Open WebUI, LibreChat): a document's tags, images and links arrive as text, not as markup."""
+    from qa.app.render import answer_markdown
+    from qa.app.webchat import conversation_markdown
+    from qa.evaluation.report import report
+    from qa.types import TENTATIVE, Reading
+
+    sentence = f"The rocks {HOSTILE} are called Dokdo."
+    start = sentence.index("Dokdo")
+    short = Reading(1, "c1", "Dokdo", start, start + 5, sentence, 0, len(sentence), 9.0, 4.0, 0.9)
+    cited = (Citation(1, "c1", sentence, 0, len(sentence)),)
+    shown = [answer_markdown(Answer("q", sentence, cited, (passage(sentence, 1),), False, "evidence", "m",
+                                    short_answer=short)),
+             answer_markdown(Answer("q", sentence, cited, (passage(sentence, 1),), True, "evidence", "m",
+                                    outcome=TENTATIVE)),
+             answer_markdown(Answer("q", f"{HOSTILE} [1]", cited, (passage(sentence, 1),), False, "generative", "m")),
+             conversation_markdown({"answers": {"a1": {"question": HOSTILE, "answer": "x", "citations": [
+                 {"marker": 1, "title": "<b>T</b>", "section": "", "page": None, "quote": HOSTILE}]}}}),
+             report([{"id": "q1", "type": "t", "question": HOSTILE, "gold": [HOSTILE], "answer": HOSTILE,
+                      "abstained": False, "evidence_rank": 1, "answerable": True,
+                      "passages": [{"rank": 1, "section": "<i>s</i>", "text": HOSTILE}]}], {}, "")]
+    for markdown in shown:
+        for raw in ("<script", "<img", "<b>", "<i>", "](javascript:", "![i]("):
+            assert raw not in markdown
+        assert "&lt;script&gt;alert(1)" in markdown  # the text itself is kept, readable
+    assert shown[0].startswith("**Dokdo**") and "**Dokdo**." in shown[0]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from qa.answer.prompts import NOT_SURE
-from qa.text import MARKER, heading_path, parse_markers
+from qa.text import MARKER, heading_path, inert_markdown, parse_markers
 from qa.types import TENTATIVE, Answer, Chunk, Citation, Passage, Reading
 
 if TYPE_CHECKING:
@@ -102,12 +102,12 @@ def answer_markdown(answer: Answer) -> str:
     shown = proof_view(answer)
     if answer.outcome == TENTATIVE and answer.citations:
         c = answer.citations[0]
-        return f"{NOT_SURE}\n\n> “{_SPACES.sub(' ', c.quote)}” [{c.marker}]"
+        return f"{NOT_SURE}\n\n> “{inert_markdown(_SPACES.sub(' ', c.quote))}” [{c.marker}]"
     if shown is None:
-        return answer.text
+        return inert_markdown(answer.text)
     headline, short = shown
-    quote = f"> “{highlight(short)}” [{short.marker}]"
-    return quote if headline is None else f"**{headline}**\n\n{quote}"
+    quote = f"> “{highlight(short, escape=inert_markdown)}” [{short.marker}]"
+    return quote if headline is None else f"**{inert_markdown(headline)}**\n\n{quote}"
 
 
 def proof_view(answer: Answer) -> tuple[str | None, Reading] | None:
@@ -120,13 +120,14 @@ def proof_view(answer: Answer) -> tuple[str | None, Reading] | None:
     return (None if short.is_whole_sentence else short.short_text), short
 
 
-def highlight(short: Reading, terminal: bool = False) -> str:
-    """The proof sentence with the answer words in bold (on a terminal) or between ** (elsewhere).
+def highlight(short: Reading, terminal: bool = False, escape: Callable[[str], str] = str) -> str:
+    """The proof sentence with the answer words in bold (on a terminal) or between ** (elsewhere),
+    each part passed through `escape`.
 
     >>> highlight(Reading(1, "c", "1965", 20, 24, "Signed in 1965.", 10, 25, 9.0, 4.0, 0.9))
     'Signed in **1965**.'
     """
-    before, words, after = proof_parts(short)
+    before, words, after = map(escape, proof_parts(short))
     on, off = ("\033[1m", "\033[0m") if terminal else ("**", "**")
     return f"{before}{on}{words}{off}{after}"
 

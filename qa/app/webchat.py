@@ -37,7 +37,7 @@ from qa.config import ANSWER_MODES
 from qa.ingest.corpus import MAX_EXAMPLES, example_questions
 from qa.errors import QAError
 from qa.pipeline import Pipeline
-from qa.text import heading_path
+from qa.text import heading_path, inert_markdown
 from qa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def conversation_markdown(conversation: dict) -> str:
     """
     parts = ["# docqa conversation", ""]
     for answer in bounded_conversation(conversation)["answers"].values():
-        parts += [f"## {answer.get('question', '')}", "", str(answer.get("answer", "")), ""]
+        parts += [f"## {inert_markdown(str(answer.get('question', '')))}", "", str(answer.get("answer", "")), ""]
         lines = source_lines(answer.get("citations") or ())
         if lines:
             parts += ["Sources:", "", *(f"- {line}" for line in lines), ""]
@@ -183,8 +183,8 @@ def source_lines(citations: Sequence[object]) -> list[str]:
     for c in citations:
         if isinstance(c, dict):
             page = f" (p. {c['page']})" if c.get("page") else ""
-            lines.append(f"[{c.get('marker')}] {heading_path(str(c.get('title', '')), str(c.get('section', '')))}{page}:"
-                         f" “{c.get('quote', '')}”")
+            place = heading_path(str(c.get("title", "")), str(c.get("section", "")))
+            lines.append(inert_markdown(f"[{c.get('marker')}] {place}{page}: “{c.get('quote', '')}”"))
     return lines
 
 

@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from qa.text import inert_markdown
+
 TABLE_METRICS = (  # the printed table; summary.json has every metric
     "questions", "errors", "skipped", "hit@1", "hit@3", "contains_gold", "f1", "squad_f1", "HasAns_f1", "abstain_f1",
     "correct_abstention", "false_abstention", "tentative", "tentative_holds_gold", "tentative_on_unanswerable",
@@ -63,18 +65,20 @@ def write_outputs(records: Sequence[dict], summary: dict, out: Path, settings_li
 
 def report(records: Sequence[dict], summary: dict, settings_line: str) -> str:
     lines = ["# Evaluation report", "", settings_line, "", table(summary, markdown=True), "", "## Worst 10 questions", ""]
-    for record in sorted(records, key=badness)[:10]:
-        lines += [f"### {record['id']} ({record['type']}): {record['question']}", ""]
+    for record in sorted(records, key=badness)[:10]:  # document text made inert: Markdown viewers render links
+        lines += [inert_markdown(f"### {record['id']} ({record['type']}): {record['question']}"), ""]
         if "error" in record:
             lines += [f"Error: {record['error']}", ""]
             continue
-        lines.append(f"- gold: {record['gold'] or '(not in the documents)'}")
+        lines.append(inert_markdown(f"- gold: {record['gold'] or '(not in the documents)'}"))
         if "answer" in record:
-            lines.append(f"- answer{' (abstained)' if record['abstained'] else ''}: {record['answer']}")
+            lines.append(f"- answer{' (abstained)' if record['abstained'] else ''}: "
+                         f"{inert_markdown(str(record['answer']))}")
         lines.append(f"- evidence rank: {record['evidence_rank']}")
         lines.append("- passages:")
         for p in record["passages"][:3]:
             text = p["text"].replace("\n", " ")
-            lines.append(f"  - [{p['rank']}] {p['section'] or '(lead)'}: {text[:300]}{'…' if len(text) > 300 else ''}")
+            lines.append(f"  - [{p['rank']}] {inert_markdown(p['section'] or '(lead)')}: "
+                         f"{inert_markdown(text[:300])}{'…' if len(text) > 300 else ''}")
         lines.append("")
     return "\n".join(lines)
