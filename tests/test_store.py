@@ -169,6 +169,26 @@ def test_a_local_milvus_open_in_another_process_is_one_clear_line(seed_settings:
     assert "QA_STORE=milvus://HOST:PORT" in result.stderr
 
 
+def test_a_collection_released_by_a_restarted_milvus_is_loaded_again(seed_settings: Settings, tmp_path: Path):
+    """A restarted Milvus server holds every collection released: the next search loads it again
+    instead of answering "call load()" until some other process does."""
+    settings = on_store(seed_settings, "milvus-lite", tmp_path)
+    build_index(settings, FakeEmbedder(), progress=False)
+    retriever = Retriever(load_index(settings, "fake"), FakeEmbedder(), settings)
+    question = "When did Japan and South Korea establish diplomatic relations?"
+    before = [p.chunk.chunk_id for p in retriever.search(question, 3)]
+    client = milvus_store.connect(settings)
+
+    def release_all() -> None:
+        for collection in client.list_collections():
+            client.release_collection(collection)
+
+    release_all()
+    assert [p.chunk.chunk_id for p in retriever.search(question, 3)] == before
+    release_all()
+    assert retriever.index._unit_vectors.get(0, 2).shape[0] == 2  # read by key: loaded again too
+
+
 @pytest.fixture
 def milvus_server(tmp_path: Path):
     """`milvus-lite server` on a free loopback port; yields its `milvus://` store setting."""

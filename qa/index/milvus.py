@@ -17,6 +17,7 @@ analyzer's stemmer, so the terms are stemmed before they are stored and searched
 from __future__ import annotations
 
 import json
+import re
 import logging
 import threading
 from collections.abc import Iterator
@@ -112,6 +113,21 @@ def _call(what: str, function, *args, **kwargs):  # noqa: ANN001, ANN202
         raise StoreUnavailableError(f"the Milvus store failed to {what} ({short_error(error)})") from None
 
 
+def _call_loaded(what: str, client, collection: str, function, *args, **kwargs):  # noqa: ANN001, ANN202
+    """`_call` on a collection, which is loaded again (once) when the server released it: a
+    restarted Milvus server holds every collection released until someone loads it."""
+    try:
+        return function(*args, **kwargs)
+    except QAError:
+        raise
+    except Exception as error:  # noqa: BLE001 - grpc and Milvus errors alike
+        if not re.search(r"released|not loaded|call load", short_error(error), re.IGNORECASE):
+            raise StoreUnavailableError(f"the Milvus store failed to {what} ({short_error(error)})") from None
+    log.info("the Milvus collection %s was released (a server restart?); loading it again", collection)
+    _call("load the index", client.load_collection, collection)
+    return _call(what, function, *args, **kwargs)
+
+
 def lexical_terms(text: str) -> str:
     """The text as the BM25 field holds it: stemmed words without BM25's stopwords.
 
@@ -151,9 +167,9 @@ class MilvusVectors:
         if k <= 0:
             return scores, ids
         params = {"metric_type": "IP", "params": {} if self.exact else {"ef": max(HNSW_EF_SEARCH, k)}}
-        hits = _call("search vectors", self.client.search, self.collection, data=[q.tolist() for q in query],
-                     anns_field="vector", limit=k, output_fields=["id"], search_params=params,
-                     filter=row_filter(rows) if rows is not None else "")
+        hits = _call_loaded("search vectors", self.client, self.collection, self.client.search, self.collection,
+                            data=[q.tolist() for q in query], anns_field="vector", limit=k, output_fields=["id"],
+                            search_params=params, filter=row_filter(rows) if rows is not None else "")
         for i, found in enumerate(hits):
             for j, hit in enumerate(found[:k]):
                 ids[i, j], scores[i, j] = hit["id"], hit["distance"]
@@ -163,8 +179,9 @@ class MilvusVectors:
         out = np.zeros((count, self.dim), np.float32)
         for start in range(first, first + count, BATCH):
             end = min(start + BATCH, first + count)
-            for row in _call("read vectors", self.client.query, self.collection, filter=f"id >= {start} and id < {end}",
-                             output_fields=["id", "vector"], limit=end - start):
+            for row in _call_loaded("read vectors", self.client, self.collection, self.client.query, self.collection,
+                                    filter=f"id >= {start} and id < {end}", output_fields=["id", "vector"],
+                                    limit=end - start):
                 out[row["id"] - first] = row["vector"]
         return out
 
@@ -179,9 +196,9 @@ class MilvusLexical:
         terms = lexical_terms(query)
         if not terms:
             return []
-        hits = _call("search words", self.client.search, self.collection, data=[terms], anns_field="sparse",
-                     limit=n, output_fields=["id"], search_params={"metric_type": "BM25"},
-                     filter=row_filter(rows) if rows is not None else "")
+        hits = _call_loaded("search words", self.client, self.collection, self.client.search, self.collection,
+                            data=[terms], anns_field="sparse", limit=n, output_fields=["id"],
+                            search_params={"metric_type": "BM25"}, filter=row_filter(rows) if rows is not None else "")
         # milvus-lite gives BM25 scores negated (its order is right); a Milvus server gives them as they are.
         # Milvus' BM25 carries a factor (k1 + 1) that bm25s leaves out: divided out, the scores read alike.
         return [(int(hit["id"]), abs(float(hit["distance"])) / (BM25_K1 + 1)) for hit in hits[0]]
