@@ -189,6 +189,20 @@ def test_a_collection_released_by_a_restarted_milvus_is_loaded_again(seed_settin
     assert retriever.index._unit_vectors.get(0, 2).shape[0] == 2  # read by key: loaded again too
 
 
+@pytest.mark.parametrize("garbage", [b"\xff\xfe garbage", b'{"docqa": ', b"[1, 2]"])
+def test_a_damaged_local_alias_file_is_named_and_qa_index_repairs_it(seed_settings: Settings, tmp_path: Path,
+                                                                      garbage: bytes):
+    settings = on_store(seed_settings, "milvus-lite", tmp_path)
+    store = Path(milvus_store.uri_of(settings.store))
+    store.mkdir(parents=True)
+    (store / "aliases.json").write_bytes(garbage)
+    with pytest.raises(QAError, match=r"alias file .*aliases.json is damaged: run `qa index`"):
+        load_index(settings, "fake")
+    build_index(settings, FakeEmbedder(), progress=False)  # sets the file aside and builds anew
+    assert [p.read_bytes() for p in store.glob("aliases.json.damaged-*")] == [garbage]
+    assert {d.path for d in load_index(settings, "fake").documents.values()} == {"japan_south_korea_relations.txt"}
+
+
 @pytest.fixture
 def milvus_server(tmp_path: Path):
     """`milvus-lite server` on a free loopback port; yields its `milvus://` store setting."""

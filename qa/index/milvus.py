@@ -20,6 +20,7 @@ import json
 import re
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,9 +64,34 @@ def uri_of(store: str) -> str:
     return store.removeprefix("milvus-lite:")
 
 
-def connect(settings: Settings):  # noqa: ANN201 - a pymilvus MilvusClient, one per store per process
+def damaged_alias_file(uri: str) -> Path | None:
+    """A local (milvus-lite) store's alias file when it cannot be read as Milvus writes it (a
+    JSON object of names), which fails every call with a decoding error; else None."""
+    path = Path(uri) / "aliases.json"
+    try:
+        aliases = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        return path
+    good = isinstance(aliases, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items())
+    return None if good else path
+
+
+def connect(settings: Settings, repair: bool = False):  # noqa: ANN201 - a pymilvus MilvusClient, one per store per process
+    """The store's client. A local store whose alias file is damaged is named with its repair,
+    and with `repair` (a build, which writes a new index anyway) that file is set aside first."""
     key = (settings.store, settings.store_token)
     with _clients_lock:
+        if key not in _clients and settings.store.startswith("milvus-lite:"):
+            damaged = damaged_alias_file(uri_of(settings.store))
+            if damaged is not None and repair:
+                aside = damaged.with_name(f"aliases.json.damaged-{int(time.time())}")
+                damaged.replace(aside)
+                log.warning("the local Milvus store's alias file was damaged; set aside as %s, the index is built anew",
+                            aside)
+            elif damaged is not None:
+                raise StoreUnavailableError(
+                    f"the local Milvus store's alias file {damaged} is damaged: run `qa index`, which sets it aside "
+                    "and builds the index again from the corpus")
         if key not in _clients:
             try:
                 from pymilvus import MilvusClient
@@ -217,8 +243,9 @@ def _live_collection(client, settings: Settings) -> str | None:  # noqa: ANN001
 
 
 def check_store(settings: Settings) -> None:
-    """Before a build embeds anything: the store answers and the index's name is free or ours."""
-    _live_collection(connect(settings), settings)
+    """Before a build embeds anything: the store answers (a damaged local alias file set aside:
+    the build writes the index anew) and the index's name is free or ours."""
+    _live_collection(connect(settings, repair=True), settings)
 
 
 def read_meta(settings: Settings) -> dict:
