@@ -116,6 +116,47 @@ def test_a_failed_milvus_build_leaves_the_previous_index_answering(seed_settings
     assert {d.path for d in index.documents.values()} == {"japan_south_korea_relations.txt"}
 
 
+def test_two_builds_into_one_milvus_store_at_once_leave_the_newer_index_answering(seed_settings: Settings,
+                                                                                  tmp_path: Path, monkeypatch):
+    """Two machines build into one store; the first to start finishes last. Each waits for its
+    turn, so neither drops the generation the other published (the index stays, with both files)."""
+    import threading
+
+    first = on_store(seed_settings, "milvus-lite", tmp_path)
+    build_index(first, FakeEmbedder(), progress=False)
+    second = dataclasses.replace(first, index_dir=tmp_path / "other-index")
+    (first.corpus_dir / "busan.md").write_text("# Busan\n\nThe Yeongdo lighthouse in Busan was built in 1954.\n")
+    slow = threading.Event()
+    insert_units = milvus_write._insert_units
+
+    def slowly(*args, **kwargs):  # the first build writes slowly; the second starts meanwhile
+        if not slow.is_set():
+            slow.set()
+            time.sleep(3)
+        return insert_units(*args, **kwargs)
+
+    monkeypatch.setattr(milvus_write, "_insert_units", slowly)
+    errors = []
+    builds = [threading.Thread(target=lambda s=s: errors.extend(_build_errors(s))) for s in (first, second)]
+    builds[0].start()
+    assert slow.wait(30)
+    builds[1].start()
+    for build in builds:
+        build.join(120)
+    assert errors == []
+    index = load_index(first, "fake")
+    assert {d.path for d in index.documents.values()} == {"japan_south_korea_relations.txt", "busan.md"}
+    assert not [c for c in milvus_store.connect(first).list_collections() if "_build_" in c]  # turns given back
+
+
+def _build_errors(settings: Settings) -> list[str]:
+    try:
+        build_index(settings, FakeEmbedder(), progress=False)
+    except QAError as error:
+        return [str(error)]
+    return []
+
+
 def test_a_milvus_index_says_what_is_wrong(seed_settings: Settings, tmp_path: Path):
     settings = on_store(seed_settings, "milvus-lite", tmp_path)
     with pytest.raises(MissingIndexError, match="no index named 'docqa' in the Milvus store.*qa index"):

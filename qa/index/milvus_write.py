@@ -4,10 +4,13 @@ collections, then the alias switched to it, then the generation before the previ
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
+import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +108,12 @@ def publish(settings: Settings, folder: Path, writer, manifest: Manifest) -> Non
     still answers) when anything fails."""
     client = connect(settings)
     name = settings.store_collection
+    with build_turn(client, name):
+        _publish(client, settings, folder, writer, manifest)
+
+
+def _publish(client, settings: Settings, folder: Path, writer, manifest: Manifest) -> None:  # noqa: ANN001
+    name = settings.store_collection
     generation = f"{name}_g{time.time_ns()}"
     try:
         for kind, (schema, index_params) in _schemas(client, manifest.dim, manifest.vector_types).items():
@@ -127,6 +136,44 @@ def publish(settings: Settings, folder: Path, writer, manifest: Manifest) -> Non
         raise IndexWriteError(f"could not write the index to the Milvus store {settings.store} ({short_error(error)});"
                               " the previous index is untouched") from None
     _drop_old_generations(client, name, previous)
+
+
+TURN_WAIT_SECONDS = 600  # how long a build waits for another one writing to the same store
+ABANDONED_TURN_SECONDS = 6 * 3600  # a ticket this old is a build that was killed: it no longer counts
+
+
+@contextlib.contextmanager
+def build_turn(client, name: str, wait: float = TURN_WAIT_SECONDS) -> Iterator[None]:  # noqa: ANN001
+    """One build at a time writes index `name` to a Milvus store, shared by every process and
+    machine that builds into it: each takes a ticket (an empty collection named by its time) and
+    writes when its ticket is the oldest, so no build drops a generation another one is writing or
+    has just published. Tickets of killed builds count until `ABANDONED_TURN_SECONDS`."""
+    prefix = f"{name}_build_"
+    ticket = f"{prefix}{time.time_ns()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        client.create_collection(ticket, dimension=2)
+    except Exception as error:  # noqa: BLE001 - grpc and Milvus errors alike
+        raise IndexWriteError(f"could not write to the Milvus store ({short_error(error)}); the previous index is "
+                              "untouched") from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            waiting = sorted((int(c.split("_")[-3]), c) for c in client.list_collections() if c.startswith(prefix))
+            for stamp, other in waiting:
+                if stamp < time.time_ns() - ABANDONED_TURN_SECONDS * 1_000_000_000:
+                    log.warning("dropping %s, the ticket of a build that never finished", other)
+                    with contextlib.suppress(Exception):
+                        client.drop_collection(other)
+            if not waiting or waiting[0][1] == ticket:
+                break
+            if time.monotonic() > deadline:
+                raise IndexWriteError(f"another build has been writing the index to the Milvus store for over "
+                                      f"{wait:.0f} s; the previous index is untouched: run `qa index` again later")
+            time.sleep(0.5)
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # the store may be gone; the ticket then ages out
+            client.drop_collection(ticket)
 
 
 def _document_json(info) -> dict:  # noqa: ANN001 - a DocumentInfo
