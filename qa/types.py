@@ -74,7 +74,8 @@ class Reading:
     span_score: float  # start + end logit of the span
     margin: float  # span score minus the no-answer score
     answerable: float  # calibrated probability that the span answers the question
-    verdict: str = ""  # a yes/no question's answer, "yes" or "no"; the span is then what decides it
+    verdict: str = ""  # a yes/no question's answer, "yes" or "no"; the span marks the words that decide it
+    decided: float = 0.0  # with a verdict: the probability that this window decides the yes/no question
 
     @property
     def short_text(self) -> str:

@@ -46,7 +46,8 @@ from qa.models.wordpieces import WordPieces
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_reader import ENCODERS, SEED, Leg, Quota, batches, build_examples  # noqa: E402
 
-VERDICT_DATA = Leg(Quota(0, 0, 0, 0, 0.0), held_out=TUNE, yes_no=24000, yes_no_near=8000, yes_no_files=2)
+# ~26,500 train questions take a yes/no form: two thirds on the window holding the answer, a third on one without
+VERDICT_DATA = Leg(Quota(0, 0, 0, 0, 0.0), held_out=TUNE, yes_no=18000, yes_no_near=8500, yes_no_files=2)
 
 
 class VerdictBranch(torch.nn.Module):
@@ -104,6 +105,15 @@ def mismatched(pieces: WordPieces, rng: random.Random) -> list[dict]:
     return out
 
 
+def balanced(examples: list[dict], rng: random.Random) -> list[dict]:
+    """`examples` with "yes" ones dropped at random until there are no more than "no" ones (a
+    question without another name or number to ask about stays a "yes" one)."""
+    yes = [e for e in examples if e["yesno"] == YES]
+    no = sum(e["yesno"] == NO for e in examples)
+    dropped = {id(e) for e in rng.sample(yes, max(0, len(yes) - no))}
+    return [e for e in examples if id(e) not in dropped]
+
+
 def export(model, branch: VerdictBranch, init: Path, out: Path) -> None:  # noqa: ANN001
     """The reader folder: `init`'s tensors and calibration, plus the branch's tensors (fp16)."""
     from safetensors import safe_open
@@ -152,6 +162,7 @@ def main() -> None:
         examples = [e for e in build_examples(train_articles(DATA), pieces, rng, VERDICT_DATA, undecided=UNDECIDED)
                     if e["yesno"] >= 0]
         examples += mismatched(pieces, rng)
+        examples = balanced(examples, rng)
         cache.write_text(json.dumps(examples))
     if args.limit:
         examples = random.Random(SEED).sample(examples, min(args.limit, len(examples)))

@@ -80,6 +80,7 @@ class FakeReader:
     name = "fake-reader"
     threshold = 0.5
     tentative_threshold = 0.2
+    yes_no_threshold = 0.5
 
     def __init__(self, answers: Sequence[str] = ("Dokdo", "December 1965"), probability: float = 0.9,
                  verdict: str = "") -> None:

@@ -50,10 +50,36 @@ def test_the_reader_gives_the_logits_of_the_trained_torch_model():
     if model.config.model_type == "bert":
         inputs["token_type_ids"] = torch.tensor(types)
     with torch.inference_mode():
-        expected = model.qa_outputs(model.eval().base_model(**inputs).last_hidden_state).numpy()
+        out = model.eval().base_model(**inputs, output_hidden_states=True)
+        expected = model.qa_outputs(out.last_hidden_state).numpy()
+        verdict = branch_logits(model, state, out.hidden_states, inputs["attention_mask"])
     logits = load_bert(base, weights, True, 2, None).run(ids, mask, types)
     real = mask.astype(bool)
-    assert np.abs(logits[real] - expected[real]).max() < 1e-3
+    assert np.abs(logits[real][:, :expected.shape[-1]] - expected[real]).max() < 1e-3
+    if verdict is not None:  # the shipped reader's verdict branch: yes, no, undecided at [CLS]
+        assert np.abs(logits[:, 0, expected.shape[-1]:] - verdict).max() < 1e-3
+
+
+def branch_logits(model, state: dict, hidden_states, attention_mask):  # noqa: ANN001, ANN201
+    """The verdict branch's logits at [CLS] as transformers computes them (None: no branch)."""
+    import copy
+
+    import torch
+    from transformers.masking_utils import create_bidirectional_mask
+
+    count = len({k.split(".")[2] for k in state if k.startswith("verdict.layer.")})
+    if not count:
+        return None
+    top = model.base_model.encoder.layer
+    hidden = hidden_states[-1 - count]
+    mask = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    for i in range(count):
+        layer = copy.deepcopy(top[len(top) - count + i])
+        layer.load_state_dict({k.removeprefix(f"verdict.layer.{i}."): v for k, v in state.items()
+                               if k.startswith(f"verdict.layer.{i}.")})
+        hidden = layer(hidden, attention_mask=mask)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+    return (hidden[:, 0] @ state["verdict.head.weight"].T + state["verdict.head.bias"]).numpy()
 
 
 def test_a_graph_is_built_once_then_read_from_the_cache(tmp_path: Path, monkeypatch):
@@ -255,3 +281,47 @@ def test_an_mpnet_reader_gives_the_logits_of_transformers(tmp_path: Path):
     real = mask.astype(bool)
     assert logits.shape == (2, 70, 2)
     assert np.abs(logits[real] - expected[real]).max() < 1e-4
+
+
+def test_a_verdict_branch_reads_the_layer_below_the_top_and_adds_three_logits(tmp_path: Path):
+    """A reader with a verdict branch (its own copy of the top layer, reading the layer below,
+    and a head of yes/no/undecided logits): the span logits stay the reader's, and the branch's
+    logits at [CLS] are what transformers computes for that branch."""
+    import torch
+    from safetensors.numpy import save_file
+    from transformers import BertConfig, BertForQuestionAnswering
+    from transformers.masking_utils import create_bidirectional_mask
+
+    from qa.models.onnx_bert import OnnxBert, bert_graph, load_weights
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=80)
+    model, other = BertForQuestionAnswering(config).eval(), BertForQuestionAnswering(config).eval()
+    head = torch.nn.Linear(32, 3)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(config.to_json_string())
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    save_file({k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")}, str(base / "model.safetensors"))
+    reader = {k: v for k, v in state.items() if k.startswith("qa_outputs")}
+    reader |= {f"verdict.layer.0.{k}": v.numpy() for k, v in other.bert.encoder.layer[2].state_dict().items()}
+    reader |= {f"verdict.head.{k}": v.detach().numpy() for k, v in head.state_dict().items()}
+    save_file(reader, str(tmp_path / "reader.safetensors"))
+    weights, graph_config = load_weights(base, tmp_path / "reader.safetensors")
+    ids = np.array([[2, 7, 8, 3] + [9, 10, 11, 12] * 8 + [3], [2, 7, 3, 13, 3] + [0] * 32])
+    mask = (np.arange(37) < np.array([[37], [5]])).astype(np.int64)
+    types = np.zeros_like(ids)
+    logits = OnnxBert(bert_graph(weights, graph_config, head=True).SerializeToString(), 1).run(ids, mask, types)
+    inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+    with torch.no_grad():
+        out = model(**inputs, output_hidden_states=True)
+        below = out.hidden_states[-2]
+        branch = other.bert.encoder.layer[2](below, attention_mask=create_bidirectional_mask(
+            config=config, inputs_embeds=below, attention_mask=inputs["attention_mask"]))
+        verdict = head((branch[0] if isinstance(branch, tuple) else branch)[:, 0]).numpy()
+    assert logits.shape == (2, 37, 5)
+    real = mask.astype(bool)
+    spans = torch.stack([out.start_logits, out.end_logits], dim=-1).numpy()
+    assert np.abs(logits[real][:, :2] - spans[real]).max() < 1e-4
+    assert np.abs(logits[:, 0, 2:] - verdict).max() < 1e-4

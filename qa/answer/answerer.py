@@ -24,8 +24,10 @@ the reader's lower bound (`tentative_threshold`, also fitted there) the answer i
 sure", then the best reading's sentence quoted and cited, since it often holds the answer; below
 it, or when a generated answer was stopped before any of it was verified, `NOT_IN_DOCUMENTS`
 with no citations, followed by where the closest passage is as a hint. A yes/no question is
-answered "Yes" or "No" when the reader gives a verdict (a reader with the yes/no head); else its
-best reading is shown as a tentative answer, never as a phrase lifted from the sentence.
+answered "Yes" or "No" when the reader gives a verdict (a reader with a yes/no head or verdict
+branch) and is at least `yes_no_threshold` sure that the verdict's window decides it, with that
+window's sentence as the proof; else its best reading is shown as a tentative answer (or none),
+never as a phrase lifted from the sentence.
 """
 
 from __future__ import annotations
@@ -233,8 +235,8 @@ class Answerer:
         clock = _Clock()
         readings = self.read(question, passages, question_vector)
         best = decide(readings, self.reader.threshold)
-        if best is not None and is_yes_no(question) and not best.verdict:
-            best = None  # a reader without the yes/no head: its sentence, not a phrase lifted from it
+        if is_yes_no(question):  # "Yes"/"No" from the reading whose window most surely decides it; never
+            best = decide_verdict(readings, self.reader.yes_no_threshold)  # a phrase lifted from the sentence
         closest = None if best else decide(readings, self.reader.tentative_threshold)
         raw, text, citations, model = "", "", [], self.reader.name
         if best is not None and mode == "generative":
@@ -287,6 +289,21 @@ def decide(readings: Sequence[Reading], threshold: float) -> Reading | None:
     (0.8, None, None)
     """
     return readings[0] if readings and readings[0].answerable >= threshold else None
+
+
+def decide_verdict(readings: Sequence[Reading], threshold: float) -> Reading | None:
+    """For a yes/no question: the reading with a verdict whose window most surely decides it, when
+    at least `threshold` sure; None (a reader without a yes/no head gives no verdict): not answered.
+
+    >>> r = lambda verdict, decided: Reading(1, "c", "x", 0, 1, "x.", 0, 2, 1.0, 1.0, 0.9, verdict, decided)
+    >>> decide_verdict([r("yes", 0.6), r("no", 0.8)], 0.5).verdict, decide_verdict([r("yes", 0.4)], 0.5)
+    ('no', None)
+    >>> decide_verdict([r("", 0.0)], 0.5) is None
+    True
+    """
+    decided = [r for r in readings if r.verdict]
+    best = max(decided, key=lambda r: r.decided, default=None)
+    return best if best is not None and best.decided >= threshold else None
 
 
 def evidence_answer(best: Reading, passages: Sequence[Passage], tentative: bool = False) -> tuple[str, list[Citation]]:

@@ -134,6 +134,12 @@ class Reader(Protocol):
         """Readings below `threshold` but at least this likely are shown as the closest passage."""
         ...
 
+    @property
+    def yes_no_threshold(self) -> float:
+        """A yes/no question is answered "Yes"/"No" when a reading's verdict is at least this likely
+        to be decided by its window (`Reading.decided`)."""
+        ...
+
     def read(self, question: str, windows: Sequence[Window]) -> list[Reading]:
         """One `Reading` per window, in the same order."""
         ...
@@ -219,6 +225,13 @@ class TrainedReader(LoadsOnce):
         self.warm_up()
         return float(self._calibration.get("tentative", self._calibration["threshold"]))
 
+    @property
+    def yes_no_threshold(self) -> float:
+        """How sure the verdict must be that its window decides a yes/no question (fitted on tune:
+        `scripts/calibrate_verdict.py`; a reader without it uses `threshold` on the span's probability)."""
+        self.warm_up()
+        return float(self._calibration.get("yes_no_threshold", self._calibration["threshold"]))
+
     def probability(self, margin: float, window_score: float) -> float:
         """P(the span answers the question): logistic in the span-minus-no-answer margin and the
         window's retrieval score, fitted on held-out articles (`scripts/calibrate_reader.py`)."""
@@ -233,7 +246,10 @@ class TrainedReader(LoadsOnce):
         self.warm_up()
         (ids, mask, types), encodings = encode(self._pieces, question, [w.text for w in windows])
         logits = self._model.run(ids, mask, types)
-        yes_no = logits.shape[-1] == 4 and is_yes_no(question)  # a reader trained with the yes/no head
+        # A yes/no question read by a reader with the yes/no head (4 logits: yes and no at [CLS]; the
+        # span's probability says whether the window decides it) or the verdict branch (5: yes, no and
+        # undecided at [CLS], after the span head's two).
+        yes_no = logits.shape[-1] in (4, 5) and is_yes_no(question)
         readings = []
         for i, window in enumerate(windows):
             starts, ends = logits[i, :, 0], logits[i, :, 1]
@@ -242,8 +258,12 @@ class TrainedReader(LoadsOnce):
             margin = score - float(starts[0] + ends[0])
             offsets = encodings[i].offsets
             a, b = balanced(window.text, *whole_words(window.text, int(offsets[first][0]), int(offsets[last][1])))
-            verdict = ("yes" if logits[i, 0, 2] >= logits[i, 0, 3] else "no") if yes_no else ""
-            readings.append(reading(window, a, b, score, margin, self.probability(margin, window.score), verdict))
+            probability = self.probability(margin, window.score)
+            verdict, decided = "", 0.0
+            if yes_no:
+                verdict = "yes" if logits[i, 0, 2] >= logits[i, 0, 3] else "no"
+                decided = probability if logits.shape[-1] == 4 else 1.0 - softmax(logits[i, 0, 2:5])[2]
+            readings.append(reading(window, a, b, score, margin, probability, verdict, decided))
         return readings
 
 
@@ -314,9 +334,16 @@ def balanced(text: str, a: int, b: int, reach: int = 60) -> tuple[int, int]:
     return a, b
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max())
+    return exp / exp.sum()
+
+
 def reading(window: Window, a: int, b: int, score: float, margin: float, probability: float,
-            verdict: str = "") -> Reading:
-    """The `Reading` for characters [a, b) of the window: the span and the sentence(s) holding it."""
+            verdict: str = "", decided: float | None = None) -> Reading:
+    """The `Reading` for characters [a, b) of the window: the span and the sentence(s) holding it;
+    with a verdict, `decided` (default: `probability`) is how sure the reader is that the window
+    decides the yes/no question."""
     start, end = window.start + a, window.start + b
     touched = [(s, e) for s, e in window.sentences if s < end and start < e] or [(window.start, window.end)]
     sentence_start, sentence_end = touched[0][0], touched[-1][1]
@@ -333,6 +360,7 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
         margin=margin,
         answerable=probability,
         verdict=verdict,
+        decided=(probability if decided is None else decided) if verdict else 0.0,
     )
 
 

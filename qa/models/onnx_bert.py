@@ -174,8 +174,10 @@ class _Graph:
 def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False):  # noqa: ANN201 - onnx.ModelProto
     """An ONNX model of BertModel: int64 inputs (batch, tokens) → "hidden" (batch, tokens, width);
     or with `head`, packed (`PACKED_INPUTS`, see `packed`) → the span head's "logits" (batch,
-    tokens, 2: start and end, or 4: then yes and no too, read at [CLS]; padding's are any). Weight names as transformers' BertModel writes them (without a
-    "bert." prefix); the head is "qa_outputs.*"."""
+    tokens, 2: start and end, or 4: then yes and no too, read at [CLS]; padding's are any); a
+    reader with a verdict branch ("verdict.layer.<i>.*": copies of the top layers reading the layer
+    below them, and "verdict.head.*") adds its yes, no and undecided logits (read at [CLS]) after
+    the span head's. Weight names as transformers' BertModel writes them (without a "bert." prefix)."""
     from onnx import TensorProto, helper
 
     width, heads = config["hidden_size"], config["num_attention_heads"]
@@ -190,10 +192,19 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False)
     shapes = (graph.const(np.array([0, 0, heads, width // heads], dtype=np.int64)),
               graph.const(np.array([-1, width] if head else [0, 0, width], dtype=np.int64)),
               graph.scalar(1.0 / math.sqrt(width // heads)))
-    for i in range(config["num_hidden_layers"]):
+    layers, branched = config["num_hidden_layers"], verdict_layers(weights) if head else 0
+    for i in range(layers):
+        if i == layers - branched:
+            below = x
         x = graph.layer(x, f"encoder.layer.{i}", bias, shapes, packed=head)
     output = "logits" if head else "hidden"
-    last = graph.node("Gather", [graph.linear(x, "qa_outputs"), "to_padded"], axis=0) if head else x
+    last = graph.linear(x, "qa_outputs") if head else x
+    if branched:  # the verdict branch: its own top layers over the same layer below, then yes/no/undecided
+        for i in range(branched):
+            below = graph.layer(below, f"verdict.layer.{i}", bias, shapes, packed=True)
+        last = graph.node("Concat", [last, graph.linear(below, "verdict.head")], axis=-1)
+    if head:
+        last = graph.node("Gather", [last, "to_padded"], axis=0)
     graph.nodes.append(helper.make_node("Identity", [last], [output]))
     if head:
         inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"] if name in
@@ -202,10 +213,20 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False)
         inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"]) for name in INPUTS]
     model = helper.make_graph(
         graph.nodes, "bert", inputs,
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT,
-                                       ["batch", "tokens", weights["qa_outputs.weight"].shape[0] if head else width])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", "tokens", head_width(weights) if head else width])],
         graph.initializers)
     return helper.make_model(model, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def verdict_layers(weights: dict[str, np.ndarray]) -> int:
+    """How many layers a reader's verdict branch has ("verdict.layer.<i>.*"; 0: none)."""
+    return len({name.split(".")[2] for name in weights if name.startswith("verdict.layer.")})
+
+
+def head_width(weights: dict[str, np.ndarray]) -> int:
+    """The reader graph's logits per token: the span head's, then the verdict branch's three."""
+    return weights["qa_outputs.weight"].shape[0] + (weights["verdict.head.weight"].shape[0]
+                                                    if "verdict.head.weight" in weights else 0)
 
 
 def packed(input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> dict[str, np.ndarray]:
