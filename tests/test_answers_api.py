@@ -105,6 +105,27 @@ def test_the_rate_limit_is_a_429_with_retry_after_on_v1_and_mcp_alike(seed_workd
         assert mcp.status_code == 429 and int(mcp.headers["retry-after"]) >= 1  # the same limit on every door
 
 
+def test_wrong_keys_lock_the_client_out_of_every_door_and_the_ask_endpoint_takes_the_key(seed_workdir: Path):
+    """QA_API_KEY guards /v1, /mcp and the page's ask endpoint alike; ten wrong keys from one
+    address lock it out (for five minutes), even with the right key."""
+    import httpx
+    from gradio_client import Client
+
+    with running_app(seed_workdir, {"QA_API_KEY": KEY, "QA_MCP": "1"}) as url:
+        bearer = {"Authorization": f"Bearer {KEY}"}
+        with pytest.raises(Exception, match="API key is required"):
+            Client(url, verbose=False).predict(QUESTION, api_name="/ask")
+        assert "1965" in Client(url, verbose=False, headers=bearer).predict(QUESTION, api_name="/ask")["answer"]
+        assert httpx.get(f"{url}v1/models", headers=bearer, timeout=10).status_code == 200
+        for n in range(10):
+            assert httpx.get(f"{url}v1/models", headers={"Authorization": f"Bearer guess{n}"}, timeout=10).status_code == 401
+        assert httpx.get(f"{url}v1/models", headers=bearer, timeout=10).status_code == 401  # locked out
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        mcp = httpx.post(f"{url}mcp", json=call, timeout=10,
+                         headers={**bearer, "Accept": "application/json, text/event-stream"})
+        assert mcp.status_code == 401
+
+
 async def _use_mcp(session) -> tuple[list[str], dict, dict]:
     await session.initialize()
     tools = sorted(t.name for t in (await session.list_tools()).tools)

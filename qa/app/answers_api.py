@@ -18,13 +18,13 @@ Errors use OpenAI's error object: 400 (bad request or question), 401 (a key is r
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
+from qa.app.limits import KeyGuard
 from qa.app.render import answer_markdown, citations_json, confidence
 from qa.errors import (
     BadQuestionError,
@@ -110,12 +110,13 @@ def _text(content: object) -> str:
     raise ValueError("a message's content must be text")
 
 
-def key_accepted(headers, key: str) -> bool:  # noqa: ANN001
-    """True when no key is required or `Authorization: Bearer <key>` gives it."""
-    if not key:
+def key_accepted(keys: KeyGuard | None, client: str, headers) -> bool:  # noqa: ANN001
+    """True when no key is required or `Authorization: Bearer <key>` gives it (`keys` counts the
+    client's failures and locks it out after too many)."""
+    if keys is None:
         return True
     given = headers.get("authorization", "")
-    return given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), key.encode())
+    return keys(client, given[7:].strip() if given.startswith("Bearer ") else "")
 
 
 KEY_REQUIRED = "a valid API key is required: Authorization: Bearer <QA_API_KEY, or the password of QA_AUTH>"
@@ -124,26 +125,27 @@ KEY_REQUIRED = "a valid API key is required: Authorization: Bearer <QA_API_KEY, 
 class RequireKey:
     """ASGI wrapper: 401 unless the request carries the key (the MCP endpoint's guard)."""
 
-    def __init__(self, app, key: str) -> None:  # noqa: ANN001
-        self.app, self.key = app, key
+    def __init__(self, app, keys: KeyGuard | None) -> None:  # noqa: ANN001
+        self.app, self.keys = app, keys
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         from starlette.datastructures import Headers
 
-        if scope["type"] == "http" and not key_accepted(Headers(scope=scope), self.key):
+        client = (scope.get("client") or ("unknown",))[0]
+        if scope["type"] == "http" and not key_accepted(self.keys, client, Headers(scope=scope)):
             return await error(401, KEY_REQUIRED, "invalid_request_error")(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
 class AnswersAPI:
     """The `/v1` routes as an ASGI app over `pipeline`; `wait(client)` is the app's rate limit
-    (seconds to wait, 0 to go on) and `key` the bearer token required ("" for none)."""
+    (seconds to wait, 0 to go on) and `keys` checks the bearer token (None: none required)."""
 
-    def __init__(self, pipeline: Pipeline, wait: Callable[[str], float], key: str = "") -> None:
+    def __init__(self, pipeline: Pipeline, wait: Callable[[str], float], keys: KeyGuard | None = None) -> None:
         from starlette.applications import Starlette
         from starlette.routing import Route
 
-        self.pipeline, self.wait, self.key = pipeline, wait, key
+        self.pipeline, self.wait, self.keys = pipeline, wait, keys
         self.app = Starlette(routes=[Route("/v1/models", self.models),
                                      Route("/v1/chat/completions", self.chat, methods=["POST"])])
 
@@ -152,7 +154,9 @@ class AnswersAPI:
 
     def refused(self, request):  # noqa: ANN001, ANN201
         """An error response when the request lacks the key, else None."""
-        return None if key_accepted(request.headers, self.key) else error(401, KEY_REQUIRED, "invalid_request_error")
+        client = request.client.host if request.client else "unknown"
+        return None if key_accepted(self.keys, client, request.headers) else error(
+            401, KEY_REQUIRED, "invalid_request_error")
 
     async def models(self, request):  # noqa: ANN001, ANN201
         from starlette.responses import JSONResponse

@@ -96,6 +96,49 @@ class LoginGuard:
             return ok
 
 
+    def locked(self, user: str) -> bool:
+        """Whether `user` is locked out now (too many recent failures)."""
+        now = self.clock()
+        with self._lock:
+            return sum(now - t < self.window for t in self._failures.get(user, ())) >= self.attempts
+
+
+class KeyGuard:
+    """Checks the bearer key of the answers API, MCP and the page's `ask` endpoints (compared in
+    constant time); after `attempts` wrong keys from one client address within `window` seconds,
+    that address is refused (even with the right key) for `window` seconds. When the key is the
+    login password (`login`), it is also refused while that login is locked out.
+
+    >>> guard = KeyGuard("k", attempts=2, window=300, clock=iter([0, 1, 2, 3, 4, 400]).__next__)
+    >>> [guard("1.2.3.4", k) for k in ("x", "y", "k")], guard("5.6.7.8", "k"), guard("1.2.3.4", "")
+    ([False, False, False], True, False)
+    >>> guard("1.2.3.4", "k")
+    True
+    """
+
+    def __init__(self, key: str, attempts: int = 10, window: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic, login: LoginGuard | None = None) -> None:
+        self.key, self.attempts, self.window, self.clock, self.login = key, attempts, window, clock, login
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, client: str, given: str) -> bool:
+        import hmac
+
+        now = self.clock()
+        with self._lock:
+            failures = self._failures.setdefault(client, deque())
+            while failures and now - failures[0] >= self.window:
+                failures.popleft()
+            if len(failures) >= self.attempts:
+                return False  # locked out until the oldest failure leaves the window
+            ok = len(given) <= MAX_PASSWORD_CHARS and hmac.compare_digest(given.encode(), self.key.encode())
+            if not ok:
+                failures.append(now)
+                self._failures = _bounded(self._failures, now, self.window)
+        return ok and not (self.login is not None and self.login.locked(self.login.user))
+
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 

@@ -20,10 +20,10 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from qa.app.answers_api import AnswersAPI, RequireKey
+from qa.app.answers_api import KEY_REQUIRED, AnswersAPI, RequireKey, key_accepted
 from qa.app.browser_key import browser_key
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
-from qa.app.limits import HostRule, LimitToolCalls, LoginGuard, RateLimit, RequestGuard
+from qa.app.limits import HostRule, KeyGuard, LimitToolCalls, LoginGuard, RateLimit, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
@@ -144,7 +144,7 @@ JS = r"""
 SCROLL_TO_CITED = "() => setTimeout(() => document.querySelector('#document mark#cited')?.scrollIntoView({block: 'center'}), 150)"
 
 
-def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
+def build(pipeline: Pipeline, limit: RateLimit | None = None, keys: KeyGuard | None = None) -> gr.Blocks:
     """The page over `pipeline`; `limit` is the per-client question limit (shared with the API)."""
     settings = pipeline.settings
     limit = limit or RateLimit(settings.rate_limit)
@@ -160,7 +160,7 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
             page = _chat_tab(settings)
         with gr.Tab("Index"):
             tab = _index_tab(settings)
-        _wire_chat(pipeline, page, conversation, limit)
+        _wire_chat(pipeline, page, conversation, limit, keys)
         listing = [tab.index_status, tab.documents, tab.details, tab.removable, page.search_in, tab.overview_of]
         tab.overview_of.change(functools.partial(show_overview, pipeline), tab.overview_of, tab.overview, api_name=False,
                                concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY)
@@ -246,7 +246,8 @@ def _index_tab(settings: Settings) -> SimpleNamespace:
                            rebuild=rebuild_button, index_message=index_message, overview_of=overview_of, overview=overview)
 
 
-def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState, limit: RateLimit) -> None:
+def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState, limit: RateLimit,
+               keys: KeyGuard | None = None) -> None:
     """Ask/Enter answer (Stop cancels), Clear forgets, "open the document", and the `ask` API."""
     answering = (gr.update(visible=False), gr.update(visible=True))
     idle = (gr.update(visible=True), gr.update(visible=False))
@@ -294,13 +295,20 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
                              concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(
         None, None, None, js=SCROLL_TO_CITED)
 
+    def key_checked(request: gr.Request) -> None:
+        """The ask endpoints take the API key (`keys`: QA_API_KEY without a login) as /v1 does."""
+        if not key_accepted(keys, client_of(request), request.headers):
+            raise gr.Error(KEY_REQUIRED)
+
     def ask_endpoint(question: str, request: gr.Request) -> dict:
         """Answer a question; returns the same object as `qa ask --json`."""
+        key_checked(request)
         return api_ask(pipeline, question, limit.wait(client_of(request)))
 
     def ask_in_endpoint(question: str, documents: list[str], request: gr.Request) -> dict:
         """Answer a question from some documents only (paths, file names or titles); returns the
         same object as `qa ask --json`."""
+        key_checked(request)
         return api_ask(pipeline, question, limit.wait(client_of(request)), documents)
 
     gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
@@ -333,23 +341,29 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
                        max_body=settings.max_request_mb * 2**20, max_upload_body=5 * settings.max_file_mb * 2**20)
     pipeline = Pipeline(settings)
     limit = RateLimit(settings.rate_limit)
+    login = LoginGuard(settings.auth) if settings.auth else None
+    # One key guard for every door that takes a bearer key: the login password unless QA_API_KEY is set.
     key = settings.api_key or settings.auth.partition(":")[2]
-    apps = {"/v1/": AnswersAPI(pipeline, limit.wait, key)}
+    keys = KeyGuard(key, login=None if settings.api_key else login) if key else None
+    apps = {"/v1/": AnswersAPI(pipeline, limit.wait, keys)}
     lifespan = None
     if settings.mcp:
         from qa.app.mcp_server import build_mcp, http_app
 
         mcp_app = http_app(build_mcp(pipeline))
-        apps["/mcp"] = RequireKey(LimitToolCalls(mcp_app, limit.wait), key)
+        apps["/mcp"] = RequireKey(LimitToolCalls(mcp_app, limit.wait), keys)
         lifespan = mcp_app.router.lifespan_context  # runs the MCP session manager with the server
     mounted = Middleware(Mounted, apps=apps)
     # The page is served at once (it says "Loading the index and models…"); the models load beside it.
     print(f"Loading the index and models; the page is at http://{host}:{port}/ meanwhile.", file=sys.stderr)
     threading.Thread(target=lambda: print(plain_text(ready(pipeline)), file=sys.stderr), daemon=True).start()
-    demo = build(pipeline, limit)
+    if settings.api_key and not settings.auth:
+        log.warning("QA_API_KEY guards /v1, /mcp and the ask endpoints; the page itself (and the calls it makes: "
+                    "upload, remove) is open to anyone who reaches it: set QA_AUTH=user:password to guard it too")
+    demo = build(pipeline, limit, keys if settings.api_key and not settings.auth else None)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     demo.launch(
-        auth=LoginGuard(settings.auth) if settings.auth else None,
+        auth=login,
         server_name=host,
         server_port=port,
         share=False,
