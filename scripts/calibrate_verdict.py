@@ -51,6 +51,18 @@ def choose(rows: list[tuple[float, bool]]) -> tuple[float, float]:
     return best
 
 
+def tradeoff(sets: dict[str, list[tuple[float, bool]]]) -> str:
+    """Per threshold: each set's share answered and accuracy of the answered."""
+    lines = ["threshold  " + "  ".join(f"{name[:28]:>28}" for name in sets)]
+    for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97):
+        cells = []
+        for rows in sets.values():
+            on = [r for d, r in rows if d >= t]
+            cells.append(f"{len(on) / len(rows):.3f} answered, {sum(on) / max(1, len(on)):.3f} right")
+        lines.append(f"{t:9.2f}  " + "  ".join(f"{c:>28}" for c in cells))
+    return "\n".join(lines)
+
+
 def summary(name: str, rows: list[tuple[float, bool]], t: float) -> str:
     on = [r for d, r in rows if d >= t]
     return (f"{name}: {len(rows)} questions, answered {len(on) / len(rows):.3f}, accuracy of answered "
@@ -72,6 +84,7 @@ def main() -> None:
         pipeline_for(args.work / "tune" / "squad", args.model, settings), questions)
     rows = [row for found in sets.values() for row in found]
     threshold, gain = choose(rows)
+    print(tradeoff(sets))
     for name, found in sets.items():
         print(summary(name, found, threshold))
     print(f"yes_no_threshold {threshold:.3f} (right - {WRONG_COST:g} x wrong per question: {gain:.3f})")

@@ -200,3 +200,43 @@ def test_earlier_messages_are_read_only_as_far_as_the_page_keeps_a_question():
         {"role": "user", "content": "Where are the Liancourt Rocks? " + "x" * 1_900_000},
         {"role": "assistant", "content": "y" * 1_900_000}, {"role": "user", "content": "and their area?"}]})
     assert question == "and their area?" and [len(h) for h in history] == [HISTORY_CHARS]
+
+
+def test_a_streamed_answer_sends_the_role_at_once_and_stops_when_the_client_leaves():
+    """The role chunk goes out before the answer is ready (the first byte does not wait for it);
+    a client that hangs up meanwhile stops its answer's generation (the cancel event is set)."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from qa.app.answers_api import AnswersAPI
+
+    started, stopped = threading.Event(), threading.Event()
+
+    class Slow:  # an answer that takes until it is cancelled (or 10 s)
+        def __init__(self, cancel: threading.Event) -> None:
+            self.cancel = cancel
+
+        def answer(self):  # noqa: ANN202
+            started.set()
+            if self.cancel.wait(10):
+                stopped.set()
+            raise RuntimeError("not answered")
+
+    pipeline = SimpleNamespace(settings=SimpleNamespace(answer_mode="evidence", max_question_chars=2000),
+                               ask_stream=lambda question, mode, cancel, history: Slow(cancel))
+    api = AnswersAPI(pipeline, wait=lambda client: 0.0)
+
+    async def hang_up() -> str:
+        events = api.streamed(QUESTION, [], "generative")
+        first = await events.__anext__()
+        pending = asyncio.ensure_future(events.__anext__())
+        await asyncio.to_thread(started.wait, 10)
+        pending.cancel()  # what the server does when the client disconnects
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        return first
+
+    first = asyncio.run(hang_up())
+    assert '"role": "assistant"' in first and '"model": "docqa-generative"' in first
+    assert stopped.wait(5)

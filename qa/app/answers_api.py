@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from qa.app.limits import KeyGuard
+from qa.answer.retrieve import check_question
 from qa.app.render import answer_markdown, citations_json, confidence
 from qa.errors import (
     BadQuestionError,
@@ -167,7 +169,7 @@ class AnswersAPI:
             {"id": name, "object": "model", "created": 0, "owned_by": "docqa"} for name in MODELS]})
 
     async def chat(self, request):  # noqa: ANN001, ANN201
-        from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+        from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse, StreamingResponse
 
         if (refusal := self.refused(request)) is not None:
@@ -182,22 +184,43 @@ class AnswersAPI:
         if wait > 0:
             return error(429, f"Too many questions from your address in the last minute: ask again in {wait:.0f} s.",
                          "rate_limit_error", {"Retry-After": str(max(1, round(wait)))})
+        if stream:  # the role at once, the answer's words once it is verified; a client that leaves stops it
+            try:
+                check_question(question, self.pipeline.settings.max_question_chars)
+            except BadQuestionError as problem:
+                return error(400, str(problem), "invalid_request_error")
+            return StreamingResponse(self.streamed(question, history, mode), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
         try:
             answer = await run_in_threadpool(lambda: self.pipeline.ask(question, mode=mode, history=history))
-        except BadQuestionError as problem:
-            return error(400, str(problem), "invalid_request_error")
-        except NOT_READY as problem:
-            return error(503, f"not ready: {problem}", "server_error")
-        except QAError as problem:
-            return error(400, str(problem), "invalid_request_error")
-        except Exception:  # never a traceback; the server log has it
-            log.exception("answering through the API failed")
-            return error(500, "something went wrong while answering; the server log has the details", "server_error")
-        completion = self.completion(answer)
-        if not stream:
-            return JSONResponse(completion)
-        return StreamingResponse(iterate_in_threadpool(self.events(completion)), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        except Exception as problem:  # noqa: BLE001 - each becomes an OpenAI error object, never a traceback
+            return error(*failure(problem))
+        return JSONResponse(self.completion(answer))
+
+    async def streamed(self, question: str, history: list[str], mode: str | None) -> AsyncIterator[str]:
+        """The answer as OpenAI chunks: the role at once, then (`events`) the answer once it is
+        verified. When the client hangs up meanwhile, the answer's generation is told to stop."""
+        from starlette.concurrency import run_in_threadpool
+
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": f"docqa-{mode or self.pipeline.settings.answer_mode}"}
+        cancel, sent = threading.Event(), False
+        try:
+            yield chunk(head, {"role": "assistant", "content": ""})
+            try:
+                answer = await run_in_threadpool(
+                    lambda: self.pipeline.ask_stream(question, mode=mode, cancel=cancel, history=history).answer())
+            except Exception as problem:  # noqa: BLE001 - the status is sent: the error goes as an event
+                status, message, kind = failure(problem)
+                yield f"data: {json.dumps({'error': {'message': message, 'type': kind, 'code': status}})}\n\n"
+            else:
+                for event in self.events({**self.completion(answer), **head}):
+                    yield event
+            sent = True
+        finally:
+            if not sent:
+                cancel.set()
+                log.info("a client left before its streamed answer was sent; the answer was stopped")
 
     def completion(self, answer: Answer) -> dict:
         content = answer_markdown(answer)
@@ -214,20 +237,32 @@ class AnswersAPI:
 
     @staticmethod
     def events(completion: dict) -> Iterator[str]:
-        """The completion as OpenAI chunks: the role, the content a few words at a time, the
-        citations, outcome and confidence with the final chunk, then [DONE]."""
+        """After the role: the completion's content a few words at a time, the citations, outcome
+        and confidence with the final chunk, then [DONE]."""
         content = completion["choices"][0]["message"]["content"]
-        base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
-                "model": completion["model"]}
-
-        def chunk(delta: dict, finish: str | None = None, **extra: object) -> str:
-            return f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish}], **extra}, ensure_ascii=False)}\n\n"
-
-        yield chunk({"role": "assistant", "content": ""})
+        head = {k: completion[k] for k in ("id", "object", "created", "model")}
         words = content.split(" ")
         for i in range(0, len(words), 4):
             piece = " ".join(words[i : i + 4])
-            yield chunk({"content": piece if i == 0 else " " + piece})
-        yield chunk({}, "stop", citations=completion["citations"], abstained=completion["abstained"],
+            yield chunk(head, {"content": piece if i == 0 else " " + piece})
+        yield chunk(head, {}, "stop", citations=completion["citations"], abstained=completion["abstained"],
                     outcome=completion["outcome"], confidence=completion["confidence"])
         yield "data: [DONE]\n\n"
+
+
+def chunk(head: dict, delta: dict, finish: str | None = None, **extra: object) -> str:
+    """One server-sent event of a streamed completion."""
+    body = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+def failure(problem: Exception) -> tuple[int, str, str]:
+    """(HTTP status, message, OpenAI error type) for an exception raised while answering."""
+    if isinstance(problem, BadQuestionError):
+        return 400, str(problem), "invalid_request_error"
+    if isinstance(problem, NOT_READY):
+        return 503, f"not ready: {problem}", "server_error"
+    if isinstance(problem, QAError):
+        return 400, str(problem), "invalid_request_error"
+    log.error("answering through the API failed", exc_info=problem)  # never a traceback to the client
+    return 500, "something went wrong while answering; the server log has the details", "server_error"

@@ -129,7 +129,7 @@ def highlight(short: Reading, terminal: bool = False, escape: Callable[[str], st
     """
     before, words, after = map(escape, proof_parts(short))
     on, off = ("\033[1m", "\033[0m") if terminal else ("**", "**")
-    return f"{before}{on}{words}{off}{after}"
+    return f"{before}{on}{words}{off}{after}" if words else before + after
 
 
 def escape_text(text: str) -> str:
@@ -172,11 +172,16 @@ def answer_html(text: str, passages_shown: int, answer_id: str = "a", previews: 
 
 
 def proof_parts(reading: Reading) -> tuple[str, str, str]:
-    """The proof sentence split around the answer words: (before, answer, after).
+    """The proof sentence split around the answer words: (before, answer, after); a yes/no
+    verdict's sentence is its proof as a whole (no words of it are the answer).
 
     >>> proof_parts(Reading(1, "c", "1965", 20, 24, "Signed in 1965.", 10, 25, 9.0, 4.0, 0.9))
     ('Signed in ', '1965', '.')
+    >>> proof_parts(Reading(1, "c", "1965", 20, 24, "Signed in 1965.", 10, 25, 9.0, 4.0, 0.9, "yes", 0.9))
+    ('Signed in 1965.', '', '')
     """
+    if reading.verdict:
+        return reading.sentence, "", ""
     a, b = reading.start - reading.sentence_start, reading.end - reading.sentence_start
     return reading.sentence[:a], reading.sentence[a:b], reading.sentence[b:]
 
@@ -198,7 +203,7 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
         return text if short is None else f"<strong>{escape_text(short.short_text)}</strong> — {text}"
     headline, short = shown
     before, words, after = (_SPACES.sub(" ", part) for part in proof_parts(short))  # a PDF's line breaks read as spaces
-    quote = f"{escape_text(before)}<mark>{escape_text(words)}</mark>{escape_text(after)}"
+    quote = escape_text(before) + (f"<mark>{escape_text(words)}</mark>" if words else "") + escape_text(after)
     link = answer_html(f"[{short.marker}]", len(answer.passages), answer_id, {short.marker: short.sentence})
     return f"“{quote}” {link}" if headline is None else f"<strong>{escape_text(headline)}</strong> — “{quote}” {link}"
 
