@@ -165,3 +165,53 @@ def write_card(model: Path, splits: dict, calibration: dict, summary: dict, prec
         abstain_f1=overall["abstain_f1"], hit1=overall.get("hit@1") or 0.0,
         tentative_share=_figure(overall.get("tentative")), tentative_held=_figure(overall.get("tentative_holds_gold")),
         shown=_figure(overall.get("shown_gold")), words=overall.get("short_answer_words") or 0.0))
+    write_verdict_section(model)
+
+
+VERDICT = """## Yes/no verdicts (the verdict branch)
+A yes/no question ("Did …?", "Is …?": `qa.answer.yesno.is_yes_no`) is answered "Yes" or "No" by a
+branch beside the span reader (`scripts/train_verdict.py`): copies of its top {layers} layers, started
+from the same weights, read the frozen layer below them and end in three logits at [CLS] — yes, no,
+and "this window does not decide it". The span reader is unchanged (frozen), so every other question
+reads exactly as before; the ONNX graph computes both in one run. Trained on {examples} windows
+({yes} yes, {no} no, {undecided} undecided; {epochs} passes, lr {lr}, {minutes} min on 2 cores):
+SQuAD 2.0 train questions turned yes/no on the window holding the answer (half asked about another
+name or number of the article: "No"), such questions on a window without the answer (undecided), and
+the yes/no train files of `../shared/data/yesno/` (BoolQ train questions, PubMedQA, HotpotQA; CC BY-SA
+3.0, MIT, CC BY-SA 4.0), also on another question's passage (undecided). Tune articles held out.
+
+The answer is "Yes"/"No" with the proving sentence when the reading whose window most surely
+decides the question is at least {threshold:.3f} sure (`yes_no_threshold`, {rule}); else the closest
+sentence is shown as a tentative answer, or none. `scripts/calibrate_verdict.py --report`:
+
+| split | set | questions | answered | accuracy of answered | right of all |
+|---|---|---|---|---|---|
+{rows}
+
+"""
+
+
+def write_verdict_section(model: Path) -> None:
+    """The card's section on the verdict branch, from `verdict.json` (replaced if there; none without it)."""
+    card, path = model / "MODEL_CARD.md", model / "verdict.json"
+    if not card.is_file():
+        return
+    text = card.read_text(encoding="utf-8")
+    start = text.find("## Yes/no verdicts")
+    if start != -1:
+        end = text.find("\n## ", start + 3)
+        text = text[:start] + text[end + 1:]
+    if path.is_file():
+        verdict = json.loads(path.read_text(encoding="utf-8"))
+        training = verdict.get("training", {})
+        rows = [f"| {split} | {name} | {f['questions']} | {f['answered']:.3f} | {f['accuracy_of_answered']:.3f} | "
+                f"{f['right_of_all']:.3f} |" for split in ("tune", "report") for name, f in verdict.get(split, {}).items()]
+        section = VERDICT.format(layers=training.get("layers", "?"), examples=training.get("examples", "?"),
+                                 yes=training.get("yes", "?"), no=training.get("no", "?"),
+                                 undecided=training.get("undecided", "?"), epochs=training.get("epochs", "?"),
+                                 lr=training.get("lr", "?"), minutes=round(training.get("train_seconds", 0) / 60),
+                                 threshold=verdict["threshold"], rule=verdict["rule"], rows="\n".join(rows))
+        at = text.find("## Licences")
+        text = text[:at] + section + text[at:] if at != -1 else text + "\n" + section
+    card.write_text(text, encoding="utf-8")
+
