@@ -47,6 +47,10 @@ class Settings:
     # `model` is then the model name sent to it.
     generator_url: str = ""
     answer_mode: str = "evidence"  # "evidence" (extractive, quoted) or "generative"
+    # Whether the page offers generative mode (QA_GENERATIVE): "auto" only with a model stronger than
+    # the bundled 135M one (whose drafts rarely survive checking), a generator server or
+    # QA_ANSWER_MODE=generative; "on" always; "off" never.
+    generative: str = "auto"
     max_new_tokens: int = 96  # the prompt asks for one to three sentences
     # Generative mode (not measured on held-out data, so settings): the reader's most probable proof
     # sentences the language model is shown (QA_PROMPT_SENTENCES), and the share of a generated
@@ -136,9 +140,24 @@ class Settings:
                 values[name] = Path(values[name])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
+    @property
+    def generative_offered(self) -> bool:
+        """Whether the page offers generative mode (`generative`).
+
+        >>> Settings().generative_offered, Settings(model="qwen-1.5b").generative_offered
+        (False, True)
+        >>> Settings(generative="on").generative_offered, Settings(model="qwen-1.5b", generative="off").generative_offered
+        (True, False)
+        """
+        if self.generative != "auto":
+            return self.generative == "on"
+        return self.model != "smollm2" or bool(self.generator_url) or self.answer_mode == "generative"
+
     def __post_init__(self) -> None:
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, not {self.answer_mode!r}")
+        if self.generative not in ("auto", "on", "off"):
+            raise SettingsError(f"generative must be auto, on or off, not {self.generative!r}")
         if self.sentence_vectors not in SENTENCE_VECTORS:
             raise SettingsError(f"sentence vectors must be one of {', '.join(SENTENCE_VECTORS)}, not {self.sentence_vectors!r}")
         if self.encoder_precision not in PRECISIONS:

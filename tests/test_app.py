@@ -13,6 +13,7 @@ import pytest
 from conftest import CHROMIUM, running_app
 
 from qa.app.render import plain_text
+from qa.config import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -331,3 +332,19 @@ def test_uploads_are_sanitised_limited_indexed_and_searchable(seed_workdir: Path
             refused = httpx.post(f"{url}gradio_api/upload", files={"files": ("huge.txt", huge)}, timeout=60)
         assert refused.status_code == 413 and "maximum allowed size of 20971520 bytes" in refused.text
     assert not (work / "corpus" / "huge.txt").exists()
+
+
+def test_generative_mode_is_offered_only_with_a_stronger_model_than_the_bundled_one(settings: Settings):
+    import dataclasses
+
+    from qa.app.web import build
+    from qa.pipeline import Pipeline
+
+    for chosen, offered in ((settings, False), (dataclasses.replace(settings, model="qwen-1.5b"), True),
+                            (dataclasses.replace(settings, generative="on"), True)):
+        blocks = build(Pipeline(chosen)).blocks.values()
+        radio = next(b for b in blocks if getattr(b, "label", None) == "Answer mode")
+        note = next(b for b in blocks if getattr(b, "elem_id", None) == "mode-note")
+        assert radio.interactive is offered and (radio.value == "evidence" or offered)
+        assert ("qa models install qwen-1.5b" in note.value) is not offered
+

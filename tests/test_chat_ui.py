@@ -16,7 +16,7 @@ SECOND = "What are the Liancourt Rocks called in Korean?"
 
 @pytest.fixture(scope="module")
 def server(seed_workdir: Path):
-    with running_app(seed_workdir) as url:
+    with running_app(seed_workdir, {"QA_GENERATIVE": "on"}) as url:  # streaming tests use the bundled model
         yield url
 
 

@@ -61,6 +61,11 @@ GENERATIVE_NOTE = (
     "(`{model}`) writes the answer, which is then checked against the sources; with the bundled small model expect "
     "2–15 s and answers often replaced by the quoted sentence. A stronger model: `make model` (see README)."
 )
+NO_GENERATIVE_NOTE = (
+    "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative** answers need a stronger "
+    "language model than the bundled 135M one, whose drafts rarely survive checking against the sources: "
+    "`qa models install qwen-1.5b`, then start the app with `QA_MODEL=qwen-1.5b` (see README)."
+)
 CSS = """
 #sources .answer-sources { display: none; } #sources .answer-sources:last-child { display: block; }
 #sources .source { border-left: 3px solid #bbb; padding: 0 .6em; margin: .6em 0; }
@@ -205,8 +210,11 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
                             for _ in range(MAX_EXAMPLES)]
             with gr.Accordion("Settings", open=False, elem_id="chat-settings"):
                 k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
-                mode = gr.Radio(["evidence", "generative"], value=settings.answer_mode, label="Answer mode")
-                gr.Markdown(GENERATIVE_NOTE.format(model=settings.model), elem_id="mode-note")
+                offered = settings.generative_offered
+                mode = gr.Radio(["evidence", "generative"], value=settings.answer_mode if offered else "evidence",
+                                label="Answer mode", interactive=offered)
+                gr.Markdown(GENERATIVE_NOTE.format(model=settings.model) if offered else NO_GENERATIVE_NOTE,
+                            elem_id="mode-note")
                 show_details = gr.Checkbox(False, label="Show details (character offsets, retrieval scores)")
         with gr.Column(scale=2):
             gr.Markdown("### Sources")

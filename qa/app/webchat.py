@@ -275,13 +275,16 @@ def restore_settings(settings, saved: object) -> tuple:  # noqa: ANN001
     """(passages, mode, details) as the browser saved them, each checked (else the default).
 
     >>> from qa.config import Settings
-    >>> restore_settings(Settings(), {"k": 3, "mode": "generative", "details": "yes"})
+    >>> restore_settings(Settings(generative="on"), {"k": 3, "mode": "generative", "details": "yes"})
     (3, 'generative', False)
+    >>> restore_settings(Settings(), {"mode": "generative"})  # not offered with the bundled model
+    (5, 'evidence', False)
     """
     saved = saved if isinstance(saved, dict) else {}
     k = saved.get("k")
     k = int(k) if isinstance(k, (int, float)) and not isinstance(k, bool) and 1 <= k <= 10 else settings.k
     mode = saved.get("mode") if saved.get("mode") in ANSWER_MODES else settings.answer_mode
+    mode = mode if settings.generative_offered else "evidence"
     details = saved.get("details") if isinstance(saved.get("details"), bool) else False
     return k, mode, details
 
