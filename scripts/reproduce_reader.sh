@@ -1,8 +1,10 @@
 #!/bin/sh
 # Rebuilds qa/reader_model/ as shipped (resumable: run it again after a stop): a warm start from the
 # 17-article reader of commit 7a9f39f, then the kept legs of scripts/train_reader.py's LEGS in turn
-# (today leg 1 only, ~50 minutes on 2 cores; legs 2 and 3 were not kept: lower on tune, see the
-# model card), each ending with the calibration on TUNE and the report on REPORT (~5 minutes).
+# (today leg 1 only, ~50 minutes on 2 cores; legs 2, 3 and 4 were not kept: lower on tune, see the
+# model card), each ending with the calibration on TUNE and the report on REPORT (~5 minutes); then
+# the verdict branch for yes/no questions beside the span reader (~10 minutes), its threshold chosen
+# on tune and scored on report (~8 minutes).
 #     sh scripts/reproduce_reader.sh [WORK_FOLDER] [OUT_FOLDER]
 set -e
 work=${1:-.reader-train}
@@ -11,3 +13,5 @@ python=${PYTHON:-.venv/bin/python}
 mkdir -p "$work/v1"
 git show 7a9f39f:qa/reader_model/model.safetensors > "$work/v1/model.safetensors"
 "$python" scripts/train_reader.py --leg 1 --more --init "$work/v1" --out "$out" --work "$work/train1"
+"$python" scripts/train_verdict.py --init "$out" --out "$out" --work "$work/verdict"
+"$python" scripts/calibrate_verdict.py --model "$out" --work "$work/yesno" --report
