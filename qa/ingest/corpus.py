@@ -17,7 +17,7 @@ from qa.ingest.readers import UnreadableFile, read_document, shown_path
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".epub")
 
 
 IGNORE_FILE = ".qaignore"  # in the corpus folder: paths (relative, one per line) kept out of the index

@@ -117,6 +117,8 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
             text, page_starts, title = pdf_text(data)
         elif suffix in (".html", ".htm"):
             text, title = html_text(decode(data, path.name))
+        elif suffix in OFFICE_SUFFIXES:
+            text, page_starts, title = office_text(suffix, data, path.name)
         else:
             text = decode(data, path.name)
     except UnreadableFile:
@@ -135,6 +137,28 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
         sha256=hashlib.sha256(data).hexdigest(),
         page_starts=page_starts,
     )
+
+
+OFFICE_SUFFIXES = (".docx", ".pptx", ".xlsx", ".csv", ".epub")  # read by `qa.ingest.office`
+
+
+def office_text(suffix: str, data: bytes, name: str) -> tuple[str, tuple[int, ...], str | None]:
+    """(text, page starts, title) of a Word, PowerPoint, Excel, CSV or EPUB file."""
+    from qa.ingest import office
+
+    if suffix == ".docx":
+        return _with_pages(office.docx_text(data))
+    if suffix == ".pptx":
+        return office.pptx_text(data)
+    if suffix == ".xlsx":
+        return office.xlsx_text(data, name)
+    if suffix == ".csv":
+        return office.csv_text(data, name), (), None
+    return _with_pages(office.epub_text(data))
+
+
+def _with_pages(text_and_title: tuple[str, str | None]) -> tuple[str, tuple[int, ...], str | None]:
+    return text_and_title[0], (), text_and_title[1]
 
 
 def html_text(markup: str) -> tuple[str, str | None]:
