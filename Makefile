@@ -1,11 +1,12 @@
 # The two commands a new user needs:  make run  and  make test.
 PYTHON ?= python3
 CHROMIUM := /usr/bin/chromium
+TESSERACT := /usr/bin/tesseract
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench model clean
+.PHONY: install run ocr test bench model clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +20,14 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-run: install
+run: install ocr
 	$(BIN)/qa index --if-stale
 	$(BIN)/python app.py
+
+# Scanned PDF pages are read by Debian's Tesseract OCR (qa/ingest/ocr.py); without it they are skipped.
+ocr:
+	@command -v tesseract >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tesseract-ocr) \
+		|| echo "tesseract-ocr could not be installed: scanned PDFs will be skipped (apt-get install tesseract-ocr)"
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 $(CHROMIUM):
@@ -32,7 +38,10 @@ $(VENV)/.milvus: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,milvus]'
 	touch $@
 
-test: install $(VENV)/.milvus $(CHROMIUM)
+$(TESSERACT):
+	apt-get update -qq && apt-get install -y -qq tesseract-ocr
+
+test: install $(VENV)/.milvus $(CHROMIUM) $(TESSERACT)
 	$(BIN)/python -m pytest
 
 # Opt-in: a stronger language model for generative mode (491 MB, sha256-pinned; see README).

@@ -114,3 +114,44 @@ def test_a_mixed_folder_indexes_and_a_pdf_answer_cites_its_page(tmp_path: Path):
     assert "three hours" in html["answer"] and html["citations"][0]["section"] == "Timetable"
     printed = qa("ask", "When did the container terminal at Busan New Port open?", cwd=tmp_path).stdout
     assert "(p. 2, chars " in printed
+
+
+def make_scan(path: Path, lines: list[str]) -> None:
+    """A PDF whose only page is an image of `lines` (no text layer), as a scanner makes it."""
+    from fpdf import FPDF
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (1700, 200 + 80 * len(lines)), 255)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((100, 100 + i * 80), line, fill=0, font=ImageFont.load_default(size=40))
+    image.save(path.with_suffix(".png"))
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(str(path.with_suffix(".png")), x=0, y=0, w=210)
+    pdf.output(str(path))
+    path.with_suffix(".png").unlink()
+
+
+SCANNED = ["The Yeongdo lighthouse in Busan was built in 1954.", "It was rebuilt after a storm in 2004."]
+
+
+def test_a_scanned_pdf_is_read_by_ocr_once_and_says_so(tmp_path: Path, monkeypatch, caplog):
+    from qa.ingest import ocr
+
+    assert shutil.which("tesseract"), "Debian's tesseract-ocr is needed: apt-get install -y tesseract-ocr (make does it)"
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    make_scan(tmp_path / "scan.pdf", SCANNED)
+    with caplog.at_level("WARNING"):
+        doc = read_document(tmp_path / "scan.pdf", tmp_path)
+    assert "lighthouse in Busan was built in 1954" in doc.text and "storm in 2004" in doc.text
+    assert doc.page_starts == (0,) and "scan.pdf: page 1 had no text layer and was read by OCR" in caplog.text
+
+    def no_second_reading(image):  # noqa: ANN001, ANN202
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(ocr, "read_image", no_second_reading)
+    assert read_document(tmp_path / "scan.pdf", tmp_path).text == doc.text  # from the cache
+    monkeypatch.setenv("QA_OCR", "0")
+    with pytest.raises(UnreadableFile, match="no extractable text"):
+        read_document(tmp_path / "scan.pdf", tmp_path)

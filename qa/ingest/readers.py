@@ -17,11 +17,12 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from charset_normalizer import from_bytes
 
+from qa.ingest import ocr
 from qa.text import CONTROL
 from qa.types import Document, Section, make_id
 
@@ -114,7 +115,7 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
     title, page_starts = None, ()
     try:
         if suffix == ".pdf":
-            text, page_starts, title = pdf_text(data)
+            text, page_starts, title = pdf_text(data, path.name)
         elif suffix in (".html", ".htm"):
             text, title = html_text(decode(data, path.name))
         elif suffix in OFFICE_SUFFIXES:
@@ -194,10 +195,12 @@ def html_text(markup: str) -> tuple[str, str | None]:
     return "\n\n".join(parts), title or None
 
 
-def pdf_text(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
-    """(text, page start offsets, title) of a PDF; pages are separated by a blank line. A PDF
-    encrypted without a user password (permissions only) is read; any other failure of the PDF
-    library on a malformed file becomes `UnreadableFile`, so one file never stops a build."""
+def pdf_text(data: bytes, name: str = "") -> tuple[str, tuple[int, ...], str | None]:
+    """(text, page start offsets, title) of a PDF; pages are separated by a blank line. Pages
+    without text (scans) are read by OCR (`qa.ingest.ocr`) when it is available, with a warning
+    naming them. A PDF encrypted without a user password (permissions only) is read; any other
+    failure of the PDF library on a malformed file becomes `UnreadableFile`, so one file never
+    stops a build."""
     import io
 
     from pypdf import PdfReader
@@ -208,6 +211,17 @@ def pdf_text(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableFile("a password-protected PDF (open it, save an unprotected copy, add that)")
         pages = [(page.extract_text() or "") for page in reader.pages]
+        scanned = [i for i, page in enumerate(pages) if not page.strip()]
+        if scanned and ocr.available():
+            found = ocr.read_pages(data, reader.pages, scanned, ocr_cache_dir())
+            for i, (page, _) in found.items():
+                pages[i] = page
+            read = [i for i in scanned if found[i][0].strip()]
+            if read:
+                confidence = sum(found[i][1] for i in read) / len(read)
+                log.warning("%s: %s %s had no text layer and %s read by OCR (mean word confidence %.0f %%)",
+                            name or "a PDF", "pages" if len(read) > 1 else "page", _page_list(read),
+                            "were" if len(read) > 1 else "was", confidence)
         title = str(reader.metadata.title or "").strip() if reader.metadata else ""
         title = title or _xmp_title(reader) or None
     except UnreadableFile:
@@ -224,6 +238,28 @@ def pdf_text(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
         starts.append(len(text))
         text += page
     return text, tuple(starts), title
+
+
+def _page_list(indexes: Sequence[int]) -> str:
+    """Page numbers for a message, runs joined.
+
+    >>> _page_list([0, 1, 2, 4, 6, 7])
+    '1–3, 5, 7–8'
+    """
+    runs: list[list[int]] = []
+    for i in indexes:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0] + 1}–{r[-1] + 1}" if len(r) > 1 else f"{r[0] + 1}" for r in runs)
+
+
+def ocr_cache_dir() -> Path:
+    """Where OCR results are kept: the cache folder (`QA_CACHE_DIR`, else the user's)."""
+    from qa.config import user_cache_dir
+
+    return Path(os.environ["QA_CACHE_DIR"]) if os.environ.get("QA_CACHE_DIR") else user_cache_dir(os.environ)
 
 
 MAX_HEADING_CHARS = 300  # a longer line is text, even if it starts with "#" or "="
