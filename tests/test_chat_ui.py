@@ -377,8 +377,11 @@ def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Pat
         page.locator("#chat").get_by_role("button", name="Like", exact=True).nth(0).click()  # one per answer
         expect(page.get_by_text("Saved — thanks").first).to_be_visible(timeout=10_000)  # said, not just coloured
         page.locator("#chat").get_by_role("button", name="Dislike", exact=True).nth(1).click()
+        page.locator("#feedback-note textarea").fill("The documents do not give Busan's population.")
+        page.locator("#send-note").click()  # the note goes with the last judgement
+        expect(page.get_by_text("Note saved with your feedback").first).to_be_visible(timeout=10_000)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (not feedback.exists() or len(feedback.read_text().splitlines()) < 2):
+        while time.monotonic() < deadline and (not feedback.exists() or len(feedback.read_text().splitlines()) < 3):
             time.sleep(0.2)
         page.wait_for_timeout(500)
         judged = """() => [...document.querySelectorAll('#chat button[aria-label=Like], #chat button[aria-label=Dislike]')]
@@ -388,15 +391,17 @@ def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Pat
         page.reload()  # the choices are shown again with the conversation
         expect(page.locator("#chat .bot-row")).to_have_count(2, timeout=30_000)
         assert page.evaluate(judged) == before
-    liked, disliked = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
+    liked, disliked, noted = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
     assert liked["liked"] and liked["short_answer"] == "December 1965" and liked["citations"][0]["quote"]
     assert not disliked["liked"] and disliked["question"] == "What is the population of Busan?"
+    assert noted["answer_id"] == disliked["answer_id"] and noted["note"].startswith("The documents do not give")
     out = tmp_path / "regression.jsonl"
     result = qa("feedback", "export", "--out", str(out), cwd=seed_workdir, env={"QA_FEEDBACK_FILE": str(feedback)})
     assert result.returncode == 0, result.stderr
     questions, problems = load_questions(out)
     assert not problems and [q.answers for q in questions] == [("December 1965",), ()]
-    assert questions[0].evidence and questions[1].type == "disliked"
+    assert questions[0].evidence and questions[1].type == "disliked"  # the note replaced its judgement's line
+    assert json.loads(out.read_text().splitlines()[1])["note"].startswith("The documents do not give")
 
 
 @pytest.mark.slow  # loads the real models

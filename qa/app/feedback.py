@@ -25,7 +25,10 @@ MAX_CHARS = {"question": 2000, "answer": 8000, "short_answer": 500}
 MAX_CITATIONS, MAX_QUOTE_CHARS, MAX_DOCUMENTS = 10, 2000, 20
 
 
-def record_for(answer: dict, liked: bool, reason: str = "") -> dict:
+MAX_NOTE_CHARS = 1000
+
+
+def record_for(answer: dict, liked: bool, reason: str = "", note: str = "") -> dict:
     """The line kept for a judged answer (`answer`: what the chat kept of it), each field cut to
     its bound (`MAX_CHARS`, ten citations of ≤ 2,000-character quotes).
 
@@ -36,6 +39,8 @@ def record_for(answer: dict, liked: bool, reason: str = "") -> dict:
     record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "liked": bool(liked)}
     if reason:  # why a 👎 ("Wrong source"…)
         record["reason"] = str(reason)[:100]
+    if note.strip():  # what the person wrote about it
+        record["note"] = " ".join(note.split())[:MAX_NOTE_CHARS]
     for key, limit in MAX_CHARS.items():
         value = answer.get(key)
         record[key] = value[:limit] if isinstance(value, str) else None
@@ -87,12 +92,29 @@ def as_question(record: dict, number: int) -> dict:
         answers = [record["short_answer"]] if record.get("short_answer") else []
         return {**question, "answers": answers, "evidence": quotes if answers else [], "type": "liked"}
     disliked = {**question, "answers": [], "type": "disliked", "rejected_answer": record.get("answer") or ""}
-    return {**disliked, "reason": record["reason"]} if isinstance(record.get("reason"), str) else disliked
+    for key in ("reason", "note"):
+        if isinstance(record.get(key), str):
+            disliked[key] = record[key]
+    return disliked
+
+
+def latest(records: list[dict]) -> list[dict]:
+    """The records, each answer's last judgement only (a note sent later repeats the judgement
+    with the note), in the order the answers were first judged.
+
+    >>> [r["note"] for r in latest([{"answer_id": "a1", "note": ""}, {"answer_id": "a2"},
+    ...                             {"answer_id": "a1", "note": "wrong year"}]) if "note" in r]
+    ['wrong year']
+    """
+    kept: dict[object, dict] = {}
+    for n, record in enumerate(records):
+        kept[record.get("answer_id") or n] = record
+    return list(kept.values())
 
 
 def export(path: Path, out: Path) -> int:
     """Write the question file; the number of questions written."""
-    records = read(path)
+    records = latest(read(path))
     with out.open("w", encoding="utf-8") as f:
         for number, record in enumerate(records, start=1):
             f.write(json.dumps(as_question(record, number), ensure_ascii=False) + "\n")

@@ -35,6 +35,7 @@ from qa.app.webchat import (
     client_of,
     export_conversation,
     judged,
+    noted,
     restore,
     restore_search_in,
     restore_settings,
@@ -196,6 +197,10 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label="Answers", elem_id="chat", height=480, sanitize_html=True,
                                  feedback_options=FEEDBACK_OPTIONS, buttons=["copy", "copy_all"])  # no "share": it posts to Hugging Face
+            with gr.Row(visible=False, elem_id="feedback-note-row") as note_row:  # shown once an answer is judged
+                note = gr.Textbox(show_label=False, placeholder="Add a note to your feedback (optional): what was wrong, "
+                                  "what the answer should be…", max_length=1000, scale=4, elem_id="feedback-note")
+                send_note = gr.Button("Send note", size="sm", scale=1, elem_id="send-note")
             search_in = gr.Dropdown(label="Search in", info="the documents to search; none chosen: all of them",
                                     choices=[], multiselect=True, elem_id="search-in")
             question = gr.Textbox(label="Question", placeholder="Ask a question about the documents", elem_id="question")
@@ -222,7 +227,7 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
             document = gr.HTML("", elem_id="document")
             document_request = gr.Textbox(visible=False)
             open_document = gr.Button("open", elem_id="open-doc", elem_classes="hidden-trigger")
-    return SimpleNamespace(chatbot=chatbot, search_in=search_in, question=question, examples=examples, ask=ask, stop=stop, clear=clear,
+    return SimpleNamespace(chatbot=chatbot, note_row=note_row, note=note, send_note=send_note, search_in=search_in, question=question, examples=examples, ask=ask, stop=stop, clear=clear,
                            export=export, exported=exported, k=k, mode=mode,
                            show_details=show_details, sources=sources, document=document,
                            document_request=document_request, open_document=open_document)
@@ -291,13 +296,20 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
     page.export.click(lambda conversation: gr.update(value=export_conversation(conversation), visible=True),
                       conversation, page.exported, api_name=False)
 
-    def on_like(conversation: dict, data: gr.LikeData) -> dict:
+    def on_like(conversation: dict, data: gr.LikeData) -> tuple:
         conversation, said = judged(pipeline, conversation, data)
         if said:
             gr.Info(said)
-        return conversation
+        return conversation, gr.update(visible=bool(conversation["feedback"]))
 
-    page.chatbot.like(on_like, conversation, conversation, api_name=False)  # queued: gr.Info needs it
+    def on_note(conversation: dict, text: str) -> str:
+        said = noted(pipeline, conversation, text)
+        gr.Info(said)
+        return "" if said.startswith("Note saved") else text
+
+    page.chatbot.like(on_like, conversation, [conversation, page.note_row], api_name=False)  # queued: gr.Info needs it
+    for trigger in (page.send_note.click, page.note.submit):
+        trigger(on_note, [conversation, page.note], page.note, api_name=False)
     page.open_document.click(functools.partial(show_document, pipeline), page.document_request, page.document,
                              js="(x) => window.docqaDocument || x", api_name=False,
                              concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(

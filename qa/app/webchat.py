@@ -220,13 +220,36 @@ def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> tuple[d
     if answer is None or not (isinstance(data.liked, bool) or reason):
         return conversation, ""  # not an answer (a message, a question) or an unknown choice
     liked = data.liked is True
+    conversation["feedback"].pop(match.group(1), None)  # re-inserted: the last judged answer is last
     conversation["feedback"][match.group(1)] = reason or ("Like" if liked else "Dislike")
-    if not feedback.append(pipeline.settings.feedback_path, feedback.record_for(answer, liked, reason)):
+    record = {**feedback.record_for(answer, liked, reason), "answer_id": match.group(1)}
+    if not feedback.append(pipeline.settings.feedback_path, record):
         log.warning("the feedback file %s is full; this judgement was not kept", pipeline.settings.feedback_path)
         return conversation, "Not saved: the feedback file is full (see the server's log)."
     return conversation, "Saved — thanks. " + ("It counts as a right answer." if liked else
                                                f"{reason + ': ' if reason else ''}`qa feedback export` turns it "
                                                "into a question to check.")
+
+
+def noted(pipeline: Pipeline, conversation: dict, note: str) -> str:
+    """A note on the last answer judged 👍/👎: kept with that judgement (its line written again
+    with the note; `qa feedback export` keeps an answer's last line). Returns what to tell the person."""
+    from qa.app import feedback
+
+    conversation = bounded_conversation(conversation)
+    if not note.strip():
+        return "Write a note first."
+    judged_ids = [i for i in conversation["feedback"] if i in conversation["answers"]]
+    if not judged_ids:
+        return "Give an answer a 👍 or 👎 first; the note goes with it."
+    answer_id = judged_ids[-1]
+    choice = conversation["feedback"][answer_id]
+    reason = choice if choice in FEEDBACK_OPTIONS[2:] else ""
+    record = {**feedback.record_for(conversation["answers"][answer_id], choice == "Like", reason, note),
+              "answer_id": answer_id}
+    if not feedback.append(pipeline.settings.feedback_path, record):
+        return "Not saved: the feedback file is full (see the server's log)."
+    return "Note saved with your feedback — thanks."
 
 
 def feedback_values(conversation: dict) -> list[str | None]:
