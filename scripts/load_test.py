@@ -13,6 +13,8 @@
    for S seconds instead; `--upload-share F`: that share of their actions upload a small new
    document (not with --url). `--sequential N`: then N questions one after another, and the app's
    memory growth after the first 100.
+`--v1 N`: instead, N streaming `/v1/chat/completions` clients ask for `--duration` seconds (60),
+   twice: errors, first byte and whole-answer p50/p95, and the app's memory after each run.
 2. `--mixed`: an evidence question asked while a generated answer is written and a ~100 KB upload
    is indexed (the app it starts serves a temporary copy of ./corpus and ./index, so your corpus
    is never changed; with --url nothing is uploaded).
@@ -148,6 +150,47 @@ def chat_load(url: str, users: int, per_user: int, questions: list[str], duratio
         print(f"  uploads    p50 {statistics.median(uploads) * 1000:7.0f} ms   p95 {percentile(uploads, 95) * 1000:7.0f} ms")
 
 
+def v1_load(url: str, clients: int, duration: float, questions: list[str], pid: int | None, runs: int = 2) -> None:
+    """`clients` streaming `/v1/chat/completions` clients asking for `duration` seconds, `runs`
+    times: errors, first byte and whole-answer latency (p50/p95) and the app's memory after each."""
+    import httpx
+
+    def client(n: int, deadline: float, out: list) -> None:
+        with httpx.Client(timeout=60) as http:
+            i = n
+            while time.monotonic() < deadline:
+                body = {"model": "docqa", "stream": True, "messages": [{"role": "user", "content": questions[i % len(questions)]}]}
+                began, first = time.perf_counter(), None
+                try:
+                    with http.stream("POST", f"{url}v1/chat/completions", json=body) as reply:
+                        if reply.status_code != 200:
+                            out.append(("error", reply.status_code))
+                            continue
+                        for line in reply.iter_lines():
+                            if first is None and line.startswith("data:"):
+                                first = time.perf_counter() - began
+                            if line.strip() == "data: [DONE]":
+                                break
+                    out.append(("ok", first or 0.0, time.perf_counter() - began))
+                except Exception as error:  # noqa: BLE001 - counted, the load goes on
+                    out.append(("error", type(error).__name__))
+                i += clients
+
+    for run in range(1, runs + 1):
+        results: list = []
+        deadline = time.monotonic() + duration
+        threads = [threading.Thread(target=client, args=(n, deadline, results)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done = [r for r in results if r[0] == "ok"]
+        firsts, totals = [r[1] for r in done], [r[2] for r in done]
+        print(f"/v1 streaming, run {run}: {clients} clients x {duration:.0f} s: {len(done)} answers, "
+              f"{len(results) - len(done)} errors; first byte p50 {percentile(firsts, 50) or 0:.2f} s; whole answer "
+              f"p50 {percentile(totals, 50) or 0:.2f} s, p95 {percentile(totals, 95) or 0:.2f} s; app memory after: {rss_mb(pid)}")
+
+
 def memory_run(url: str, pid: int | None, count: int, questions: list[str]) -> None:
     """`count` questions one after another; the app's memory after the first 100 and at the end."""
     from gradio_client import Client
@@ -230,6 +273,8 @@ def main() -> int:
     parser.add_argument("--sequential", type=int, default=0, help="then this many questions one after another (memory)")
     parser.add_argument("--app-log", type=Path, help="write the app's output (and any traceback) here")
     parser.add_argument("--question-file", type=Path, default=ROOT / "eval" / "questions.jsonl")
+    parser.add_argument("--v1", type=int, default=0, metavar="CLIENTS",
+                        help="instead: this many streaming /v1 clients for --duration seconds (default 60), twice")
     args = parser.parse_args()
     questions = answerable_questions(args.question_file)
     process = None
@@ -240,6 +285,9 @@ def main() -> int:
             process, url = start_app(work, args.app_log)
         pid = process.pid if process is not None else None
         print(f"app memory before: {rss_mb(pid)}")
+        if args.v1:
+            v1_load(url, args.v1, args.duration or 60.0, questions, pid)
+            return 0
         chat_load(url, args.users, args.questions, questions, args.duration, args.upload_share,
                   None if args.url else work)
         print(f"app memory after: {rss_mb(pid)}")
