@@ -121,3 +121,26 @@ def test_smollm2_is_the_bundled_gguf_run_by_llama_cpp_and_bad_files_are_explaine
         LlamaCppGenerator(str(broken)).warm_up()
     with pytest.raises(ModelLoadError, match="not a .gguf file"):
         LlamaCppGenerator(str(tmp_path)).warm_up()
+
+
+def test_a_catalog_model_not_installed_leaves_evidence_answers_working(seed_settings, fake_embedder, tmp_path: Path):
+    """QA_MODEL=<a catalog model not installed>: evidence answers as usual; generative mode (or
+    loading the model) says how to install it."""
+    import dataclasses
+
+    from conftest import FakeReader
+
+    from qa.index.build import build_index
+    from qa.models.generate import get_generator
+    from qa.pipeline import Pipeline
+
+    generator = get_generator("qwen-1.5b", 1, tmp_path / "models")
+    with pytest.raises(ModelLoadError, match="qwen-1.5b is not installed.*qa models install qwen-1.5b"):
+        generator.warm_up()
+    settings = dataclasses.replace(seed_settings, model="qwen-1.5b", models_dir=tmp_path / "models")
+    build_index(settings, fake_embedder, progress=False)
+    pipeline = Pipeline(settings, embedder=fake_embedder, reader=FakeReader())
+    answer = pipeline.ask("When did Japan and South Korea establish diplomatic relations?", mode="evidence")
+    assert answer.outcome == "answer" and "December 1965" in answer.text
+    with pytest.raises(ModelLoadError, match="qa models install qwen-1.5b"):
+        pipeline.ask("When did Japan and South Korea establish diplomatic relations?", mode="generative")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from qa.errors import ModelLoadError
-from qa.models.catalog import catalog, installed_file
+from qa.models.catalog import catalog, installed_file, lookup
 from qa.models.embedders import set_threads
 from qa.models.locate import BUNDLED_GENERATOR, LoadsOnce, generator_source, is_gguf, offline
 
@@ -226,10 +226,28 @@ def get_generator(model: str, threads: int, models_dir: Path, url: str = "") -> 
     if url:
         return OpenAIGenerator(url, model)
     if model in catalog():
+        if not lookup(model).path(models_dir).is_file():
+            return NotInstalled(model, models_dir)  # evidence answers need no language model
         model = str(installed_file(model, models_dir))
     if is_gguf(model):
         return LlamaCppGenerator(model, threads)
     return TransformersGenerator(model, threads)
+
+
+class NotInstalled:
+    """A catalog model that is not installed: what to do is said when it is used (generative
+    mode), not when the app starts, so evidence answers work meanwhile."""
+
+    def __init__(self, model: str, models_dir: Path) -> None:
+        self.name, self.models_dir = model, models_dir
+
+    def warm_up(self) -> None:
+        installed_file(self.name, self.models_dir)  # raises ModelLoadError saying how to install it
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+        self.warm_up()
+        yield from ()
 
 
 class OpenAIGenerator:
