@@ -109,7 +109,8 @@ def main() -> None:
     calibration["yes_no_threshold"] = round(threshold, 3)
     calibration["yes_no_rule"] = f"maximises right - {WRONG_COST:g} x wrong on the tune yes/no questions"
     path.write_text(json.dumps(calibration, indent=1) + "\n", encoding="utf-8")
-    verdict = {"threshold": round(threshold, 3), "rule": calibration["yes_no_rule"], "tune": figures(sets, threshold)}
+    verdict = {"threshold": round(threshold, 3), "rule": calibration["yes_no_rule"], "tune_gain": round(gain, 3),
+               "tune": figures(sets, threshold)}
     if args.report:  # nothing is chosen here
         report = measured("report", args.model, args.work, args.limit, settings)
         for name, found in report.items():

@@ -187,7 +187,7 @@ sentence is shown as a tentative answer, or none. `scripts/calibrate_verdict.py 
 | split | set | questions | answered | accuracy of answered | right of all |
 |---|---|---|---|---|---|
 {rows}
-
+{history}
 """
 
 
@@ -206,7 +206,15 @@ def write_verdict_section(model: Path) -> None:
         training = verdict.get("training", {})
         rows = [f"| {split} | {name} | {f['questions']} | {f['answered']:.3f} | {f['accuracy_of_answered']:.3f} | "
                 f"{f['right_of_all']:.3f} |" for split in ("tune", "report") for name, f in verdict.get(split, {}).items()]
-        section = VERDICT.format(layers=training.get("layers", "?"), examples=training.get("examples", "?"),
+        history = "".join(
+            f"\nNot kept: a branch of {run['layers']} layers, {run['epochs']} passes ({run['minutes']} min): threshold "
+            f"{run['threshold']:.3f}, right − 3 × wrong per tune question {run['tune_gain']:.3f} (this one "
+            f"{verdict.get('tune_gain', 0):.3f}); tune answered " + ", ".join(
+                f"{name} {f['answered']:.3f} at {f['accuracy_of_answered']:.3f}" for name, f in run["tune"].items())
+            + "; report " + ", ".join(f"{name} {f['answered']:.3f} at {f['accuracy_of_answered']:.3f}"
+                                      for name, f in run["report"].items()) + ".\n"
+            for run in verdict.get("earlier", []))
+        section = VERDICT.format(history=history, layers=training.get("layers", "?"), examples=training.get("examples", "?"),
                                  yes=training.get("yes", "?"), no=training.get("no", "?"),
                                  undecided=training.get("undecided", "?"), epochs=training.get("epochs", "?"),
                                  lr=training.get("lr", "?"), minutes=round(training.get("train_seconds", 0) / 60),
