@@ -25,8 +25,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from qa.app.limits import KeyGuard
+import anyio
+
 from qa.answer.retrieve import check_question
+from qa.app.limits import KeyGuard, answering
 from qa.app.render import answer_markdown, citations_json, confidence
 from qa.errors import (
     BadQuestionError,
@@ -169,7 +171,6 @@ class AnswersAPI:
             {"id": name, "object": "model", "created": 0, "owned_by": "docqa"} for name in MODELS]})
 
     async def chat(self, request):  # noqa: ANN001, ANN201
-        from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse, StreamingResponse
 
         if (refusal := self.refused(request)) is not None:
@@ -192,7 +193,8 @@ class AnswersAPI:
             return StreamingResponse(self.streamed(question, history, mode), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         try:
-            answer = await run_in_threadpool(lambda: self.pipeline.ask(question, mode=mode, history=history))
+            answer = await anyio.to_thread.run_sync(lambda: self.pipeline.ask(question, mode=mode, history=history),
+                                                    limiter=answering())
         except Exception as problem:  # noqa: BLE001 - each becomes an OpenAI error object, never a traceback
             return error(*failure(problem))
         return JSONResponse(self.completion(answer))
@@ -200,16 +202,15 @@ class AnswersAPI:
     async def streamed(self, question: str, history: list[str], mode: str | None) -> AsyncIterator[str]:
         """The answer as OpenAI chunks: the role at once, then (`events`) the answer once it is
         verified. When the client hangs up meanwhile, the answer's generation is told to stop."""
-        from starlette.concurrency import run_in_threadpool
-
         head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": f"docqa-{mode or self.pipeline.settings.answer_mode}"}
         cancel, sent = threading.Event(), False
         try:
             yield chunk(head, {"role": "assistant", "content": ""})
             try:
-                answer = await run_in_threadpool(
-                    lambda: self.pipeline.ask_stream(question, mode=mode, cancel=cancel, history=history).answer())
+                answer = await anyio.to_thread.run_sync(
+                    lambda: self.pipeline.ask_stream(question, mode=mode, cancel=cancel, history=history).answer(),
+                    limiter=answering())
             except Exception as problem:  # noqa: BLE001 - the status is sent: the error goes as an event
                 status, message, kind = failure(problem)
                 yield f"data: {json.dumps({'error': {'message': message, 'type': kind, 'code': status}})}\n\n"

@@ -12,6 +12,7 @@ import logging
 import anyio
 from pydantic import BaseModel, Field
 
+from qa.app.limits import answering
 from qa.app.render import answer_markdown, citations_json, confidence
 from qa.errors import QAError
 from qa.pipeline import Pipeline
@@ -77,7 +78,7 @@ def build_mcp(pipeline: Pipeline):  # noqa: ANN201 - an MCPServer
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be from 1 to {MAX_K}, not {k}")
         try:
-            cleaned, passages = await anyio.to_thread.run_sync(pipeline.search, query, k)
+            cleaned, passages = await anyio.to_thread.run_sync(pipeline.search, query, k, limiter=answering())
         except QAError as error:
             raise ToolError(str(error)) from None
         index = pipeline.index
@@ -93,7 +94,7 @@ def build_mcp(pipeline: Pipeline):  # noqa: ANN201 - an MCPServer
         cites its passages ([n]); when it is not sure, "Not sure" and the closest passage quoted
         (outcome "tentative"); "The documents do not say." when they do not hold the answer."""
         try:
-            answer: Answer = await anyio.to_thread.run_sync(pipeline.ask, question)
+            answer: Answer = await anyio.to_thread.run_sync(pipeline.ask, question, limiter=answering())
         except QAError as error:
             raise ToolError(str(error)) from None
         short = answer.short_answer
