@@ -44,7 +44,7 @@ $(TESSERACT):
 test: install $(VENV)/.milvus $(CHROMIUM) $(TESSERACT)
 	$(BIN)/python -m pytest
 
-# Opt-in: a stronger language model for generative mode (491 MB, sha256-pinned; see README).
+# Opt-in: a stronger language model for generative mode (491 MB, sha256-pinned; see docs/models.md).
 model: install
 	$(BIN)/qa models install qwen-0.5b
 

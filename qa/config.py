@@ -73,11 +73,11 @@ class Settings:
     sentence_vectors: str = "own"
     # Whether each passage also gets a vector of its own (QA_PASSAGE_VECTORS=1), beside its
     # sentences' vectors and BM25. Off: nothing embeds whole passages (`qa index` ~2× faster at scale),
-    # and held-out retrieval moved by under 0.01 (README "Indexing, since"). Pooled sentence vectors
+    # and held-out retrieval moved by under 0.01 (docs/benchmarks.md, "Indexing, since"). Pooled sentence vectors
     # read every passage anyway, so they keep its vector too.
     passage_vectors: bool = False
     # The embedder's and the reader's matrix products: "int8" (dynamic quantisation, ~2× faster on
-    # 2 cores; retrieval and reader figures within 0.01 of fp32, README "Models") or "fp32".
+    # 2 cores; retrieval and reader figures within 0.01 of fp32, docs/models.md) or "fp32".
     encoder_precision: str = "int8"
     candidates: int = 50  # per retriever, before fusion
     rrf_k: int = 60  # reciprocal rank fusion constant

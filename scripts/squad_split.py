@@ -21,7 +21,7 @@ from qa.evaluation.splits import DATA, DEV_FILE, DEV_TRAIN, REPORT, TUNE
 
 SPLITS = {"tune": TUNE, "report": REPORT, "dev-train": DEV_TRAIN, "squad11": None}  # None: every article
 SQUAD11 = DATA.parent / "more_qa" / "squad11_dev_13_articles.json"
-KINDS = {  # questions measured apart in README's reader section: question → whether it is of the kind
+KINDS = {  # questions measured apart in docs/reader.md: question → whether it is of the kind
     "list": re.compile(r"\b(?:which|what|name|list|give|identify)\s+(?:(?:are|were)\s+)?(?:the\s+)?"
                        r"(?:two|three|four|five|six|seven|eight|nine|ten|[2-9])\s+(?!of\b|percent\b)\w", re.IGNORECASE).search,
     "why": re.compile(r"^\W*(?:\w+\s+){0,3}?why\b", re.IGNORECASE).search,

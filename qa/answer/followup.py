@@ -10,7 +10,7 @@ like any question; when there is no such pronoun or name, the names and numbers 
 before (its other content words when it has none) are appended for the search.
 
 Measured on the tune articles, retrieval only (`scripts/measure_followup.py`; hit@1 / hit@3 of
-the gold sentence): see README, "Follow-up questions".
+the gold sentence): see docs/architecture.md (follow-ups).
 
 >>> standalone_query("and when was it renewed?", ["When did Japan and South Korea sign GSOMIA?"])
 'When was Japan and South Korea renewed?'

@@ -60,12 +60,12 @@ QUEUE_SIZE = 64  # requests waiting at most; 20 users asking at once fit
 GENERATIVE_NOTE = (
     "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative**: the language model "
     "(`{model}`) writes the answer, which is then checked against the sources; with the bundled small model expect "
-    "2–15 s and answers often replaced by the quoted sentence. A stronger model: `make model` (see README)."
+    "2–15 s and answers often replaced by the quoted sentence. A stronger model: `make model` (see docs/models.md)."
 )
 NO_GENERATIVE_NOTE = (
     "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative** answers need a stronger "
     "language model than the bundled 135M one, whose drafts rarely survive checking against the sources: "
-    "`qa models install qwen-1.5b`, then start the app with `QA_MODEL=qwen-1.5b` (see README)."
+    "`qa models install qwen-1.5b`, then start the app with `QA_MODEL=qwen-1.5b` (see docs/models.md)."
 )
 CSS = """
 #sources .answer-sources { display: none; } #sources .answer-sources:last-child { display: block; }

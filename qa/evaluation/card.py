@@ -73,7 +73,7 @@ Trade-off on tune (share of answerable questions not answered, of unanswerable o
 | {questions} | {squad_f1:.3f} | {squad_exact:.3f} | {has_f1:.3f} | {no_acc:.3f} | {abstain_f1:.3f} | {hit1:.3f} | {tentative_share} | {tentative_held} | {shown} | {words:.1f} |
 
 A tentative answer counts as declined in the SQuAD figures. What each choice bought, and what was
-tried and not kept: README.md, "The reader".
+tried and not kept: docs/reader.md.
 
 ## Licences
 Base model Apache-2.0 ({base}); training data: SQuAD 2.0 CC BY-SA 4.0{more_licences}.

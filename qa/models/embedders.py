@@ -390,7 +390,7 @@ def get_embedder(name: str = "minilm", threads: int = 2, url: str = "", cache_di
     as an OpenAI-compatible server there serves it. A BERT runs on ONNX Runtime in `precision`,
     its graph kept in `cache_dir`; `alone`: no other model runs in this process (`qa index`), so
     it runs one single-threaded session per thread side by side (208 chunks and 783 sentences in
-    3.3 s against 3.8 s on one two-threaded session with spinning threads; README, "Indexing, since")."""
+    3.3 s against 3.8 s on one two-threaded session with spinning threads; docs/benchmarks.md, "Indexing, since")."""
     if url:
         return RemoteEmbedder(name, url, threads)
     if name == "e5":

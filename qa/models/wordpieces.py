@@ -100,7 +100,7 @@ def padded(encodings: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def token_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     """Indices of `lengths` grouped longest first, each group's rows × longest ≤ `budget` (at
     least one row). Batches of ~512 tokens kept the embedder's activations in cache: 208 chunks and
-    783 sentences in 3.4 s against 5.6 s as 32 texts a batch (2 cores; README, "Indexing, since").
+    783 sentences in 3.4 s against 5.6 s as 32 texts a batch (2 cores; docs/benchmarks.md, "Indexing, since").
 
     >>> token_batches([3, 10, 4, 9], 20)
     [[1, 3], [2, 0]]
