@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from qa.config import Settings
 from qa.evaluation.card import write_verdict_section
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_yesno import boolq_questions, pipeline_for, squad_yes_no  # noqa: E402
+from qa.evaluation.yesno import boolq_questions, pipeline_for, squad_yes_no
 
 WRONG_COST = 3.0
 

@@ -17,61 +17,12 @@ questions the rule (`qa.answer.yesno.is_yes_no`) takes for one (they would get "
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import random
 from pathlib import Path
 
-from qa.answer.reader import TrainedReader
-from qa.answer.yesno import is_yes_no
 from qa.config import Settings
-from qa.evaluation.evaluate import Question, evaluate, squad_corpus
-from qa.evaluation.splits import DATA, dev_splits
-from qa.evaluation.yesno import other_answer, yes_no_question
-from qa.index.build import build_index
-from qa.models.embedders import get_embedder
+from qa.evaluation.evaluate import evaluate
+from qa.evaluation.yesno import boolq_questions, pipeline_for, squad_yes_no
 from qa.models.locate import BUNDLED_READER
-from qa.pipeline import Pipeline
-
-
-def boolq_questions(folder: Path, split: str, limit: int) -> list[Question]:
-    """BoolQ dev questions of the split, each passage written into `folder` as a document."""
-    folder.mkdir(parents=True, exist_ok=True)
-    items = [json.loads(line) for line in (DATA.parent / "yesno" / "boolq_dev.jsonl").read_text().splitlines()]
-    items = [x for x in items if int(x["id"].rsplit("-", 1)[1]) % 2 == (0 if split == "tune" else 1)][:limit or None]
-    questions = []
-    for n, item in enumerate(items):
-        (folder / f"{n:04d}.txt").write_text(f"= {item['title']} =\n\n{item['passage']}\n", encoding="utf-8")
-        questions.append(Question(item["id"], item["question"], ("yes" if item["answer"] else "no",), type="boolq"))
-    return questions
-
-
-def squad_yes_no(folder: Path, split: str, limit: int) -> tuple[list[Question], int, int]:
-    """The split's answerable SQuAD questions as yes/no questions (the articles written into
-    `folder`); and how many of its questions the rule takes for yes/no ones, of how many."""
-    articles = dev_splits(DATA)[split]
-    originals = squad_corpus(articles, folder)
-    flagged = sum(is_yes_no(q.question) for q in originals)
-    rng, out = random.Random(13), []
-    text = {a.title: "\n".join(a.paragraphs) for a in articles}
-    for q in originals:
-        if not q.answers:
-            continue
-        wrong = other_answer(q.answers[0], " ".join(q.evidence), text[q.extra["title"]], rng) if rng.random() < 0.5 else None
-        asked = yes_no_question(q.question, wrong or q.answers[0])
-        if asked:
-            out.append(dataclasses.replace(q, id=f"yn-{q.id}", question=asked, answers=("no" if wrong else "yes",),
-                                           evidence=(), type="squad-yesno"))
-    return out[:limit or None], flagged, len(originals)
-
-
-def pipeline_for(folder: Path, model: Path, settings: Settings) -> Pipeline:
-    settings = dataclasses.replace(settings, corpus_dir=folder / "corpus", index_dir=folder / "index")
-    embedder = get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,
-                            precision=settings.encoder_precision)
-    build_index(settings, embedder, progress=False)
-    reader = TrainedReader(model, settings.threads, settings.cache_dir, settings.encoder_precision)
-    return Pipeline(settings, embedder=embedder, reader=reader)
 
 
 def report(name: str, records: list[dict]) -> None:

@@ -13,5 +13,5 @@ python=${PYTHON:-.venv/bin/python}
 mkdir -p "$work/v1"
 git show 7a9f39f:qa/reader_model/model.safetensors > "$work/v1/model.safetensors"
 "$python" scripts/train_reader.py --leg 1 --more --init "$work/v1" --out "$out" --work "$work/train1"
-"$python" scripts/train_verdict.py --init "$out" --out "$out" --work "$work/verdict"
+"$python" scripts/train_reader.py --verdict --init "$out" --out "$out" --work "$work/verdict"
 "$python" scripts/calibrate_verdict.py --model "$out" --work "$work/yesno" --report

@@ -119,3 +119,24 @@ def export(path: Path, out: Path) -> int:
         for number, record in enumerate(records, start=1):
             f.write(json.dumps(as_question(record, number), ensure_ascii=False) + "\n")
     return len(records)
+
+
+def noted(pipeline, conversation: dict, note: str) -> str:  # noqa: ANN001 - a Pipeline
+    """A note on the last answer judged 👍/👎: kept with that judgement (its line written again
+    with the note; `qa feedback export` keeps an answer's last line). Returns what to tell the person."""
+    from qa.app.webchat import FEEDBACK_OPTIONS, bounded_conversation
+
+    conversation = bounded_conversation(conversation)
+    if not note.strip():
+        return "Write a note first."
+    judged_ids = [i for i in conversation["feedback"] if i in conversation["answers"]]
+    if not judged_ids:
+        return "Give an answer a 👍 or 👎 first; the note goes with it."
+    answer_id = judged_ids[-1]
+    choice = conversation["feedback"][answer_id]
+    reason = choice if choice in FEEDBACK_OPTIONS[2:] else ""
+    record = {**record_for(conversation["answers"][answer_id], choice == "Like", reason, note),
+              "answer_id": answer_id}
+    if not append(pipeline.settings.feedback_path, record):
+        return "Not saved: the feedback file is full (see the server's log)."
+    return "Note saved with your feedback — thanks."

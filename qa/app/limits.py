@@ -310,3 +310,19 @@ async def _respond(send, status: int, message: str, extra: dict[str, str] | None
                (b"connection", b"close")] + [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class Mounted:
+    """ASGI middleware: a request whose path is under one of `apps`' prefixes (the answers API
+    at /v1/, the MCP endpoint at /mcp) goes to that app, the rest to the page."""
+
+    def __init__(self, app, apps: dict) -> None:  # noqa: ANN001
+        self.app, self.apps = app, apps
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            for prefix, app in self.apps.items():
+                if path == prefix.rstrip("/") or path.startswith(prefix.rstrip("/") + "/"):
+                    return await app(scope, receive, send)
+        return await self.app(scope, receive, send)

@@ -22,8 +22,9 @@ import gradio as gr
 
 from qa.app.answers_api import KEY_REQUIRED, AnswersAPI, RequireKey, key_accepted
 from qa.app.browser_key import browser_key
+from qa.app.feedback import noted
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
-from qa.app.limits import HostRule, KeyGuard, LimitToolCalls, LoginGuard, RateLimit, RequestGuard
+from qa.app.limits import HostRule, KeyGuard, LimitToolCalls, LoginGuard, Mounted, RateLimit, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
@@ -34,8 +35,9 @@ from qa.app.webchat import (
     chat,
     client_of,
     export_conversation,
+    GENERATIVE_NOTE,
+    NO_GENERATIVE_NOTE,
     judged,
-    noted,
     restore,
     restore_search_in,
     restore_settings,
@@ -57,16 +59,6 @@ MODEL_QUEUE, MODEL_CONCURRENCY = "model", 4
 DOCUMENT_QUEUE, DOCUMENT_CONCURRENCY = "document", 2
 INDEX_QUEUE = "index"  # uploads, removals and rebuilds: one at a time, never in the chat's way
 QUEUE_SIZE = 64  # requests waiting at most; 20 users asking at once fit
-GENERATIVE_NOTE = (
-    "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative**: the language model "
-    "(`{model}`) writes the answer, which is then checked against the sources; with the bundled small model expect "
-    "2–15 s and answers often replaced by the quoted sentence. A stronger model: `make model` (see docs/models.md)."
-)
-NO_GENERATIVE_NOTE = (
-    "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative** answers need a stronger "
-    "language model than the bundled 135M one, whose drafts rarely survive checking against the sources: "
-    "`qa models install qwen-1.5b`, then start the app with `QA_MODEL=qwen-1.5b` (see docs/models.md)."
-)
 CSS = """
 #sources .answer-sources { display: none; } #sources .answer-sources:last-child { display: block; }
 #sources .source { border-left: 3px solid #bbb; padding: 0 .6em; margin: .6em 0; }
@@ -296,6 +288,17 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
     page.export.click(lambda conversation: gr.update(value=export_conversation(conversation), visible=True),
                       conversation, page.exported, api_name=False)
 
+    _wire_feedback(pipeline, page, conversation)
+    page.open_document.click(functools.partial(show_document, pipeline), page.document_request, page.document,
+                             js="(x) => window.docqaDocument || x", api_name=False,
+                             concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(
+        None, None, None, js=SCROLL_TO_CITED)
+
+    _wire_api(pipeline, limit, keys)
+
+
+def _wire_feedback(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState) -> None:
+    """👍/👎 (and a reason) on an answer, then an optional note on the last one judged."""
     def on_like(conversation: dict, data: gr.LikeData) -> tuple:
         conversation, said = judged(pipeline, conversation, data)
         if said:
@@ -310,11 +313,10 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
     page.chatbot.like(on_like, conversation, [conversation, page.note_row], api_name=False)  # queued: gr.Info needs it
     for trigger in (page.send_note.click, page.note.submit):
         trigger(on_note, [conversation, page.note], page.note, api_name=False)
-    page.open_document.click(functools.partial(show_document, pipeline), page.document_request, page.document,
-                             js="(x) => window.docqaDocument || x", api_name=False,
-                             concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(
-        None, None, None, js=SCROLL_TO_CITED)
 
+
+def _wire_api(pipeline: Pipeline, limit: RateLimit, keys: KeyGuard | None) -> None:
+    """The `ask` and `ask_in` endpoints (`gradio_client`), guarded by the API key as /v1 is."""
     def key_checked(request: gr.Request) -> None:
         """The ask endpoints take the API key (`keys`: QA_API_KEY without a login) as /v1 does."""
         if not key_accepted(keys, client_of(request), request.headers):
@@ -333,22 +335,6 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
 
     gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
     gr.api(ask_in_endpoint, api_name="ask_in", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
-
-
-class Mounted:
-    """ASGI middleware: a request whose path is under one of `apps`' prefixes (the answers API
-    at /v1/, the MCP endpoint at /mcp) goes to that app, the rest to the page."""
-
-    def __init__(self, app, apps: dict) -> None:  # noqa: ANN001
-        self.app, self.apps = app, apps
-
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] == "http":
-            path = scope.get("path", "")
-            for prefix, app in self.apps.items():
-                if path == prefix.rstrip("/") or path.startswith(prefix.rstrip("/") + "/"):
-                    return await app(scope, receive, send)
-        return await self.app(scope, receive, send)
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:

@@ -45,6 +45,16 @@ log = logging.getLogger(__name__)
 KEPT_ANSWERS = 30  # answers (with their sources) kept in the browser's storage
 EMPTY_CONVERSATION = {"chat": [], "sources": [], "asked": [], "answers": {}, "feedback": {}}
 # 👍, 👎, and reasons for a 👎 (Gradio shows them under a flag next to the thumbs).
+GENERATIVE_NOTE = (
+    "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative**: the language model "
+    "(`{model}`) writes the answer, which is then checked against the sources; with the bundled small model expect "
+    "2–15 s and answers often replaced by the quoted sentence. A stronger model: `make model` (see docs/models.md)."
+)
+NO_GENERATIVE_NOTE = (
+    "**evidence**: the sentence that answers, quoted (about 0.1 s). **generative** answers need a stronger "
+    "language model than the bundled 135M one, whose drafts rarely survive checking against the sources: "
+    "`qa models install qwen-1.5b`, then start the app with `QA_MODEL=qwen-1.5b` (see docs/models.md)."
+)
 FEEDBACK_OPTIONS = ("Like", "Dislike", "Wrong answer", "Wrong source", "Should have answered")
 NO_SOURCES = "Sources of the answer appear here."
 
@@ -229,27 +239,6 @@ def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> tuple[d
     return conversation, "Saved — thanks. " + ("It counts as a right answer." if liked else
                                                f"{reason + ': ' if reason else ''}`qa feedback export` turns it "
                                                "into a question to check.")
-
-
-def noted(pipeline: Pipeline, conversation: dict, note: str) -> str:
-    """A note on the last answer judged 👍/👎: kept with that judgement (its line written again
-    with the note; `qa feedback export` keeps an answer's last line). Returns what to tell the person."""
-    from qa.app import feedback
-
-    conversation = bounded_conversation(conversation)
-    if not note.strip():
-        return "Write a note first."
-    judged_ids = [i for i in conversation["feedback"] if i in conversation["answers"]]
-    if not judged_ids:
-        return "Give an answer a 👍 or 👎 first; the note goes with it."
-    answer_id = judged_ids[-1]
-    choice = conversation["feedback"][answer_id]
-    reason = choice if choice in FEEDBACK_OPTIONS[2:] else ""
-    record = {**feedback.record_for(conversation["answers"][answer_id], choice == "Like", reason, note),
-              "answer_id": answer_id}
-    if not feedback.append(pipeline.settings.feedback_path, record):
-        return "Not saved: the feedback file is full (see the server's log)."
-    return "Note saved with your feedback — thanks."
 
 
 def feedback_values(conversation: dict) -> list[str | None]:

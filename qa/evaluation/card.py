@@ -170,7 +170,7 @@ def write_card(model: Path, splits: dict, calibration: dict, summary: dict, prec
 
 VERDICT = """## Yes/no verdicts (the verdict branch)
 A yes/no question ("Did …?", "Is …?": `qa.answer.yesno.is_yes_no`) is answered "Yes" or "No" by a
-branch beside the span reader (`scripts/train_verdict.py`): copies of its top {layers} layers, started
+branch beside the span reader (`scripts/train_reader.py --verdict`): copies of its top {layers} layers, started
 from the same weights, read the frozen layer below them and end in three logits at [CLS] — yes, no,
 and "this window does not decide it". The span reader is unchanged (frozen), so every other question
 reads exactly as before; the ONNX graph computes both in one run. Trained on {examples} windows
