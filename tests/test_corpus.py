@@ -79,7 +79,7 @@ def test_unreadable_and_empty_files_are_refused_with_the_reason(tmp_path: Path):
 def test_find_files_is_recursive_and_ignores_hidden_and_other_types(tmp_path: Path):
     (tmp_path / "sub" / "deeper").mkdir(parents=True)
     (tmp_path / ".hidden").mkdir()
-    for rel in ("a.txt", "sub/b.md", "sub/deeper/c.TXT", ".hidden/d.txt", "e.docx", "sub/f.py", "g.html", "h.pdf"):
+    for rel in ("a.txt", "sub/b.md", "sub/deeper/c.TXT", ".hidden/d.txt", "e.doc", "sub/f.py", "g.html", "h.pdf"):
         (tmp_path / rel).write_text("x", encoding="utf-8")
     assert [p.relative_to(tmp_path).as_posix() for p in find_files(tmp_path)] == [
         "a.txt", "g.html", "h.pdf", "sub/b.md", "sub/deeper/c.TXT"
