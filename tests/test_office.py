@@ -184,3 +184,29 @@ def test_a_spreadsheet_keeps_at_most_max_rows(tmp_path: Path, monkeypatch, caplo
     with caplog.at_level("WARNING"):
         doc = read_document(tmp_path / "big.csv", tmp_path)
     assert doc.text.count("Row ") == 2 and "only the first 3 rows" in caplog.text
+
+
+@pytest.mark.slow  # the real models
+def test_each_kind_is_answered_with_a_citation_at_its_slide_sheet_or_page(corpus: Path):
+    import json
+
+    from conftest import qa
+    from test_formats import SCANNED, make_scan
+
+    make_scan(corpus / "scan.pdf", SCANNED)
+    env = {"QA_CACHE_DIR": str(corpus.parent / "cache")}
+    built = qa("index", cwd=corpus.parent, env=env)
+    assert built.returncode == 0 and built.stdout.startswith("indexed 6 documents"), built.stderr
+    asked = {  # question: (the cited document's title, page, words of the answer)
+        "How many containers did the harbour of Busan handle in 2023?": ("Harbour Report", None, "22 million"),
+        "By how much did revenue grow in the third quarter?": ("Quarterly results", 1, "12 percent"),
+        "What is the growth target for 2025?": ("Quarterly results", 2, "15 percent"),
+        "What is the population of Seoul?": ("cities", None, "9.4 million"),
+        "What were the exports of Korea in 2024?": ("trade", 1, "9.5"),
+        "When was the diary found?": ("A Tale of Two Ports", None, "1954"),
+        "When was the Yeongdo lighthouse in Busan built?": ("scan", 1, "1954"),
+    }
+    for question, (title, page, words) in asked.items():
+        out = json.loads(qa("ask", "--json", question, cwd=corpus.parent, env=env).stdout)
+        cited = out["citations"][0] if out["citations"] else {}
+        assert words in out["answer"] and (cited.get("title"), cited.get("page")) == (title, page), (question, out)
