@@ -280,30 +280,3 @@ def test_an_evidence_answer_embeds_the_question_once(seed_settings: Settings, fa
     answer = Pipeline(seed_settings, counting, reader=FakeReader()).ask(
         "What are the Liancourt Rocks called in Korea?", mode="evidence")
     assert answer.citations and counting.queries == 1
-
-
-def test_a_capable_model_may_answer_what_the_reader_is_unsure_of_but_only_verified(
-    seed_answerer, seed_settings, fake_embedder
-):
-    """The tentative band in generative mode: with a model offered for it (not the bundled one),
-    a verified generated answer replaces the "Not sure" one; an unverified one leaves it; with the
-    bundled model the model is not asked."""
-    import dataclasses
-
-    retriever, index = seed_answerer
-    question = "When did Japan and South Korea establish diplomatic relations?"
-    passages = retriever.search(question, 5)
-    marker = next(n for n, p in enumerate(passages, 1) if "December 1965" in p.chunk.text)
-    unsure = FakeReader(probability=0.3)  # between its tentative bound (0.2) and threshold (0.5)
-    capable = dataclasses.replace(seed_settings, model="qwen-1.5b")
-    good = ScriptedGenerator(f"Japan and South Korea formally established diplomatic relations in December 1965 [{marker}].")
-    answer, _ = run(Answerer(index, fake_embedder, capable, unsure, good), question, passages, "generative")
-    assert answer.outcome == "answer" and answer.model == "scripted" and "December 1965" in answer.text
-    assert answer.citations and answer.short_answer is None
-    for reply in ("Busan has 9 million people [1].", NOT_IN_DOCUMENTS):
-        answer, _ = run(Answerer(index, fake_embedder, capable, unsure, ScriptedGenerator(reply)), question,
-                        passages, "generative")
-        assert answer.outcome == "tentative" and "Busan" not in answer.text
-    bundled = ScriptedGenerator(good.reply)
-    answer, _ = run(Answerer(index, fake_embedder, seed_settings, unsure, bundled), question, passages, "generative")
-    assert answer.outcome == "tentative" and bundled.seen == []

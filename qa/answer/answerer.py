@@ -27,10 +27,7 @@ with no citations, followed by where the closest passage is as a hint. A yes/no 
 answered "Yes" or "No" when the reader gives a verdict (a reader with a yes/no head or verdict
 branch) and is at least `yes_no_threshold` sure that the verdict's window decides it, with that
 window's sentence as the proof; else its best reading is shown as a tentative answer (or none),
-never as a phrase lifted from the sentence. In generative mode with a model stronger than the
-bundled one (`Settings.generative_offered`), a question the reader is unsure of (the tentative
-band) is given to the model too: what it writes is kept only where verified against the passages
-it cites, and else the tentative answer stands.
+never as a phrase lifted from the sentence.
 """
 
 from __future__ import annotations
@@ -250,13 +247,6 @@ class Answerer:
                 text, citations = "", []
                 if not (cancel and cancel.is_set()):
                     mode = "evidence"  # nothing generated both survived and said the reader's answer
-        if best is None and closest is not None and mode == "generative" and self.settings.generative_offered \
-                and not is_yes_no(question):  # the reader is unsure: a capable model may still answer, verified
-            raw, text, citations = yield from clock.timed(self._generate(question, passages, readings, cancel))
-            if citations:
-                closest, model = None, self.generator.name
-            else:
-                text = ""
         if best is not None and mode == "evidence":
             text, citations = evidence_answer(best, passages)
             if not raw:
