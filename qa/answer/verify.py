@@ -2,7 +2,8 @@
 
 Markers are parsed and mapped to the passages that were shown; markers pointing elsewhere are
 removed; each answer sentence is checked against the sentences of the passages it cites
-(content-word overlap, stemmed) and a citation stands only when a passage sentence supports it;
+(content-word overlap, stemmed) and a citation stands only when a passage sentence supports it
+(a sentence whose cited passages do not support it is cited to the shown passage that does);
 the supporting sentence becomes the citation's quote, with its character offsets in the source
 document. Sentences that no shown passage supports are dropped. Extractive answers from the
 reader need none of this: their quote is the passage sentence itself.
@@ -56,15 +57,12 @@ def verify(text: str, passages: Sequence[Passage], question: str = "", min_suppo
             continue
         seen.add(claim)
         cited = [n for n in dict.fromkeys(parse_markers(sentence)) if 1 <= n <= len(passages)]
-        candidates = cited or list(range(1, len(passages) + 1))
-        supported = []
-        for n in candidates:
-            quote = best_support(claim_terms, passages[n - 1], min_support)
-            if quote is not None:
-                supported.append((n, quote))
+        supported = supporting(claim_terms, passages, cited, min_support)
+        if cited and not supported:  # cited wrongly (small models slip a number): the passage that holds it
+            cited, supported = [], supporting(claim_terms, passages, [], min_support)
         if not supported:
             continue
-        if not cited:  # an uncited but supported sentence gets its best passage
+        if not cited:  # an uncited (or miscited) but supported sentence gets its best passage
             supported = supported[:1]
         markers = "".join(f"[{n}]" for n, _ in supported)
         kept.append(f"{claim.rstrip()} {markers}")
@@ -72,6 +70,18 @@ def verify(text: str, passages: Sequence[Passage], question: str = "", min_suppo
             chunk = passages[n - 1].chunk
             citations.append(Citation(n, chunk.chunk_id, quote, start, end, chunk.page))
     return " ".join(kept), unique(citations)
+
+
+def supporting(claim_terms, passages: Sequence[Passage], markers: Sequence[int],  # noqa: ANN001
+               min_support: float) -> list:
+    """(marker, (start, end, quote)) of the passages among `markers` (all shown, when none) with a
+    sentence that supports the claim."""
+    found = []
+    for n in markers or range(1, len(passages) + 1):
+        quote = best_support(claim_terms, passages[n - 1], min_support)
+        if quote is not None:
+            found.append((n, quote))
+    return found
 
 
 def without_lead_in(claim: str) -> str:
