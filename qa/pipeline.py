@@ -24,7 +24,8 @@ from qa.config import Settings
 from qa.errors import QAError
 from qa.index.build import BuildSummary, build_index
 from qa.index.overview import Overview, document_overview, overview_answer, overview_request
-from qa.index.store import Index, load_index
+from qa.index.loaded import Index
+from qa.index.store import open_store
 from qa.ingest.corpus import IGNORE_FILE, file_sha256, set_ignored
 from qa.ingest.readers import UnreadableFile, read_document
 from qa.models.embedders import Embedder, get_embedder
@@ -42,6 +43,7 @@ class Pipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, generator: Generator | None = None,
                  reader: Reader | None = None) -> None:
         self.settings = settings
+        self.store = open_store(settings)
         self._embedder = embedder
         self._reader = reader
         self._generator = generator
@@ -75,13 +77,13 @@ class Pipeline:
     def retriever(self) -> Retriever:
         with self._lock:
             if self._retriever is None:
-                index = load_index(self.settings, self.embedder.name)
+                index = self.store.load(self.embedder.name)
                 self._retriever = Retriever(index, self.embedder, self.settings)
             current = self._retriever
-        if self.settings.store and self._refreshing.acquire(blocking=False):  # one thread refreshes; the rest answer
+        if self.store.shared and self._refreshing.acquire(blocking=False):  # one thread refreshes; the rest answer
             try:
                 if self._newer_build_published(current.index):
-                    fresh = Retriever(load_index(self.settings, self.embedder.name), self.embedder, self.settings)
+                    fresh = Retriever(self.store.load(self.embedder.name), self.embedder, self.settings)
                     with self._lock:
                         if self._retriever is current:
                             self._retriever, current = fresh, fresh
@@ -94,11 +96,9 @@ class Pipeline:
         (asked at most every STORE_CHECK_SECONDS)."""
         if time.monotonic() - self._store_checked < STORE_CHECK_SECONDS:
             return False
-        from qa.index import milvus
-
         self._store_checked = time.monotonic()
         try:
-            return milvus.live_generation(self.settings) != index.generation
+            return self.store.live_generation() != index.generation
         except QAError as error:  # the store is down: keep answering from what is loaded
             log.warning("%s", error)
             return False
@@ -140,7 +140,7 @@ class Pipeline:
         answered from the loaded one. `report` is told in words how far the build is."""
         with self._building:
             summary = build_index(self.settings, self.embedder, progress=False, report=report)
-            retriever = Retriever(load_index(self.settings, self.embedder.name), self.embedder, self.settings)
+            retriever = Retriever(self.store.load(self.embedder.name), self.embedder, self.settings)
             with self._lock:
                 self._retriever, self._answerer = retriever, None
         return summary

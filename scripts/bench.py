@@ -26,7 +26,8 @@ from qa.answer.retrieve import Retriever
 from qa.config import Settings
 from qa.evaluation.evaluate import peak_rss_mb, percentile
 from qa.index.build import build_index
-from qa.index.store import Index, load_index
+from qa.index.loaded import Index
+from qa.index.store import load_index
 from qa.ingest.chunking import embedding_text
 from qa.models.embedders import get_embedder
 

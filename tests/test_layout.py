@@ -48,6 +48,47 @@ def test_imports_go_one_way_through_the_stages():
     assert not wrong
 
 
+def module_graph() -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports, at the top or inside a function."""
+    known = {module for module, _ in modules()}
+    graph = {}
+    for module, path in modules():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "qa":
+                named = {f"{node.module}.{alias.name}" for alias in node.names} & known  # `from qa.index import milvus`
+                targets |= named or {node.module}
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names if alias.name.startswith("qa.")}
+        graph[module] = {t for t in targets if t in known and t != module}
+    return graph
+
+
+def test_no_module_imports_itself_through_others():
+    graph, cycles = module_graph(), []
+    for start in graph:
+        seen, stack = set(), [(start, (start,))]
+        while stack:
+            module, path = stack.pop()
+            for target in graph[module]:
+                if target == start:
+                    cycles.append(" -> ".join(path + (start,)))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, path + (target,)))
+    assert not cycles
+
+
+def test_only_the_store_factory_asks_which_store_holds_the_index():
+    """`settings.store` (the Milvus address) is read by the factory and the Milvus modules only."""
+    asking = [f"{module}:{node.lineno}" for module, path in modules()
+              if module not in ("qa.config", "qa.index.store") and not module.startswith("qa.index.milvus")
+              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+              if isinstance(node, ast.Attribute) and node.attr == "store" and isinstance(node.value, (ast.Name, ast.Attribute))
+              and (node.value.id if isinstance(node.value, ast.Name) else node.value.attr) == "settings"]
+    assert not asking
+
+
 def test_modules_and_functions_stay_short():
     long = []
     for module, path in modules():

@@ -45,7 +45,7 @@ from qa.answer.reader import Reader, Window, window_at, window_budget
 from qa.answer.verify import verify
 from qa.answer.yesno import is_yes_no
 from qa.config import Settings
-from qa.index.store import Index
+from qa.index.loaded import Index
 from qa.models.embedders import Embedder
 from qa.models.generate import Generator
 from qa.text import heading_path, inert_markers, normalize_answer, overlap, terms

@@ -19,7 +19,7 @@ import numpy as np
 
 from qa.config import Settings
 from qa.errors import BadQuestionError, CorruptIndexError
-from qa.index.store import Index
+from qa.index.loaded import Index
 from qa.models.embedders import Embedder
 from qa.text import CONTROL
 from qa.types import Passage

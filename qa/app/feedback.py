@@ -26,6 +26,7 @@ MAX_CITATIONS, MAX_QUOTE_CHARS, MAX_DOCUMENTS = 10, 2000, 20
 
 
 MAX_NOTE_CHARS = 1000
+FEEDBACK_OPTIONS = ("Like", "Dislike", "Wrong answer", "Wrong source", "Should have answered")  # the last three: 👎 with why
 
 
 def record_for(answer: dict, liked: bool, reason: str = "", note: str = "") -> dict:
@@ -122,11 +123,9 @@ def export(path: Path, out: Path) -> int:
 
 
 def noted(pipeline, conversation: dict, note: str) -> str:  # noqa: ANN001 - a Pipeline
-    """A note on the last answer judged 👍/👎: kept with that judgement (its line written again
-    with the note; `qa feedback export` keeps an answer's last line). Returns what to tell the person."""
-    from qa.app.webchat import FEEDBACK_OPTIONS, bounded_conversation
-
-    conversation = bounded_conversation(conversation)
+    """A note on the last answer judged 👍/👎 in `conversation` (as `webchat.bounded_conversation`
+    returns it): kept with that judgement (its line written again with the note; `qa feedback
+    export` keeps an answer's last line). Returns what to tell the person."""
     if not note.strip():
         return "Write a note first."
     judged_ids = [i for i in conversation["feedback"] if i in conversation["answers"]]

@@ -22,7 +22,7 @@ from qa.types import TENTATIVE, Answer, Chunk, Citation, Passage, Reading
 
 if TYPE_CHECKING:
     from qa.index.overview import Overview
-    from qa.index.store import Index
+    from qa.index.loaded import Index
 
 _SPACES = re.compile(r"\s+")
 # Markdown's syntax characters, and HTML's, as character references (`escape_text`).

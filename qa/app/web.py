@@ -22,14 +22,14 @@ import gradio as gr
 
 from qa.app.answers_api import KEY_REQUIRED, AnswersAPI, RequireKey, key_accepted
 from qa.app.browser_key import browser_key
-from qa.app.feedback import noted
+from qa.app.feedback import FEEDBACK_OPTIONS, noted
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
 from qa.app.limits import HostRule, KeyGuard, LimitToolCalls, LoginGuard, Mounted, RateLimit, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
+    bounded_conversation,
     examples_view,
-    FEEDBACK_OPTIONS,
     NO_SOURCES,
     api_ask,
     chat,
@@ -306,7 +306,7 @@ def _wire_feedback(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.B
         return conversation, gr.update(visible=bool(conversation["feedback"]))
 
     def on_note(conversation: dict, text: str) -> str:
-        said = noted(pipeline, conversation, text)
+        said = noted(pipeline, bounded_conversation(conversation), text)
         gr.Info(said)
         return "" if said.startswith("Note saved") else text
 

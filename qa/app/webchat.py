@@ -33,6 +33,8 @@ from qa.app.render import (
     reply_html,
     sources_html,
 )
+from qa.app import feedback
+from qa.app.feedback import FEEDBACK_OPTIONS
 from qa.config import ANSWER_MODES
 from qa.ingest.corpus import MAX_EXAMPLES, example_questions
 from qa.errors import QAError
@@ -55,7 +57,6 @@ NO_GENERATIVE_NOTE = (
     "language model than the bundled 135M one, whose drafts rarely survive checking against the sources: "
     "`qa models install qwen-1.5b`, then start the app with `QA_MODEL=qwen-1.5b` (see docs/models.md)."
 )
-FEEDBACK_OPTIONS = ("Like", "Dislike", "Wrong answer", "Wrong source", "Should have answered")
 NO_SOURCES = "Sources of the answer appear here."
 
 
@@ -221,8 +222,6 @@ def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> tuple[d
     """A 👍/👎 on an answer: its question, answer and sources go to the feedback file, the choice
     to the conversation (so it is shown again after a reload). Returns (the conversation, what
     to tell the person)."""
-    from qa.app import feedback
-
     conversation = bounded_conversation(conversation)
     match = _ANSWER_ID.search(str(data.value))
     answer = conversation["answers"].get(match.group(1)) if match else None

@@ -79,6 +79,8 @@ MAX_UNANSWERABLE_TENTATIVE = 0.5
 # ... provided that, on tune's answerable questions given one, the quoted sentence holds the
 # answer at least this often (else the band is narrowed until it does).
 TENTATIVE_HOLDS = 0.5
+RULES = {"MIN_UNANSWERABLE_DECLINED": MIN_UNANSWERABLE_DECLINED, "MAX_UNANSWERABLE_TENTATIVE": MAX_UNANSWERABLE_TENTATIVE,
+         "TENTATIVE_HOLDS": TENTATIVE_HOLDS}  # as the model card states them
 
 
 def choose_threshold(probabilities: np.ndarray, f1s: np.ndarray, answerable: np.ndarray) -> float:
@@ -191,7 +193,7 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
     print(table(summary))
     (model / "heldout.json").write_text(json.dumps({
         "report_articles": [x.title for x in splits["report"]], "summary": summary}, indent=1) + "\n")
-    write_card(model, splits, json.loads(calibration.read_text()), summary, settings.encoder_precision)
+    write_card(model, splits, json.loads(calibration.read_text()), summary, settings.encoder_precision, RULES)
     print(f"wrote {calibration} and {model / 'heldout.json'} ({time.time() - began:.0f} s)", file=sys.stderr)
 
 

@@ -133,9 +133,8 @@ def record_leg(model: Path, calibration: dict, summary: dict) -> list[dict]:
     return legs
 
 
-def write_card(model: Path, splits: dict, calibration: dict, summary: dict, precision: str) -> None:
-    from qa.evaluation.calibration import MAX_UNANSWERABLE_TENTATIVE, MIN_UNANSWERABLE_DECLINED, TENTATIVE_HOLDS
-
+def write_card(model: Path, splits: dict, calibration: dict, summary: dict, precision: str, rules: dict) -> None:
+    """`rules`: the calibration's bounds, by the names of `qa.evaluation.calibration`'s constants."""
     training = json.loads((model / "training.json").read_text())
     overall = summary["overall"]
     more = training.get("more_qa", False)
@@ -153,9 +152,10 @@ def write_card(model: Path, splits: dict, calibration: dict, summary: dict, prec
         seed=training["seed"], lr=training["lr"], batch=training["batch"],
         legs="\n".join(leg_row(leg) for leg in sorted(legs, key=lambda leg: (leg["leg"], leg["kept"]))),
         a=calibration["margin"], c=calibration["window_score"], b=calibration["bias"], threshold=calibration["threshold"],
-        min_declined=MIN_UNANSWERABLE_DECLINED, tune_f1=calibration["tune_squad_f1"],
+        min_declined=rules["MIN_UNANSWERABLE_DECLINED"], tune_f1=calibration["tune_squad_f1"],
         tune_declined=calibration["tune_unanswerable_declined"], tune_best_f1=calibration["tune_best_squad_f1"],
-        tentative=calibration["tentative"], tentative_holds=TENTATIVE_HOLDS, max_tentative=MAX_UNANSWERABLE_TENTATIVE,
+        tentative=calibration["tentative"], tentative_holds=rules["TENTATIVE_HOLDS"],
+        max_tentative=rules["MAX_UNANSWERABLE_TENTATIVE"],
         tune_unanswerable_tentative=_figure(calibration.get("tune_unanswerable_tentative")),
         tune_tentative_holds=_figure(calibration["tune_tentative_holds"]), tune_shown=calibration["tune_answerable_shown"],
         tradeoff="\n".join(f"| {t['threshold']:.2f} | {t['answerable_declined']:.3f} | {t['unanswerable_answered']:.3f} | "

@@ -1,30 +1,28 @@
-"""Build the index folder from the corpus folder, atomically and incrementally.
+"""Build the index from the corpus folder, atomically and incrementally.
 
 Each corpus file gets one step: skipped (too big, unreadable, empty, a copy of another),
 reused (unchanged since the last build with the same fingerprint: its chunks and vectors are
 copied, nothing is embedded) or read, chunked and embedded. `IndexWriter` streams chunks to
-disk and vectors to spool files, so memory grows with the vectors, not the text. The build
-happens in a temporary folder beside the target and is swapped in (`qa.index.swap`), so an
-interrupted or failed build leaves the previous index intact.
+disk and vectors to spool files, so memory grows with the vectors, not the text. The store
+(`qa.index.store`) makes the finished build live all at once, so an interrupted or failed build
+leaves the previous index intact.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from qa.config import Settings
 from qa.errors import EmptyCorpusError, IndexWriteError, QAError
+from qa.index.loaded import Index
 from qa.index.manifest import Manifest, SourceRecord, file_changed, fingerprint
-from qa.index.store import Index, index_manifest, load_index
-from qa.index.swap import build_lock, fsync, recover, sibling, swap_in
-from qa.index.writer import IndexWriter, Report, write_json
+from qa.index.store import IndexStore, open_store
+from qa.index.writer import IndexWriter, Report
 from qa.ingest.chunking import split_document
 from qa.ingest.corpus import SUFFIXES, file_sha256, find_files, remove_leftovers
 from qa.ingest.readers import UnreadableFile, read_document
@@ -166,7 +164,7 @@ class _Build:
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = True, report: Report | None = None,
                 keep_vectors: Path | None = None) -> BuildSummary:
-    """Index every document under `settings.corpus_dir` into `settings.index_dir`, atomically;
+    """Index every document under `settings.corpus_dir` into the settings' store, atomically;
     `report` (if given) is told in words what is being done ("embedding a.pdf: 64/599 …") and
     the fraction of the build done. `keep_vectors`: a folder to keep the float32 vectors in
     (`vectors.spool`, `units.spool`), for benchmarks.
@@ -176,63 +174,37 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
     index as it was.
     """
     began = time.perf_counter()
-    target = settings.index_dir
     files = find_files(settings.corpus_dir)
     if not files:
         raise EmptyCorpusError(f"no documents in {settings.corpus_dir}/: add {', '.join(SUFFIXES)} files there, then run `qa index`")
-    if settings.store:
-        from qa.index.milvus import check_store
-
-        check_store(settings)  # fails now, not after the corpus is embedded
-    with build_lock(target):
+    store = open_store(settings)
+    with store.building() as scratch:
         for name in remove_leftovers(settings.corpus_dir):
             log.info("deleted %s, left in %s/ by an upload or removal that was killed", name, settings.corpus_dir)
-        recover(target)
-        for leftover in target.parent.glob(f".{target.name}.tmp-*"):  # from builds that were killed
-            shutil.rmtree(leftover, ignore_errors=True)
-        tmp = sibling(target, f"tmp-{os.getpid()}")
         writer = None
         try:
-            tmp.mkdir(parents=True)
-            writer = IndexWriter(tmp, embedder, settings.ann_threshold, report, settings.sentence_vectors == "pooled",
+            writer = IndexWriter(scratch, embedder, settings.ann_threshold, report, settings.sentence_vectors == "pooled",
                                  settings.embeds_passages)
-            build = _Build(settings, embedder, writer, _reusable_index(settings, embedder), _indexed_before(settings))
+            build = _Build(settings, embedder, writer, _reusable_index(store, settings, embedder), _indexed_before(store))
             _add_files(build, files, progress, report)
             if report is not None:
                 report("writing the index", 1.0)
             writer.flush()
-            _publish(settings, writer, Manifest(fingerprint(settings, embedder.name, writer.dim), writer.chunk_count,
-                                                writer.unit_count, {}, build.sources, {}), tmp, keep_vectors)
+            store.publish(writer, Manifest(fingerprint(settings, embedder.name, writer.dim), writer.chunk_count,
+                                           writer.unit_count, {}, build.sources, {}), scratch, keep_vectors)
         except OSError as error:
             raise IndexWriteError(
-                f"could not write the index in {target.parent}/ ({error.strerror or error}); the previous index is untouched"
+                f"could not write the index in {scratch.parent}/ ({error.strerror or error}); the previous index is untouched"
             ) from error
         finally:
             if writer is not None:
                 with contextlib.suppress(OSError):  # a full disk can fail the flush too: keep the first error
                     writer.close()
-            shutil.rmtree(tmp, ignore_errors=True)
     indexed = {rel for rel, r in build.sources.items() if r.indexed}
     return BuildSummary(len(writer.documents), writer.chunk_count, time.perf_counter() - began,
                         tuple(rel for rel in build.sources if rel not in indexed), build.counts["new"],
                         build.counts["changed"], len(set(build.before) - indexed), build.counts["unchanged"],
                         cut=tuple(build.cut))
-
-
-def _publish(settings: Settings, writer: IndexWriter, manifest: Manifest, tmp: Path, keep_vectors: Path | None) -> None:
-    """The finished build made the live index: written into the Milvus store as a new generation,
-    or its files written in `tmp` and swapped in for `settings.index_dir`."""
-    if settings.store:
-        from qa.index.milvus_write import publish, vector_types
-
-        types = vector_types((writer.vectors.count, writer.unit_count), settings.ann_threshold)
-        publish(settings, tmp, writer, dataclasses.replace(manifest, vector_types=types))
-        for spool in (writer.vectors, writer.unit_vectors) if keep_vectors else ():
-            shutil.move(spool.path, keep_vectors / spool.path.name)
-    else:
-        writer.finish(keep_vectors)
-        _write_manifest(tmp, dataclasses.replace(manifest, vector_types=writer.vector_types))
-        swap_in(tmp, settings.index_dir)
 
 
 def _add_files(build: _Build, files: list[Path], progress: bool, report: Report | None) -> None:
@@ -255,30 +227,20 @@ def _add_files(build: _Build, files: list[Path], progress: bool, report: Report 
         raise EmptyCorpusError(f"no readable documents in {settings.corpus_dir}/ (every file was skipped; see the warnings above)")
 
 
-def _write_manifest(folder: Path, manifest: Manifest) -> None:
-    """Checksums every index file, syncs them, then writes the manifest last."""
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
-    manifest = dataclasses.replace(manifest, files={rel: file_sha256(folder / rel) for rel in files})
-    for rel in files:
-        fsync(folder / rel)
-    write_json(folder / "manifest.json", manifest.to_json())
-    fsync(folder / "manifest.json")
-
-
-def _reusable_index(settings: Settings, embedder: Embedder) -> Index | None:
+def _reusable_index(store: IndexStore, settings: Settings, embedder: Embedder) -> Index | None:
     """The current index when its vectors can be reused (the same fingerprint, not corrupt);
     otherwise None (everything is embedded)."""
     try:
-        previous = load_index(settings, embedder.name, require_fresh=False)
+        previous = store.load(embedder.name, require_fresh=False)
     except QAError:
         return None
     return previous if previous.manifest.shaped_by == fingerprint(settings, embedder.name, embedder.dim) else None
 
 
-def _indexed_before(settings: Settings) -> dict[str, str]:
+def _indexed_before(store: IndexStore) -> dict[str, str]:
     """path -> sha256 of the documents in the index being replaced (empty if unreadable)."""
     try:
-        return index_manifest(settings, check=False).indexed_sha256()
+        return store.manifest(check=False).indexed_sha256()
     except QAError:
         return {}
 

@@ -6,7 +6,7 @@ offsets, vector and BM25 terms), `_units` (each sentence's chunk, offsets and ve
 (the manifest and the documents, as JSON). The alias `<name>` then moves to the new `_meta`
 (Milvus' atomic switch), so a build that fails or is killed half-way leaves the previous
 generation answering; the one before the previous is dropped (`qa.index.milvus_write`). Rows keep the numbering of the
-files backend (chunk row = primary key), so `qa.index.store.Index` serves both with the same code:
+files backend (chunk row = primary key), so `qa.index.loaded.Index` serves both with the same code:
 only vector search, lexical search and vector reads go to Milvus.
 
 Lexical search runs in the engine (a `BM25` function over an analysed field) on the same stemmed
@@ -34,6 +34,7 @@ from qa.errors import (
     StaleIndexError,
     StoreUnavailableError,
 )
+from qa.index.loaded import DocumentInfo, Index, freshness
 from qa.index.manifest import FORMAT_VERSION, Manifest, manifest_problem
 from qa.index.swap import locked_by_another
 from qa.text import BM25_STOPWORDS, word_tokens
@@ -177,7 +178,7 @@ def row_filter(rows: np.ndarray) -> str:
 
 
 class MilvusVectors:
-    """One collection's `vector` field, searched and read by primary key (`qa.index.store.VectorSearch`)."""
+    """One collection's `vector` field, searched and read by primary key (`qa.index.loaded.VectorSearch`)."""
 
     def __init__(self, client, collection: str, count: int, dim: int, exact: bool) -> None:  # noqa: ANN001
         self.client, self.collection, self.count, self.dim, self.exact = client, collection, count, dim, exact
@@ -213,7 +214,7 @@ class MilvusVectors:
 
 
 class MilvusLexical:
-    """BM25 computed by Milvus over the chunks' stemmed terms (`qa.index.store.Lexical`)."""
+    """BM25 computed by Milvus over the chunks' stemmed terms (`qa.index.loaded.Lexical`)."""
 
     def __init__(self, client, collection: str) -> None:  # noqa: ANN001
         self.client, self.collection = client, collection
@@ -278,9 +279,7 @@ def read_manifest(settings: Settings) -> Manifest:
     return Manifest.from_json(read_meta(settings)["manifest"])
 
 
-def load(settings: Settings, embed_model: str | None, require_fresh: bool):  # noqa: ANN201 - a qa.index.store.Index
-    from qa.index.store import DocumentInfo, Index, freshness
-
+def load(settings: Settings, embed_model: str | None, require_fresh: bool) -> Index:
     meta = read_meta(settings)
     manifest = Manifest.from_json(meta["manifest"])
     out_of_date = freshness(settings, manifest, embed_model) if require_fresh else ""
@@ -304,12 +303,13 @@ def load(settings: Settings, embed_model: str | None, require_fresh: bool):  # n
         raise CorruptIndexError(f"the index in {settings.store} is corrupt (chunks are missing): run `qa index`")
     types = manifest.vector_types
     return Index(
-        manifest, chunks, documents,
-        MilvusVectors(client, f"{generation}_chunks", manifest.chunk_count if manifest.passage_vectors else 0, manifest.dim,
-                      types.get("chunks") == "FLAT"),
-        MilvusVectors(client, f"{generation}_units", manifest.unit_count, manifest.dim, types.get("units") == "FLAT"),
-        units, chunk_units, MilvusLexical(client, f"{generation}_chunks"), out_of_date=out_of_date,
-        generation=generation,
+        manifest=manifest, chunks=chunks, documents=documents,
+        _vectors=MilvusVectors(client, f"{generation}_chunks", manifest.chunk_count if manifest.passage_vectors else 0,
+                               manifest.dim, types.get("chunks") == "FLAT"),
+        _unit_vectors=MilvusVectors(client, f"{generation}_units", manifest.unit_count, manifest.dim,
+                                    types.get("units") == "FLAT"),
+        _units=units, _chunk_units=chunk_units, _lexical=MilvusLexical(client, f"{generation}_chunks"),
+        out_of_date=out_of_date, generation=generation,
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.index.store import Index
+from qa.index.loaded import Index
 from qa.text import heading_path
 from qa.types import Answer, Chunk, Citation, Passage
 

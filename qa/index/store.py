@@ -1,264 +1,161 @@
-"""The loaded index (`index/` by default) and how it is loaded and validated.
+"""Where the index lives, chosen once from the settings by `open_store`: `FileStore` (the index
+folder, the default) or `MilvusStore` (`QA_STORE`, `qa.index.milvus_store`). Nothing else asks
+which one it is.
 
 The folder holds `vectors.faiss` and `units.faiss` (chunk and sentence vectors; no chunk vectors
-unless built with `QA_PASSAGE_VECTORS`), `chunks.jsonl` (one chunk per row), `units.npy` / `chunk_units.npy` (which sentences each chunk holds),
-`documents.json`, `bm25/` (a bm25s index) and `manifest.json` (`qa.index.manifest`). Loading refuses,
-with a message saying to run `qa index`, an index that is missing, corrupt (checksums, shapes)
-or built with another model or other settings; one whose corpus folder changed since loads,
-saying what changed. Retrieval and answering use only `Index`'s methods; `qa.index.build` writes it.
+unless built with `QA_PASSAGE_VECTORS`), `chunks.jsonl` (one chunk per row), `units.npy` /
+`chunk_units.npy` (which sentences each chunk holds), `documents.json`, `bm25/` (a bm25s index) and
+`manifest.json` (`qa.index.manifest`). Loading refuses, with a message saying to run `qa index`, an
+index that is missing, corrupt (checksums, shapes) or built with another model or other settings;
+one whose corpus folder changed since loads, saying what changed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
-import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from qa.config import Settings
-from qa.errors import CorruptIndexError, MissingIndexError, StaleIndexError
+from qa.errors import CorruptIndexError, IndexWriteError, MissingIndexError, StaleIndexError
+from qa.index.loaded import Bm25Files, DocumentInfo, Index, freshness
 from qa.index.manifest import Manifest, check_files, corpus_changes, mismatch_reasons, read_manifest
+from qa.index.swap import build_lock, fsync, recover, sibling, swap_in
 from qa.index.vectors import Vectors
-from qa.text import BM25_STOPWORDS, bm25s_module, word_tokens
+from qa.index.writer import IndexWriter, write_json
+from qa.ingest.corpus import file_sha256
+from qa.text import bm25s_module
 from qa.types import Chunk
 
-log = logging.getLogger(__name__)
+
+class IndexStore(Protocol):
+    """What the pipeline and a build need from the place the index lives."""
+
+    shared: bool  # other processes may publish builds to it (the pipeline then looks for newer ones)
+
+    def load(self, embed_model: str | None = None, require_fresh: bool = True) -> Index:
+        """The live index, validated; a `QAError` that says what to do when it cannot be used.
+        With `require_fresh`, one built with other settings is refused; one whose corpus folder
+        changed since loads, with `out_of_date` saying what changed."""
+        ...
+
+    def manifest(self, check: bool = True) -> Manifest:
+        """The live index's manifest (`check`: the folder's files against their checksums too)."""
+        ...
+
+    def building(self) -> AbstractContextManager[Path]:
+        """Held for the whole of a build: one build at a time, and a scratch folder for the writer."""
+        ...
+
+    def publish(self, writer: IndexWriter, manifest: Manifest, scratch: Path, keep_vectors: Path | None) -> None:
+        """Make a finished build the live index, all at once; on failure the previous one stays."""
+        ...
+
+    def live_generation(self) -> str:
+        """The build the store serves now ("" where only this process builds)."""
+        ...
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentInfo:
-    """One indexed document, as `documents.json` lists it (`chars`: its text's length)."""
+def open_store(settings: Settings) -> IndexStore:
+    """The store the settings name: Milvus with `QA_STORE`, else the index folder."""
+    if settings.store:
+        from qa.index.milvus_store import MilvusStore  # needs pymilvus only when chosen
 
-    doc_id: str
-    title: str
-    path: str
-    sha256: str
-    chars: int
-    chunks: int
+        return MilvusStore(settings)
+    return FileStore(settings)
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkSentences:
-    """The sentence units of one chunk: their ids and (start, end) offsets in the document."""
+class FileStore:
+    """The index as files in `settings.index_dir`, replaced whole by two renames (`qa.index.swap`)."""
 
-    units: range
-    spans: list[tuple[int, int]]
+    shared = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def load(self, embed_model: str | None = None, require_fresh: bool = True) -> Index:
+        settings, index_dir = self.settings, self.settings.index_dir
+        manifest = read_manifest(index_dir)
+        check_files(index_dir, manifest)
+        out_of_date = freshness(settings, manifest, embed_model) if require_fresh else ""
+        try:
+            vectors, unit_vectors = Vectors.load(index_dir / "vectors.faiss"), Vectors.load(index_dir / "units.faiss")
+            units = np.load(index_dir / "units.npy", allow_pickle=False)
+            chunk_units = np.load(index_dir / "chunk_units.npy", allow_pickle=False)
+            bm25 = Bm25Files(bm25s_module().BM25.load(str(index_dir / "bm25"), show_progress=False), len(chunk_units))
+            with (index_dir / "chunks.jsonl").open(encoding="utf-8") as f:
+                chunks = [Chunk(**json.loads(line)) for line in f]
+            documents = {d["doc_id"]: DocumentInfo(**d)
+                         for d in json.loads((index_dir / "documents.json").read_text(encoding="utf-8"))}
+        except (RuntimeError, ValueError, TypeError, KeyError, OSError) as error:
+            raise CorruptIndexError(f"index is corrupt ({error}): run `qa index`") from None
+        if not (vectors.count == (len(chunks) if manifest.passage_vectors else 0) and len(chunks) == len(chunk_units)
+                and unit_vectors.count == len(units)
+                and vectors.dim == unit_vectors.dim == manifest.dim):
+            raise CorruptIndexError("index is corrupt (vectors and chunks disagree): run `qa index`")
+        return Index(manifest=manifest, chunks=chunks, documents=documents, _vectors=vectors, _unit_vectors=unit_vectors,
+                     _units=units, _chunk_units=chunk_units, _lexical=bm25, out_of_date=out_of_date)
+
+    def manifest(self, check: bool = True) -> Manifest:
+        manifest = read_manifest(self.settings.index_dir)
+        if check:
+            check_files(self.settings.index_dir, manifest)
+        return manifest
+
+    @contextlib.contextmanager
+    def building(self) -> Iterator[Path]:
+        """The build lock (`.index.lock`) and a temporary folder beside the index, swapped in by `publish`."""
+        target = self.settings.index_dir
+        with build_lock(target):
+            recover(target)
+            for leftover in target.parent.glob(f".{target.name}.tmp-*"):  # from builds that were killed
+                shutil.rmtree(leftover, ignore_errors=True)
+            scratch = sibling(target, f"tmp-{os.getpid()}")
+            try:
+                scratch.mkdir(parents=True)
+            except OSError as error:
+                raise IndexWriteError(f"could not write the index in {target.parent}/ ({error.strerror or error});"
+                                      " the previous index is untouched") from None
+            try:
+                yield scratch
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def publish(self, writer: IndexWriter, manifest: Manifest, scratch: Path, keep_vectors: Path | None) -> None:
+        writer.finish(keep_vectors)
+        write_manifest(scratch, dataclasses.replace(manifest, vector_types=writer.vector_types))
+        swap_in(scratch, self.settings.index_dir)
+
+    def live_generation(self) -> str:
+        return ""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredDocument:
-    """One document's part of an index, as a later build reuses it instead of embedding again."""
-
-    info: DocumentInfo
-    chunks: list[Chunk]
-    chunk_units: np.ndarray  # (chunks, 2): [first, end) unit ids, counted from the document's first unit
-    units: np.ndarray  # (units, 3): owner chunk (counted from the document's first chunk), start, end
-    chunk_vectors: np.ndarray
-    unit_vectors: np.ndarray
-
-
-class VectorSearch(Protocol):
-    """Row-numbered unit vectors, searched by inner product (`qa.index.vectors.Vectors`, or a Milvus collection)."""
-
-    count: int
-    dim: int
-
-    def search(self, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def get(self, first: int, count: int) -> np.ndarray: ...
-
-
-class Lexical(Protocol):
-    """BM25 over the chunks (`Bm25Files`, or Milvus' own BM25)."""
-
-    def search(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]: ...
-
-
-class Bm25Files:
-    """A bm25s index saved in the index folder; tokens are stemmed words without stopwords."""
-
-    def __init__(self, bm25: object, count: int) -> None:  # bm25s.BM25
-        self._bm25, self._count = bm25, count
-
-    def search(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
-        vocab = self._bm25.vocab_dict or {}
-        tokens = [t for t in word_tokens(query, BM25_STOPWORDS) if t in vocab]
-        if not tokens:
-            return []
-        mask = None
-        if rows is not None:
-            mask = np.zeros(self._count, np.float32)
-            mask[rows] = 1.0
-        found, scores = self._bm25.retrieve([tokens], k=min(n, self._count), show_progress=False, n_threads=1,
-                                            weight_mask=mask)
-        return [(int(r), float(s)) for r, s in zip(found[0], scores[0]) if s > 0]
-
-
-@dataclass
-class Index:
-    """A loaded, validated index: chunks and their documents, searchable three ways."""
-
-    manifest: Manifest
-    chunks: list[Chunk]
-    documents: dict[str, DocumentInfo]
-    _vectors: VectorSearch  # row i = chunks[i]
-    _unit_vectors: VectorSearch  # row u = sentence unit u
-    _units: np.ndarray  # (n_units, 3) int64: first chunk row holding the unit, start, end (document offsets)
-    _chunk_units: np.ndarray  # (n_chunks, 2) int64: [first, end) unit ids of each chunk
-    _lexical: Lexical  # BM25 over the chunks' embedding texts
-    out_of_date: str = ""  # what changed in the corpus folder since the build; "" when it matches
-    generation: str = ""  # in a Milvus store, the build it holds (another process may publish a newer one)
-    _row_of: dict[str, int] = field(default_factory=dict, repr=False)
-    _rows_by_doc: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
-
-    @property
-    def dim(self) -> int:
-        return self._vectors.dim
-
-    @property
-    def vector_indexes(self) -> dict[str, VectorSearch]:
-        """The chunk and sentence vector indexes, by name (benchmarks compare them with exact search)."""
-        return {"chunks": self._vectors, "sentences": self._unit_vectors}
-
-    @property
-    def sentence_count(self) -> int:
-        return len(self._units)
-
-    def title(self, chunk: Chunk) -> str:
-        return self.documents[chunk.doc_id].title
-
-    def row_of(self, chunk: Chunk) -> int:
-        if not self._row_of:
-            self._row_of = {c.chunk_id: row for row, c in enumerate(self.chunks)}
-        return self._row_of[chunk.chunk_id]
-
-    def search_chunks(self, vector: np.ndarray, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(chunk row, cosine) of the n nearest chunk vectors (among `rows` when given), best first."""
-        scores, found = self._vectors.search(vector, n, rows)
-        return [(int(r), float(s)) for r, s in zip(found[0], scores[0]) if r >= 0]
-
-    def search_sentences(self, vector: np.ndarray, n: int, units: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(sentence unit, cosine) of the n nearest sentence vectors (among `units` when given), best first."""
-        scores, found = self._unit_vectors.search(vector, n, units)
-        return [(int(u), float(s)) for u, s in zip(found[0], scores[0]) if u >= 0]
-
-    def rows_and_units(self, doc_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk rows and sentence units of these documents (a search filter)."""
-        rows, units = [], []
-        for doc_id in doc_ids:
-            first, end = self.rows_of(doc_id)
-            rows.append(np.arange(first, end, dtype=np.int64))
-            units.append(np.arange(int(self._chunk_units[first, 0]), int(self._chunk_units[end - 1, 1]), dtype=np.int64))
-        empty = np.zeros(0, np.int64)
-        return (np.concatenate(rows) if rows else empty), (np.concatenate(units) if units else empty)
-
-    def bm25_search(self, query: str, n: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(chunk row, BM25 score) of the best n chunks (among `rows` when given) sharing a term with the
-        query; equal scores by row, so every store ranks alike."""
-        return sorted(self._lexical.search(query, n, rows), key=lambda hit: (-hit[1], hit[0]))
-
-    def chunks_of_unit(self, unit: int) -> Iterator[int]:
-        """Rows of the chunks that contain sentence unit `unit` (overlapping chunks are adjacent)."""
-        row = int(self._units[unit, 0])
-        while row < len(self.chunks) and self._chunk_units[row, 0] <= unit < self._chunk_units[row, 1]:
-            yield row
-            row += 1
-
-    def sentences_of(self, chunk: Chunk) -> ChunkSentences:
-        first, end = (int(x) for x in self._chunk_units[self.row_of(chunk)])
-        return ChunkSentences(range(first, end), [(int(a), int(b)) for _, a, b in self._units[first:end].tolist()])
-
-    def sentence_vectors(self, units: range) -> np.ndarray:
-        return self._unit_vectors.get(units.start, len(units))
-
-    def sentence_text(self, unit: int) -> str:
-        """The text of sentence unit `unit`, cut from the first chunk that holds it."""
-        row, start, end = (int(x) for x in self._units[unit])
-        chunk = self.chunks[row]
-        return chunk.text[start - chunk.start : end - chunk.start]
-
-    def rows_of(self, doc_id: str) -> tuple[int, int]:
-        """[first, end) chunk rows of a document (a document's chunks are stored together)."""
-        if not self._rows_by_doc:
-            ranges: dict[str, tuple[int, int]] = {}  # built whole, then published: threads share the index
-            for row, c in enumerate(self.chunks):
-                first, _ = ranges.get(c.doc_id, (row, row))
-                ranges[c.doc_id] = (first, row + 1)
-            self._rows_by_doc = ranges
-        return self._rows_by_doc[doc_id]
-
-    def stored_document(self, doc_id: str) -> StoredDocument:
-        first, end = self.rows_of(doc_id)
-        unit_first, unit_end = int(self._chunk_units[first, 0]), int(self._chunk_units[end - 1, 1])
-        units = self._units[unit_first:unit_end].copy()
-        units[:, 0] -= first
-        return StoredDocument(
-            self.documents[doc_id], self.chunks[first:end], self._chunk_units[first:end] - unit_first, units,
-            self._vectors.get(first, end - first) if self.manifest.passage_vectors else np.zeros((0, self.dim), np.float32),
-            self._unit_vectors.get(unit_first, unit_end - unit_first),
-        )
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Checksums every index file, syncs them, then writes the manifest last."""
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
+    manifest = dataclasses.replace(manifest, files={rel: file_sha256(folder / rel) for rel in files})
+    for rel in files:
+        fsync(folder / rel)
+    write_json(folder / "manifest.json", manifest.to_json())
+    fsync(folder / "manifest.json")
 
 
 def load_index(settings: Settings, embed_model: str | None = None, require_fresh: bool = True) -> Index:
-    """Load and validate the index; raises a `QAError` subclass that says what to do. With
-    `require_fresh`, an index built with other settings is refused; one whose corpus folder
-    changed since is loaded with `out_of_date` saying what changed (answers still work). With a
-    Milvus store (`settings.store`) the index is read from there (`qa.index.milvus`)."""
-    if settings.store:
-        from qa.index import milvus
-
-        return milvus.load(settings, embed_model, require_fresh)
-    index_dir = settings.index_dir
-    manifest = read_manifest(index_dir)
-    check_files(index_dir, manifest)
-    out_of_date = freshness(settings, manifest, embed_model) if require_fresh else ""
-    try:
-        vectors, unit_vectors = Vectors.load(index_dir / "vectors.faiss"), Vectors.load(index_dir / "units.faiss")
-        units = np.load(index_dir / "units.npy", allow_pickle=False)
-        chunk_units = np.load(index_dir / "chunk_units.npy", allow_pickle=False)
-        bm25 = Bm25Files(bm25s_module().BM25.load(str(index_dir / "bm25"), show_progress=False), len(chunk_units))
-        with (index_dir / "chunks.jsonl").open(encoding="utf-8") as f:
-            chunks = [Chunk(**json.loads(line)) for line in f]
-        documents = {d["doc_id"]: DocumentInfo(**d)
-                     for d in json.loads((index_dir / "documents.json").read_text(encoding="utf-8"))}
-    except (RuntimeError, ValueError, TypeError, KeyError, OSError) as error:
-        raise CorruptIndexError(f"index is corrupt ({error}): run `qa index`") from None
-    if not (vectors.count == (len(chunks) if manifest.passage_vectors else 0) and len(chunks) == len(chunk_units)
-            and unit_vectors.count == len(units)
-            and vectors.dim == unit_vectors.dim == manifest.dim):
-        raise CorruptIndexError("index is corrupt (vectors and chunks disagree): run `qa index`")
-    return Index(manifest, chunks, documents, vectors, unit_vectors, units, chunk_units, bm25,
-                 out_of_date=out_of_date)
-
-
-def freshness(settings: Settings, manifest: Manifest, embed_model: str | None) -> str:
-    """What changed in the corpus folder since the build ("" when nothing did); raises
-    `StaleIndexError` when the index was built with another model or other settings."""
-    mismatch = mismatch_reasons(settings, manifest, embed_model)
-    if mismatch:
-        raise StaleIndexError(f"index is stale: run `qa index` ({'; '.join(mismatch)})")
-    changes = corpus_changes(settings, manifest)
-    if not changes:
-        return ""
-    out_of_date = f"the corpus folder changed since the index was built ({'; '.join(changes)})"
-    log.warning("%s: answers come from the index as built; run `qa index` to include the changes", out_of_date)
-    return out_of_date
+    """The index the settings point at (`IndexStore.load`)."""
+    return open_store(settings).load(embed_model, require_fresh)
 
 
 def index_manifest(settings: Settings, check: bool = True) -> Manifest:
-    """The manifest of the index the settings point at, in the folder (`check`: its files' checksums
-    too) or in the Milvus store."""
-    if settings.store:
-        from qa.index import milvus
-
-        return milvus.read_manifest(settings)
-    manifest = read_manifest(settings.index_dir)
-    if check:
-        check_files(settings.index_dir, manifest)
-    return manifest
+    """The manifest of the index the settings point at (`IndexStore.manifest`)."""
+    return open_store(settings).manifest(check)
 
 
 def index_state(settings: Settings, embed_model: str | None) -> tuple[str, str]:

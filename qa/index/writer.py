@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.index.store import DocumentInfo, StoredDocument
+from qa.index.loaded import DocumentInfo, StoredDocument
 from qa.index.vectors import VectorSpool
 from qa.ingest.chunking import Split, embedding_text
 from qa.models.embedders import Embedder

@@ -22,7 +22,7 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 
-from qa.ingest.readers import UnreadableFile, decode, html_text
+from qa.ingest.plain import UnreadableFile, decode, html_text
 
 log = logging.getLogger(__name__)
 

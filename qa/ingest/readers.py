@@ -1,8 +1,6 @@
-"""Read one file into a `Document`: decode it safely, turn its headings into sections.
+"""Read one file into a `Document`: decode it safely (`qa.ingest.plain`), turn its headings into sections.
 
-Decoding: UTF-8 with or without BOM, UTF-16 with BOM, Latin-1/cp1252; binaries and undecodable
-files raise `UnreadableFile` (the build skips them with a warning naming the file); line ends
-normalised. Wiki headings (`= Title =`, `== Section ==`) and Markdown headings (`# Title`) become
+Wiki headings (`= Title =`, `== Section ==`) and Markdown headings (`# Title`) become
 section paths. HTML becomes text with its headings written as Markdown headings (BeautifulSoup;
 scripts, styles and comments dropped); a PDF becomes the text of its pages (pypdf), with each
 page's start offset kept.
@@ -20,91 +18,20 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from charset_normalizer import from_bytes
-
 from qa.ingest import ocr
+from qa.ingest.plain import UnreadableFile, decode, html_text  # noqa: F401 - UnreadableFile, decode: re-exported
 from qa.text import CONTROL
 from qa.types import Document, Section, make_id
 
 log = logging.getLogger(__name__)
 
-_HTML_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
-_HTML_BLOCKS = ("p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "figcaption", "caption")
 _WIKI_HEADING = re.compile(r"^(={1,6})[ \t]*(.+?)[ \t]*\1[ \t]*$")
 _MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
-_LATIN_FAMILY = re.compile(r"^(cp125\d|latin_?1|iso8859_\d+|mac_roman|windows_125\d)$")
-_CJK = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp932", "shift_jis", "euc_jp", "cp949", "euc_kr", "iso2022_jp"}
 
 
 def shown_path(path: object) -> str:
     """A path as it can be printed, whatever bytes its name has."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-class UnreadableFile(Exception):
-    """Raised by `decode` for bytes that are not text; the caller skips the file."""
-
-
-def decode(data: bytes, name: str = "") -> str:
-    """Bytes → text with '\\n' line ends, or `UnreadableFile` saying why. UTF-8 with a few bad
-    bytes stays UTF-8 (each bad byte becomes U+FFFD; a warning names the file `name`).
-
-    >>> decode("caf\\u00e9\\r\\n".encode("latin-1"))
-    'café\\n'
-    >>> decode("Zürich ".encode() + b"\\xff")
-    'Zürich \\ufffd'
-    """
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16")
-    elif b"\x00" in data[:8192]:
-        raise UnreadableFile("binary file (contains NUL bytes)")
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = _mostly_utf8(data)
-            if text is None:
-                text = _decode_legacy(data)
-            else:
-                log.warning("%s: %d bytes are not valid UTF-8; each was replaced by U+FFFD",
-                            name or "a file", text.count("\ufffd"))
-    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if len(CONTROL.findall(text[:65536])) > max(2, len(text[:65536]) // 100):
-        raise UnreadableFile("binary file (control characters)")
-    return text
-
-
-def _mostly_utf8(data: bytes) -> str | None:
-    """The text when `data` is UTF-8 with a few bad bytes: at least as many valid non-ASCII
-    characters as bad bytes, and bad bytes under 1 % of the text; else None (another encoding).
-    A Latin-1 "café" has no valid UTF-8 sequence at all, so it is never taken for UTF-8.
-
-    >>> _mostly_utf8("Zürich café ".encode() + b"\\xff"), _mostly_utf8("café".encode("latin-1"))
-    ('Zürich café \\ufffd', None)
-    """
-    text = data.decode("utf-8-sig", errors="replace")
-    bad = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
-    valid = sum(1 for ch in text if ch > "\x7f" and ch != "\ufffd")
-    return text if valid >= bad and bad * 100 <= max(len(text), 300) else None
-
-
-def _decode_legacy(data: bytes) -> str:
-    # charset-normalizer ranks many code pages as equally good on short text; among the
-    # tied best guesses prefer a CJK multibyte code, then cp1252 (what Latin-1 files nearly
-    # always are), so "café" is not read as cp1250 or Urdu.
-    guesses = [m for m in from_bytes(data[: 1 << 20]) if not m.encoding.startswith(("utf_16", "utf_32"))]
-    if not guesses:
-        raise UnreadableFile("not text in any known encoding")
-    tied = [m.encoding for m in guesses if m.chaos <= guesses[0].chaos + 0.01]
-    encoding = next((e for e in tied if e in _CJK), None)
-    if encoding is None:
-        encoding = "cp1252" if any(_LATIN_FAMILY.match(e) for e in tied) else tied[0]
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError:
-        if encoding == "cp1252":
-            return data.decode("latin-1")
-        raise UnreadableFile(f"could not decode as {encoding}") from None
 
 
 def read_document(path: Path, corpus_dir: Path) -> Document:
@@ -145,7 +72,7 @@ OFFICE_SUFFIXES = (".docx", ".pptx", ".xlsx", ".csv", ".epub")  # read by `qa.in
 
 def office_text(suffix: str, data: bytes, name: str) -> tuple[str, tuple[int, ...], str | None]:
     """(text, page starts, title) of a Word, PowerPoint, Excel, CSV or EPUB file."""
-    from qa.ingest import office
+    from qa.ingest import office  # python-docx, python-pptx, openpyxl: loaded for such files only
 
     if suffix == ".docx":
         return _with_pages(office.docx_text(data))
@@ -160,39 +87,6 @@ def office_text(suffix: str, data: bytes, name: str) -> tuple[str, tuple[int, ..
 
 def _with_pages(text_and_title: tuple[str, str | None]) -> tuple[str, tuple[int, ...], str | None]:
     return text_and_title[0], (), text_and_title[1]
-
-
-def html_text(markup: str) -> tuple[str, str | None]:
-    """(text, title) of an HTML page: headings become Markdown headings, paragraphs and list
-    items become paragraphs; scripts, styles and comments are dropped.
-
-    >>> html_text("<title>T</title><h2>Part</h2><p>One <b>two</b>.<br>Three</p><script>x()</script><ul><li>Item</li></ul>")
-    ('## Part\\n\\nOne two. Three\\n\\n- Item', 'T')
-    """
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(markup, "html.parser")
-    for node in soup(["script", "style", "noscript", "template"]):
-        node.decompose()
-    for br in soup("br"):
-        br.replace_with("\n")
-    title = soup.title.get_text(" ", strip=True) if soup.title else None
-    if soup.title:
-        soup.title.decompose()
-    parts = []
-    for node in soup.find_all([*_HTML_HEADINGS, *_HTML_BLOCKS]):
-        if node.find_parent(_HTML_BLOCKS):
-            continue  # inside a block already taken whole
-        text = " ".join(node.get_text().split())
-        if not text:
-            continue
-        if node.name in _HTML_HEADINGS:
-            parts.append("#" * int(node.name[1]) + " " + text)
-        else:
-            parts.append(("- " if node.name == "li" else "") + text)
-    if not parts:  # no structure: take the text as it is
-        parts = [" ".join(line.split()) for line in soup.get_text("\n").splitlines() if line.strip()]
-    return "\n\n".join(parts), title or None
 
 
 def pdf_text(data: bytes, name: str = "") -> tuple[str, tuple[int, ...], str | None]:
