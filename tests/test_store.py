@@ -99,6 +99,14 @@ def test_a_milvus_rebuild_embeds_only_new_documents_and_drops_old_generations(se
     assert len(generations) == 2
 
 
+def test_a_milvus_build_takes_no_file_lock_and_writes_nothing_beside_the_index_folder(seed_settings: Settings,
+                                                                                     tmp_path: Path):
+    settings = dataclasses.replace(on_store(seed_settings, "milvus-lite", tmp_path), index_dir=tmp_path / "folder" / "index")
+    build_index(settings, FakeEmbedder(), progress=False)
+    assert not (tmp_path / "folder").exists()  # no .index.lock, no .index.tmp-…
+    assert load_index(settings, "fake").chunks
+
+
 def test_a_failed_milvus_build_leaves_the_previous_index_answering(seed_settings: Settings, tmp_path: Path, monkeypatch):
     settings = on_store(seed_settings, "milvus-lite", tmp_path)
     build_index(settings, FakeEmbedder(), progress=False)

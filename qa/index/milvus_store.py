@@ -43,7 +43,7 @@ class MilvusStore:
 
     def publish(self, writer: IndexWriter, manifest: Manifest, scratch: Path, keep_vectors: Path | None) -> None:
         types = vector_types((writer.vectors.count, writer.unit_count), self.settings.ann_threshold)
-        publish(self.settings, scratch, writer, dataclasses.replace(manifest, vector_types=types))
+        publish(self.settings, writer, dataclasses.replace(manifest, vector_types=types))
         for spool in (writer.vectors, writer.unit_vectors) if keep_vectors else ():
             shutil.move(spool.path, keep_vectors / spool.path.name)
 

@@ -12,7 +12,6 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from qa.index.milvus import (
     lexical_terms,
     short_error,
 )
+from qa.index.writer import IndexWriter
 from qa.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -102,23 +102,22 @@ def _generation_of(collection: str, name: str) -> int | None:
     return int(stamp)
 
 
-def publish(settings: Settings, folder: Path, writer, manifest: Manifest) -> None:  # noqa: ANN001 - a finished IndexWriter
-    """Write a finished build (`folder` holds its chunk store and vector spools) as a new
-    generation, then point the alias at it. Raises `IndexWriteError` (the previous generation
+def publish(settings: Settings, writer: IndexWriter, manifest: Manifest) -> None:
+    """Write a finished build (`writer`, flushed) as a new generation, then point the alias at it. Raises `IndexWriteError` (the previous generation
     still answers) when anything fails."""
     client = connect(settings)
     name = settings.store_collection
     with build_turn(client, name):
-        _publish(client, settings, folder, writer, manifest)
+        _publish(client, settings, writer, manifest)
 
 
-def _publish(client, settings: Settings, folder: Path, writer, manifest: Manifest) -> None:  # noqa: ANN001
+def _publish(client, settings: Settings, writer: IndexWriter, manifest: Manifest) -> None:  # noqa: ANN001
     name = settings.store_collection
     generation = f"{name}_g{time.time_ns()}"
     try:
         for kind, (schema, index_params) in _schemas(client, manifest.dim, manifest.vector_types).items():
             client.create_collection(f"{generation}_{kind}", schema=schema, index_params=index_params)
-        _insert_chunks(client, f"{generation}_chunks", folder, writer)
+        _insert_chunks(client, f"{generation}_chunks", writer)
         _insert_units(client, f"{generation}_units", writer)
         meta = json.dumps({"generation": generation, "manifest": manifest.to_json(),
                            "documents": [_document_json(d) for d in writer.documents]}, ensure_ascii=False)
@@ -181,46 +180,43 @@ def _document_json(info) -> dict:  # noqa: ANN001 - a DocumentInfo
             "chars": info.chars, "chunks": info.chunks}
 
 
-def _insert_chunks(client, collection: str, folder: Path, writer) -> None:  # noqa: ANN001
+def _insert_chunks(client, collection: str, writer: IndexWriter) -> None:  # noqa: ANN001
     from qa.ingest.chunking import embedding_text
 
     titles = {d.doc_id: d.title for d in writer.documents}
-    chunk_units = np.frombuffer(writer.chunk_units, dtype=np.int64).reshape(-1, 2)
+    chunk_units = writer.chunk_unit_table()
     # Milvus wants a vector in every row: an index without passage vectors stores a placeholder, never searched.
     vectors = (writer.vectors.batches(BATCH) if writer.vectors.count
                else itertools.repeat(np.eye(1, writer.dim, dtype=np.float32).repeat(BATCH, axis=0)))
-    with (folder / "chunks.jsonl").open(encoding="utf-8") as store:
-        row = 0
-        for batch in _lines_in_batches(store):
-            block = next(vectors)
-            rows = []
-            for offset, line in enumerate(batch):
-                chunk = Chunk(**json.loads(line))
-                first, end = chunk_units[row + offset]
-                rows.append({
-                    "id": row + offset, "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "section": chunk.section,
-                    "text": chunk.text, "start": chunk.start, "end": chunk.end,
-                    "page": -1 if chunk.page is None else chunk.page, "first_unit": int(first), "end_unit": int(end),
-                    "terms": lexical_terms(embedding_text(titles[chunk.doc_id], chunk.section, chunk.text)),
-                    "vector": block[offset].tolist(),
-                })
-            client.insert(collection, rows)
-            row += len(batch)
+    for first, batch in _batches(writer.written_chunks()):
+        block = next(vectors)
+        rows = []
+        for offset, chunk in enumerate(batch):
+            start_unit, end_unit = chunk_units[first + offset]
+            rows.append({
+                "id": first + offset, "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "section": chunk.section,
+                "text": chunk.text, "start": chunk.start, "end": chunk.end,
+                "page": -1 if chunk.page is None else chunk.page, "first_unit": int(start_unit), "end_unit": int(end_unit),
+                "terms": lexical_terms(embedding_text(titles[chunk.doc_id], chunk.section, chunk.text)),
+                "vector": block[offset].tolist(),
+            })
+        client.insert(collection, rows)
 
 
-def _lines_in_batches(lines) -> Iterator[list[str]]:  # noqa: ANN001
-    batch = []
-    for line in lines:
-        batch.append(line)
+def _batches(chunks: Iterator[Chunk]) -> Iterator[tuple[int, list[Chunk]]]:
+    """(first row, up to BATCH chunks) in row order."""
+    batch, first = [], 0
+    for chunk in chunks:
+        batch.append(chunk)
         if len(batch) == BATCH:
-            yield batch
-            batch = []
+            yield first, batch
+            first, batch = first + BATCH, []
     if batch:
-        yield batch
+        yield first, batch
 
 
-def _insert_units(client, collection: str, writer) -> None:  # noqa: ANN001
-    units = np.frombuffer(writer.units, dtype=np.int64).reshape(-1, 3)
+def _insert_units(client, collection: str, writer: IndexWriter) -> None:  # noqa: ANN001
+    units = writer.unit_table()
     for first, block in zip(range(0, len(units), BATCH), writer.unit_vectors.batches(BATCH)):
         client.insert(collection, [
             {"id": first + i, "row": int(r), "start": int(a), "end": int(b), "vector": block[i].tolist()}

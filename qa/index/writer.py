@@ -18,7 +18,7 @@ from qa.index.vectors import VectorSpool
 from qa.ingest.chunking import Split, embedding_text
 from qa.models.embedders import Embedder
 from qa.text import bm25_tokenizer, bm25s_module
-from qa.types import Document
+from qa.types import Chunk, Document
 
 EMBED_BATCH = 256
 REPORT_EVERY = 64  # texts between progress reports while a document is embedded
@@ -169,14 +169,28 @@ class IndexWriter:
             self.vector_types[name] = vectors.kind
             vectors.save(self.folder / name)
             del vectors  # one FAISS copy in memory at a time
-        np.save(self.folder / "units.npy", np.frombuffer(self.units, dtype=np.int64).reshape(-1, 3))
-        np.save(self.folder / "chunk_units.npy", np.frombuffer(self.chunk_units, dtype=np.int64).reshape(-1, 2))
+        np.save(self.folder / "units.npy", self.unit_table())
+        np.save(self.folder / "chunk_units.npy", self.chunk_unit_table())
         bm25s = bm25s_module()
         bm25 = bm25s.BM25()
         bm25.index(bm25s.tokenization.Tokenized(ids=self.token_ids, vocab=self.tokenizer.get_vocab_dict()),
                    show_progress=False)
         bm25.save(str(self.folder / "bm25"), show_progress=False)
         write_json(self.folder / "documents.json", [asdict(d) for d in self.documents])
+
+    def unit_table(self) -> np.ndarray:
+        """(units, 3) int64: each sentence unit's first chunk row, start, end (document offsets)."""
+        return np.frombuffer(self.units, dtype=np.int64).reshape(-1, 3)
+
+    def chunk_unit_table(self) -> np.ndarray:
+        """(chunks, 2) int64: each chunk's [first, end) sentence unit ids."""
+        return np.frombuffer(self.chunk_units, dtype=np.int64).reshape(-1, 2)
+
+    def written_chunks(self) -> Iterator[Chunk]:
+        """The chunks in row order, read back from the chunk store (after `flush`)."""
+        with (self.folder / "chunks.jsonl").open(encoding="utf-8") as store:
+            for line in store:
+                yield Chunk(**json.loads(line))
 
     def close(self) -> None:
         self.store.close()
