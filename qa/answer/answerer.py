@@ -6,8 +6,9 @@ Two modes:
 - *evidence* (default): the sentences of the shown passages are ranked by their similarity to
   the question; the best `reader_windows` of them, each with its neighbours, go to the reader,
   which marks the answer span in each and gives a calibrated probability that it answers the
-  question (from the span's margin over "no answer" and the window's sentence score). The most
-  probable reading becomes the answer: the short answer, then its sentence quoted verbatim with
+  question (from the span's margin over "no answer" and the window's sentence score). The
+  passages are then shown in the reader's order (`passages_by_reading`). The most probable
+  reading becomes the answer: the short answer, then its sentence quoted verbatim with
   its passage's marker `[n]`. Every word is traceable by construction.
 - *generative*: the reader first decides whether the documents answer the question (no text is
   generated when they do not); then the language model answers from the reader's most probable
@@ -33,6 +34,7 @@ never as a phrase lifted from the sentence.
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -234,6 +236,7 @@ class Answerer:
             raise ValueError("generative mode needs a generator")
         clock = _Clock()
         readings = self.read(question, passages, question_vector)
+        passages, readings = passages_by_reading(passages, readings)
         best = decide(readings, self.reader.threshold)
         if is_yes_no(question):  # "Yes"/"No" from the reading whose window most surely decides it; never
             best = decide_verdict(readings, self.reader.yes_no_threshold)  # a phrase lifted from the sentence
@@ -304,6 +307,27 @@ def decide_verdict(readings: Sequence[Reading], threshold: float) -> Reading | N
     decided = [r for r in readings if r.verdict]
     best = max(decided, key=lambda r: r.decided, default=None)
     return best if best is not None and best.decided >= threshold else None
+
+
+def passages_by_reading(passages: Sequence[Passage], readings: Sequence[Reading]) -> tuple[list[Passage], list[Reading]]:
+    """The passages re-ranked by the reader: those it found a likely answer in first, by their best
+    reading's probability, then the rest as retrieved; ranks and the readings' markers renumbered.
+    (Tune articles: the evidence's passage first 0.785 -> 0.838 of questions, in the top 3 0.928 -> 0.947.)
+
+    >>> from qa.types import Chunk
+    >>> p = [Passage(Chunk(c, "d", "", c, 0, 1), 1.0, n) for n, c in enumerate("abc", start=1)]
+    >>> r = lambda marker, p: Reading(marker, "", "x", 0, 1, "x.", 0, 2, 1.0, 1.0, p)
+    >>> passages, readings = passages_by_reading(p, [r(1, 0.2), r(3, 0.9)])
+    >>> [(x.chunk.chunk_id, x.rank) for x in passages], [(x.marker, x.answerable) for x in readings]
+    ([('c', 1), ('a', 2), ('b', 3)], [(2, 0.2), (1, 0.9)])
+    """
+    best: dict[int, float] = {}
+    for reading in readings:
+        best[reading.marker] = max(best.get(reading.marker, -1.0), reading.answerable)
+    order = sorted(range(1, len(passages) + 1), key=lambda marker: -best.get(marker, -1.0))  # stable: ties as retrieved
+    renumbered = {old: new for new, old in enumerate(order, start=1)}
+    return ([dataclasses.replace(passages[old - 1], rank=new) for new, old in enumerate(order, start=1)],
+            [dataclasses.replace(reading, marker=renumbered[reading.marker]) for reading in readings])
 
 
 def evidence_answer(best: Reading, passages: Sequence[Passage], tentative: bool = False) -> tuple[str, list[Citation]]:
