@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from qa.answer.answerer import Answerer, AnswerStream
 from qa.answer.followup import standalone_query
@@ -39,6 +40,16 @@ STORE_CHECK_SECONDS = 2.0  # how stale a replica's view of a shared Milvus store
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a question is answered from: one index and the retriever and answerer over it. A
+    rebuild or a newer published build replaces it whole, so no question mixes two indexes."""
+
+    index: Index
+    retriever: Retriever
+    answerer: Answerer
+
+
 class Pipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, generator: Generator | None = None,
                  reader: Reader | None = None) -> None:
@@ -47,15 +58,13 @@ class Pipeline:
         self._embedder = embedder
         self._reader = reader
         self._generator = generator
-        self._retriever: Retriever | None = None
-        self._answerer: Answerer | None = None
-        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._swap = threading.Lock()  # guards `_snapshot`, replaced whole
+        self._models = threading.Lock()  # guards making the embedder, reader and generator (not loading them)
         self._building = threading.Lock()  # one rebuild at a time in this process
-        self._models = threading.Lock()  # guards creating the embedder and the reader (not loading them)
         self._documents: dict[str, Document] = {}  # the last documents opened, by content hash
         self._overviews: dict[tuple[str, str], Overview] = {}  # the last overviews made, by (index, document)
         self._store_checked = time.monotonic()
-        self._refreshing = threading.Lock()  # one refresh from a shared store at a time
 
     @property
     def embedder(self) -> Embedder:
@@ -74,29 +83,38 @@ class Pipeline:
             return self._reader
 
     @property
-    def retriever(self) -> Retriever:
-        with self._lock:
-            if self._retriever is None:
-                index = self.store.load(self.embedder.name)
-                self._retriever = Retriever(index, self.embedder, self.settings)
-            current = self._retriever
-        if self.store.shared and self._refreshing.acquire(blocking=False):  # one thread refreshes; the rest answer
-            try:
-                if self._newer_build_published(current.index):
-                    fresh = Retriever(self.store.load(self.embedder.name), self.embedder, self.settings)
-                    with self._lock:
-                        if self._retriever is current:
-                            self._retriever, current = fresh, fresh
-            finally:
-                self._refreshing.release()
+    def generator(self) -> Generator:
+        """The language model of generative mode: made here, loaded on its first use (`warm_up`)."""
+        with self._models:
+            if self._generator is None:
+                s = self.settings
+                self._generator = get_generator(s.model, s.threads, s.models_dir, s.generator_url)
+            return self._generator
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot; the index is loaded on first use. In a store shared by replicas, a
+        build another process published replaces it (asked at most every STORE_CHECK_SECONDS, by one
+        thread while the others answer)."""
+        with self._swap:
+            if self._snapshot is None:
+                self._snapshot = self._load()
+            current = self._snapshot
+            ask_store = self.store.shared and time.monotonic() - self._store_checked >= STORE_CHECK_SECONDS
+            if ask_store:
+                self._store_checked = time.monotonic()
+        if ask_store and self._newer_build_published(current.index):
+            fresh = self._load()
+            with self._swap:
+                if self._snapshot is current:
+                    self._snapshot = current = fresh
         return current
 
+    def _load(self) -> Snapshot:
+        index = self.store.load(self.embedder.name)
+        return Snapshot(index, Retriever(index, self.embedder, self.settings),
+                        Answerer(index, self.embedder, self.settings, self.reader, self.generator))
+
     def _newer_build_published(self, index: Index) -> bool:
-        """In a Milvus store shared by replicas: whether another process published a newer build
-        (asked at most every STORE_CHECK_SECONDS)."""
-        if time.monotonic() - self._store_checked < STORE_CHECK_SECONDS:
-            return False
-        self._store_checked = time.monotonic()
         try:
             return self.store.live_generation() != index.generation
         except QAError as error:  # the store is down: keep answering from what is loaded
@@ -104,28 +122,16 @@ class Pipeline:
             return False
 
     @property
-    def generator(self) -> Generator:
-        if self._generator is None:
-            s = self.settings
-            self._generator = get_generator(s.model, s.threads, s.models_dir, s.generator_url)
-        return self._generator
+    def index(self) -> Index:
+        return self.snapshot().index
 
     @property
-    def index(self) -> Index:
-        return self.retriever.index
+    def retriever(self) -> Retriever:
+        return self.snapshot().retriever
 
     @property
     def answerer(self) -> Answerer:
-        return self._current()[1]
-
-    def _current(self) -> tuple[Retriever, Answerer]:
-        """The loaded retriever and an answerer over the same index (a swap cannot split them)."""
-        retriever = self.retriever
-        with self._lock:
-            if self._answerer is None or self._answerer.index is not retriever.index:
-                self._answerer = Answerer(retriever.index, self.embedder, self.settings, self.reader,
-                                          self.generator)
-            return retriever, self._answerer
+        return self.snapshot().answerer
 
     def warm_up(self, generator: bool | None = None) -> None:
         """Load the index and models now rather than on the first question; the language model
@@ -140,9 +146,9 @@ class Pipeline:
         answered from the loaded one. `report` is told in words how far the build is."""
         with self._building:
             summary = build_index(self.settings, self.embedder, progress=False, report=report)
-            retriever = Retriever(self.store.load(self.embedder.name), self.embedder, self.settings)
-            with self._lock:
-                self._retriever, self._answerer = retriever, None
+            fresh = self._load()
+            with self._swap:
+                self._snapshot = fresh
         return summary
 
     def document(self, doc_id: str) -> Document:
@@ -215,8 +221,8 @@ class Pipeline:
         """(the cleaned question, its passages); raises `BadQuestionError` for unusable input.
         `documents`: search only these (ids, paths, file names or titles; `documents_named`)."""
         cleaned = check_question(question, self.settings.max_question_chars)
-        retriever = self.retriever
-        return cleaned, retriever.search(cleaned, k, documents=documents_named(retriever.index, documents))
+        snapshot = self.snapshot()
+        return cleaned, snapshot.retriever.search(cleaned, k, documents=documents_named(snapshot.index, documents))
 
     def ask_stream(
         self,
@@ -237,19 +243,19 @@ class Pipeline:
         began = time.perf_counter()
         cleaned = check_question(question, self.settings.max_question_chars)
         query = standalone_query(cleaned, history)
-        retriever, answerer = self._current()
-        chosen = documents_named(retriever.index, documents)
-        overview_of = overview_request(cleaned, retriever.index, chosen)
+        snapshot = self.snapshot()
+        chosen = documents_named(snapshot.index, documents)
+        overview_of = overview_request(cleaned, snapshot.index, chosen)
         if overview_of:  # "Summarize X": X's outline and central sentences, quoted and cited
-            answer = overview_answer(cleaned, retriever.index, overview_of)
+            answer = overview_answer(cleaned, snapshot.index, overview_of)
             elapsed = round((time.perf_counter() - began) * 1000, 1)
             yield answer.text
             yield dataclasses.replace(answer, timings={"retrieve_ms": elapsed, "first_token_ms": elapsed, "total_ms": elapsed})
             return
-        vector = retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
-        passages = retriever.search(query, k, vector, chosen)
+        vector = snapshot.retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
+        passages = snapshot.retriever.search(query, k, vector, chosen)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
-        stream = answerer.stream(query, passages, mode, cancel, vector)
+        stream = snapshot.answerer.stream(query, passages, mode, cancel, vector)
         yield from stream
         answer = stream.answer()
         timings = {
