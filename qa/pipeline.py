@@ -24,7 +24,7 @@ from qa.answer.retrieve import Retriever, check_question
 from qa.config import Settings
 from qa.errors import QAError
 from qa.index.build import BuildSummary, build_index
-from qa.index.overview import Overview, document_overview, overview_answer, overview_request
+from qa.answer.overview import Overview, document_overview, overview_answer, overview_request
 from qa.index.loaded import Index
 from qa.index.store import open_store
 from qa.ingest.corpus import IGNORE_FILE, file_sha256, set_ignored
@@ -170,7 +170,7 @@ class Pipeline:
         return doc
 
     def overview(self, doc_id: str) -> Overview:
-        """An indexed document's outline and central sentences (`qa.index.overview`), kept per index."""
+        """An indexed document's outline and central sentences (`qa.answer.overview`), kept per index."""
         index = self.index
         if not isinstance(doc_id, str) or doc_id not in index.documents:
             raise QAError("that document is not in the index")

@@ -16,7 +16,7 @@ REPORT articles, which nothing was chosen on; the figures go to qa/reader_model/
 
 from __future__ import annotations
 
-from qa.evaluation.calibration import calibrate, reader_arguments
+from qa.training.calibration import calibrate, reader_arguments
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.evaluation.card import write_verdict_section
-from qa.evaluation.yesno import boolq_questions, pipeline_for, squad_yes_no
+from qa.training.card import write_verdict_section
+from qa.training.yesno import boolq_questions, pipeline_for, squad_yes_no
 
 WRONG_COST = 3.0
 

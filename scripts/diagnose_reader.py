@@ -20,8 +20,8 @@ import numpy as np
 
 from qa.answer.reader import window_at, window_budget
 from qa.config import Settings
-from qa.evaluation.calibration import leave_one_article_out, prepare, reader_arguments, window_rows
-from qa.evaluation.splits import dev_splits, train_articles
+from qa.training.calibration import leave_one_article_out, prepare, reader_arguments, window_rows
+from qa.training.splits import dev_splits, train_articles
 from qa.evaluation.squad import f1_score
 from qa.sentences import sentence_spans
 

@@ -7,7 +7,7 @@ Two held-out sets, neither trained on:
   one corpus; `--split tune` takes the questions at even line positions (choices are made there),
   `report` the odd ones.
 - squad: the answerable questions of the SQuAD 2.0 tune or report articles (whole articles as the
-  corpus) turned into yes/no questions as training turns train questions (`qa.evaluation.yesno`):
+  corpus) turned into yes/no questions as training turns train questions (`qa.training.yesno`):
   about half ask about the gold answer ("Yes"), the rest about another name or number ("No").
 Prints, per set: accuracy of the answered ones, the share answered, and accuracy counting every
 question not answered as wrong; and how many questions of the SQuAD split that are not yes/no
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qa.config import Settings
 from qa.evaluation.evaluate import evaluate
-from qa.evaluation.yesno import boolq_questions, pipeline_for, squad_yes_no
+from qa.training.yesno import boolq_questions, pipeline_for, squad_yes_no
 from qa.models.locate import BUNDLED_READER
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from qa.answer.followup import standalone_query
 from qa.config import Settings
-from qa.evaluation.calibration import prepare
+from qa.training.calibration import prepare
 from qa.evaluation.evaluate import first_evidence_rank
-from qa.evaluation.splits import DATA, dev_splits
+from qa.training.splits import DATA, dev_splits
 from qa.models.locate import BUNDLED_READER
 
 _NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'-]*)*")

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from qa.answer.yesno import is_yes_no
-from qa.evaluation.splits import DATA, DEV_FILE, DEV_TRAIN, REPORT, TUNE
+from qa.training.splits import DATA, DEV_FILE, DEV_TRAIN, REPORT, TUNE
 
 SPLITS = {"tune": TUNE, "report": REPORT, "dev-train": DEV_TRAIN, "squad11": None}  # None: every article
 SQUAD11 = DATA.parent / "more_qa" / "squad11_dev_13_articles.json"

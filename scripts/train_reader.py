@@ -47,8 +47,8 @@ import torch
 from tqdm import tqdm
 
 from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences
-from qa.evaluation.splits import DATA, TUNE, train_articles
-from qa.evaluation.yesno import NO, UNDECIDED, YES, other_answer, yes_no_files, yes_no_question
+from qa.training.splits import DATA, TUNE, train_articles
+from qa.training.yesno import NO, UNDECIDED, YES, other_answer, yes_no_files, yes_no_question
 from qa.models.locate import BUNDLED_READER, bundled_model_dir
 from qa.models.onnx_bert import reader_weights, to_int8
 from qa.models.wordpieces import WordPieces
@@ -455,7 +455,7 @@ def main() -> None:
         "train_articles": len(train)}, indent=1) + "\n")
     print(f"wrote {args.out / 'model.safetensors'}", file=sys.stderr)
     if not args.limit:
-        from qa.evaluation.calibration import calibrate
+        from qa.training.calibration import calibrate
 
         calibrate(args.data, args.out, args.work)
 
@@ -472,7 +472,7 @@ holds the reader's tensors plus the branch's ("verdict.*", fp16), and the ONNX g
 (`qa.models.onnx_bert.bert_graph`) computes both in one run.
 
 Data (the tune articles held out; BoolQ dev never trained on):
-- answerable SQuAD 2.0 train questions turned into yes/no questions (`qa.evaluation.yesno`), half
+- answerable SQuAD 2.0 train questions turned into yes/no questions (`qa.training.yesno`), half
   asked about another name or number of the article ("No"), on the window holding the answer;
 - such questions on the best-sharing window that lacks the answer: "not decided here";
 - the yes/no train files of ../shared/data/yesno/ (BoolQ train, PubMedQA, HotpotQA) with their

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from qa.config import Settings
-from qa.evaluation.calibration import prepare
+from qa.training.calibration import prepare
 from qa.evaluation.evaluate import evaluate, summarize
-from qa.evaluation.splits import DATA, dev_splits
+from qa.training.splits import DATA, dev_splits
 from qa.models.locate import BUNDLED_READER
 
 COLUMNS = ("hit@1", "hit@3", "squad_f1", "HasAns_f1", "correct_abstention", "false_abstention")

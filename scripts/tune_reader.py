@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from qa.config import Settings
-from qa.evaluation.calibration import leave_one_article_out, prepare, reader_arguments, window_rows
-from qa.evaluation.splits import dev_splits
+from qa.training.calibration import leave_one_article_out, prepare, reader_arguments, window_rows
+from qa.training.splits import dev_splits
 
 # (reader_context, reader_windows, the weight of word overlap in ranking candidate sentences)
 VARIANTS = (("sentence", 8, 0.5), ("wide", 8, 0.5), ("sentence", 4, 0.5), ("sentence", 12, 0.5),

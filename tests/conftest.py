@@ -204,11 +204,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def openai_server(log: Path, *args: str) -> Iterator[str]:
-    """`python -m qa.app.openai_server ARGS` on a free loopback port; yields its URL once /v1/models answers."""
+def model_server(log: Path, *args: str) -> Iterator[str]:
+    """`python -m qa.app.model_server ARGS` on a free loopback port; yields its URL once /v1/models answers."""
     port = free_port()
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "qa.app.openai_server", *args, "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "qa.app.model_server", *args, "--port", str(port)],
                                    stdout=out, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -229,8 +229,8 @@ def openai_server(log: Path, *args: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def generator_server(tmp_path_factory) -> Iterator[str]:
-    """One `qa.app.openai_server` serving the bundled language model, shared by the tests that need one."""
-    with openai_server(tmp_path_factory.mktemp("openai") / "server.log") as url:
+    """One `qa.app.model_server` serving the bundled language model, shared by the tests that need one."""
+    with model_server(tmp_path_factory.mktemp("openai") / "server.log") as url:
         yield url
 
 

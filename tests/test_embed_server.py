@@ -1,4 +1,4 @@
-"""Embeddings from a server (QA_EMBED_URL): `RemoteEmbedder` against `python -m qa.app.openai_server
+"""Embeddings from a server (QA_EMBED_URL): `RemoteEmbedder` against `python -m qa.app.model_server
 --serve embeddings` (real HTTP, the real model), and its batching, retries and bound on requests in
 flight against a small stand-in server."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import openai_server, qa
+from conftest import model_server, qa
 
 from qa.errors import ModelLoadError
 from qa.models.embedders import RemoteEmbedder
@@ -93,7 +93,7 @@ def test_tokens_are_counted_with_the_models_own_tokenizer(torch_embedder):
 
 @pytest.fixture(scope="module")
 def embed_server(tmp_path_factory):
-    with openai_server(tmp_path_factory.mktemp("embed") / "server.log", "--serve", "embeddings") as url:
+    with model_server(tmp_path_factory.mktemp("embed") / "server.log", "--serve", "embeddings") as url:
         yield url
 
 

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from qa.app.limits import MAX_KEYS, HostRule, LoginGuard, RateLimit, RequestGuard
+from qa.app.guards import MAX_KEYS, HostRule, LoginGuard, RateLimit, RequestGuard
 
 
 async def echo(request):

@@ -1,4 +1,4 @@
-"""The generator behind an OpenAI-compatible HTTP server: `python -m qa.app.openai_server` serving
+"""The generator behind an OpenAI-compatible HTTP server: `python -m qa.app.model_server` serving
 the bundled model, asked by `OpenAIGenerator` and by the whole pipeline (QA_GENERATOR_URL)."""
 
 import time

@@ -6,7 +6,7 @@ from conftest import FakeEmbedder, FakeReader
 
 from qa.config import Settings
 from qa.index.build import build_index
-from qa.index.overview import KEY_SENTENCES, NEAR_COPY, document_overview, overview_request
+from qa.answer.overview import KEY_SENTENCES, NEAR_COPY, document_overview, overview_request
 from qa.index.store import load_index
 from qa.pipeline import Pipeline
 

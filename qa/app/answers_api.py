@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import anyio
 
 from qa.answer.retrieve import check_question
-from qa.app.limits import KeyGuard, answering
+from qa.app.guards import KeyGuard, answering
 from qa.app.render import answer_markdown, citations_json, confidence
 from qa.errors import (
     BadQuestionError,

@@ -12,7 +12,7 @@ import logging
 import anyio
 from pydantic import BaseModel, Field
 
-from qa.app.limits import answering
+from qa.app.guards import answering
 from qa.app.render import answer_markdown, citations_json, confidence
 from qa.errors import QAError
 from qa.pipeline import Pipeline

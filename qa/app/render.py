@@ -21,7 +21,7 @@ from qa.text import MARKER, heading_path, inert_markdown, parse_markers
 from qa.types import TENTATIVE, Answer, Chunk, Citation, Passage, Reading
 
 if TYPE_CHECKING:
-    from qa.index.overview import Overview
+    from qa.answer.overview import Overview
     from qa.index.loaded import Index
 
 _SPACES = re.compile(r"\s+")

@@ -24,7 +24,7 @@ from qa.app.answers_api import KEY_REQUIRED, AnswersAPI, RequireKey, key_accepte
 from qa.app.browser_key import browser_key
 from qa.app.feedback import FEEDBACK_OPTIONS, noted
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
-from qa.app.limits import HostRule, KeyGuard, LimitToolCalls, LoginGuard, Mounted, RateLimit, RequestGuard
+from qa.app.guards import HostRule, KeyGuard, LimitToolCalls, LoginGuard, Mounted, RateLimit, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,

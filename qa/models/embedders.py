@@ -296,7 +296,7 @@ class E5Embedder:
 @functools.lru_cache(maxsize=4)
 class RemoteEmbedder:
     """Model `name` served by an OpenAI-compatible `/v1/embeddings` endpoint (text-embeddings-
-    inference, vLLM, llama.cpp's server, or `python -m qa.app.openai_server --embed`), so indexing
+    inference, vLLM, llama.cpp's server, or `python -m qa.app.model_server --embed`), so indexing
     scales out with embedding servers. Texts go in batches, at most `in_flight` requests at a
     time, each retried on a connection error, 429 or 5xx; vectors come back unit length. Tokens
     are counted here, with the model's own tokenizer (chunking needs them), so `name` must also

@@ -252,7 +252,7 @@ class NotInstalled:
 
 class OpenAIGenerator:
     """A model behind an OpenAI-compatible HTTP server (vLLM, llama.cpp server, TGI, or
-    `python -m qa.app.openai_server`), for when one machine is not enough. Greedy (temperature 0),
+    `python -m qa.app.model_server`), for when one machine is not enough. Greedy (temperature 0),
     streamed over server-sent events."""
 
     def __init__(self, url: str, model: str = "default", timeout: float = 120.0) -> None:

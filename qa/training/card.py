@@ -7,7 +7,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from qa.evaluation.splits import DEV_TRAIN
+from qa.training.splits import DEV_TRAIN
 
 CARD = """# docqa reader — model card
 
@@ -134,7 +134,7 @@ def record_leg(model: Path, calibration: dict, summary: dict) -> list[dict]:
 
 
 def write_card(model: Path, splits: dict, calibration: dict, summary: dict, precision: str, rules: dict) -> None:
-    """`rules`: the calibration's bounds, by the names of `qa.evaluation.calibration`'s constants."""
+    """`rules`: the calibration's bounds, by the names of `qa.training.calibration`'s constants."""
     training = json.loads((model / "training.json").read_text())
     overall = summary["overall"]
     more = training.get("more_qa", False)

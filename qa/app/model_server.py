@@ -1,6 +1,6 @@
 """Serve local models through the OpenAI API (the subset docqa uses).
 
-    python -m qa.app.openai_server [--serve chat|embeddings|both] [--model smollm2] [--embed-model minilm]
+    python -m qa.app.model_server [--serve chat|embeddings|both] [--model smollm2] [--embed-model minilm]
                                [--host 127.0.0.1] [--port 8001]
 
 `GET /v1/models`, `POST /v1/chat/completions` (streamed as server-sent events, or whole; greedy,

@@ -85,7 +85,7 @@ def yes_no_files(folder: Path) -> list[tuple[str, str, int]]:
 def boolq_questions(folder: Path, split: str, limit: int) -> list[Question]:
     """BoolQ dev questions of the split, each passage written into `folder` as a document."""
     from qa.evaluation.evaluate import Question
-    from qa.evaluation.splits import DATA
+    from qa.training.splits import DATA
 
     folder.mkdir(parents=True, exist_ok=True)
     items = [json.loads(line) for line in (DATA.parent / "yesno" / "boolq_dev.jsonl").read_text().splitlines()]
@@ -104,7 +104,7 @@ def squad_yes_no(folder: Path, split: str, limit: int) -> tuple[list[Question], 
 
     from qa.answer.yesno import is_yes_no
     from qa.evaluation.evaluate import squad_corpus
-    from qa.evaluation.splits import DATA, dev_splits
+    from qa.training.splits import DATA, dev_splits
 
     articles = dev_splits(DATA)[split]
     originals = squad_corpus(articles, folder)

@@ -18,16 +18,16 @@ from tqdm import tqdm
 from qa.answer.answerer import states
 from qa.answer.reader import TrainedReader
 from qa.config import Settings
-from qa.evaluation.card import write_card
 from qa.evaluation.evaluate import evaluate, squad_corpus, summarize
 from qa.evaluation.report import table
-from qa.evaluation.splits import DATA, DEV_TRAIN, dev_splits
 from qa.evaluation.squad import f1_score
 from qa.index.build import build_index
 from qa.models.embedders import get_embedder
 from qa.models.locate import BUNDLED_READER
 from qa.pipeline import Pipeline
 from qa.text import normalize_answer, overlap, terms
+from qa.training.card import write_card
+from qa.training.splits import DATA, DEV_TRAIN, dev_splits
 
 
 def prepare(articles, work: Path, model_dir: Path, settings: Settings):  # noqa: ANN001, ANN201
