@@ -103,3 +103,25 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path
     result = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and "Traceback" not in result.stderr and len(result.stdout) == 10
+
+
+@pytest.mark.slow  # the real models
+def test_the_readme_commands_run_as_written(seed_workdir: Path, tmp_path: Path):
+    """Every `qa` line of README.md's shell blocks, except the one that starts a server, runs
+    and succeeds in a copy of the seed folder (with the questions file beside it)."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    lines = [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", readme, re.S)
+             for line in block.splitlines()]
+    commands = [line for line in lines if line.startswith(".venv/bin/qa ") and " serve" not in line]
+    assert len(commands) >= 4, commands
+    work = tmp_path / "w"
+    shutil.copytree(seed_workdir, work, ignore=shutil.ignore_patterns("app-*.log"))
+    (work / "eval").mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl", work / "eval")
+    for command in commands:
+        args = [a.replace("/tmp/", f"{tmp_path}/") for a in shlex.split(command)[1:]]
+        result = qa(*args, cwd=work)
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+        assert result.stdout.strip(), command
