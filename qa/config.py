@@ -106,19 +106,12 @@ class Settings:
         "what the reader reads around each of those sentences: `sentence` (it and one neighbour each "
         "side that fits) or `wide` (neighbours added while they fit its 128 tokens); see The reader"
     ))
-    sentence_vectors: str = setting("own", (
-        "a sentence's vector: `own` (each sentence embedded alone) or `pooled` from its passage's token "
-        "vectors (each passage read once instead of each sentence: no faster than the default now that "
-        "passages get no vector of their own, and hit@1 0.03 lower on the own questions and 0.014 on "
-        "held-out SQuAD articles, see Benchmark); `pooled` works with the bundled embedder only (e5 and "
-        "a server embed each sentence). Part of the index's fingerprint"
-    ))
     passage_vectors: bool = setting(False, (
         "`1`: each passage (chunk) also gets a vector of its own, scored beside its sentences'. Off by "
         "default: nothing embeds whole passages, so `qa index` embeds about half the tokens (1.5–2.2× "
         'faster here) and held-out retrieval moved by under 0.01 (see Benchmark, "Indexing, since"). '
-        "`pooled` sentence vectors keep them (their passages are read anyway). An index with passage "
-        "vectors serves either setting; one without is stale for `1`"
+        "An index with passage vectors serves either setting; one without is stale for `1`. Kept as an "
+        "option although its measured effect is nil: an embedder other than the bundled one may need it"
     ))
     encoder_precision: str = setting("int8", (
         "the embedder's and the reader's matrix products on ONNX Runtime: `int8` (dynamic quantisation, "
@@ -196,11 +189,6 @@ class Settings:
     ), shown="(a key made once, in `.docqa-browser-key` beside the index folder)")
 
     @property
-    def embeds_passages(self) -> bool:
-        """Whether an index built with these settings holds a vector per passage."""
-        return self.passage_vectors or self.sentence_vectors == "pooled"
-
-    @property
     def feedback_path(self) -> Path:
         return Path(self.feedback_file) if self.feedback_file else self.index_dir.parent / "feedback.jsonl"
 
@@ -239,8 +227,6 @@ class Settings:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, not {self.answer_mode!r}")
         if self.generative not in ("auto", "on", "off"):
             raise SettingsError(f"generative must be auto, on or off, not {self.generative!r}")
-        if self.sentence_vectors not in SENTENCE_VECTORS:
-            raise SettingsError(f"sentence vectors must be one of {', '.join(SENTENCE_VECTORS)}, not {self.sentence_vectors!r}")
         if self.encoder_precision not in PRECISIONS:
             raise SettingsError(f"encoder precision must be one of {', '.join(PRECISIONS)}, not {self.encoder_precision!r}")
         if self.reader_context not in READER_CONTEXTS:
@@ -283,7 +269,6 @@ def settings_table() -> str:
 
 ANSWER_MODES = ("evidence", "generative")
 READER_CONTEXTS = ("sentence", "wide")
-SENTENCE_VECTORS = ("pooled", "own")
 PRECISIONS = ("int8", "fp32")
 
 

@@ -112,18 +112,6 @@ def test_an_unwritable_cache_still_gives_a_model(tmp_path: Path):
     assert isinstance(graph, bytes) and len(graph) > 1_000_000
 
 
-def test_a_span_vector_is_pooled_from_the_text_it_was_read_in():
-    embedder = BertEmbedder("minilm", 2)
-    text = "Seoul is the capital of South Korea. Tokyo is the capital of Japan."
-    cut = text.index("Tokyo")
-    whole, [[first, second, nothing]] = embedder.embed_spans([text], [[(0, cut - 1), (cut, len(text)), (5, 5)]])
-    japan, korea = embedder.embed(["What is the capital of Japan?", "What is the capital of Korea?"])
-    assert nothing is None
-    assert np.allclose(np.linalg.norm(first), 1.0) and np.allclose(np.linalg.norm(second), 1.0)
-    assert japan @ second > japan @ first and korea @ first > korea @ second
-    assert np.allclose(whole, embedder.embed([text]), atol=1e-6)
-
-
 def test_texts_embedded_by_sessions_side_by_side_get_their_own_vectors():
     import itertools
 
@@ -175,30 +163,6 @@ def test_writing_a_graph_deletes_graphs_unused_for_a_month_and_keeps_those_in_us
     assert not stale.exists() and other_file.exists()  # only graphs are the cache's to delete
     graph_file(folder, None, False, tmp_path, "int8")  # writes another graph: the one in use stays
     assert in_use.is_file()
-
-
-def test_a_build_with_pooled_sentence_vectors_keeps_each_sentence_nearest_its_own_vector(settings, real_embedder):
-    import dataclasses
-
-    from qa.index.build import build_index
-    from qa.index.store import load_index
-
-    (settings.corpus_dir / "relations.md").write_text(
-        "# Treaty\n\nJapan and South Korea signed the Treaty on Basic Relations in 1965. It normalised relations. "
-        "Japan paid $300 million in grants.\n\n# Islands\n\nThe Liancourt Rocks are disputed. Korea calls them Dokdo. "
-        "Japan calls them Takeshima.\n", encoding="utf-8")
-    own = dataclasses.replace(settings, index_dir=settings.index_dir.with_name("own"), sentence_vectors="own")
-    pooled = dataclasses.replace(settings, sentence_vectors="pooled")
-    build_index(own, real_embedder, progress=False)
-    build_index(pooled, real_embedder, progress=False)
-    alone, together = load_index(own, real_embedder.name), load_index(pooled, real_embedder.name)
-    assert together.sentence_count == alone.sentence_count == 6
-    a = alone.sentence_vectors(range(6))
-    b = together.sentence_vectors(range(6))
-    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4) and not np.allclose(a, b, atol=1e-3)
-    # Read in its passage, a sentence's vector leans towards its neighbours (why `own` is the
-    # default), yet stays nearest to the sentences of its own section.
-    assert [int(i) // 3 for i in np.argmax(b @ a.T, axis=1)] == [0, 0, 0, 1, 1, 1]
 
 
 

@@ -183,8 +183,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, r
             log.info("deleted %s, left in %s/ by an upload or removal that was killed", name, settings.corpus_dir)
         writer = None
         try:
-            writer = IndexWriter(scratch, embedder, settings.ann_threshold, report, settings.sentence_vectors == "pooled",
-                                 settings.embeds_passages)
+            writer = IndexWriter(scratch, embedder, settings.ann_threshold, report, settings.passage_vectors)
             build = _Build(settings, embedder, writer, _reusable_index(store, settings, embedder), _indexed_before(store))
             _add_files(build, files, progress, report)
             if report is not None:

@@ -32,8 +32,9 @@ def fingerprint(settings: Settings, embed_model: str, dim: int) -> dict:
     settings with the same fingerprint."""
     return {
         "embedding": {"model": embed_model, "dim": dim},
-        # As set (the bundled BERT's; e5 and a server embed each sentence, in their own precision).
-        "encoding": {"sentences": settings.sentence_vectors, "passages": settings.embeds_passages,
+        # "sentences": each sentence embedded alone (pooling them from their passage was measured
+        # worse and removed; kept so existing indexes stay fresh). Precision: the bundled BERT's.
+        "encoding": {"sentences": "own", "passages": settings.passage_vectors,
                      "precision": settings.encoder_precision, "runtime": RUNTIME_VERSION},
         "chunking": {"version": CHUNKER_VERSION, "tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap_tokens,
                      "max_units": settings.max_units_per_file},

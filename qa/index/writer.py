@@ -27,37 +27,27 @@ Report = Callable[[str, float], None]  # told in words what is being done, and t
 
 class _Batcher:
     """Collects chunk texts, with the sentences each one owns, and embeds them a batch at a time
-    into the chunk and sentence spools (in row order). A sentence's vector is pooled from its
-    chunk's tokens when `pooled` and the embedder can (`embed_spans`); otherwise, or when its
-    tokens were cut off, the sentence is embedded on its own. Chunks are embedded only for
-    `passages` (their vectors) or to pool from."""
+    into the chunk and sentence spools (in row order): each sentence on its own (with its
+    heading), each chunk only for `passages` (their vectors)."""
 
-    def __init__(self, chunks: VectorSpool, units: VectorSpool, embedder: Embedder, pooled: bool,
+    def __init__(self, chunks: VectorSpool, units: VectorSpool, embedder: Embedder,
                  passages: bool = True, size: int = EMBED_BATCH) -> None:
         self.chunks, self.units, self.embedder, self.size, self.passages = chunks, units, embedder, size, passages
-        self.pooled = pooled and hasattr(embedder, "embed_spans")
-        self.pending: list[tuple[str, list[tuple[int, int]], list[str]]] = []
+        self.pending: list[tuple[str, list[str]]] = []
 
-    def add(self, text: str, spans: list[tuple[int, int]], unit_texts: list[str]) -> None:
-        """A chunk's embedding text, its own sentences' spans in that text, and their texts."""
-        self.pending.append((text, spans, unit_texts))
+    def add(self, text: str, unit_texts: list[str]) -> None:
+        """A chunk's embedding text and its own sentences' embedding texts."""
+        self.pending.append((text, unit_texts))
         if len(self.pending) >= self.size:
             self.flush()
 
     def flush(self) -> None:
         if not self.pending:
             return
-        texts = [text for text, _, _ in self.pending]
-        unit_texts = [u for _, _, units in self.pending for u in units]
-        if self.pooled:
-            vectors, parts = self.embedder.embed_spans(texts, [spans for _, spans, _ in self.pending])
-            units = [v for chunk in parts for v in chunk]
-            missing = [i for i, v in enumerate(units) if v is None]
-            for i, v in zip(missing, self.embedder.embed([unit_texts[i] for i in missing])):
-                units[i] = v
-        else:
-            vectors = self.embedder.embed(texts) if self.passages else None
-            units = self.embedder.embed(unit_texts) if unit_texts else []
+        texts = [text for text, _ in self.pending]
+        unit_texts = [u for _, units in self.pending for u in units]
+        vectors = self.embedder.embed(texts) if self.passages else None
+        units = self.embedder.embed(unit_texts) if unit_texts else []
         if vectors is not None:
             self.chunks.add(vectors)
         if len(units):
@@ -85,11 +75,11 @@ class IndexWriter:
     """One build in progress: the chunk store, chunk and sentence vectors, BM25 token ids."""
 
     def __init__(self, folder: Path, embedder: Embedder, ann_threshold: int, report: Report | None = None,
-                 pooled_sentences: bool = False, passage_vectors: bool = True) -> None:
+                 passage_vectors: bool = True) -> None:
         self.folder, self.dim, self.ann_threshold, self.report = folder, embedder.dim, ann_threshold, report
         self.vectors = VectorSpool(folder / "vectors.spool", self.dim)
         self.unit_vectors = VectorSpool(folder / "units.spool", self.dim)
-        self.batcher = _Batcher(self.vectors, self.unit_vectors, embedder, pooled_sentences, passage_vectors)
+        self.batcher = _Batcher(self.vectors, self.unit_vectors, embedder, passage_vectors)
         self.store = (folder / "chunks.jsonl").open("w", encoding="utf-8")
         self.documents: list[DocumentInfo] = []
         self.tokenizer = bm25_tokenizer()
@@ -130,13 +120,11 @@ class IndexWriter:
                                                                 split.unit_ranges)):
             self._tick(doc.path, offset, len(split.chunks))
             self.chunk_units.extend((unit_base + first, unit_base + end))
-            heading = len(text) - len(chunk.text)  # the embedding text is the heading path, then the chunk
             mine = [u for u in range(first, end) if owner[u] == offset]
             assert mine == list(range(owned, owned + len(mine))), "sentences are owned in order"
             owned += len(mine)
-            spans = [(heading + split.units[u][0] - chunk.start, heading + split.units[u][1] - chunk.start) for u in mine]
-            self.batcher.add(text, spans, [embedding_text(doc.title, chunk.section, doc.text[a:b])
-                                           for a, b in (split.units[u] for u in mine)])
+            self.batcher.add(text, [embedding_text(doc.title, chunk.section, doc.text[a:b])
+                                    for a, b in (split.units[u] for u in mine)])
         self.documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
 
     def _tick(self, path: str, done: int, total: int) -> None:

@@ -126,16 +126,9 @@ class BertEmbedder(LoadsOnce):
         return self._dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embed_spans(texts, [[] for _ in texts])[0]
-
-    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
-                    ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
-        """Vectors of `texts`, and of character spans inside each text: the mean of the tokens
-        inside the span, read in the whole text's context (a sentence of a chunk costs nothing
-        more than the chunk). A span without a token (cut by truncation) gets None."""
+        """Unit vectors of `texts`: the mean of their tokens, batched by length over the sessions."""
         self.warm_up()
         out = np.zeros((len(texts), self._dim), np.float32)
-        parts: list[list[np.ndarray | None]] = [[] for _ in texts]
         encodings = self._pieces.encode(texts, self._max_tokens)
         batches = token_batches([len(e.ids) for e in encodings], self.TOKENS_PER_BATCH)
         sessions, finished = min(self.sessions, len(batches)), threading.Event()
@@ -143,7 +136,7 @@ class BertEmbedder(LoadsOnce):
         def run(session: int) -> None:  # every `sessions`-th batch (alike in cost), on one session
             for rows in batches[session::sessions]:
                 if not finished.is_set():  # after Ctrl-C: the batch being read, not all the rest
-                    self._embed_batch(self._model[session], rows, [encodings[i] for i in rows], spans, out, parts)
+                    self._embed_batch(self._model[session], rows, [encodings[i] for i in rows], out)
 
         if sessions > 1:
             with ThreadPoolExecutor(sessions) as pool:
@@ -153,24 +146,14 @@ class BertEmbedder(LoadsOnce):
                     finished.set()
         elif batches:
             run(0)
-        return out, parts
+        return out
 
     @staticmethod
-    def _embed_batch(model, rows: list[int], encodings: list, spans: Sequence[Sequence[tuple[int, int]]],  # noqa: ANN001
-                     out: np.ndarray, parts: list[list[np.ndarray | None]]) -> None:
+    def _embed_batch(model, rows: list[int], encodings: list, out: np.ndarray) -> None:  # noqa: ANN001
         ids, mask, types = padded(encodings)
         hidden = model.run(ids, mask, types)
         weights = mask[..., None].astype(np.float32)
         out[rows] = unit_rows((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
-        for row, i in enumerate(rows):
-            if not spans[i]:
-                continue
-            offsets = np.array(encodings[row].offsets)  # this text's tokens, before the padding
-            real = offsets[:, 1] > offsets[:, 0]  # not [CLS] or [SEP]
-            tokens = hidden[row, :len(offsets)]
-            for a, b in spans[i]:
-                inside = real & (offsets[:, 0] >= a) & (offsets[:, 1] <= b)
-                parts[i].append(unit_rows(tokens[inside].mean(axis=0, keepdims=True))[0] if inside.any() else None)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])
