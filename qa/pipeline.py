@@ -9,7 +9,6 @@ swaps the new one in; `document()` and `remove()` serve the app's document view 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -19,15 +18,17 @@ from dataclasses import dataclass
 
 from qa.answer.answerer import Answerer, AnswerStream
 from qa.answer.followup import standalone_query
+from qa.answer.overview import Overview, document_overview, overview_answer, overview_request
 from qa.answer.reader import Reader, get_reader
 from qa.answer.retrieve import Retriever, check_question
+from qa.answer.scope import documents_named
 from qa.config import Settings
 from qa.errors import QAError
 from qa.index.build import BuildSummary, build_index
-from qa.answer.overview import Overview, document_overview, overview_answer, overview_request
 from qa.index.loaded import Index
+from qa.index.removal import remove_document
 from qa.index.store import open_store
-from qa.ingest.corpus import IGNORE_FILE, file_sha256, set_ignored
+from qa.ingest.corpus import file_sha256
 from qa.ingest.readers import UnreadableFile, read_document
 from qa.models.embedders import Embedder, get_embedder
 from qa.models.generate import Generator, get_generator
@@ -182,40 +183,17 @@ class Pipeline:
 
     def remove(self, doc_id: str, delete_file: bool = False,
                report: Callable[[str, float], None] | None = None) -> BuildSummary:
-        """Take a document out of the index: its path is listed in `.qaignore`, the index is
-        rebuilt, and only then, if `delete_file`, the file is deleted (and unlisted). A failure
-        (another build running, a read-only or missing corpus folder, a full disk) changes
-        nothing and says why; the summary's `note` says what became of the file."""
+        """Take a document out of the index (`qa.index.removal`): a failure (another build running,
+        a read-only or missing corpus folder, a full disk) changes nothing and says why."""
         if not isinstance(delete_file, bool):
             raise QAError(f"'delete file' must be true or false, not {delete_file!r}")
-        info = self.index.documents.get(doc_id) if isinstance(doc_id, str) else None
+        documents = self.index.documents
+        info = documents.get(doc_id) if isinstance(doc_id, str) else None
         if info is None:
             raise QAError("that document is not in the index")
-        if len(self.index.documents) == 1:
+        if len(documents) == 1:
             raise QAError("this is the only document in the index; add another before removing it")
-        corpus = self.settings.corpus_dir
-        try:
-            set_ignored(corpus, info.path, True)
-        except OSError as error:
-            raise QAError(f"could not record the removal in {corpus}/{IGNORE_FILE} ({error.strerror or error});"
-                          " nothing was changed") from None
-        try:
-            summary = self.rebuild(report)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                set_ignored(corpus, info.path, False)  # as it was: the document stays indexed
-            raise
-        note = f"its file {info.path} stays in {corpus}/ (listed in {IGNORE_FILE})"
-        if delete_file:
-            try:
-                (corpus / info.path).unlink(missing_ok=True)
-                note = f"its file {info.path} was deleted"
-            except OSError as error:
-                note = f"its file {info.path} could not be deleted ({error.strerror or error}); it stays listed in {IGNORE_FILE}"
-            else:
-                with contextlib.suppress(OSError):  # a stale line for a deleted file is harmless
-                    set_ignored(corpus, info.path, False)
-        return dataclasses.replace(summary, note=f"removed {info.title}; {note}")
+        return remove_document(self.settings.corpus_dir, info, delete_file, lambda: self.rebuild(report))
 
     def search(self, question: str, k: int | None = None, documents: Sequence[str] = ()) -> tuple[str, list[Passage]]:
         """(the cleaned question, its passages); raises `BadQuestionError` for unusable input.
@@ -269,22 +247,3 @@ class Pipeline:
             documents: Sequence[str] = (), history: Sequence[str] = ()) -> Answer:
         """The verified answer (see `ask_stream`), without its text as it comes."""
         return self.ask_stream(question, k, mode, history=history, documents=documents).answer()
-
-
-def documents_named(index: Index, names: Sequence[str]) -> list[str]:
-    """The ids of the indexed documents `names` designate — each an id, a path, a file name or a
-    title (case-insensitive) — or a `QAError` naming what matches nothing. Empty: all documents."""
-    if isinstance(names, str):
-        names = [names]
-    chosen = []
-    for name in names:
-        if not isinstance(name, str):
-            raise QAError(f"a document is named by text, not {name!r}")
-        wanted = name.strip().casefold()
-        matches = [d.doc_id for d in index.documents.values()
-                   if wanted in (d.doc_id.casefold(), d.path.casefold(), d.path.rsplit("/", 1)[-1].casefold(),
-                                 d.title.casefold())]
-        if not matches:
-            raise QAError(f"no indexed document is named {name!r}; the documents are listed in the Index tab (`qa search`)")
-        chosen += [m for m in matches if m not in chosen]
-    return chosen

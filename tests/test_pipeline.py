@@ -114,7 +114,7 @@ def test_a_removal_that_cannot_finish_changes_nothing_and_says_why(pipeline: Pip
     def read_only(*args):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("qa.pipeline.set_ignored", read_only)
+    monkeypatch.setattr("qa.index.removal.set_ignored", read_only)
     with pytest.raises(QAError, match="could not record the removal.*Permission denied.*nothing was changed"):
         pipeline.remove(rocks)
     monkeypatch.undo()
