@@ -289,3 +289,24 @@ def test_a_verdict_branch_reads_the_layer_below_the_top_and_adds_three_logits(tm
     spans = torch.stack([out.start_logits, out.end_logits], dim=-1).numpy()
     assert np.abs(logits[real][:, :2] - spans[real]).max() < 1e-4
     assert np.abs(logits[:, 0, 2:] - verdict).max() < 1e-4
+    span_only = OnnxBert(bert_graph(weights, graph_config, head=True, verdict=False).SerializeToString(), 1)
+    assert np.array_equal(span_only.run(ids, mask, types), logits[..., :2])  # the branch changes no span logit
+
+
+def test_only_a_yes_no_question_runs_the_verdict_branch():
+    from qa.answer.reader import TrainedReader, Window
+
+    reader = TrainedReader(BUNDLED_READER, 2, precision="int8")
+    reader.warm_up()
+    ids, mask, types = encode(reader._pieces, "Who withdrew it?", ["South Korea withdrew its complaint."])[0]
+    assert np.array_equal(reader._model.run(ids, mask, types), reader._verdict_model.run(ids, mask, types)[..., :2])
+    ran = []
+    for name in ("_model", "_verdict_model"):
+        model = getattr(reader, name)
+        setattr(reader, name, type("Counted", (), {"run": lambda self, *a, m=model, n=name: ran.append(n) or m.run(*a)})())
+    text = "South Korea withdrew its WTO complaint in March 2023."
+    window = Window(1, "c", 0, len(text), text, ((0, len(text)),), 0.5)
+    plain = reader.read("When did South Korea withdraw its WTO complaint?", [window])
+    verdict = reader.read("Did South Korea withdraw its WTO complaint?", [window])
+    assert ran == ["_model", "_verdict_model"]
+    assert not plain[0].verdict and verdict[0].verdict == "yes"

@@ -199,13 +199,14 @@ class TrainedReader(LoadsOnce):
         self.cache_dir = cache_dir
         self.precision = precision
         self._model = None
+        self._verdict_model = None  # with the verdict branch, for yes/no questions (None: the reader has none)
         self._pieces: WordPieces | None = None
         self._calibration: dict = {}
         self._lock = threading.Lock()
 
     def _load(self) -> None:
-        model, self._pieces, self._calibration = load_reader(self.model_dir, self.threads, self.cache_dir,
-                                                             self.precision)
+        (model, self._verdict_model), self._pieces, self._calibration = load_reader(
+            self.model_dir, self.threads, self.cache_dir, self.precision)
         self._model = model  # last: `warm_up` skips the lock once this is set
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -245,11 +246,12 @@ class TrainedReader(LoadsOnce):
             return []
         self.warm_up()
         (ids, mask, types), encodings = encode(self._pieces, question, [w.text for w in windows])
-        logits = self._model.run(ids, mask, types)
+        yes_no = is_yes_no(question)  # only these run the verdict branch's layers (the span logits are the same)
+        logits = (self._verdict_model if yes_no and self._verdict_model is not None else self._model).run(ids, mask, types)
         # A yes/no question read by a reader with the yes/no head (4 logits: yes and no at [CLS]; the
         # span's probability says whether the window decides it) or the verdict branch (5: yes, no and
         # undecided at [CLS], after the span head's two).
-        yes_no = logits.shape[-1] in (4, 5) and is_yes_no(question)
+        yes_no = yes_no and logits.shape[-1] in (4, 5)
         readings = []
         for i, window in enumerate(windows):
             starts, ends = logits[i, :, 0], logits[i, :, 1]
@@ -374,9 +376,10 @@ def reader_encoder(weights: Path) -> str:
     return "mpnet" if "mpnet" in base.lower() else "minilm"
 
 
-def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, precision: str = "int8"):  # noqa: ANN201 - (model, pieces, calibration)
+def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, precision: str = "int8"):  # noqa: ANN201 - ((model, verdict model), pieces, calibration)
     """The base encoder (MiniLM or MPNet) from its package, overlaid with the trained weights in
-    `model_dir` (frozen weights are not shipped: they are the base model's), on ONNX Runtime."""
+    `model_dir` (frozen weights are not shipped: they are the base model's), on ONNX Runtime: the
+    span reader, and with a verdict branch a second graph that also runs it (else None)."""
     weights = model_dir / "model.safetensors"
     calibration = model_dir / "calibration.json"
     if not weights.is_file():
@@ -384,7 +387,9 @@ def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, pr
                              "`python scripts/train_reader.py`")
     try:
         base = bundled_model_dir(reader_encoder(weights))
-        model = load_bert(base, weights, True, threads, cache_dir, precision, spin=True)
+        model = load_bert(base, weights, True, threads, cache_dir, precision, spin=True, verdict=False)
+        verdict_model = (load_bert(base, weights, True, threads, cache_dir, precision, spin=True)
+                         if has_verdict_branch(weights) else None)
         pieces = WordPieces(base)
         # Uncalibrated (while calibrating): the probability is the logistic of the margin.
         settings = {"margin": 1.0, "window_score": 0.0, "bias": 0.0, "threshold": 0.5}
@@ -395,4 +400,11 @@ def load_reader(model_dir: Path, threads: int, cache_dir: Path | None = None, pr
     except Exception as error:  # a damaged file means the same to the user whatever the library says
         raise ModelLoadError(f"could not load the reader model from {model_dir}: {error}") from error
     log.info("loaded reader from %s", model_dir)
-    return model, pieces, settings
+    return (model, verdict_model), pieces, settings
+
+
+def has_verdict_branch(weights: Path) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "np") as tensors:
+        return "verdict.head.weight" in tensors.keys()

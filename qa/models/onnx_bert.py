@@ -171,13 +171,14 @@ class _Graph:
         return self.layer_norm(node("Add", [linear(gelu, f"{prefix}.output.dense"), x]), f"{prefix}.output.LayerNorm")
 
 
-def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False):  # noqa: ANN201 - onnx.ModelProto
+def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False, verdict: bool = True):  # noqa: ANN201 - onnx.ModelProto
     """An ONNX model of BertModel: int64 inputs (batch, tokens) → "hidden" (batch, tokens, width);
     or with `head`, packed (`PACKED_INPUTS`, see `packed`) → the span head's "logits" (batch,
     tokens, 2: start and end, or 4: then yes and no too, read at [CLS]; padding's are any); a
     reader with a verdict branch ("verdict.layer.<i>.*": copies of the top layers reading the layer
     below them, and "verdict.head.*") adds its yes, no and undecided logits (read at [CLS]) after
-    the span head's. Weight names as transformers' BertModel writes them (without a "bert." prefix)."""
+    the span head's, unless `verdict` is false (the span head alone: questions that are not yes/no
+    skip the branch's layers). Weight names as transformers' BertModel writes them (without a "bert." prefix)."""
     from onnx import TensorProto, helper
 
     width, heads = config["hidden_size"], config["num_attention_heads"]
@@ -192,7 +193,7 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False)
     shapes = (graph.const(np.array([0, 0, heads, width // heads], dtype=np.int64)),
               graph.const(np.array([-1, width] if head else [0, 0, width], dtype=np.int64)),
               graph.scalar(1.0 / math.sqrt(width // heads)))
-    layers, branched = config["num_hidden_layers"], verdict_layers(weights) if head else 0
+    layers, branched = config["num_hidden_layers"], verdict_layers(weights) if head and verdict else 0
     for i in range(layers):
         if i == layers - branched:
             below = x
@@ -213,7 +214,8 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False)
         inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"]) for name in INPUTS]
     model = helper.make_graph(
         graph.nodes, "bert", inputs,
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", "tokens", head_width(weights) if head else width])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT,
+                                       ["batch", "tokens", head_width(weights, verdict) if head else width])],
         graph.initializers)
     return helper.make_model(model, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
@@ -223,10 +225,10 @@ def verdict_layers(weights: dict[str, np.ndarray]) -> int:
     return len({name.split(".")[2] for name in weights if name.startswith("verdict.layer.")})
 
 
-def head_width(weights: dict[str, np.ndarray]) -> int:
-    """The reader graph's logits per token: the span head's, then the verdict branch's three."""
+def head_width(weights: dict[str, np.ndarray], verdict: bool = True) -> int:
+    """The reader graph's logits per token: the span head's, then (`verdict`) the verdict branch's three."""
     return weights["qa_outputs.weight"].shape[0] + (weights["verdict.head.weight"].shape[0]
-                                                    if "verdict.head.weight" in weights else 0)
+                                                    if verdict and "verdict.head.weight" in weights else 0)
 
 
 def packed(input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -296,11 +298,11 @@ def to_int8(weights: dict[str, np.ndarray], smallest: int = 65_536) -> dict[str,
 
 
 def load_bert(folder: Path, overlay: Path | None, head: bool, threads: int, cache_dir: Path | None,
-              precision: str = "fp32", spin: bool = False) -> OnnxBert:
+              precision: str = "fp32", spin: bool = False, verdict: bool = True) -> OnnxBert:
     """The BERT in `folder` (with `overlay` laid over it) as an ONNX Runtime session in `precision`
     (the exact fp32 graph unless "int8" is asked for), its graph read from the cache or built
-    (and cached); a damaged cached graph is built again. `spin`: see `OnnxBert`."""
-    graph = graph_file(folder, overlay, head, cache_dir, precision)
+    (and cached); a damaged cached graph is built again. `spin`: see `OnnxBert`; `verdict`: see `bert_graph`."""
+    graph = graph_file(folder, overlay, head, cache_dir, precision, verdict)
     try:
         return OnnxBert(graph, threads, spin)
     except Exception:  # noqa: BLE001 - a cached file cut short or damaged: build it again
@@ -308,7 +310,7 @@ def load_bert(folder: Path, overlay: Path | None, head: bool, threads: int, cach
             raise
         log.info("the cached ONNX graph %s could not be read; building it again", graph)
         Path(graph).unlink(missing_ok=True)
-        return OnnxBert(graph_file(folder, overlay, head, cache_dir, precision), threads, spin)
+        return OnnxBert(graph_file(folder, overlay, head, cache_dir, precision, verdict), threads, spin)
 
 
 def int8(model: bytes) -> bytes:
@@ -331,12 +333,13 @@ def int8(model: bytes) -> bytes:
 
 
 def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path | None,
-               precision: str = "fp32") -> str | bytes:
+               precision: str = "fp32", verdict: bool = True) -> str | bytes:
     """The ONNX graph for these weights: the cached file's path, or (built now) the graph's
     bytes when there is no cache or it cannot be written. The name covers every input, so a
     changed weight file or graph version is a different file."""
     sources = [folder / "model.safetensors", folder / "config.json"] + ([overlay] if overlay else [])
-    which = hashlib.sha256(repr((head, precision, [str(p.resolve()) for p in sources])).encode()).hexdigest()[:16]
+    which = hashlib.sha256(repr((head, precision, [str(p.resolve()) for p in sources])
+                                + (() if verdict else ("span head only",))).encode()).hexdigest()[:16]
     version = hashlib.sha256(repr((GRAPH_VERSION, [(p.stat().st_size, p.stat().st_mtime_ns) for p in sources])
                                   ).encode()).hexdigest()[:16]
     cached = cache_dir / "onnx" / f"bert-{which}-{version}.onnx" if cache_dir else None
@@ -345,7 +348,7 @@ def graph_file(folder: Path, overlay: Path | None, head: bool, cache_dir: Path |
             os.utime(cached)  # last used now: see `UNUSED_GRAPH_DAYS`
         return str(cached)
     weights, config = load_weights(folder, overlay)
-    model = bert_graph(weights, config, head).SerializeToString()
+    model = bert_graph(weights, config, head, verdict).SerializeToString()
     if precision == "int8":
         model = int8(model)
     if cached is None:
