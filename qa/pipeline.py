@@ -31,7 +31,7 @@ from qa.index.store import open_store
 from qa.ingest.corpus import file_sha256
 from qa.ingest.readers import UnreadableFile, read_document
 from qa.models.embedders import Embedder, get_embedder
-from qa.models.generate import Generator, get_generator
+from qa.models.generate import Generator, Message, get_generator
 from qa.models.locate import reader_model_dir
 from qa.types import Answer, Document, Passage
 
@@ -112,8 +112,9 @@ class Pipeline:
 
     def _load(self) -> Snapshot:
         index = self.store.load(self.embedder.name)
+        generator = self._generator or _MadeWhenUsed(lambda: self.generator)  # evidence answers never make it
         return Snapshot(index, Retriever(index, self.embedder, self.settings),
-                        Answerer(index, self.embedder, self.settings, self.reader, self.generator))
+                        Answerer(index, self.embedder, self.settings, self.reader, generator))
 
     def _newer_build_published(self, index: Index) -> bool:
         try:
@@ -247,3 +248,22 @@ class Pipeline:
             documents: Sequence[str] = (), history: Sequence[str] = ()) -> Answer:
         """The verified answer (see `ask_stream`), without its text as it comes."""
         return self.ask_stream(question, k, mode, history=history, documents=documents).answer()
+
+
+class _MadeWhenUsed:
+    """The pipeline's language model as the answerer holds it: made on first use, so a question
+    answered in evidence mode never makes one (nor fails for a model that is not installed)."""
+
+    def __init__(self, make: Callable[[], Generator]) -> None:
+        self._make = make
+
+    @property
+    def name(self) -> str:
+        return self._make().name
+
+    def warm_up(self) -> None:
+        self._make().warm_up()
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+        return self._make().stream(messages, max_new_tokens, cancel)

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import FakeReader
+from conftest import FakeReader, ScriptedGenerator
 
 from qa.config import Settings
 from qa.errors import QAError
@@ -155,3 +155,18 @@ def test_a_search_restricted_to_some_documents_finds_k_passages_in_them_only(pip
                                                                if d.path == "treaty.md")}
     with pytest.raises(QAError, match="no indexed document is named 'nowhere.md'"):
         pipeline.search("Where?", 3, ["nowhere.md"])
+
+
+def test_an_evidence_answer_never_makes_the_language_model(seed_settings, fake_embedder, monkeypatch):
+    """The generator is made when generative mode first needs it, not with the index."""
+    import qa.pipeline
+    from qa.pipeline import Pipeline
+
+    made = []
+    monkeypatch.setattr(qa.pipeline, "get_generator", lambda *args: made.append(args) or ScriptedGenerator("x"))
+    build_index(seed_settings, fake_embedder, progress=False)
+    pipeline = Pipeline(seed_settings, embedder=fake_embedder, reader=FakeReader())
+    pipeline.ask("When did Japan and South Korea sign the treaty?", mode="evidence")
+    assert made == []
+    pipeline.ask("When did Japan and South Korea sign the treaty?", mode="generative")
+    assert len(made) == 1
