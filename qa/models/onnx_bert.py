@@ -176,9 +176,8 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False,
     or with `head`, packed (`PACKED_INPUTS`, see `packed`) → the span head's "logits" (batch,
     tokens, 2: start and end, or 4: then yes and no too, read at [CLS]; padding's are any); a
     reader with a verdict branch ("verdict.layer.<i>.*": copies of the top layers reading the layer
-    below them, and "verdict.head.*") adds its yes, no and undecided logits (read at [CLS]) after
-    the span head's, unless `verdict` is false (the span head alone: questions that are not yes/no
-    skip the branch's layers). Weight names as transformers' BertModel writes them (without a "bert." prefix)."""
+    below them, and "verdict.head.*") adds its yes, no and undecided logits (read at [CLS]) after the
+    span head's, unless `verdict` is false. Weight names as transformers' BertModel writes them."""
     from onnx import TensorProto, helper
 
     width, heads = config["hidden_size"], config["num_attention_heads"]
@@ -214,8 +213,7 @@ def bert_graph(weights: dict[str, np.ndarray], config: dict, head: bool = False,
         inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"]) for name in INPUTS]
     model = helper.make_graph(
         graph.nodes, "bert", inputs,
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT,
-                                       ["batch", "tokens", head_width(weights, verdict) if head else width])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", "tokens", head_width(weights, verdict) if head else width])],
         graph.initializers)
     return helper.make_model(model, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
