@@ -80,7 +80,8 @@ class Pipeline:
         with self._models:
             if self._reader is None:
                 s = self.settings
-                self._reader = get_reader(reader_model_dir(s.reader_model), s.threads, s.cache_dir, s.encoder_precision)
+                self._reader = get_reader(reader_model_dir(s.reader_model), s.threads, s.cache_dir, s.encoder_precision,
+                                          s.embed_model)
             return self._reader
 
     @property

@@ -185,16 +185,36 @@ def encode(pieces: WordPieces, question: str, texts: Sequence[str], max_tokens: 
 
 
 @functools.lru_cache(maxsize=2)
-def get_reader(model_dir: Path, threads: int = 2, cache_dir: Path | None = None, precision: str = "int8") -> TrainedReader:
-    """A reader for `model_dir` (loaded on first use; `Pipeline` keeps one)."""
-    return TrainedReader(model_dir, threads, cache_dir, precision)
+def get_reader(model_dir: Path, threads: int = 2, cache_dir: Path | None = None, precision: str = "int8",
+               embedder: str = "minilm") -> TrainedReader:
+    """A reader for `model_dir` (loaded on first use; `Pipeline` keeps one), calibrated for the
+    sentence scores of `embedder` (see `calibration_for`)."""
+    return TrainedReader(model_dir, threads, cache_dir, precision, embedder)
+
+
+CALIBRATED = ("margin", "window_score", "bias", "threshold", "tentative")  # what depends on the embedder's scores
+
+
+def calibration_for(calibration: dict, embedder: str) -> dict:
+    """The calibration fitted for `embedder`'s sentence scores (a window's score is its sentence's
+    cosine to the question, whose scale differs between embedders): its `by_embedder` entry laid
+    over the rest, which was fitted with the bundled MiniLM (`scripts/calibrate_reader.py --embedder`).
+
+    >>> calibration_for({"threshold": 0.4, "by_embedder": {"e5": {"threshold": 0.6}}}, "e5")["threshold"]
+    0.6
+    >>> calibration_for({"threshold": 0.4, "by_embedder": {"e5": {"threshold": 0.6}}}, "minilm")["threshold"]
+    0.4
+    """
+    return {**calibration, **calibration.get("by_embedder", {}).get(embedder, {})}
 
 
 class TrainedReader(LoadsOnce):
     """A fine-tuned MiniLM reader (`qa/reader_model/` or a folder of the same layout), loaded on first use."""
 
-    def __init__(self, model_dir: Path, threads: int = 2, cache_dir: Path | None = None, precision: str = "int8") -> None:
+    def __init__(self, model_dir: Path, threads: int = 2, cache_dir: Path | None = None, precision: str = "int8",
+                 embedder: str = "minilm") -> None:
         self.model_dir = Path(model_dir)
+        self.embedder = embedder
         self.name = f"reader:{self.model_dir.name}"
         self.threads = threads
         self.cache_dir = cache_dir
@@ -206,8 +226,9 @@ class TrainedReader(LoadsOnce):
         self._lock = threading.Lock()
 
     def _load(self) -> None:
-        (model, self._verdict_model), self._pieces, self._calibration = load_reader(
+        (model, self._verdict_model), self._pieces, calibration = load_reader(
             self.model_dir, self.threads, self.cache_dir, self.precision)
+        self._calibration = calibration_for(calibration, self.embedder)
         self._model = model  # last: `warm_up` skips the lock once this is set
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

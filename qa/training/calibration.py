@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qa.answer.answerer import states
-from qa.answer.reader import TrainedReader
+from qa.answer.reader import CALIBRATED, TrainedReader
 from qa.config import Settings
 from qa.evaluation.evaluate import evaluate, squad_corpus, summarize
 from qa.evaluation.report import table
@@ -38,7 +40,7 @@ def prepare(articles, work: Path, model_dir: Path, settings: Settings):  # noqa:
                             precision=settings.encoder_precision)
     build_index(settings, embedder)
     pipeline = Pipeline(settings, embedder=embedder, reader=TrainedReader(model_dir, settings.threads, settings.cache_dir,
-                                                                            settings.encoder_precision))
+                                                                            settings.encoder_precision, settings.embed_model))
     pipeline.warm_up()
     return pipeline, questions
 
@@ -79,6 +81,7 @@ MAX_UNANSWERABLE_TENTATIVE = 0.5
 # ... provided that, on tune's answerable questions given one, the quoted sentence holds the
 # answer at least this often (else the band is narrowed until it does).
 TENTATIVE_HOLDS = 0.5
+KEPT = ("yes_no_threshold", "yes_no_rule", "by_embedder")  # calibration.json keys `calibrate` does not fit
 RULES = {"MIN_UNANSWERABLE_DECLINED": MIN_UNANSWERABLE_DECLINED, "MAX_UNANSWERABLE_TENTATIVE": MAX_UNANSWERABLE_TENTATIVE,
          "TENTATIVE_HOLDS": TENTATIVE_HOLDS}  # as the model card states them
 
@@ -126,12 +129,15 @@ def tradeoff(probabilities: np.ndarray, f1s: np.ndarray, answerable: np.ndarray)
             for t in np.round(np.arange(0.1, 0.95, 0.05), 2).tolist()]
 
 
-def reader_arguments(description: str) -> argparse.Namespace:
-    """--data, --model and --work, as the reader scripts take them."""
+def reader_arguments(description: str, embedder: bool = False) -> argparse.Namespace:
+    """--data, --model and --work, as the reader scripts take them (and `embedder`: --embedder)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", type=Path, default=BUNDLED_READER)
     parser.add_argument("--work", type=Path, default=Path(".reader-train"))
+    if embedder:
+        parser.add_argument("--embedder", action="store_true",
+                            help="calibrate for QA_EMBED_MODEL (and the chunking set) only, as its by_embedder entry")
     return parser.parse_args()
 
 
@@ -140,6 +146,8 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
     settings = Settings.from_env()
     splits = dev_splits(data)
     calibration = model / "calibration.json"
+    kept = {k: v for k, v in (json.loads(calibration.read_text()) if calibration.is_file() else {}).items()
+            if k in KEPT}  # fitted by other scripts: the yes/no threshold, other embedders' calibrations
     calibration.unlink(missing_ok=True)
 
     began = time.time()
@@ -179,7 +187,8 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
         "tune_tentative_holds": round(float(np.mean(holds[band & answerable])), 4) if (band & answerable).any() else None,
         "tune_unanswerable_tentative": round(float(np.mean(band[~answerable])), 4),
         "tune_answerable_shown": round(float(np.mean(shown[answerable])), 4),
-        "precision": settings.encoder_precision, "tradeoff": tradeoff(probabilities, f1s, answerable)}, indent=1) + "\n")
+        "precision": settings.encoder_precision, "tradeoff": tradeoff(probabilities, f1s, answerable), **kept},
+        indent=1) + "\n")
     print(f"calibrated on {len(questions)} TUNE questions ({len(rows)} windows): p = sigmoid({w[0]:.3f} margin + "
           f"{w[1]:.3f} window score + {w[2]:.3f}), threshold {threshold:.3f} (tentative from {tentative:.3f}), "
           f"SQuAD F1 {tuned:.3f} (best of any threshold {best_f1:.3f}) "
@@ -195,6 +204,29 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
         "report_articles": [x.title for x in splits["report"]], "summary": summary}, indent=1) + "\n")
     write_card(model, splits, json.loads(calibration.read_text()), summary, settings.encoder_precision, RULES)
     print(f"wrote {calibration} and {model / 'heldout.json'} ({time.time() - began:.0f} s)", file=sys.stderr)
+
+
+def calibrate_for_embedder(data: Path, model: Path, work: Path) -> None:
+    """Calibrate `model` for the embedder the environment sets (`QA_EMBED_MODEL`, with the chunking
+    it sets): `calibrate` into a copy, whose fitted numbers go to `model`'s calibration.json as that
+    embedder's `by_embedder` entry (with its tune and report figures); the rest stays as it is."""
+    settings = Settings.from_env()
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "reader"
+        shutil.copytree(model, copy)
+        calibrate(data, copy, work / settings.embed_model)
+        fitted = json.loads((copy / "calibration.json").read_text())
+        report = json.loads((copy / "heldout.json").read_text())["summary"]["overall"]
+    path = model / "calibration.json"
+    calibration = json.loads(path.read_text())
+    calibration.setdefault("by_embedder", {})[settings.embed_model] = {
+        **{k: fitted[k] for k in CALIBRATED}, "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap_tokens": settings.chunk_overlap_tokens, "tune_squad_f1": fitted["tune_squad_f1"],
+        "tune_unanswerable_declined": fitted["tune_unanswerable_declined"],
+        "report_squad_f1": report["squad_f1"], "report_HasAns_f1": report["HasAns_f1"],
+        "report_unanswerable_declined": report["correct_abstention"]}
+    path.write_text(json.dumps(calibration, indent=1) + "\n")
+    print(f"wrote the {settings.embed_model} calibration into {path}", file=sys.stderr)
 
 
 def window_rows(pipeline, questions) -> list[dict]:  # noqa: ANN001
