@@ -146,8 +146,7 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
     settings = Settings.from_env()
     splits = dev_splits(data)
     calibration = model / "calibration.json"
-    kept = {k: v for k, v in (json.loads(calibration.read_text()) if calibration.is_file() else {}).items()
-            if k in KEPT}  # fitted by other scripts: the yes/no threshold, other embedders' calibrations
+    kept = kept_keys(calibration)
     calibration.unlink(missing_ok=True)
 
     began = time.time()
@@ -187,12 +186,10 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
         "tune_tentative_holds": round(float(np.mean(holds[band & answerable])), 4) if (band & answerable).any() else None,
         "tune_unanswerable_tentative": round(float(np.mean(band[~answerable])), 4),
         "tune_answerable_shown": round(float(np.mean(shown[answerable])), 4),
-        "precision": settings.encoder_precision, "tradeoff": tradeoff(probabilities, f1s, answerable), **kept},
-        indent=1) + "\n")
+        "precision": settings.encoder_precision, "tradeoff": tradeoff(probabilities, f1s, answerable), **kept}, indent=1) + "\n")
     print(f"calibrated on {len(questions)} TUNE questions ({len(rows)} windows): p = sigmoid({w[0]:.3f} margin + "
-          f"{w[1]:.3f} window score + {w[2]:.3f}), threshold {threshold:.3f} (tentative from {tentative:.3f}), "
-          f"SQuAD F1 {tuned:.3f} (best of any threshold {best_f1:.3f}) "
-          f"({time.time() - began:.0f} s)", file=sys.stderr)
+          f"{w[1]:.3f} window score + {w[2]:.3f}), threshold {threshold:.3f} (tentative from {tentative:.3f}), SQuAD F1 "
+          f"{tuned:.3f} (best of any threshold {best_f1:.3f}) ({time.time() - began:.0f} s)", file=sys.stderr)
 
     pipeline, questions = prepare(splits["report"], work / "report", model, settings)
     report = evaluate(pipeline, questions, settings.k, "evidence")
@@ -204,6 +201,12 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
         "report_articles": [x.title for x in splits["report"]], "summary": summary}, indent=1) + "\n")
     write_card(model, splits, json.loads(calibration.read_text()), summary, settings.encoder_precision, RULES)
     print(f"wrote {calibration} and {model / 'heldout.json'} ({time.time() - began:.0f} s)", file=sys.stderr)
+
+
+def kept_keys(calibration: Path) -> dict:
+    """What `calibrate` keeps of an earlier calibration.json: what other scripts fitted (`KEPT`)."""
+    earlier = json.loads(calibration.read_text()) if calibration.is_file() else {}
+    return {k: v for k, v in earlier.items() if k in KEPT}
 
 
 def calibrate_for_embedder(data: Path, model: Path, work: Path) -> None:
