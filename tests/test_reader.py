@@ -108,3 +108,19 @@ def test_counting_and_reading_from_many_threads_at_once_never_breaks_a_batch():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_the_reader_is_calibrated_for_the_embedder_that_scores_its_windows(tmp_path: Path):
+    """A window's score is its sentence's cosine, whose scale is the embedder's: the reader uses the
+    calibration fitted for the embedder in use (`by_embedder`), the bundled MiniLM's otherwise."""
+    import json
+    import shutil
+
+    folder = tmp_path / "reader"
+    shutil.copytree(BUNDLED_READER, folder)
+    calibration = json.loads((folder / "calibration.json").read_text())
+    calibration["by_embedder"] = {"e5": {"threshold": 0.777, "window_score": 0.0}}
+    (folder / "calibration.json").write_text(json.dumps(calibration))
+    minilm, e5 = TrainedReader(folder, 2), TrainedReader(folder, 2, embedder="e5")
+    assert minilm.threshold == calibration["threshold"] and e5.threshold == 0.777
+    assert e5.probability(1.0, 0.9) == e5.probability(1.0, 0.1) != minilm.probability(1.0, 0.1)
