@@ -4,7 +4,8 @@
 # (today leg 1 only, ~50 minutes on 2 cores; legs 2, 3 and 4 were not kept: lower on tune, see the
 # model card), each ending with the calibration on TUNE and the report on REPORT (~5 minutes); then
 # the verdict branch for yes/no questions beside the span reader (~10 minutes), its threshold chosen
-# on tune and scored on report (~8 minutes).
+# on tune and scored on report (~8 minutes); then the calibration for the e5 embedder with
+# 256-token chunks, the option for long technical papers (~6 minutes).
 #     sh scripts/reproduce_reader.sh [WORK_FOLDER] [OUT_FOLDER]
 set -e
 work=${1:-.reader-train}
@@ -15,3 +16,5 @@ git show 7a9f39f:qa/reader_model/model.safetensors > "$work/v1/model.safetensors
 "$python" scripts/train_reader.py --leg 1 --more --init "$work/v1" --out "$out" --work "$work/train1"
 "$python" scripts/train_reader.py --verdict --init "$out" --out "$out" --work "$work/verdict"
 "$python" scripts/calibrate_verdict.py --model "$out" --work "$work/yesno" --report
+QA_EMBED_MODEL=e5 QA_CHUNK_TOKENS=256 QA_CHUNK_OVERLAP_TOKENS=64 \
+  "$python" scripts/calibrate_reader.py --embedder --model "$out" --work "$work/calibrate"

@@ -28,7 +28,7 @@ from qa.models.embedders import get_embedder
 from qa.models.locate import BUNDLED_READER
 from qa.pipeline import Pipeline
 from qa.text import normalize_answer, overlap, terms
-from qa.training.card import write_card
+from qa.training.card import write_card, write_embedder_section
 from qa.training.splits import DATA, DEV_TRAIN, dev_splits
 
 
@@ -229,7 +229,8 @@ def calibrate_for_embedder(data: Path, model: Path, work: Path) -> None:
         "report_squad_f1": report["squad_f1"], "report_HasAns_f1": report["HasAns_f1"],
         "report_unanswerable_declined": report["correct_abstention"]}
     path.write_text(json.dumps(calibration, indent=1) + "\n")
-    print(f"wrote the {settings.embed_model} calibration into {path}", file=sys.stderr)
+    write_embedder_section(model)
+    print(f"wrote the {settings.embed_model} calibration into {path} and its model card", file=sys.stderr)
 
 
 def window_rows(pipeline, questions) -> list[dict]:  # noqa: ANN001

@@ -166,6 +166,7 @@ def write_card(model: Path, splits: dict, calibration: dict, summary: dict, prec
         tentative_share=_figure(overall.get("tentative")), tentative_held=_figure(overall.get("tentative_holds_gold")),
         shown=_figure(overall.get("shown_gold")), words=overall.get("short_answer_words") or 0.0))
     write_verdict_section(model)
+    write_embedder_section(model)
 
 
 VERDICT = """## Yes/no verdicts (the verdict branch)
@@ -220,6 +221,41 @@ def write_verdict_section(model: Path) -> None:
                                  lr=training.get("lr", "?"), minutes=round(training.get("train_seconds", 0) / 60),
                                  threshold=verdict["threshold"], rule=verdict["rule"], rows="\n".join(rows))
         at = text.find("## Licences")
+        text = text[:at] + section + text[at:] if at != -1 else text + "\n" + section
+    card.write_text(text, encoding="utf-8")
+
+
+EMBEDDERS = """## Calibrations for other embedders
+
+A window's score is its sentence's cosine to the question, whose scale is the embedder's, so the
+reader keeps a calibration per embedder (`calibration.json`'s `by_embedder`; `scripts/calibrate_reader.py
+--embedder` with that embedder and chunking set): the same rule on the same tune articles, the same
+report articles.
+
+| embedder | chunk tokens / overlap | threshold | tentative from | tune SQuAD2 F1 | tune unanswerable declined | report SQuAD2 F1 | report HasAns F1 | report unanswerable declined |
+|---|---|---|---|---|---|---|---|---|
+{rows}
+
+"""
+
+
+def write_embedder_section(model: Path) -> None:
+    """The card's section on the calibrations for other embedders (replaced if there; none without any)."""
+    card, path = model / "MODEL_CARD.md", model / "calibration.json"
+    if not card.is_file() or not path.is_file():
+        return
+    text = card.read_text(encoding="utf-8")
+    start = text.find("## Calibrations for other embedders")
+    if start != -1:
+        text = text[:start] + text[text.find("\n## ", start + 3) + 1:]
+    others = json.loads(path.read_text(encoding="utf-8")).get("by_embedder", {})
+    if others:
+        rows = "\n".join(f"| {name} | {c['chunk_tokens']} / {c['chunk_overlap_tokens']} | {c['threshold']:.3f} | "
+                         f"{c['tentative']:.3f} | {c['tune_squad_f1']:.3f} | {c['tune_unanswerable_declined']:.3f} | "
+                         f"{c['report_squad_f1']:.3f} | {c['report_HasAns_f1']:.3f} | {c['report_unanswerable_declined']:.3f} |"
+                         for name, c in others.items())
+        at = text.find("## Licences")
+        section = EMBEDDERS.format(rows=rows)
         text = text[:at] + section + text[at:] if at != -1 else text + "\n" + section
     card.write_text(text, encoding="utf-8")
 
