@@ -41,8 +41,9 @@ class Settings:
     ))
     embed_model: str = setting("minilm", (
         "the bundled English embedder; `e5` for multilingual-e5-small (questions in another language "
-        "than the documents, see Models); or a local sentence-transformers folder. Changing it makes "
-        "the index stale: run `qa index`"
+        "than the documents, see Models; with `QA_CHUNK_TOKENS=256 QA_CHUNK_OVERLAP_TOKENS=64` the option "
+        "for long technical papers, the reader calibrated for it); or a local sentence-transformers "
+        "folder. Changing it makes the index stale: run `qa index`"
     ))
     embed_url: str = setting("", (
         "embed with an OpenAI-compatible `/v1/embeddings` server serving `QA_EMBED_MODEL` "
