@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from qa.answer.reader import MAX_TOKENS, encode, window_at, window_budget, window_sentences
-from qa.training.splits import DATA, TUNE, train_articles
+from qa.answer.reader import MAX_TOKENS, encode, has_verdict_branch, window_at, window_budget, window_sentences
+from qa.training.splits import DATA, TUNE, covid_splits, train_articles
 from qa.training.yesno import NO, UNDECIDED, YES, other_answer, yes_no_files, yes_no_question
 from qa.models.locate import BUNDLED_READER, bundled_model_dir
 from qa.models.onnx_bert import reader_weights, to_int8
@@ -116,6 +116,9 @@ class Leg:
     lr: float = 5e-5  # the peak learning rate
     encoder: str = "minilm"  # the base encoder (`qa.models.locate.bundled_model_dir`): a new encoder starts afresh
     trained_layers: int = 0  # train only the top this many layers (0: all); the rest stay the package's
+    frozen_layers: int = 0  # the lowest this many layers keep the --init weights (shipped as they are)
+    domain: Quota | None = None  # also draw from COVID-QA's train papers (`covid_splits`), this many of each kind
+    domain_passes: int = 1  # times the domain's questions are drawn (each pass its own wide windows)
 
 
 LEGS = {
@@ -130,6 +133,12 @@ LEGS = {
     # the MPNet-base pilot: leg 1's kinds of windows, fewer of them (one session), the top 6 of its 12
     # layers trained (what changed ships; the lower layers and embeddings are the package's)
     4: Leg(Quota(34000, 16000, 12000, 4000, 0.25), held_out=TUNE, encoder="mpnet", trained_layers=6),
+    # long technical papers: COVID-QA's 30 train papers (each question as a positive, with a wide
+    # window for half, and against the window of its paper that shares most words with it but lacks
+    # the answer), three passes, beside a replay of SQuAD; the lowest 3 layers kept as they are, so
+    # the verdict branch, which reads them, stays valid
+    5: Leg(Quota(8000, 4000, 3000, 1000, 0.25), held_out=TUNE, lr=3e-5, frozen_layers=3,
+           domain=Quota(433, 0, 433, 150, 0.5), domain_passes=3),
 }
 
 
@@ -320,24 +329,32 @@ def loss_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # noqa: ANN
     return loss
 
 
-def is_trained(name: str, model, trained_layers: int) -> bool:  # noqa: ANN001
+def is_trained(name: str, model, trained_layers: int, frozen_layers: int = 0) -> bool:  # noqa: ANN001
     """Whether the parameter `name` is trained: never the embeddings; with `trained_layers`, only
-    the top that many layers, the relative-position bias and the head."""
+    the top that many layers, the relative-position bias and the head; with `frozen_layers`, not
+    the lowest that many layers."""
     prefix = model.base_model_prefix
     if name.startswith(f"{prefix}.embeddings."):
         return False
     layer = re.match(rf"{prefix}\.encoder\.layer\.(\d+)\.", name)
+    if layer and int(layer.group(1)) < frozen_layers:
+        return False
     return not (trained_layers and layer and int(layer.group(1)) < model.config.num_hidden_layers - trained_layers)
 
 
-def export(model, out: Path, trained_layers: int, encoder: str) -> None:  # noqa: ANN001
+def export(model, out: Path, trained_layers: int, encoder: str, verdict_from: Path | None = None) -> None:  # noqa: ANN001
     """The trained weights (not the frozen ones: they are the package's) as fp16 safetensors, the
-    MPNet reader's matrices in 8 bits (`to_int8`: its file stays under 50 MB)."""
+    MPNet reader's matrices in 8 bits (`to_int8`: its file stays under 50 MB); with `verdict_from`,
+    that reader's verdict branch too (valid only while the layers under it are unchanged)."""
+    from safetensors import safe_open
     from safetensors.numpy import save_file
 
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().numpy() for k, v in model.state_dict().items() if is_trained(k, model, trained_layers)}
     state = to_int8(state) if encoder == "mpnet" else {k: v.astype(np.float16) for k, v in state.items()}
+    if verdict_from is not None:
+        with safe_open(str(verdict_from), "np") as stored:
+            state.update({k: stored.get_tensor(k) for k in stored.keys() if k.startswith("verdict.")})
     save_file(state, str(out / "model.safetensors"), metadata={"base": ENCODERS[encoder]})
 
 
@@ -382,6 +399,10 @@ def main() -> None:
     else:
         print(f"{len(train)} train articles, {sum(len(a.questions) for a in train)} questions", file=sys.stderr)
         examples = build_examples(train, pieces, random.Random(args.seed), leg)
+        if leg.domain:
+            papers = covid_splits()["train"]
+            for n in range(leg.domain_passes):
+                examples += build_examples(papers, pieces, random.Random(args.seed + n), Leg(leg.domain))
         cache.write_text(json.dumps(examples))
     if args.limit:
         examples = random.Random(args.seed).sample(examples, min(args.limit, len(examples)))
@@ -397,7 +418,7 @@ def main() -> None:
     if leg.yes_no or leg.yes_no_files:
         with_yes_no_head(model)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = is_trained(name, model, leg.trained_layers)
+        parameter.requires_grad = is_trained(name, model, leg.trained_layers, leg.frozen_layers)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
     plan = [batches(examples, args.batch, args.seed + epoch) for epoch in range(args.epochs)]
@@ -442,13 +463,18 @@ def main() -> None:
                                 "scheduler": scheduler.state_dict(), "step": step}, tmp)
                     tmp.replace(checkpoint)
     print(f"trained {step} steps in {time.time() - began:.0f} s", file=sys.stderr)
-    export(model, args.out, leg.trained_layers, leg.encoder)
+    keeps_verdict = args.init and leg.frozen_layers >= VERDICT_LAYERS and has_verdict_branch(args.init / "model.safetensors")
+    export(model, args.out, leg.trained_layers, leg.encoder, args.init / "model.safetensors" if keeps_verdict else None)
+    for name in ("verdict.json", "verdict_training.json") if keeps_verdict else ():
+        if (args.init / name).is_file() and args.init.resolve() != args.out.resolve():
+            shutil.copyfile(args.init / name, args.out / name)
     if args.init and (args.init / "legs.json").is_file():  # the campaign so far; calibration adds this leg
         (args.out / "legs.json").write_text((args.init / "legs.json").read_text())
     (args.out / "training.json").write_text(json.dumps({
         "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
         "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "leg": args.leg,
-        "encoder": ENCODERS[leg.encoder], "trained_layers": leg.trained_layers, "quota": asdict(quota), "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
+        "encoder": ENCODERS[leg.encoder], "trained_layers": leg.trained_layers, "frozen_layers": leg.frozen_layers, "quota": asdict(quota),
+        "domain": asdict(leg.domain) if leg.domain else None, "domain_passes": leg.domain_passes if leg.domain else 0, "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
         "held_out": list(leg.held_out), "yes_no": sum(e.get("yesno", -100) >= 0 for e in examples),
         "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
         "train_seconds": round(time.time() - began),
@@ -484,6 +510,7 @@ autocast where the CPU has it, fixed seed; a checkpoint every 200 steps in --wor
 """
 
 # ~26,500 train questions take a yes/no form: two thirds on the window holding the answer, a third on one without
+VERDICT_LAYERS = 3  # the branch's layers: it reads the reader's hidden states under its top 3
 VERDICT_DATA = Leg(Quota(0, 0, 0, 0, 0.0), held_out=TUNE, yes_no=18000, yes_no_near=8500, yes_no_files=2)
 
 
@@ -574,7 +601,7 @@ def verdict_main(argv: list[str]) -> None:
     parser.add_argument("--init", type=Path, default=BUNDLED_READER, help="the span reader (kept as it is)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path(".reader-train/verdict"))
-    parser.add_argument("--layers", type=int, default=3, help="how many top layers the branch copies")
+    parser.add_argument("--layers", type=int, default=VERDICT_LAYERS, help="how many top layers the branch copies")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch", type=int, default=32)

@@ -18,6 +18,7 @@ DEV_TRAIN = ("Oxygen", "Amazon_rainforest", "Ctenophora", "Fresno,_California", 
 TUNE = ("Civil_disobedience", "Construction", "Private_school") + DEV_TRAIN
 REPORT = ("Jacksonville,_Florida", "Economic_inequality", "University_of_Chicago",
           "Intergovernmental_Panel_on_Climate_Change", "Prime_number")
+COVID_FILE = DATA.parent / "covidqa" / "covidqa_dev_half.json"
 MORE_FILES = ("tydiqa_goldp_en_train.json", "qed_nq_train_part0.json", "qed_nq_train_part1.json", "qed_nq_train_part2.json")
 
 
@@ -38,3 +39,13 @@ def train_articles(data: Path, more: bool = False) -> list:
         for name in MORE_FILES:
             train += load_squad(data.parent / "more_qa" / name)
     return train + dev_splits(data)["train"]
+
+
+def covid_splits(path: Path = COVID_FILE) -> dict[str, list]:
+    """COVID-QA's dev half (49 papers, one paragraph each) split by paper, in the file's order: 3 of
+    every 5 to "train" (the reader's domain leg), the 4th to "tune", the 5th to "report". The other
+    half of COVID-QA is not here: it is kept to check the result."""
+    papers = load_squad(path)
+    return {"train": [a for i, a in enumerate(papers) if i % 5 < 3],
+            "tune": [a for i, a in enumerate(papers) if i % 5 == 3],
+            "report": [a for i, a in enumerate(papers) if i % 5 == 4]}
