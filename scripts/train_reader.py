@@ -139,6 +139,9 @@ LEGS = {
     # the verdict branch, which reads them, stays valid
     5: Leg(Quota(8000, 4000, 3000, 1000, 0.25), held_out=TUNE, lr=3e-5, frozen_layers=3,
            domain=Quota(433, 0, 433, 150, 0.5), domain_passes=3),
+    # leg 5 with the papers drawn twice as often, at leg 1's rate
+    6: Leg(Quota(8000, 4000, 3000, 1000, 0.25), held_out=TUNE, frozen_layers=3,
+           domain=Quota(433, 0, 433, 150, 0.5), domain_passes=6),
 }
 
 
@@ -465,7 +468,8 @@ def main() -> None:
     print(f"trained {step} steps in {time.time() - began:.0f} s", file=sys.stderr)
     keeps_verdict = args.init and leg.frozen_layers >= VERDICT_LAYERS and has_verdict_branch(args.init / "model.safetensors")
     export(model, args.out, leg.trained_layers, leg.encoder, args.init / "model.safetensors" if keeps_verdict else None)
-    for name in ("verdict.json", "verdict_training.json") if keeps_verdict else ():
+    # the verdict's files, and its threshold in calibration.json (which `calibrate` keeps)
+    for name in ("verdict.json", "verdict_training.json", "calibration.json") if keeps_verdict else ():
         if (args.init / name).is_file() and args.init.resolve() != args.out.resolve():
             shutil.copyfile(args.init / name, args.out / name)
     if args.init and (args.init / "legs.json").is_file():  # the campaign so far; calibration adds this leg
