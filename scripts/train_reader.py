@@ -142,6 +142,9 @@ LEGS = {
     # leg 5 with the papers drawn twice as often, at leg 1's rate
     6: Leg(Quota(8000, 4000, 3000, 1000, 0.25), held_out=TUNE, frozen_layers=3,
            domain=Quota(433, 0, 433, 150, 0.5), domain_passes=6),
+    # leg 6 with every layer trained (the verdict branch would then need training again)
+    7: Leg(Quota(8000, 4000, 3000, 1000, 0.25), held_out=TUNE,
+           domain=Quota(433, 0, 433, 150, 0.5), domain_passes=6),
 }
 
 
