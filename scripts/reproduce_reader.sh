@@ -1,7 +1,7 @@
 #!/bin/sh
 # Rebuilds qa/reader_model/ as shipped (resumable: run it again after a stop): a warm start from the
 # 17-article reader of commit 7a9f39f, then the kept legs of scripts/train_reader.py's LEGS in turn
-# (today leg 1 only, ~50 minutes on 2 cores; legs 2, 3 and 4 were not kept: lower on tune, see the
+# (today leg 1 only, ~50 minutes on 2 cores; legs 2 to 7 were not kept: lower on tune, see the
 # model card), each ending with the calibration on TUNE and the report on REPORT (~5 minutes); then
 # the verdict branch for yes/no questions beside the span reader (~10 minutes), its threshold chosen
 # on tune and scored on report (~8 minutes); then the calibration for the e5 embedder with

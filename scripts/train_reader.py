@@ -133,6 +133,7 @@ LEGS = {
     # the MPNet-base pilot: leg 1's kinds of windows, fewer of them (one session), the top 6 of its 12
     # layers trained (what changed ships; the lower layers and embeddings are the package's)
     4: Leg(Quota(34000, 16000, 12000, 4000, 0.25), held_out=TUNE, encoder="mpnet", trained_layers=6),
+    # not kept (5–7: tune SQuAD2 F1 fell 0.008–0.015 for +0.03–0.05 shown on COVID-QA's tune papers, docs/reader.md)
     # long technical papers: COVID-QA's 30 train papers (each question as a positive, with a wide
     # window for half, and against the window of its paper that shares most words with it but lacks
     # the answer), three passes, beside a replay of SQuAD; the lowest 3 layers kept as they are, so
