@@ -286,7 +286,8 @@ def batches(examples: list[dict], size: int, seed: int) -> list[list[int]]:
     return out
 
 
-def collate(examples: list[dict], ids: list[int]) -> dict[str, torch.Tensor]:
+def padded(examples: list[dict], ids: list[int]) -> dict[str, torch.Tensor]:
+    """The examples' token ids, token types and attention mask, padded to the longest."""
     width = max(len(examples[i]["input_ids"]) for i in ids)
     input_ids = torch.zeros(len(ids), width, dtype=torch.long)
     token_types = torch.zeros_like(input_ids)
@@ -296,7 +297,11 @@ def collate(examples: list[dict], ids: list[int]) -> dict[str, torch.Tensor]:
         input_ids[row, :n] = torch.tensor(examples[i]["input_ids"])
         token_types[row, :n] = torch.tensor(examples[i]["token_type_ids"])
         mask[row, :n] = 1
-    return {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask,
+    return {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask}
+
+
+def collate(examples: list[dict], ids: list[int]) -> dict[str, torch.Tensor]:
+    return {**padded(examples, ids),
             "start_positions": torch.tensor([examples[i]["start"] for i in ids]),
             "end_positions": torch.tensor([examples[i]["end"] for i in ids]),
             "yes_no": torch.tensor([examples[i].get("yesno", -100) for i in ids])}
@@ -551,17 +556,7 @@ def below_branch(model, batch: dict[str, torch.Tensor], layers: int):  # noqa: A
 
 
 def collate_verdicts(examples: list[dict], ids: list[int]) -> dict[str, torch.Tensor]:
-    width = max(len(examples[i]["input_ids"]) for i in ids)
-    input_ids = torch.zeros(len(ids), width, dtype=torch.long)
-    token_types = torch.zeros_like(input_ids)
-    mask = torch.zeros_like(input_ids)
-    for row, i in enumerate(ids):
-        n = len(examples[i]["input_ids"])
-        input_ids[row, :n] = torch.tensor(examples[i]["input_ids"])
-        token_types[row, :n] = torch.tensor(examples[i]["token_type_ids"])
-        mask[row, :n] = 1
-    return {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask,
-            "verdict": torch.tensor([examples[i]["yesno"] for i in ids])}
+    return {**padded(examples, ids), "verdict": torch.tensor([examples[i]["yesno"] for i in ids])}
 
 
 def mismatched(pieces: WordPieces, rng: random.Random) -> list[dict]:

@@ -48,3 +48,13 @@ def test_a_leg_ships_every_layer_it_warm_started_from_and_can_carry_the_verdict_
         assert shipped.get_tensor("verdict.head.weight").sum() == 48
     assert any(".layer.0." in name for name in names) and "qa_outputs.weight" in names
     assert not any(".embeddings." in name for name in names)
+
+
+def test_batches_are_padded_to_their_longest_example(train_reader):
+    examples = [{"input_ids": [1, 2, 3], "token_type_ids": [0, 0, 1], "start": 2, "end": 2},
+                {"input_ids": [1, 2], "token_type_ids": [0, 1], "start": 0, "end": 0, "yesno": 1}]
+    batch = train_reader.collate(examples, [0, 1])
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [1, 2, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["yes_no"].tolist() == [-100, 1] and batch["start_positions"].tolist() == [2, 0]
+    assert train_reader.collate_verdicts(examples[1:], [0])["verdict"].tolist() == [1]
