@@ -481,6 +481,11 @@ def main() -> None:
     for name in ("verdict.json", "verdict_training.json", "calibration.json") if keeps_verdict else ():
         if (args.init / name).is_file() and args.init.resolve() != args.out.resolve():
             shutil.copyfile(args.init / name, args.out / name)
+    calibration = args.out / "calibration.json"
+    if calibration.is_file():  # calibrations for other embedders were fitted to the old weights: refit them
+        fitted = json.loads(calibration.read_text())
+        if fitted.pop("by_embedder", None) is not None:
+            calibration.write_text(json.dumps(fitted, indent=1) + "\n")
     if args.init and (args.init / "legs.json").is_file():  # the campaign so far; calibration adds this leg
         (args.out / "legs.json").write_text((args.init / "legs.json").read_text())
     (args.out / "training.json").write_text(json.dumps({
