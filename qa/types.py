@@ -76,6 +76,7 @@ class Reading:
     answerable: float  # calibrated probability that the span answers the question
     verdict: str = ""  # a yes/no question's answer, "yes" or "no"; the span marks the words that decide it
     decided: float = 0.0  # with a verdict: the probability that this window decides the yes/no question
+    window_score: float = 0.0  # how well its window's centre sentence matches the question (`Window.score`)
 
     @property
     def short_text(self) -> str:

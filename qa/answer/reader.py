@@ -318,6 +318,7 @@ def reading(window: Window, a: int, b: int, score: float, margin: float, probabi
         answerable=probability,
         verdict=verdict,
         decided=(probability if decided is None else decided) if verdict else 0.0,
+        window_score=window.score,
     )
 
 
