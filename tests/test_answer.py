@@ -286,3 +286,28 @@ def test_a_sentence_cited_to_the_wrong_passage_is_cited_to_the_one_that_holds_it
     text, citations = verify("The Liancourt Rocks are called Dokdo in Korean [2].", PASSAGES)
     assert citations and {c.marker for c in citations} == {1} and text.endswith("[1]")
     assert verify("Busan has nine million people [2].", PASSAGES) == ("", [])
+
+
+def test_a_tentative_answer_quotes_the_sentence_that_best_matches_the_question_its_passage_first(
+    seed_answerer, seed_settings, fake_embedder
+):
+    retriever, index = seed_answerer
+    question = "What are the Liancourt Rocks called in Korean?"
+    passages = retriever.search(question, 5)
+
+    class Unsure(FakeReader):  # every window about as unsure: the sentence's match to the question decides
+        def read(self, question, windows):  # noqa: ANN001, ANN202
+            from qa.answer.reader import reading
+
+            self.seen.append((question, list(windows)))
+            last = len(windows) - 1  # the window that matches the question least is a little more probable
+            return [reading(w, 0, len(w.text), 1.0, -1.0, 0.305 if i == last else 0.3) for i, w in enumerate(windows)]
+
+    reader = Unsure()
+    answer, _ = run(Answerer(index, fake_embedder, seed_settings, reader), question, passages, "evidence")
+    ((_, windows),) = reader.seen
+    best_match = windows[0]  # the reader reads the best-matching sentences first
+    assert best_match.score - windows[-1].score > 0.005 and best_match.chunk_id != windows[-1].chunk_id
+    (c,) = answer.citations
+    assert answer.outcome == "tentative" and c.marker == 1 == answer.passages[0].rank
+    assert answer.passages[0].chunk.chunk_id == best_match.chunk_id and best_match.start <= c.start < best_match.end
