@@ -157,20 +157,8 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
     features = window_features(pipeline, questions)
     rows = np.array([row for question in features for row in question])
     w = fit_logistic(rows[:, :2], (rows[:, 2] >= 0.5).astype(float))
-    best = []  # per question: probability and F1 of its most probable reading, and whether the sentence
-    closest = {weight: [] for weight in CLOSEST_WEIGHTS}  # a tentative answer would quote holds the answer
-    for question in features:
-        if not question:
-            best.append((0.0, 0.0, 0.0))
-            for chosen in closest.values():
-                chosen.append(0.0)
-            continue
-        x = np.array(question)
-        p = 1 / (1 + np.exp(-(x[:, :2] @ w[:2] + w[2])))
-        for weight, chosen in closest.items():  # as `closest_reading` chooses, with this weight
-            chosen.append(float(x[int(np.argmax(p + weight * x[:, 1])), 3]))
-        best.append((float(p.max()), float(x[int(p.argmax()), 2]), closest[CLOSEST_WINDOW_WEIGHT][-1]))
-    probabilities, f1s, holds = np.array(best).T
+    probabilities, f1s, closest = best_readings_and_closest(features, w)
+    holds = closest[CLOSEST_WINDOW_WEIGHT]
     answerable = np.array([q.answerable for q in questions])
     with (work / "tune" / "questions.jsonl").open("w", encoding="utf-8") as f:  # for looking into the choices
         f.writelines(json.dumps({"id": q.id, "title": q.extra["title"], "answerable": q.answerable, "probability": p,
@@ -184,7 +172,7 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
     tentative = choose_tentative(probabilities, holds, answerable, threshold)
     band = (probabilities >= tentative) & (probabilities < threshold) & answerable
     print("a tentative answer's sentence holds the answer, by the weight of the window score in choosing it: " + ", ".join(
-        f"{weight}: {np.mean(np.array(chosen)[band]):.3f}" for weight, chosen in closest.items()), file=sys.stderr)
+        f"{weight}: {np.mean(chosen[band]):.3f}" for weight, chosen in closest.items()), file=sys.stderr)
     tuned = squad_f1_at(threshold, probabilities, f1s, answerable)
     band = (probabilities >= tentative) & (probabilities < threshold)
     shown = np.where(probabilities >= threshold, f1s >= 0.5, band & (holds > 0))
@@ -212,6 +200,26 @@ def calibrate(data: Path, model: Path, work: Path) -> None:
         "report_articles": [x.title for x in splits["report"]], "summary": summary}, indent=1) + "\n")
     write_card(model, splits, json.loads(calibration.read_text()), summary, settings.encoder_precision, RULES)
     print(f"wrote {calibration} and {model / 'heldout.json'} ({time.time() - began:.0f} s)", file=sys.stderr)
+
+
+def best_readings_and_closest(features: list, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[float, np.ndarray]]:
+    """Per question (`window_features`, weights `w` of the logistic): the probability and F1 of its
+    most probable reading, and for each weight of `CLOSEST_WEIGHTS` whether the sentence a tentative
+    answer would quote (as `closest_reading` chooses, with that weight) holds the answer.
+
+    >>> p, f1, closest = best_readings_and_closest([[(1.0, 0.2, 1.0, 0.0), (0.5, 0.9, 0.0, 1.0)], []], np.array([1.0, 0, 0]))
+    >>> p.round(3).tolist(), f1.tolist(), closest[0.0].tolist(), closest[1.0].tolist()
+    ([0.731, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0])
+    """
+    best, closest = [], {weight: [] for weight in CLOSEST_WEIGHTS}
+    for question in features:
+        x = np.array(question).reshape(-1, 4)
+        p = 1 / (1 + np.exp(-(x[:, :2] @ w[:2] + w[2])))
+        best.append((float(p.max()), float(x[int(p.argmax()), 2])) if len(x) else (0.0, 0.0))
+        for weight, chosen in closest.items():
+            chosen.append(float(x[int(np.argmax(p + weight * x[:, 1])), 3]) if len(x) else 0.0)
+    probabilities, f1s = np.array(best).T
+    return probabilities, f1s, {weight: np.array(chosen) for weight, chosen in closest.items()}
 
 
 def kept_keys(calibration: Path) -> dict:
