@@ -119,6 +119,7 @@ class Leg:
     frozen_layers: int = 0  # the lowest this many layers keep the --init weights (shipped as they are)
     domain: Quota | None = None  # also draw from COVID-QA's train papers (`covid_splits`), this many of each kind
     domain_passes: int = 1  # times the domain's questions are drawn (each pass its own wide windows)
+    lora_rank: int = 0  # train low-rank adapters of this rank on every layer's matrices, not the matrices (0: none)
 
 
 LEGS = {
@@ -146,7 +147,48 @@ LEGS = {
     # leg 6 with every layer trained (the verdict branch would then need training again)
     7: Leg(Quota(8000, 4000, 3000, 1000, 0.25), held_out=TUNE,
            domain=Quota(433, 0, 433, 150, 0.5), domain_passes=6),
+    # Reader v5, the MPNet-base campaign: adapters of rank 32 on all 12 layers (committed after each
+    # leg, so the next resumes anywhere), biases, layer norms and the head trained; windows mostly as
+    # the product reads them (a sentence and a neighbour each side: short, so faster). Leg 4's
+    # weights were not kept, so the campaign starts at the beginning of the seeded order.
+    8: Leg(Quota(32000, 15000, 10000, 3000, 0.1), held_out=TUNE, encoder="mpnet", lora_rank=32, lr=4e-4),
 }
+
+
+class LoRALinear(torch.nn.Linear):
+    """A linear layer whose weight stays frozen while a low-rank update lora_B @ lora_A (alpha = rank,
+    so a scale of 1) is trained beside it: what changes is ~1/20 of the matrix, small enough to commit,
+    and `qa.models.onnx_bert.merged_lora` merges it into the matrix for the product's graph."""
+
+    def __init__(self, linear: torch.nn.Linear, rank: int) -> None:
+        super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        self.weight = linear.weight
+        self.bias = linear.bias
+        self.lora_A = torch.nn.Parameter(torch.empty(rank, linear.in_features))
+        self.lora_B = torch.nn.Parameter(torch.zeros(linear.out_features, rank))
+        torch.nn.init.kaiming_uniform_(self.lora_A, a=5 ** 0.5)  # as peft starts it; B = 0: no change at first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + (x @ self.lora_A.t()) @ self.lora_B.t()
+
+
+def with_lora(model, rank: int) -> set[str]:  # noqa: ANN001
+    """Every linear layer of the encoder's layers (attention and feed-forward) given an adapter of
+    `rank`; returns the names of the matrices now frozen.
+
+    >>> from transformers import BertConfig, BertForQuestionAnswering
+    >>> m = BertForQuestionAnswering(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16))
+    >>> sorted(with_lora(m, 2))[0], m.bert.encoder.layer[0].attention.self.query.lora_A.shape
+    ('bert.encoder.layer.0.attention.output.dense.weight', torch.Size([2, 8]))
+    """
+    frozen = set()
+    prefix = f"{model.base_model_prefix}.encoder.layer."
+    for name, module in list(model.named_modules()):
+        if name.startswith(prefix) and type(module) is torch.nn.Linear:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, LoRALinear(module, rank))
+            frozen.add(f"{name}.weight")
+    return frozen
 
 
 def article_windows(article, pieces: WordPieces, budget: int):  # noqa: ANN001, ANN201
@@ -341,12 +383,13 @@ def loss_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # noqa: ANN
     return loss
 
 
-def is_trained(name: str, model, trained_layers: int, frozen_layers: int = 0) -> bool:  # noqa: ANN001
-    """Whether the parameter `name` is trained: never the embeddings; with `trained_layers`, only
-    the top that many layers, the relative-position bias and the head; with `frozen_layers`, not
-    the lowest that many layers."""
+def is_trained(name: str, model, trained_layers: int, frozen_layers: int = 0,  # noqa: ANN001
+               adapted: frozenset[str] = frozenset()) -> bool:
+    """Whether the parameter `name` is trained: never the embeddings nor a matrix with an adapter
+    (`adapted`: its adapter is trained instead); with `trained_layers`, only the top that many layers,
+    the relative-position bias and the head; with `frozen_layers`, not the lowest that many layers."""
     prefix = model.base_model_prefix
-    if name.startswith(f"{prefix}.embeddings."):
+    if name.startswith(f"{prefix}.embeddings.") or name in adapted:
         return False
     layer = re.match(rf"{prefix}\.encoder\.layer\.(\d+)\.", name)
     if layer and int(layer.group(1)) < frozen_layers:
@@ -354,16 +397,19 @@ def is_trained(name: str, model, trained_layers: int, frozen_layers: int = 0) ->
     return not (trained_layers and layer and int(layer.group(1)) < model.config.num_hidden_layers - trained_layers)
 
 
-def export(model, out: Path, trained_layers: int, encoder: str, verdict_from: Path | None = None) -> None:  # noqa: ANN001
+def export(model, out: Path, trained_layers: int, encoder: str, verdict_from: Path | None = None,  # noqa: ANN001
+           adapted: frozenset[str] = frozenset()) -> None:
     """The trained weights (not the frozen ones: they are the package's) as fp16 safetensors, the
-    MPNet reader's matrices in 8 bits (`to_int8`: its file stays under 50 MB); with `verdict_from`,
-    that reader's verdict branch too (valid only while the layers under it are unchanged)."""
+    MPNet reader's matrices in 8 bits (`to_int8`: its file stays under 50 MB) unless they are
+    adapters (fp16: they are small); with `verdict_from`, that reader's verdict branch too (valid
+    only while the layers under it are unchanged)."""
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().numpy() for k, v in model.state_dict().items() if is_trained(k, model, trained_layers)}
-    state = to_int8(state) if encoder == "mpnet" else {k: v.astype(np.float16) for k, v in state.items()}
+    state = {k: v.detach().float().numpy() for k, v in model.state_dict().items()
+             if is_trained(k, model, trained_layers, adapted=adapted)}
+    state = to_int8(state) if encoder == "mpnet" and not adapted else {k: v.astype(np.float16) for k, v in state.items()}
     if verdict_from is not None:
         with safe_open(str(verdict_from), "np") as stored:
             state.update({k: stored.get_tensor(k) for k in stored.keys() if k.startswith("verdict.")})
@@ -422,6 +468,7 @@ def main() -> None:
     print(f"{len(examples)} examples: {positives} with an answer, {len(examples) - positives} without", file=sys.stderr)
 
     model = AutoModelForQuestionAnswering.from_pretrained(base, local_files_only=True)
+    adapted = frozenset(with_lora(model, leg.lora_rank)) if leg.lora_rank else frozenset()
     if args.init:
         state = {k: torch.from_numpy(v) for k, v in reader_weights(args.init / "model.safetensors").items()}
         if state["qa_outputs.weight"].shape[0] == 4:
@@ -430,7 +477,7 @@ def main() -> None:
     if leg.yes_no or leg.yes_no_files:
         with_yes_no_head(model)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = is_trained(name, model, leg.trained_layers, leg.frozen_layers)
+        parameter.requires_grad = is_trained(name, model, leg.trained_layers, leg.frozen_layers, adapted)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
     plan = [batches(examples, args.batch, args.seed + epoch) for epoch in range(args.epochs)]
@@ -476,7 +523,8 @@ def main() -> None:
                     tmp.replace(checkpoint)
     print(f"trained {step} steps in {time.time() - began:.0f} s", file=sys.stderr)
     keeps_verdict = args.init and leg.frozen_layers >= VERDICT_LAYERS and has_verdict_branch(args.init / "model.safetensors")
-    export(model, args.out, leg.trained_layers, leg.encoder, args.init / "model.safetensors" if keeps_verdict else None)
+    export(model, args.out, leg.trained_layers, leg.encoder, args.init / "model.safetensors" if keeps_verdict else None,
+           adapted)
     # the verdict's files, and its threshold in calibration.json (which `calibrate` keeps)
     for name in ("verdict.json", "verdict_training.json", "calibration.json") if keeps_verdict else ():
         if (args.init / name).is_file() and args.init.resolve() != args.out.resolve():
@@ -491,7 +539,7 @@ def main() -> None:
     (args.out / "training.json").write_text(json.dumps({
         "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
         "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "leg": args.leg,
-        "encoder": ENCODERS[leg.encoder], "trained_layers": leg.trained_layers, "frozen_layers": leg.frozen_layers, "quota": asdict(quota),
+        "encoder": ENCODERS[leg.encoder], "trained_layers": leg.trained_layers, "frozen_layers": leg.frozen_layers, "lora_rank": leg.lora_rank, "quota": asdict(quota),
         "domain": asdict(leg.domain) if leg.domain else None, "domain_passes": leg.domain_passes if leg.domain else 0, "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
         "held_out": list(leg.held_out), "yes_no": sum(e.get("yesno", -100) >= 0 for e in examples),
         "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",

@@ -258,7 +258,27 @@ def load_weights(folder: Path, overlay: Path | None = None) -> tuple[dict[str, n
     if overlay is not None:
         for name, tensor in reader_weights(overlay).items():
             weights[name.removeprefix("bert.").removeprefix("mpnet.")] = tensor
-    return weights, config
+    return merged_lora(weights), config
+
+
+LORA_A, LORA_B = ".lora_A", ".lora_B"  # a low-rank adapter's factors, beside the matrix they change
+
+
+def merged_lora(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`weights` with each low-rank adapter (X.lora_A, X.lora_B) merged into its matrix:
+    X.weight + X.lora_B @ X.lora_A (the scale is folded into lora_B when it is trained).
+
+    >>> w = merged_lora({"q.weight": np.eye(2), "q.lora_A": np.array([[1.0, 0.0]]), "q.lora_B": np.array([[0.0], [2.0]])})
+    >>> sorted(w), w["q.weight"].tolist()
+    (['q.weight'], [[1.0, 0.0], [2.0, 1.0]])
+    """
+    out = {name: tensor for name, tensor in weights.items() if not name.endswith((LORA_A, LORA_B))}
+    for name in weights:
+        if name.endswith(LORA_A):
+            stem = name.removesuffix(LORA_A)
+            out[stem + ".weight"] = (out[stem + ".weight"].astype(np.float32)
+                                     + weights[stem + LORA_B].astype(np.float32) @ weights[name].astype(np.float32))
+    return out
 
 
 SCALE = "_scale"  # a matrix stored in 8 bits has its rows' scales beside it, under its name + SCALE
