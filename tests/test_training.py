@@ -58,3 +58,50 @@ def test_batches_are_padded_to_their_longest_example(train_reader):
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["yes_no"].tolist() == [-100, 1] and batch["start_positions"].tolist() == [2, 0]
     assert train_reader.collate_verdicts(examples[1:], [0])["verdict"].tolist() == [1]
+
+
+def test_an_adapter_leg_ships_its_adapters_and_the_product_graph_gives_the_adapted_logits(train_reader, tmp_path):
+    """An MPNet with rank-4 adapters: only adapters, biases, norms and the head are trained and
+    shipped (fp16), and the graph built from the base and that file (adapters merged) gives the
+    logits of the adapted torch model."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+    from transformers import MPNetConfig, MPNetForQuestionAnswering
+
+    from qa.models.onnx_bert import OnnxBert, bert_graph, load_weights
+
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=80)
+    model = MPNetForQuestionAnswering(config).eval()
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(config.to_json_string())
+    save_file({k.removeprefix("mpnet."): v.numpy() for k, v in model.state_dict().items() if k.startswith("mpnet.")},
+              str(base / "model.safetensors"))
+    adapted = frozenset(train_reader.with_lora(model, 4))
+    trained = {name for name, _ in model.named_parameters() if train_reader.is_trained(name, model, 0, 0, adapted)}
+    assert "mpnet.encoder.layer.1.intermediate.dense.lora_B" in trained and "qa_outputs.weight" in trained
+    assert "mpnet.encoder.layer.1.intermediate.dense.bias" in trained
+    assert not trained & adapted and not any(".embeddings." in name for name in trained)
+    with torch.no_grad():  # as if trained: B is no longer 0; every value on the fp16 grid the file keeps
+        for name, parameter in model.named_parameters():
+            if name.endswith("lora_B"):
+                parameter.normal_(0, 0.5)
+            parameter.copy_(parameter.half().float())
+    train_reader.export(model, tmp_path / "out", 0, "mpnet", adapted=adapted)
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "np") as shipped:
+        assert set(shipped.keys()) == trained
+        assert shipped.get_tensor("mpnet.encoder.layer.0.attention.attn.q.lora_A").dtype == np.float16
+    weights, graph_config = load_weights(base, tmp_path / "out" / "model.safetensors")
+    assert not any("lora" in name for name in weights)
+    reader = OnnxBert(bert_graph(weights, graph_config, head=True).SerializeToString(), 1)
+    ids = np.array([[0, 7, 8, 2, 2] + [9, 10, 11, 12] * 4 + [2], [0, 7, 2, 2, 13, 2] + [1] * 16])
+    mask = (np.arange(22) < np.array([[22], [6]])).astype(np.int64)
+    logits = reader.run(ids, mask, np.zeros_like(ids))
+    with torch.no_grad():
+        out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+    expected = torch.stack([out.start_logits, out.end_logits], dim=-1).numpy()
+    real = mask.astype(bool)
+    assert np.abs(logits[real] - expected[real]).max() < 1e-4

