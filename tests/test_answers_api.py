@@ -88,6 +88,31 @@ def test_a_bad_key_or_bad_input_gets_an_openai_error(app_url: str, client):
     for body in ('{"model": [], "messages": []}', '{"model": {}, "messages": []}', "[" * 100_000 + "]" * 100_000):
         reply = httpx.post(f"{app_url}v1/chat/completions", content=body, headers=headers, timeout=30)
         assert reply.status_code == 400 and reply.json()["error"]["type"] == "invalid_request_error", reply.text
+    question = [{"role": "user", "content": QUESTION}]
+    for field, value in (("max_tokens", "x"), ("temperature", "hot"), ("top_p", []), ("stop", 5), ("max_tokens", True)):
+        reply = httpx.post(f"{app_url}v1/chat/completions", json={"model": "docqa", "messages": question, field: value},
+                           headers=headers, timeout=30)
+        assert reply.status_code == 400 and field in reply.json()["error"]["message"], (field, reply.text)
+
+
+def test_a_body_too_large_without_a_length_is_a_413_and_a_client_gone_mid_body_leaves_no_traceback(
+        app_url: str, seed_workdir: Path):
+    import socket
+
+    import httpx
+
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    chunks = iter([b'{"model": "docqa", "messages": [{"role": "user", "content": "'] + [b"x" * 2**16] * 48 + [b'"}]}'])
+    reply = httpx.post(f"{app_url}v1/chat/completions", content=chunks, headers=headers, timeout=30)  # 3 MB, chunked
+    assert reply.status_code == 413 and "QA_MAX_REQUEST_MB" in reply.text
+    port = int(app_url.rstrip("/").rpartition(":")[2])
+    for path in ("/v1/chat/completions", "/mcp", "/gradio_api/upload"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as hung_up:
+            hung_up.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
+                            "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"x\": ".encode())
+    assert httpx.get(f"{app_url}v1/models", headers=headers, timeout=10).status_code == 200
+    log = (seed_workdir / f"app-{port}.log").read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in log and "Exception in ASGI application" not in log
 
 
 def test_the_rate_limit_is_a_429_with_retry_after_on_v1_and_mcp_alike(seed_workdir: Path):
@@ -103,6 +128,10 @@ def test_the_rate_limit_is_a_429_with_retry_after_on_v1_and_mcp_alike(seed_workd
         call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ask", "arguments": {"question": QUESTION}}}
         mcp = httpx.post(f"{url}mcp", json=call, headers={"Accept": "application/json, text/event-stream"}, timeout=30)
         assert mcp.status_code == 429 and int(mcp.headers["retry-after"]) >= 1  # the same limit on every door
+        escaped = json.dumps(call).replace("tools/call", "tools\\/call")  # the same method to a JSON reader
+        mcp = httpx.post(f"{url}mcp", content=escaped, timeout=30,
+                         headers={"Accept": "application/json, text/event-stream", "Content-Type": "application/json"})
+        assert mcp.status_code == 429
 
 
 def test_wrong_keys_lock_the_client_out_of_every_door_and_the_ask_endpoint_takes_the_key(seed_workdir: Path):

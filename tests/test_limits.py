@@ -70,3 +70,65 @@ def test_the_app_empties_gradios_upload_cache(settings, fake_embedder):
     settings = dataclasses.replace(settings, upload_cache_minutes=30)
     demo = build(Pipeline(settings, embedder=fake_embedder, reader=FakeReader()))
     assert demo.delete_cache == (600, 1800)  # every 10 minutes, files older than 30 minutes
+
+
+def test_only_the_pages_upload_path_gets_the_upload_limit(guarded: TestClient):
+    assert guarded.post("/gradio_api/upload", content=b"x" * 4000).status_code == 200
+    for path in ("/mcp/upload", "/v1/upload", "/run/upload"):  # read whole before their 404, 4 at once: +768 MB
+        assert guarded.post(path, content=b"x" * 2000).status_code == 413
+
+
+@pytest.fixture
+def served():  # noqa: ANN201 - the guarded app on a real server (uvicorn's HTTP parser), and its address
+    import threading
+    import time
+
+    import uvicorn
+    from conftest import free_port
+
+    app = Starlette(routes=[Route("/run", echo, methods=["GET", "POST"])],
+                    middleware=[Middleware(RequestGuard, rule=HostRule(), max_body=1000, max_upload_body=5000)])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="info"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield ("127.0.0.1", server.config.port)
+    server.should_exit = True
+    thread.join(5)
+
+
+def exchange(address, request: bytes, close: bool = False) -> bytes:  # noqa: ANN001
+    """What the server sends back for these raw bytes, until it closes (or 3 s of silence)."""
+    import socket
+
+    with socket.create_connection(address, timeout=3) as connection:
+        connection.sendall(request)
+        if close:
+            return b""
+        reply = b""
+        try:
+            while chunk := connection.recv(65536):
+                reply += chunk
+        except TimeoutError:
+            pass
+        return reply
+
+
+def test_a_request_framed_two_ways_is_refused_and_nothing_smuggled_after_it_is_served(served):
+    smuggled = b"GET /run HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    reply = exchange(served, b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled)
+    assert reply.startswith(b"HTTP/1.1 400") and b"Transfer-Encoding" in reply
+    assert reply.count(b"HTTP/1.1 ") == 1
+
+
+def test_a_chunked_body_over_the_limit_gets_413_and_a_client_gone_mid_body_leaves_no_traceback(served, caplog):
+    chunk = b"x" * 800
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
+    reply = exchange(served, b"POST /run HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    assert reply.startswith(b"HTTP/1.1 413") and b"QA_MAX_REQUEST_MB" in reply
+    for _ in range(3):
+        exchange(served, b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900\r\n\r\n" + b"x" * 100, close=True)
+    assert exchange(served, b"GET /run HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+    assert "Exception in ASGI application" not in caplog.text and "Traceback" not in caplog.text

@@ -50,6 +50,11 @@ HISTORY_CHARS = 2000  # of each earlier user message (what the page keeps of a q
 # OpenAI fields that would change what is asked for, and that docqa cannot honour: a 400 says so.
 UNSUPPORTED = {"tools": "tools", "tool_choice": "tool calls", "functions": "function calls",
                "function_call": "function calls", "response_format": "a response format", "logprobs": "log probabilities"}
+# OpenAI's sampling fields: docqa's answers do not use them (they are quoted or verified), but a
+# bad value is a 400, as OpenAI gives, never silently taken: (smallest, largest) allowed.
+NUMBERS = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
+INTEGERS = {"max_tokens": (1, None), "max_completion_tokens": (1, None), "seed": (None, None)}
+MAX_STOPS = 4
 NOT_READY = (MissingIndexError, StaleIndexError, CorruptIndexError, ModelLoadError, StoreUnavailableError)
 
 
@@ -87,6 +92,7 @@ def parse_request(body: object) -> tuple[str, list[str], str | None, bool]:
             raise ValueError(f"docqa answers with text only: {what} ({field!r}) are not supported")
     if body.get("n", 1) != 1:
         raise ValueError('docqa gives one answer per question: "n" must be 1')
+    check_sampling(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValueError('"messages" must be a non-empty list')
@@ -103,6 +109,39 @@ def parse_request(body: object) -> tuple[str, list[str], str | None, bool]:
     if not isinstance(stream, bool):
         raise ValueError('"stream" must be true or false')
     return users[-1], users[:-1], MODELS[model], stream
+
+
+def check_sampling(body: dict) -> None:
+    """ValueError naming the first sampling field whose value OpenAI's API would refuse.
+
+    >>> check_sampling({"temperature": 0.2, "max_tokens": 64, "stop": ["\\n"], "top_p": None})
+    >>> check_sampling({"max_tokens": "x"})
+    Traceback (most recent call last):
+    ValueError: "max_tokens" must be a whole number of at least 1, not 'x'
+    >>> check_sampling({"temperature": "hot"})
+    Traceback (most recent call last):
+    ValueError: "temperature" must be a number from 0 to 2, not 'hot'
+    >>> check_sampling({"stop": 5})
+    Traceback (most recent call last):
+    ValueError: "stop" must be a string or a list of at most 4 strings, not 5
+    """
+    def bad(value: object) -> str:
+        return repr(value)[:100]
+
+    for field, (low, high) in NUMBERS.items():
+        value = body.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high):
+            raise ValueError(f'"{field}" must be a number from {low} to {high}, not {bad(value)}')
+    for field, (low, _) in INTEGERS.items():
+        value = body.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low)):
+            raise ValueError(f'"{field}" must be a whole number' + (f" of at least {low}" if low else "") + f", not {bad(value)}")
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str) and not (
+            isinstance(stop, list) and len(stop) <= MAX_STOPS and all(isinstance(s, str) for s in stop)):
+        raise ValueError(f'"stop" must be a string or a list of at most {MAX_STOPS} strings, not {bad(stop)}')
+    if body.get("user") is not None and not isinstance(body["user"], str):
+        raise ValueError(f'"user" must be a string, not {bad(body["user"])}')
 
 
 def _text(content: object) -> str:

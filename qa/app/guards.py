@@ -9,11 +9,13 @@ distributed attack: they key on what the server sees (the client address, the us
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
+log = logging.getLogger(__name__)
 MAX_KEYS = 10_000  # clients (or user names) remembered at most: memory stays bounded
 MAX_NAME_CHARS, MAX_PASSWORD_CHARS = 256, 1024
 
@@ -199,11 +201,16 @@ class HostRule:
         return True
 
 
+UPLOAD_PATH = "/gradio_api/upload"  # the page's uploads: the only path with the larger body limit
+
+
 class RequestGuard:
     """ASGI middleware in front of the app: refuses a request whose `Host` or `Origin` names a
-    host `rule` does not allow (400/403), and a body over `max_body` bytes (`max_upload_body` for
-    uploads) with 413 — from its Content-Length before anything is read, or as soon as a body
-    without one grows past the limit; before any route, login or parsing work."""
+    host `rule` does not allow (400/403), one framed two ways (Content-Length and Transfer-Encoding:
+    400, the connection closed, so nothing smuggled after it is served), and a body over `max_body`
+    bytes (`max_upload_body` for the page's uploads) with 413 — from its Content-Length before
+    anything is read, or as soon as a body without one grows past the limit; before any route,
+    login or parsing work. A client that hangs up mid-request ends it quietly (no traceback)."""
 
     def __init__(self, app, rule: HostRule, max_body: int, max_upload_body: int) -> None:  # noqa: ANN001
         self.app, self.rule, self.max_body, self.max_upload_body = app, rule, max_body, max_upload_body
@@ -220,27 +227,38 @@ class RequestGuard:
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         limit = self.body_limit(scope.get("path", ""))
-        received, started = 0, False
+        received, started, over, gone = 0, False, False, False
 
         async def counted_receive():  # noqa: ANN202
-            nonlocal received
+            nonlocal received, started, over, gone
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge
+                if received > limit:  # answered here; to the app the client has left
+                    over = True
+                    if not started:
+                        started = True
+                        await _respond(send, 413, _too_large(limit))
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked_send(message) -> None:  # noqa: ANN001
             nonlocal started
+            if over:
+                return  # the 413 was sent: the app's own reply to a "client that left" is dropped
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
-                await _respond(send, 413, _too_large(limit))
+        except Exception:
+            if not (over or gone):
+                raise
+            log.info("%s %s: the client left (or the body was over the limit) before the answer",
+                     scope.get("method"), scope.get("path"))
 
     def refusal(self, headers: dict[str, str], path: str) -> tuple[int, str] | None:
         """(status, message) when the request must be refused before it is read, else None."""
@@ -253,12 +271,33 @@ class RequestGuard:
         if origin and (origin == "null" or not self.rule.allows(urlsplit(origin).netloc)):
             return 403, f"requests from {origin[:100]!r} are not accepted (QA_ALLOWED_HOSTS)"
         length = headers.get("content-length", "")
+        if length and "transfer-encoding" in headers:
+            return 400, "a request may not carry both Content-Length and Transfer-Encoding (RFC 9112)"
         if length.isdigit() and int(length) > self.body_limit(path):
             return 413, _too_large(self.body_limit(path))
         return None
 
     def body_limit(self, path: str) -> int:
-        return self.max_upload_body if path.rstrip("/").endswith("/upload") else self.max_body
+        return self.max_upload_body if path.rstrip("/").endswith(UPLOAD_PATH) else self.max_body
+
+
+def calls_a_tool(body: bytes) -> bool:
+    """Whether a JSON-RPC body (one message or a batch) calls a tool, read as JSON (so however its
+    method is escaped); a body that is not JSON calls nothing (the endpoint refuses it).
+
+    >>> calls_a_tool(b'{"jsonrpc": "2.0", "id": 1, "method": "tools\\/call"}'), calls_a_tool(b'[{"method": "tools/list"}]')
+    (True, False)
+    >>> calls_a_tool(b'[{"method": "initialize"}, {"method": "tools/call"}]'), calls_a_tool(b'{"method": ')
+    (True, False)
+    """
+    import json
+
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    messages = request if isinstance(request, list) else [request]
+    return any(isinstance(m, dict) and m.get("method") == "tools/call" for m in messages)
 
 
 class LimitToolCalls:
@@ -280,7 +319,7 @@ class LimitToolCalls:
             body += message.get("body", b"")
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
-        if b'"tools/call"' in body:
+        if calls_a_tool(body):
             client = scope.get("client") or ("unknown", 0)
             wait = self.wait(client[0])
             if wait > 0:
@@ -292,10 +331,6 @@ class LimitToolCalls:
             return next(queued, None) or await receive()
 
         await self.app(scope, replay, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _too_large(limit: int) -> str:
