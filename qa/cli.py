@@ -30,7 +30,7 @@ from pathlib import Path
 from qa.app.render import answer_json, highlight, passage_json, proof_view
 from qa.config import Settings
 from qa.errors import QAError
-from qa.text import heading_path
+from qa.text import heading_path, terminal_json, terminal_text
 from qa.types import TENTATIVE
 
 
@@ -197,14 +197,14 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             "passages": [passage_json(p, pipeline.index.title(p.chunk)) for p in passages],
             "timings": {"total_ms": round((time.perf_counter() - began) * 1000, 1)},
         }
-        print(json.dumps(out, ensure_ascii=False))
+        print(terminal_json(json.dumps(out, ensure_ascii=False)))
         return 0
-    for p in passages:
+    for p in passages:  # document text on a terminal: its control characters shown, not acted on
         title = pipeline.index.title(p.chunk)
-        where = heading_path(title, p.chunk.section)
+        where = terminal_text(heading_path(title, p.chunk.section))
         page = f"p. {p.chunk.page}, " if p.chunk.page else ""
         print(f"[{p.rank}] {where}  ({page}chars {p.chunk.start}-{p.chunk.end}, score {p.score:.4f})")
-        print(_indent(p.chunk.text))
+        print(_indent(terminal_text(p.chunk.text)))
         print()
     if not passages:
         print("no passages found", file=sys.stderr)
@@ -220,31 +220,31 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     for piece in stream:
         if not args.json and answer_mode_streams(settings):
             # The draft goes to stderr as it is written; stdout gets only the verified answer.
-            print(("draft (being checked against the sources): " if not streamed else "") + piece,
+            print(("draft (being checked against the sources): " if not streamed else "") + terminal_text(piece),
                   end="", flush=True, file=sys.stderr)
             streamed = True
     answer = stream.answer()
     if streamed:
         print(file=sys.stderr)
     if args.json:
-        print(json.dumps(answer_json(answer, pipeline.index.title), ensure_ascii=False))
+        print(terminal_json(json.dumps(answer_json(answer, pipeline.index.title), ensure_ascii=False)))
         return 0
     shown = proof_view(answer)
     if shown is None:
-        print(answer.text)
+        print(terminal_text(answer.text))
     else:
         headline, short = shown
-        quote = f"“{highlight(short, sys.stdout.isatty())}” [{short.marker}]"
-        print(quote if headline is None else f"{headline}\n{_indent(quote)}")
+        quote = f"“{highlight(short, sys.stdout.isatty(), terminal_text)}” [{short.marker}]"
+        print(quote if headline is None else f"{terminal_text(headline)}\n{_indent(quote)}")
     if answer.citations:
         print("\nSources:")
     for c in answer.citations:
         passage = answer.passages[c.marker - 1]
-        where = heading_path(pipeline.index.title(passage.chunk), passage.chunk.section)
+        where = terminal_text(heading_path(pipeline.index.title(passage.chunk), passage.chunk.section))
         page = f"p. {c.page}, " if c.page else ""
         print(f"[{c.marker}] {where}  ({page}chars {c.start}-{c.end})")
         if shown is None and answer.outcome != TENTATIVE:  # else the quote is printed above
-            print(_indent(f"“{c.quote}”"))
+            print(_indent(terminal_text(f"“{c.quote}”")))
     return 0
 
 
@@ -314,7 +314,7 @@ def _run_eval(args: argparse.Namespace, settings: Settings, questions: list, ski
         f"chunks {settings.chunk_tokens}/{settings.chunk_overlap_tokens} tokens, {time.perf_counter() - began:.0f} s"
     )
     print(settings_line)
-    print(table(summary))
+    print(terminal_text(table(summary)))
     if args.out:
         write_outputs(records, summary, args.out, settings_line)
         print(f"wrote {args.out}/results.jsonl, summary.json, summary.csv, report.md")

@@ -183,3 +183,26 @@ def inert_markdown(text: str) -> str:
     """
     text = text.translate(_INERT).replace("![", "&#33;[").replace("](", "]&#40;")
     return _LINK_DEFINITION.sub(r"\1&#91;", text)
+
+
+# C0 controls but tab and newline, DEL and the C1 controls (0x9b is a CSI on some terminals)
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]}
+_JSON_CONTROLS = {c: f"\\u{c:04x}" for c in range(0x7f, 0xa0)}  # json.dumps escapes the C0 ones itself
+
+
+def terminal_text(text: str) -> str:
+    """Document text for a terminal: control characters (escape sequences that retitle the window,
+    clear the screen or colour what follows, a carriage return that overwrites the line) shown as
+    visible `\\xNN` instead of acted on; newlines and tabs kept.
+
+    >>> terminal_text("Seoul\\x1b]0;pwned\\x07 \\x1b[2J\\r\\x9b31m\\tok\\n")
+    'Seoul\\\\x1b]0;pwned\\\\x07 \\\\x1b[2J\\\\x0d\\\\x9b31m\\tok\\n'
+    """
+    return text.translate(_CONTROLS)
+
+
+def terminal_json(text: str) -> str:
+    """JSON from `json.dumps(..., ensure_ascii=False)` with DEL and the C1 controls escaped too
+    (`\\u009b`: the same JSON, never acted on by a terminal it is printed to)."""
+    return text.translate(_JSON_CONTROLS)
+

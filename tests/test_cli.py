@@ -125,3 +125,19 @@ def test_the_readme_commands_run_as_written(seed_workdir: Path, tmp_path: Path):
         result = qa(*args, cwd=work)
         assert result.returncode == 0, (command, result.stderr[-2000:])
         assert result.stdout.strip(), command
+
+
+@pytest.mark.slow  # loads the real models
+def test_a_documents_terminal_escapes_are_shown_not_acted_on(tmp_path: Path):
+    (tmp_path / "corpus").mkdir()
+    hostile = ("Busan\x1b]0;title\x07 Harbour\n\nThe harbour of Busan\x1b]0;pwned\x07 opened to trade in 1876.\x1b[2J\x1b[31m "
+               "It is the largest port of South Korea.\x9b0m\n\n" + "Ferries leave the harbour for Fukuoka every day. " * 30)
+    (tmp_path / "corpus" / "busan.txt").write_text(hostile, encoding="utf-8")
+    assert qa("index", cwd=tmp_path).returncode == 0
+    for command in (("search", "When did the harbour of Busan open to trade?"),
+                    ("ask", "When did the harbour of Busan open to trade?"),
+                    ("ask", "When did the harbour of Busan open to trade?", "--json")):
+        result = qa(*command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert not any(c in result.stdout + result.stderr for c in "\x1b\x07\x9b"), command
+        assert "1876" in result.stdout and ("\\x1b" in result.stdout or "\\u001b" in result.stdout), command

@@ -212,3 +212,17 @@ def test_bad_items_of_a_squad_file_are_skipped_and_named(tmp_path: Path):
     (article,) = load_squad(path, problems)
     assert [q.id for q in article.questions] == ["a"] and article.paragraphs == (context,)
     assert len(problems) == 4 and "article 1: skipped" in problems[0] and "paragraph 1: skipped" in problems[1]
+
+
+def test_the_report_keeps_a_question_files_type_and_text_inert():
+    from qa.evaluation.report import report
+
+    hostile = "<script>alert(1)</script> ![x](http://e/i.png) | a\nb"
+    record = {"id": "q1", "type": hostile, "question": "Who? <img src=x>", "gold": "Seoul", "answer": "[go](javascript:x)",
+              "abstained": False, "answerable": True, "evidence_rank": 1, "contains_gold": 0.0, "f1": 0.0,
+              "passages": [{"rank": 1, "section": "<b>S</b>", "text": "Tokyo"}]}
+    text = report([record], {"overall": {"f1": 0.0}, hostile: {"f1": 0.0}}, "settings")
+    assert "<script>" not in text and "<img" not in text and "<b>" not in text
+    assert "](http" not in text and "](javascript" not in text
+    row = next(line for line in text.splitlines() if "alert" in line and line.startswith("|"))
+    assert row.count(" | ") == 1 and row.endswith("|")  # one cell for the name, one for f1

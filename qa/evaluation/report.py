@@ -31,7 +31,8 @@ def table(summary: dict, markdown: bool = False) -> str:
     columns = [m for m in TABLE_METRICS if any(m in g for g in summary.values())]
     rows = [[group] + [_cell(metrics.get(m)) for m in columns] for group, metrics in summary.items()]
     header = ["group", *columns]
-    if markdown:
+    if markdown:  # group names come from the question file's `type`: inert, and one cell each
+        rows = [[inert_markdown(" ".join(r[0].split())).replace("|", "\\|"), *r[1:]] for r in rows]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
@@ -68,7 +69,7 @@ def report(records: Sequence[dict], summary: dict, settings_line: str) -> str:
     for record in sorted(records, key=badness)[:10]:  # document text made inert: Markdown viewers render links
         lines += [inert_markdown(f"### {record['id']} ({record['type']}): {record['question']}"), ""]
         if "error" in record:
-            lines += [f"Error: {record['error']}", ""]
+            lines += [inert_markdown(f"Error: {record['error']}"), ""]
             continue
         lines.append(inert_markdown(f"- gold: {record['gold'] or '(not in the documents)'}"))
         if "answer" in record:
