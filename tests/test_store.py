@@ -157,6 +157,38 @@ def test_two_builds_into_one_milvus_store_at_once_leave_the_newer_index_answerin
     assert not [c for c in milvus_store.connect(first).list_collections() if "_build_" in c]  # turns given back
 
 
+def test_a_killed_builds_ticket_stops_counting_once_it_is_not_renewed(seed_settings: Settings, tmp_path: Path):
+    """A build killed while it holds its turn leaves its ticket; the next build drops it as soon as
+    it has gone unrenewed for the lease (not after hours), while a renewed ticket is waited for."""
+    import threading
+
+    settings = on_store(seed_settings, "milvus-lite", tmp_path)
+    client = milvus_store.connect(settings)
+    stopped_ns = time.time_ns() - (milvus_write.LEASE_SECONDS + 5) * 1_000_000_000
+    dead = f"{settings.store_collection}_build_{stopped_ns}_999999_deadbeef"  # as a killed build leaves it
+    client.create_collection(dead, dimension=2)
+    began = time.monotonic()
+    build_index(settings, FakeEmbedder(), progress=False)
+    assert time.monotonic() - began < 60 and dead not in client.list_collections()
+    done, held = threading.Event(), threading.Event()
+
+    def hold_the_turn() -> None:
+        with milvus_write.build_turn(milvus_store.connect(settings), settings.store_collection):
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold_the_turn)
+    holder.start()
+    assert held.wait(30)
+    time.sleep(milvus_write.RENEW_SECONDS + 1)  # renewed at least once since
+    with pytest.raises(IndexWriteError, match="another build has been writing"):
+        with milvus_write.build_turn(client, settings.store_collection, wait=2):
+            pass
+    done.set()
+    holder.join(30)
+    assert not [c for c in client.list_collections() if "_build_" in c]
+
+
 def _build_errors(settings: Settings) -> list[str]:
     try:
         build_index(settings, FakeEmbedder(), progress=False)

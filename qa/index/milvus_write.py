@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -138,7 +139,8 @@ def _publish(client, settings: Settings, writer: IndexWriter, manifest: Manifest
 
 
 TURN_WAIT_SECONDS = 600  # how long a build waits for another one writing to the same store
-ABANDONED_TURN_SECONDS = 6 * 3600  # a ticket this old is a build that was killed: it no longer counts
+LEASE_SECONDS = 60  # a ticket not renewed for this long is a build that was killed: it no longer counts
+RENEW_SECONDS = 5  # how often a build renews its ticket while it waits and writes
 
 
 @contextlib.contextmanager
@@ -146,24 +148,35 @@ def build_turn(client, name: str, wait: float = TURN_WAIT_SECONDS) -> Iterator[N
     """One build at a time writes index `name` to a Milvus store, shared by every process and
     machine that builds into it: each takes a ticket (an empty collection named by its time) and
     writes when its ticket is the oldest, so no build drops a generation another one is writing or
-    has just published. Tickets of killed builds count until `ABANDONED_TURN_SECONDS`."""
+    has just published. A build renews its ticket every `RENEW_SECONDS` (a row holding the time);
+    a ticket not renewed for `LEASE_SECONDS` is a killed build's and is dropped, so the next build
+    goes on at once rather than waiting for it."""
     prefix = f"{name}_build_"
     ticket = f"{prefix}{time.time_ns()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         client.create_collection(ticket, dimension=2)
+        _renew(client, ticket)
     except Exception as error:  # noqa: BLE001 - grpc and Milvus errors alike
         raise IndexWriteError(f"could not write to the Milvus store ({short_error(error)}); the previous index is "
                               "untouched") from None
+    done = threading.Event()
+    renewing = threading.Thread(target=_keep_renewing, args=(client, ticket, done), daemon=True,
+                                name="milvus-build-lease")
+    renewing.start()
     try:
         deadline = time.monotonic() + wait
         while True:
             waiting = sorted((int(c.split("_")[-3]), c) for c in client.list_collections() if c.startswith(prefix))
+            live = []
             for stamp, other in waiting:
-                if stamp < time.time_ns() - ABANDONED_TURN_SECONDS * 1_000_000_000:
-                    log.warning("dropping %s, the ticket of a build that never finished", other)
+                if other != ticket and _renewed(client, other, stamp / 1e9) < time.time() - LEASE_SECONDS:
+                    log.warning("dropping %s, the ticket of a build that stopped (not renewed for %d s)",
+                                other, LEASE_SECONDS)
                     with contextlib.suppress(Exception):
                         client.drop_collection(other)
-            if not waiting or waiting[0][1] == ticket:
+                else:
+                    live.append(other)
+            if not live or live[0] == ticket:
                 break
             if time.monotonic() > deadline:
                 raise IndexWriteError(f"another build has been writing the index to the Milvus store for over "
@@ -171,8 +184,31 @@ def build_turn(client, name: str, wait: float = TURN_WAIT_SECONDS) -> Iterator[N
             time.sleep(0.5)
         yield
     finally:
-        with contextlib.suppress(Exception):  # the store may be gone; the ticket then ages out
+        done.set()
+        renewing.join(RENEW_SECONDS + 5)
+        with contextlib.suppress(Exception):  # the store may be gone; the ticket then stops being renewed
             client.drop_collection(ticket)
+
+
+def _renew(client, ticket: str) -> None:  # noqa: ANN001
+    client.upsert(ticket, [{"id": 0, "vector": [1.0, 0.0], "renewed": time.time()}])
+
+
+def _keep_renewing(client, ticket: str, done: threading.Event) -> None:  # noqa: ANN001
+    while not done.wait(RENEW_SECONDS):
+        try:
+            _renew(client, ticket)
+        except Exception as error:  # noqa: BLE001 - the build itself will meet (and report) a store gone away
+            log.info("could not renew the build ticket %s: %s", ticket, short_error(error))
+
+
+def _renewed(client, ticket: str, created: float) -> float:  # noqa: ANN001
+    """When `ticket` was last renewed (its creation time if never, or if it cannot be read)."""
+    try:
+        rows = client.query(ticket, ids=[0], output_fields=["renewed"])
+    except Exception:  # noqa: BLE001 - dropped meanwhile, or not loaded: judged by its age
+        return created
+    return max([created] + [float(r["renewed"]) for r in rows if isinstance(r.get("renewed"), int | float)])
 
 
 def _document_json(info) -> dict:  # noqa: ANN001 - a DocumentInfo
