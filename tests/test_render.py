@@ -134,3 +134,30 @@ def test_markdown_for_other_programs_keeps_document_markup_inert():
             assert raw not in markdown
         assert "&lt;script&gt;alert(1)" in markdown  # the text itself is kept, readable
     assert shown[0].startswith("**Dokdo**") and "**Dokdo**." in shown[0]
+
+
+def test_one_client_cannot_fill_the_feedback_file_for_everyone(settings, fake_embedder, tmp_path):
+    """👍 through the page's event API, over and over from one address: FEEDBACK_PER_MINUTE lines
+    kept, then "Not saved: too much feedback…" until a minute has passed; another address is
+    unaffected."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from conftest import FakeReader
+
+    from qa.app import feedback
+    from qa.app.web import build
+    from qa.pipeline import Pipeline
+
+    settings = dataclasses.replace(settings, feedback_file=tmp_path / "feedback.jsonl")
+    demo = build(Pipeline(settings, embedder=fake_embedder, reader=FakeReader()))
+    on_like = next(block.fn for block in demo.fns.values() if getattr(block.fn, "__name__", "") == "on_like")
+    answer = {"question": "When?", "answer": "1965", "short_answer": "1965", "citations": [], "documents": []}
+    conversation = {"chat": [], "sources": [], "asked": [], "answers": {"a0123456789": answer}, "feedback": {}}
+    like = SimpleNamespace(value='<div class="reply" data-answer="a0123456789">1965</div>', liked=True)
+    attacker, person = (SimpleNamespace(client=SimpleNamespace(host=h)) for h in ("10.0.0.9", "10.0.0.7"))
+    for _ in range(feedback.FEEDBACK_PER_MINUTE + 30):
+        on_like(conversation, like, attacker)
+    assert len(feedback.read(tmp_path / "feedback.jsonl")) == feedback.FEEDBACK_PER_MINUTE
+    on_like(conversation, like, person)
+    assert len(feedback.read(tmp_path / "feedback.jsonl")) == feedback.FEEDBACK_PER_MINUTE + 1

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 MAX_FEEDBACK_BYTES = 50 * 2**20  # past this the file takes no more lines (a warning says so)
+FEEDBACK_PER_MINUTE = 20  # judgements and notes kept per client address a minute (a person gives a few)
 _lock = threading.Lock()
 
 
@@ -122,12 +123,19 @@ def export(path: Path, out: Path) -> int:
     return len(records)
 
 
-def noted(pipeline, conversation: dict, note: str) -> str:  # noqa: ANN001 - a Pipeline
+def too_many(wait: float) -> str:
+    return f"Not saved: too much feedback from your address in the last minute; try again in {wait:.0f} s."
+
+
+def noted(pipeline, conversation: dict, note: str, wait: float = 0.0) -> str:  # noqa: ANN001 - a Pipeline
     """A note on the last answer judged 👍/👎 in `conversation` (as `webchat.bounded_conversation`
     returns it): kept with that judgement (its line written again with the note; `qa feedback
-    export` keeps an answer's last line). Returns what to tell the person."""
+    export` keeps an answer's last line), unless the client must `wait` (the feedback limit).
+    Returns what to tell the person."""
     if not note.strip():
         return "Write a note first."
+    if wait > 0:
+        return too_many(wait)
     judged_ids = [i for i in conversation["feedback"] if i in conversation["answers"]]
     if not judged_ids:
         return "Give an answer a 👍 or 👎 first; the note goes with it."

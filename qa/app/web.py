@@ -22,7 +22,7 @@ import gradio as gr
 
 from qa.app.answers_api import KEY_REQUIRED, AnswersAPI, RequireKey, key_accepted
 from qa.app.browser_key import browser_key
-from qa.app.feedback import FEEDBACK_OPTIONS, noted
+from qa.app.feedback import FEEDBACK_OPTIONS, FEEDBACK_PER_MINUTE, noted
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
 from qa.app.guards import HostRule, KeyGuard, LimitToolCalls, LoginGuard, Mounted, RateLimit, RequestGuard
 from qa.app.render import plain_text
@@ -298,15 +298,18 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
 
 
 def _wire_feedback(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState) -> None:
-    """👍/👎 (and a reason) on an answer, then an optional note on the last one judged."""
-    def on_like(conversation: dict, data: gr.LikeData) -> tuple:
-        conversation, said = judged(pipeline, conversation, data)
+    """👍/👎 (and a reason) on an answer, then an optional note on the last one judged; at most
+    `FEEDBACK_PER_MINUTE` of them a minute per client address."""
+    limit = RateLimit(FEEDBACK_PER_MINUTE)
+
+    def on_like(conversation: dict, data: gr.LikeData, request: gr.Request) -> tuple:
+        conversation, said = judged(pipeline, conversation, data, limit.wait(client_of(request)))
         if said:
             gr.Info(said)
         return conversation, gr.update(visible=bool(conversation["feedback"]))
 
-    def on_note(conversation: dict, text: str) -> str:
-        said = noted(pipeline, bounded_conversation(conversation), text)
+    def on_note(conversation: dict, text: str, request: gr.Request) -> str:
+        said = noted(pipeline, bounded_conversation(conversation), text, limit.wait(client_of(request)))
         gr.Info(said)
         return "" if said.startswith("Note saved") else text
 

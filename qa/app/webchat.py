@@ -218,9 +218,10 @@ def export_conversation(conversation: dict) -> str:
 _ANSWER_ID = re.compile(r'data-answer="(a[0-9a-f]{10})"')
 
 
-def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> tuple[dict, str]:
+def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData, wait: float = 0.0) -> tuple[dict, str]:
     """A 👍/👎 on an answer: its question, answer and sources go to the feedback file, the choice
-    to the conversation (so it is shown again after a reload). Returns (the conversation, what
+    to the conversation (so it is shown again after a reload), unless the client must `wait` (the
+    feedback limit: one client cannot fill the file for everyone). Returns (the conversation, what
     to tell the person)."""
     conversation = bounded_conversation(conversation)
     match = _ANSWER_ID.search(str(data.value))
@@ -228,6 +229,8 @@ def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData) -> tuple[d
     reason = data.liked if data.liked in FEEDBACK_OPTIONS[2:] else ""  # a reason is a 👎 that says why
     if answer is None or not (isinstance(data.liked, bool) or reason):
         return conversation, ""  # not an answer (a message, a question) or an unknown choice
+    if wait > 0:
+        return conversation, feedback.too_many(wait)
     liked = data.liked is True
     conversation["feedback"].pop(match.group(1), None)  # re-inserted: the last judged answer is last
     conversation["feedback"][match.group(1)] = reason or ("Like" if liked else "Dislike")
