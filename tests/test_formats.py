@@ -155,3 +155,41 @@ def test_a_scanned_pdf_is_read_by_ocr_once_and_says_so(tmp_path: Path, monkeypat
     monkeypatch.setenv("QA_OCR", "0")
     with pytest.raises(UnreadableFile, match="no extractable text"):
         read_document(tmp_path / "scan.pdf", tmp_path)
+
+
+def test_ocr_has_a_budget_per_file_of_pages_and_seconds(tmp_path: Path, monkeypatch, caplog):
+    """A PDF of many image pages (a few KB each) costs at most FILE_PAGES pages or FILE_SECONDS
+    of OCR; the pages left out are named in a warning, and nothing of them is cached."""
+    import time
+
+    from fpdf import FPDF
+    from PIL import Image
+
+    from qa.ingest import ocr
+
+    Image.new("L", (800, 400), 255).save(tmp_path / "blank.png")
+    pdf = FPDF()
+    for _ in range(6):
+        pdf.add_page()
+        pdf.image(str(tmp_path / "blank.png"), x=0, y=0, w=210)
+    pdf.output(str(tmp_path / "blanks.pdf"))
+    calls = []
+
+    def slow_reading(image):  # noqa: ANN001, ANN202
+        calls.append(image)
+        time.sleep(0.2)
+        return f"Page read {len(calls)}.", [90.0]
+
+    monkeypatch.setattr(ocr, "available", lambda: True)
+    monkeypatch.setattr(ocr, "read_image", slow_reading)
+    monkeypatch.setattr(ocr, "FILE_PAGES", 2)
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    with caplog.at_level("WARNING"):
+        doc = read_document(tmp_path / "blanks.pdf", tmp_path)
+    assert len(calls) == 2 and "Page read 2." in doc.text and len(doc.page_starts) == 6
+    assert "blanks.pdf: OCR stopped after 2 pages" in caplog.text and "4 pages were not read (from page 3 on)" in caplog.text
+    monkeypatch.setattr(ocr, "FILE_PAGES", 500)
+    monkeypatch.setattr(ocr, "FILE_SECONDS", 0.3)
+    calls.clear()
+    read_document(tmp_path / "blanks.pdf", tmp_path)
+    assert len(calls) == 2  # pages 1-2 from the cache; 3-4 read (0.2 s each), the fifth starts past 0.3 s

@@ -2,6 +2,7 @@
 pages and one passage per table row; damaged ones skipped with the reason, never a stopped build."""
 
 import random
+import re
 import zipfile
 from pathlib import Path
 
@@ -184,6 +185,110 @@ def test_a_spreadsheet_keeps_at_most_max_rows(tmp_path: Path, monkeypatch, caplo
     with caplog.at_level("WARNING"):
         doc = read_document(tmp_path / "big.csv", tmp_path)
     assert doc.text.count("Row ") == 2 and "only the first 3 rows" in caplog.text
+
+
+def test_a_docx_whose_text_parts_unpack_too_far_is_refused_before_it_is_parsed(corpus: Path, tmp_path: Path):
+    """A few MB on disk whose document.xml unpacks past MAX_PARSED_BYTES (under the whole-zip cap:
+    python-docx would take ~20 × that in memory) is refused at once, naming the budget."""
+    import time
+
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(corpus / "harbour.docx") as good, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in good.infolist():
+            data = good.read(item)
+            if item.filename == "word/document.xml":
+                head, _, tail = data.decode().partition("<w:body>")
+                filler = "<w:p><w:r><w:t>Busan harbour.</w:t></w:r></w:p>" * (office.MAX_PARSED_BYTES // 45)
+                data = f"{head}<w:body>{filler}{tail}".encode()
+            out.writestr(item, data)
+    began = time.monotonic()
+    with pytest.raises(UnreadableFile, match="text parts unpack to .* over the 64 MB"):
+        read_document(bomb, tmp_path)
+    assert time.monotonic() - began < 5 and bomb.stat().st_size < office.MAX_PARSED_BYTES / 50
+
+
+def test_an_epub_that_lists_one_chapter_thousands_of_times_reads_it_once(tmp_path: Path):
+    make_epub(tmp_path / "tale.epub")
+    looped = tmp_path / "looped.epub"
+    with zipfile.ZipFile(tmp_path / "tale.epub") as good, zipfile.ZipFile(looped, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in good.infolist():
+            data = good.read(item)
+            if item.filename == "OEBPS/content.opf":
+                data = data.replace(b'<itemref idref="c2"/>', b'<itemref idref="c2"/>' * 5000)
+            out.writestr(item, data)
+    doc = read_document(looped, tmp_path)
+    assert doc.text.count("The diary was found in 1954.") == 1 and "Chapter One" in doc.text
+
+
+def test_a_document_keeps_at_most_max_text_chars(tmp_path: Path, monkeypatch, caplog):
+    monkeypatch.setattr(office, "MAX_TEXT_CHARS", 80)
+    make_epub(tmp_path / "tale.epub")
+    with caplog.at_level("WARNING"):
+        doc = read_document(tmp_path / "tale.epub", tmp_path)
+    assert "Chapter One" in doc.text and "1954" not in doc.text and "only the first 80 characters" in caplog.text
+    assert len(doc.text) <= 80
+
+
+def test_a_sheet_is_read_by_its_real_cells_not_the_extent_it_claims(tmp_path: Path):
+    import time
+
+    make_xlsx(tmp_path / "trade.xlsx")
+    claims = tmp_path / "claims.xlsx"
+    with zipfile.ZipFile(tmp_path / "trade.xlsx") as good, zipfile.ZipFile(claims, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in good.infolist():
+            data = good.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, count = re.subn(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', data)
+                far = b'<row r="1048576"><c r="XFD1048576" t="n"><v>7</v></c></row></sheetData>'
+                data, found = re.subn(rb"</sheetData>", far, data)
+                assert count == found == 1
+            out.writestr(item, data)
+    began = time.monotonic()
+    doc = read_document(claims, tmp_path)
+    assert time.monotonic() - began < 5 and "Row 2: Country: Japan; Exports 2024: 12" in doc.text
+
+
+def test_a_huge_cell_is_cut_and_the_other_rows_kept(tmp_path: Path):
+    (tmp_path / "offices.csv").write_text("City,Note\nBusan," + "x" * 200_000 + "\nSeoul,Head office\n")
+    doc = read_document(tmp_path / "offices.csv", tmp_path)
+    assert "Row 3: City: Seoul; Note: Head office" in doc.text and len(doc.text) < 3000
+
+
+def test_a_slide_with_only_pictures_is_no_passage_and_the_numbers_hold(tmp_path: Path):
+    import pptx
+
+    deck = pptx.Presentation()
+    deck.slides.add_slide(deck.slide_layouts[6])  # blank: a picture would go here
+    deck.slides.add_slide(deck.slide_layouts[1]).shapes.title.text = "Ferry times"
+    deck.save(tmp_path / "deck.pptx")
+    doc = read_document(tmp_path / "deck.pptx", tmp_path)
+    assert "Slide 1" not in doc.text and len(doc.page_starts) == 2
+    assert doc.text[doc.page_starts[1]:].startswith("## Ferry times")
+    only_pictures = pptx.Presentation()
+    only_pictures.slides.add_slide(only_pictures.slide_layouts[6])
+    only_pictures.save(tmp_path / "pictures.pptx")
+    with pytest.raises(UnreadableFile, match="empty"):
+        read_document(tmp_path / "pictures.pptx", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["memo.docx", "figures.xlsx"])
+def test_a_password_protected_office_file_says_so(tmp_path: Path, name: str):
+    header = bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504)
+    (tmp_path / name).write_bytes(header + "EncryptedPackage".encode("utf-16-le") + bytes(2000))
+    with pytest.raises(UnreadableFile, match="password-protected .* save an unprotected copy"):
+        read_document(tmp_path / name, tmp_path)
+    (tmp_path / name).write_bytes(header + bytes(2000))  # a .doc / .xls under a new name
+    with pytest.raises(UnreadableFile, match="old binary Office file"):
+        read_document(tmp_path / name, tmp_path)
+
+
+def test_a_malformed_office_file_gives_one_line_not_a_traceback(tmp_path: Path, caplog):
+    with zipfile.ZipFile(tmp_path / "broken.docx", "w") as out:
+        out.writestr("[Content_Types].xml", "<Types/>")
+        out.writestr("word/document.xml", "<not-word/>")
+    with caplog.at_level("WARNING"), pytest.raises(UnreadableFile, match="could not be read"):
+        read_document(tmp_path / "broken.docx", tmp_path)
+    assert "Traceback" not in caplog.text
 
 
 @pytest.mark.slow  # the real models

@@ -20,12 +20,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 PAGE_SECONDS = 120  # a page's OCR stops after this
+FILE_SECONDS = 600  # a file's OCR stops after this (its other pages stay without text, a warning says which)
+FILE_PAGES = 500  # pages read by OCR in one file, at most
 MAX_SIDE = 3500  # pixels on an image's longer side (~300 dpi for A4)
 MIN_SIDE = 200  # smaller images (logos, icons) are not read
 CACHE_VERSION = 1
@@ -80,9 +83,11 @@ def read_image(image) -> tuple[str, list[float]]:  # noqa: ANN001 - a PIL image
     return lines_of(done.stdout)
 
 
-def read_pages(data: bytes, pages: Sequence, wanted: Sequence[int], cache_dir: Path | None) -> dict[int, tuple[str, float]]:
+def read_pages(data: bytes, pages: Sequence, wanted: Sequence[int], cache_dir: Path | None,
+               name: str = "") -> dict[int, tuple[str, float]]:
     """{page index: (text, mean word confidence %)} for the `wanted` pages (pypdf pages) of the PDF
-    `data`, from the cache when read before. A page whose OCR fails or times out gets no text."""
+    `data`, from the cache when read before. A page whose OCR fails or times out gets no text; past
+    `FILE_PAGES` pages or `FILE_SECONDS` of OCR in the file the rest get none (a warning says which)."""
     key = hashlib.sha256(data).hexdigest()
     cached_file = cache_dir / "ocr" / f"{key}-v{CACHE_VERSION}.json" if cache_dir else None
     cached: dict[str, list] = {}
@@ -90,11 +95,17 @@ def read_pages(data: bytes, pages: Sequence, wanted: Sequence[int], cache_dir: P
         with contextlib.suppress(OSError, ValueError):
             cached = json.loads(cached_file.read_text(encoding="utf-8"))
     out: dict[int, tuple[str, float]] = {}
+    began, read, left_out = time.monotonic(), 0, []
     for index in wanted:
         if str(index) in cached:
             text, confidence = cached[str(index)]
             out[index] = (text, float(confidence))
             continue
+        if read >= FILE_PAGES or time.monotonic() - began > FILE_SECONDS:
+            left_out.append(index)
+            out[index] = ("", 0.0)
+            continue
+        read += 1
         texts, confidences = [], []
         try:
             for picture in pages[index].images:
@@ -109,6 +120,9 @@ def read_pages(data: bytes, pages: Sequence, wanted: Sequence[int], cache_dir: P
             log.warning("OCR of page %d failed (%s)", index + 1, str(error)[:200])
         out[index] = ("\n\n".join(texts), sum(confidences) / len(confidences) if confidences else 0.0)
         cached[str(index)] = list(out[index])
+    if left_out:
+        log.warning("%s: OCR stopped after %d pages or %d s; %d pages were not read (from page %d on)",
+                    name or "a PDF", FILE_PAGES, FILE_SECONDS, len(left_out), left_out[0] + 1)
     if cached_file is not None and wanted:
         with contextlib.suppress(OSError):
             cached_file.parent.mkdir(parents=True, exist_ok=True)

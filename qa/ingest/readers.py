@@ -52,7 +52,7 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
     except UnreadableFile:
         raise
     except Exception as error:  # noqa: BLE001 - one malformed file never stops a build or an upload
-        log.warning("reading %s failed", shown_path(path), exc_info=True)
+        log.debug("reading %s failed", shown_path(path), exc_info=True)  # the reason is said once, as a warning
         raise UnreadableFile(f"could not be read ({type(error).__name__}: {str(error)[:200]})") from None
     if not text.strip():
         raise UnreadableFile("empty file" if suffix != ".pdf" else "no extractable text (a scanned PDF?)")
@@ -75,14 +75,14 @@ def office_text(suffix: str, data: bytes, name: str) -> tuple[str, tuple[int, ..
     from qa.ingest import office  # python-docx, python-pptx, openpyxl: loaded for such files only
 
     if suffix == ".docx":
-        return _with_pages(office.docx_text(data))
+        return _with_pages(office.docx_text(data, name))
     if suffix == ".pptx":
         return office.pptx_text(data)
     if suffix == ".xlsx":
         return office.xlsx_text(data, name)
     if suffix == ".csv":
         return office.csv_text(data, name), (), None
-    return _with_pages(office.epub_text(data))
+    return _with_pages(office.epub_text(data, name))
 
 
 def _with_pages(text_and_title: tuple[str, str | None]) -> tuple[str, tuple[int, ...], str | None]:
@@ -107,7 +107,7 @@ def pdf_text(data: bytes, name: str = "") -> tuple[str, tuple[int, ...], str | N
         pages = [(page.extract_text() or "") for page in reader.pages]
         scanned = [i for i, page in enumerate(pages) if not page.strip()]
         if scanned and ocr.available():
-            found = ocr.read_pages(data, reader.pages, scanned, ocr_cache_dir())
+            found = ocr.read_pages(data, reader.pages, scanned, ocr_cache_dir(), name)
             for i, (page, _) in found.items():
                 pages[i] = page
             read = [i for i in scanned if found[i][0].strip()]
