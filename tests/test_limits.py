@@ -132,3 +132,59 @@ def test_a_chunked_body_over_the_limit_gets_413_and_a_client_gone_mid_body_leave
         exchange(served, b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900\r\n\r\n" + b"x" * 100, close=True)
     assert exchange(served, b"GET /run HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
     assert "Exception in ASGI application" not in caplog.text and "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_hangs_up_on_v1_stops_its_answer(stream: bool):
+    """A slow (generative) answer whose client hangs up is told to stop within a second or two,
+    streamed or not, so the next client does not wait for an answer nobody reads."""
+    import json
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    import uvicorn
+    from conftest import free_port
+
+    from qa.app.answers_api import AnswersAPI
+    from qa.types import Answer
+
+    stopped = []
+
+    class SlowAnswer:
+        def __init__(self, question: str, cancel: threading.Event) -> None:
+            self.question, self.cancel = question, cancel
+
+        def answer(self) -> Answer:
+            began = time.monotonic()
+            self.cancel.wait(20)  # a generation checks its cancel event at every token
+            stopped.append(time.monotonic() - began if self.cancel.is_set() else None)
+            return Answer(self.question, "The documents do not say.", (), (), True, "generative", "m", outcome="declined")
+
+    settings = SimpleNamespace(max_question_chars=2000, answer_mode="generative")
+    pipeline = SimpleNamespace(settings=settings, index=None,
+                               ask_stream=lambda question, mode=None, cancel=None, history=(): SlowAnswer(question, cancel))
+    api = AnswersAPI(pipeline, wait=lambda client: 0.0)
+    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=free_port(), log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        body = json.dumps({"model": "docqa-generative", "stream": stream,
+                           "messages": [{"role": "user", "content": "Summarise the treaty."}]}).encode()
+        with socket_to(server.config.port) as client:
+            client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            time.sleep(1)
+        deadline = time.monotonic() + 10
+        while not stopped and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stopped and stopped[0] is not None and stopped[0] < 4, stopped
+    finally:
+        server.should_exit = True
+
+
+def socket_to(port: int):  # noqa: ANN201
+    import socket
+
+    return socket.create_connection(("127.0.0.1", port), timeout=5)

@@ -55,6 +55,7 @@ UNSUPPORTED = {"tools": "tools", "tool_choice": "tool calls", "functions": "func
 NUMBERS = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
 INTEGERS = {"max_tokens": (1, None), "max_completion_tokens": (1, None), "seed": (None, None)}
 MAX_STOPS = 4
+DISCONNECT_POLL_SECONDS = 0.5  # how often a non-streamed request checks that its client is still there
 NOT_READY = (MissingIndexError, StaleIndexError, CorruptIndexError, ModelLoadError, StoreUnavailableError)
 
 
@@ -232,11 +233,29 @@ class AnswersAPI:
             return StreamingResponse(self.streamed(question, history, mode), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         try:
-            answer = await anyio.to_thread.run_sync(lambda: self.pipeline.ask(question, mode=mode, history=history),
-                                                    limiter=answering())
+            answer = await self.answered(request, question, history, mode)
         except Exception as problem:  # noqa: BLE001 - each becomes an OpenAI error object, never a traceback
             return error(*failure(problem))
         return JSONResponse(self.completion(answer))
+
+    async def answered(self, request, question: str, history: list[str], mode: str | None) -> Answer:  # noqa: ANN001
+        """The answer, its work told to stop (a generation ends at its next token) when the client
+        hangs up meanwhile, so the next client does not wait for an answer nobody reads."""
+        cancel = threading.Event()
+        async with anyio.create_task_group() as watching:
+            async def watch() -> None:
+                while not await request.is_disconnected():
+                    await anyio.sleep(DISCONNECT_POLL_SECONDS)
+                cancel.set()
+                log.info("a client left before its answer was sent; the answer was stopped")
+
+            watching.start_soon(watch)
+            try:
+                return await anyio.to_thread.run_sync(
+                    lambda: self.pipeline.ask_stream(question, mode=mode, cancel=cancel, history=history).answer(),
+                    limiter=answering())
+            finally:
+                watching.cancel_scope.cancel()
 
     async def streamed(self, question: str, history: list[str], mode: str | None) -> AsyncIterator[str]:
         """The answer as OpenAI chunks: the role at once, then (`events`) the answer once it is
@@ -246,10 +265,10 @@ class AnswersAPI:
         cancel, sent = threading.Event(), False
         try:
             yield chunk(head, {"role": "assistant", "content": ""})
-            try:
+            try:  # abandoned when the client leaves: `finally` then tells the work to stop at once
                 answer = await anyio.to_thread.run_sync(
                     lambda: self.pipeline.ask_stream(question, mode=mode, cancel=cancel, history=history).answer(),
-                    limiter=answering())
+                    limiter=answering(), abandon_on_cancel=True)
             except Exception as problem:  # noqa: BLE001 - the status is sent: the error goes as an event
                 status, message, kind = failure(problem)
                 yield f"data: {json.dumps({'error': {'message': message, 'type': kind, 'code': status}})}\n\n"
