@@ -161,3 +161,17 @@ def test_one_client_cannot_fill_the_feedback_file_for_everyone(settings, fake_em
     assert len(feedback.read(tmp_path / "feedback.jsonl")) == feedback.FEEDBACK_PER_MINUTE
     on_like(conversation, like, person)
     assert len(feedback.read(tmp_path / "feedback.jsonl")) == feedback.FEEDBACK_PER_MINUTE + 1
+
+
+def test_what_a_judgement_pops_up_is_plain_text(tmp_path):
+    """gr.Info shows its message as text: no Markdown marks (a backtick showed literally)."""
+    from types import SimpleNamespace
+
+    from qa.app.webchat import judged
+
+    pipeline = SimpleNamespace(settings=SimpleNamespace(feedback_path=tmp_path / "feedback.jsonl"))
+    conversation = {"answers": {"a0123456789": {"question": "When?", "answer": "1965"}}}
+    message = '<div class="reply" data-answer="a0123456789">1965</div>'
+    for liked in (True, False, "Wrong answer"):
+        said = judged(pipeline, conversation, SimpleNamespace(value=message, liked=liked))[1]
+        assert said.startswith("Saved") and not any(mark in said for mark in "`*_<")

@@ -239,7 +239,7 @@ def judged(pipeline: Pipeline, conversation: dict, data: gr.LikeData, wait: floa
         log.warning("the feedback file %s is full; this judgement was not kept", pipeline.settings.feedback_path)
         return conversation, "Not saved: the feedback file is full (see the server's log)."
     return conversation, "Saved — thanks. " + ("It counts as a right answer." if liked else
-                                               f"{reason + ': ' if reason else ''}`qa feedback export` turns it "
+                                               f"{reason + ': ' if reason else ''}the command qa feedback export turns it "
                                                "into a question to check.")
 
 
