@@ -37,6 +37,8 @@ def test_a_question_gets_the_cited_answer_with_citations_as_data(client, seed_wo
     text = (seed_workdir / "corpus" / citations[0]["path"]).read_text(encoding="utf-8")
     assert text[citations[0]["start"] : citations[0]["end"]] == citations[0]["quote"]  # verbatim at its offsets
     assert reply.model_extra["outcome"] == "answer" and 0 < reply.model_extra["confidence"] <= 1
+    assert reply.usage.prompt_tokens >= 10 and reply.usage.completion_tokens > 10  # the question's, the answer's tokens
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     assert [m.id for m in client.models.list()] == ["docqa", "docqa-evidence", "docqa-generative"]
 
 

@@ -162,7 +162,8 @@ def test_a_client_that_hangs_up_on_v1_stops_its_answer(stream: bool):
             return Answer(self.question, "The documents do not say.", (), (), True, "generative", "m", outcome="declined")
 
     settings = SimpleNamespace(max_question_chars=2000, answer_mode="generative")
-    pipeline = SimpleNamespace(settings=settings, index=None,
+    words = SimpleNamespace(count_tokens=lambda texts: [len(text.split()) for text in texts])
+    pipeline = SimpleNamespace(settings=settings, index=None, embedder=words,
                                ask_stream=lambda question, mode=None, cancel=None, history=(): SlowAnswer(question, cancel))
     api = AnswersAPI(pipeline, wait=lambda client: 0.0)
     server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=free_port(), log_level="warning"))

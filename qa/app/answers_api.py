@@ -282,12 +282,15 @@ class AnswersAPI:
                 log.info("a client left before its streamed answer was sent; the answer was stopped")
 
     def completion(self, answer: Answer) -> dict:
+        """The OpenAI completion object of `answer`; `usage` counts the embedder's (WordPiece)
+        tokens of the question and of the answer's content: the documents' words, not a generator's."""
         content = answer_markdown(answer)
+        asked, written = self.pipeline.embedder.count_tokens([answer.question, content])
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": f"docqa-{answer.mode}",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "usage": {"prompt_tokens": asked, "completion_tokens": written, "total_tokens": asked + written},
             "citations": citations_json(answer, self.pipeline.index),
             "abstained": answer.abstained,
             "outcome": answer.outcome,
