@@ -189,3 +189,20 @@ def socket_to(port: int):  # noqa: ANN201
     import socket
 
     return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_v1_says_what_is_wrong_with_a_question_through_the_hang_up_watch():
+    """An error raised while the client is watched (a bad question) is the door's own error
+    (400 with the reason), not a 500 from the watch's task group."""
+    from types import SimpleNamespace
+
+    from qa.app.answers_api import AnswersAPI
+    from qa.errors import BadQuestionError
+
+    def refuse(question, mode=None, cancel=None, history=()):  # noqa: ANN001, ANN202
+        raise BadQuestionError("The question is empty: type a question about the documents.")
+
+    settings = SimpleNamespace(max_question_chars=2000, answer_mode="evidence")
+    api = AnswersAPI(SimpleNamespace(settings=settings, ask_stream=refuse), wait=lambda client: 0.0)
+    reply = TestClient(api).post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
+    assert reply.status_code == 400 and "question is empty" in reply.json()["error"]["message"]

@@ -251,11 +251,15 @@ class AnswersAPI:
 
             watching.start_soon(watch)
             try:
-                return await anyio.to_thread.run_sync(
+                answer = await anyio.to_thread.run_sync(
                     lambda: self.pipeline.ask_stream(question, mode=mode, cancel=cancel, history=history).answer(),
                     limiter=answering())
-            finally:
-                watching.cancel_scope.cancel()
+            except Exception as problem:  # noqa: BLE001 - raised as it is below, not in the task group's wrapping
+                answer = problem
+            watching.cancel_scope.cancel()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     async def streamed(self, question: str, history: list[str], mode: str | None) -> AsyncIterator[str]:
         """The answer as OpenAI chunks: the role at once, then (`events`) the answer once it is
