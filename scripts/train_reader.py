@@ -438,6 +438,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED, help="draws the questions and orders the batches")
     parser.add_argument("--limit", type=int, default=0, help="use only this many examples (smoke tests)")
     parser.add_argument("--fresh", action="store_true", help="ignore an earlier checkpoint")
+    parser.add_argument("--minutes", type=float, default=0,
+                        help="end the leg after this many minutes of training in this run (0: when its plan is done); "
+                             "it is exported at the step it reached, its schedule left where it was")
     args = parser.parse_args()
 
     from transformers import AutoModelForQuestionAnswering
@@ -487,14 +490,14 @@ def main() -> None:
     warmup = max(1, int(0.06 * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / (total - warmup))))
-    step = 0
+    step, earlier_seconds = 0, 0.0
     checkpoint = args.work / "checkpoint.pt"
     if checkpoint.is_file() and not args.fresh:
         saved = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        step = saved["step"]
+        step, earlier_seconds = saved["step"], saved.get("seconds", 0.0)
         print(f"resumed at step {step}/{total}", file=sys.stderr)
     bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     model.train()
@@ -507,6 +510,8 @@ def main() -> None:
                 done += 1
                 if done <= step:
                     continue
+                if args.minutes and time.time() - began > args.minutes * 60:
+                    break
                 batch = collate(examples, ids)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     loss = loss_of(model, batch)
@@ -523,7 +528,8 @@ def main() -> None:
                     saved_at = time.time()
                     tmp = checkpoint.with_suffix(".tmp")
                     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "step": step}, tmp)
+                                "scheduler": scheduler.state_dict(), "step": step,
+                                "seconds": earlier_seconds + time.time() - began}, tmp)
                     tmp.replace(checkpoint)
     print(f"trained {step} steps in {time.time() - began:.0f} s", file=sys.stderr)
     keeps_verdict = args.init and leg.frozen_layers >= VERDICT_LAYERS and has_verdict_branch(args.init / "model.safetensors")
@@ -542,12 +548,12 @@ def main() -> None:
         (args.out / "legs.json").write_text((args.init / "legs.json").read_text())
     (args.out / "training.json").write_text(json.dumps({
         "examples": len(examples), "with_answer": positives, "epochs": args.epochs, "lr": args.lr,
-        "batch": args.batch, "seed": args.seed, "steps": total, "max_tokens": MAX_TOKENS, "leg": args.leg,
+        "batch": args.batch, "seed": args.seed, "steps": step, "planned_steps": total, "max_tokens": MAX_TOKENS, "leg": args.leg,
         "encoder": ENCODERS[leg.encoder], "trained_layers": leg.trained_layers, "frozen_layers": leg.frozen_layers, "lora_rank": leg.lora_rank, "quota": asdict(quota),
         "domain": asdict(leg.domain) if leg.domain else None, "domain_passes": leg.domain_passes if leg.domain else 0, "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
         "held_out": list(leg.held_out), "yes_no": sum(e.get("yesno", -100) >= 0 for e in examples),
         "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
-        "train_seconds": round(time.time() - began),
+        "train_seconds": round(earlier_seconds + time.time() - began),
         "train_articles": len(train)}, indent=1) + "\n")
     print(f"wrote {args.out / 'model.safetensors'}", file=sys.stderr)
     if not args.limit:
