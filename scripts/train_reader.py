@@ -154,13 +154,16 @@ LEGS = {
     # the product reads them (a sentence and a neighbour each side: short, so faster). Leg 4's
     # weights were not kept, so the campaign starts at the beginning of the seeded order.
     8: Leg(Quota(28000, 13000, 8500, 2500, 0.1), held_out=TUNE, encoder="mpnet", lora_rank=32, lr=4e-4),
+    # the next questions of the order, warm-started from leg 8's adapters (`--init qa/reader_mpnet`)
+    9: Leg(Quota(28000, 13000, 8500, 2500, 0.1), positives_from=28000, unanswerable_from=13000, held_out=TUNE,
+           encoder="mpnet", lora_rank=32, lr=3e-4),
 }
 
 
 class LoRALinear(torch.nn.Linear):
     """A linear layer whose weight stays frozen while a low-rank update lora_B @ lora_A (alpha = rank,
     so a scale of 1) is trained beside it: what changes is ~1/20 of the matrix, small enough to commit,
-    and `qa.models.onnx_bert.merged_lora` merges it into the matrix for the product's graph."""
+    and `qa.models.adapters.merged_lora` merges it into the matrix for the product's graph."""
 
     def __init__(self, linear: torch.nn.Linear, rank: int) -> None:
         super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None)
@@ -552,7 +555,7 @@ def main() -> None:
         "encoder": ENCODERS[leg.encoder], "trained_layers": leg.trained_layers, "frozen_layers": leg.frozen_layers, "lora_rank": leg.lora_rank, "quota": asdict(quota),
         "domain": asdict(leg.domain) if leg.domain else None, "domain_passes": leg.domain_passes if leg.domain else 0, "positives_from": leg.positives_from, "unanswerable_from": leg.unanswerable_from,
         "held_out": list(leg.held_out), "yes_no": sum(e.get("yesno", -100) >= 0 for e in examples),
-        "more_qa": args.more, "init": str(args.init) if args.init else "base MiniLM",
+        "more_qa": args.more, "init": str(args.init) if args.init else f"the package's {ENCODERS[leg.encoder]}",
         "train_seconds": round(earlier_seconds + time.time() - began),
         "train_articles": len(train)}, indent=1) + "\n")
     print(f"wrote {args.out / 'model.safetensors'}", file=sys.stderr)

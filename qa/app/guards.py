@@ -285,7 +285,7 @@ def calls_a_tool(body: bytes) -> bool:
     """Whether a JSON-RPC body (one message or a batch) calls a tool, read as JSON (so however its
     method is escaped); a body that is not JSON calls nothing (the endpoint refuses it).
 
-    >>> calls_a_tool(b'{"jsonrpc": "2.0", "id": 1, "method": "tools\\/call"}'), calls_a_tool(b'[{"method": "tools/list"}]')
+    >>> calls_a_tool(b'{"jsonrpc": "2.0", "id": 1, "method": "tools\\\\/call"}'), calls_a_tool(b'[{"method": "tools/list"}]')
     (True, False)
     >>> calls_a_tool(b'[{"method": "initialize"}, {"method": "tools/call"}]'), calls_a_tool(b'{"method": ')
     (True, False)

@@ -1,18 +1,17 @@
-"""The MiniLM encoder (a 6-layer BERT) on ONNX Runtime, for the embedder and the reader.
+"""The encoders (MiniLM's 6-layer BERT, MPNet-base) on ONNX Runtime, for the embedder and the reader.
 
-The ONNX graph is written here, in memory, from the safetensors weights (the package's, with
-the trained reader's layers laid over them), so nothing is exported, converted or cached on
-disk, and neither torch nor transformers is imported to answer: a cold `qa ask` pays for
-onnxruntime (~0.2 s) instead of sentence-transformers (~7 s). Tokenizing: `qa.models.wordpieces`.
+The ONNX graph is written here, in memory, from the safetensors weights (the package's, with the trained
+reader's layers laid over them), so nothing is exported, converted or cached on disk, and neither torch nor
+transformers is imported to answer: a cold `qa ask` pays for onnxruntime (~0.2 s) instead of
+sentence-transformers (~7 s). Tokenizing: `qa.models.wordpieces`.
 
-The graph is plain BERT (word + position + type embeddings, post-norm layers, erf GELU);
-ONNX Runtime fuses it at load. The reader's graph (with the span head) is packed: its matrix
-products read only the real tokens of a batch, laid end to end, and only attention sees them
-padded, window by window; a batch of the reader's 8 windows is a quarter padding, so this reads
-~13 % faster. Building it needs the `onnx` package (~1.3 s), so the serialised
-graph is kept in the cache folder (`QA_CACHE_DIR`), named by the weights it was built from; a
-cache that cannot be written only costs that time on each start. `tests/test_onnx_bert.py`
-checks the graph against transformers.
+The graph is plain BERT (word + position + type embeddings, post-norm layers, erf GELU); ONNX Runtime fuses it
+at load. The reader's graph (with the span head) is packed: its matrix products read only the real tokens of a
+batch, laid end to end, and only attention sees them padded, window by window; a batch of the reader's 8
+windows is a quarter padding, so this reads ~13 % faster. Building it needs the `onnx` package (~1.3 s), so
+the serialised graph is kept in the cache folder (`QA_CACHE_DIR`), named by the weights it was built from; a
+cache that cannot be written only costs that time on each start. `tests/test_onnx_bert.py` checks the graph
+against transformers.
 """
 
 from __future__ import annotations
@@ -249,9 +248,10 @@ def packed(input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np
 
 
 def load_weights(folder: Path, overlay: Path | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """(weights, config) of the BERT or MPNet in `folder`, with `overlay`'s tensors (a trained
-    reader's "bert.*" or "mpnet.*" layers and "qa_outputs.*" head) laid over them."""
+    """(weights, config) of the BERT or MPNet in `folder`, a trained reader's tensors laid over them (adapters merged)."""
     from safetensors.numpy import load_file
+
+    from qa.models.adapters import merged_lora
 
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     weights = load_file(str(folder / "model.safetensors"))
@@ -259,26 +259,6 @@ def load_weights(folder: Path, overlay: Path | None = None) -> tuple[dict[str, n
         for name, tensor in reader_weights(overlay).items():
             weights[name.removeprefix("bert.").removeprefix("mpnet.")] = tensor
     return merged_lora(weights), config
-
-
-LORA_A, LORA_B = ".lora_A", ".lora_B"  # a low-rank adapter's factors, beside the matrix they change
-
-
-def merged_lora(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`weights` with each low-rank adapter (X.lora_A, X.lora_B) merged into its matrix:
-    X.weight + X.lora_B @ X.lora_A (the scale is folded into lora_B when it is trained).
-
-    >>> w = merged_lora({"q.weight": np.eye(2), "q.lora_A": np.array([[1.0, 0.0]]), "q.lora_B": np.array([[0.0], [2.0]])})
-    >>> sorted(w), w["q.weight"].tolist()
-    (['q.weight'], [[1.0, 0.0], [2.0, 1.0]])
-    """
-    out = {name: tensor for name, tensor in weights.items() if not name.endswith((LORA_A, LORA_B))}
-    for name in weights:
-        if name.endswith(LORA_A):
-            stem = name.removesuffix(LORA_A)
-            out[stem + ".weight"] = (out[stem + ".weight"].astype(np.float32)
-                                     + weights[stem + LORA_B].astype(np.float32) @ weights[name].astype(np.float32))
-    return out
 
 
 SCALE = "_scale"  # a matrix stored in 8 bits has its rows' scales beside it, under its name + SCALE
