@@ -187,20 +187,26 @@ def test_a_spreadsheet_keeps_at_most_max_rows(tmp_path: Path, monkeypatch, caplo
     assert doc.text.count("Row ") == 2 and "only the first 3 rows" in caplog.text
 
 
+def rewritten(source: Path, target: Path, member: str, change) -> None:  # noqa: ANN001
+    """`source`'s zip copied to `target` with `member`'s bytes passed through `change`."""
+    with zipfile.ZipFile(source) as good, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in good.infolist():
+            data = good.read(item)
+            out.writestr(item, change(data) if item.filename == member else data)
+
+
 def test_a_docx_whose_text_parts_unpack_too_far_is_refused_before_it_is_parsed(corpus: Path, tmp_path: Path):
     """A few MB on disk whose document.xml unpacks past MAX_PARSED_BYTES (under the whole-zip cap:
     python-docx would take ~20 × that in memory) is refused at once, naming the budget."""
     import time
 
+    def filled(data: bytes) -> bytes:
+        head, _, tail = data.decode().partition("<w:body>")
+        filler = "<w:p><w:r><w:t>Busan harbour.</w:t></w:r></w:p>" * (office.MAX_PARSED_BYTES // 45)
+        return f"{head}<w:body>{filler}{tail}".encode()
+
     bomb = tmp_path / "bomb.docx"
-    with zipfile.ZipFile(corpus / "harbour.docx") as good, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
-        for item in good.infolist():
-            data = good.read(item)
-            if item.filename == "word/document.xml":
-                head, _, tail = data.decode().partition("<w:body>")
-                filler = "<w:p><w:r><w:t>Busan harbour.</w:t></w:r></w:p>" * (office.MAX_PARSED_BYTES // 45)
-                data = f"{head}<w:body>{filler}{tail}".encode()
-            out.writestr(item, data)
+    rewritten(corpus / "harbour.docx", bomb, "word/document.xml", filled)
     began = time.monotonic()
     with pytest.raises(UnreadableFile, match="text parts unpack to .* over the 64 MB"):
         read_document(bomb, tmp_path)
@@ -210,12 +216,8 @@ def test_a_docx_whose_text_parts_unpack_too_far_is_refused_before_it_is_parsed(c
 def test_an_epub_that_lists_one_chapter_thousands_of_times_reads_it_once(tmp_path: Path):
     make_epub(tmp_path / "tale.epub")
     looped = tmp_path / "looped.epub"
-    with zipfile.ZipFile(tmp_path / "tale.epub") as good, zipfile.ZipFile(looped, "w", zipfile.ZIP_DEFLATED) as out:
-        for item in good.infolist():
-            data = good.read(item)
-            if item.filename == "OEBPS/content.opf":
-                data = data.replace(b'<itemref idref="c2"/>', b'<itemref idref="c2"/>' * 5000)
-            out.writestr(item, data)
+    rewritten(tmp_path / "tale.epub", looped, "OEBPS/content.opf",
+              lambda data: data.replace(b'<itemref idref="c2"/>', b'<itemref idref="c2"/>' * 5000))
     doc = read_document(looped, tmp_path)
     assert doc.text.count("The diary was found in 1954.") == 1 and "Chapter One" in doc.text
 
@@ -233,16 +235,15 @@ def test_a_sheet_is_read_by_its_real_cells_not_the_extent_it_claims(tmp_path: Pa
     import time
 
     make_xlsx(tmp_path / "trade.xlsx")
+    def claiming(data: bytes) -> bytes:
+        data, count = re.subn(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', data)
+        far = b'<row r="1048576"><c r="XFD1048576" t="n"><v>7</v></c></row></sheetData>'
+        data, found = re.subn(rb"</sheetData>", far, data)
+        assert count == found == 1
+        return data
+
     claims = tmp_path / "claims.xlsx"
-    with zipfile.ZipFile(tmp_path / "trade.xlsx") as good, zipfile.ZipFile(claims, "w", zipfile.ZIP_DEFLATED) as out:
-        for item in good.infolist():
-            data = good.read(item)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data, count = re.subn(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', data)
-                far = b'<row r="1048576"><c r="XFD1048576" t="n"><v>7</v></c></row></sheetData>'
-                data, found = re.subn(rb"</sheetData>", far, data)
-                assert count == found == 1
-            out.writestr(item, data)
+    rewritten(tmp_path / "trade.xlsx", claims, "xl/worksheets/sheet1.xml", claiming)
     began = time.monotonic()
     doc = read_document(claims, tmp_path)
     assert time.monotonic() - began < 5 and "Row 2: Country: Japan; Exports 2024: 12" in doc.text
