@@ -444,6 +444,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=0,
                         help="end the leg after this many minutes of training in this run (0: when its plan is done); "
                              "it is exported at the step it reached, its schedule left where it was")
+    parser.add_argument("--until-step", type=int, default=0,
+                        help="end the leg at this step (0: when its plan is done), as --minutes does: "
+                             "how a leg stopped by time is reproduced")
     args = parser.parse_args()
 
     from transformers import AutoModelForQuestionAnswering
@@ -513,7 +516,7 @@ def main() -> None:
                 done += 1
                 if done <= step:
                     continue
-                if args.minutes and time.time() - began > args.minutes * 60:
+                if (args.minutes and time.time() - began > args.minutes * 60) or step == args.until_step > 0:
                     break
                 batch = collate(examples, ids)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
