@@ -139,6 +139,7 @@ def test_a_client_that_hangs_up_on_v1_stops_its_answer(stream: bool):
     """A slow (generative) answer whose client hangs up is told to stop within a second or two,
     streamed or not, so the next client does not wait for an answer nobody reads."""
     import json
+    import socket
     import threading
     import time
     from types import SimpleNamespace
@@ -173,7 +174,7 @@ def test_a_client_that_hangs_up_on_v1_stops_its_answer(stream: bool):
     try:
         body = json.dumps({"model": "docqa-generative", "stream": stream,
                            "messages": [{"role": "user", "content": "Summarise the treaty."}]}).encode()
-        with socket_to(server.config.port) as client:
+        with socket.create_connection(("127.0.0.1", server.config.port), timeout=5) as client:
             client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             time.sleep(1)
@@ -183,12 +184,6 @@ def test_a_client_that_hangs_up_on_v1_stops_its_answer(stream: bool):
         assert stopped and stopped[0] is not None and stopped[0] < 4, stopped
     finally:
         server.should_exit = True
-
-
-def socket_to(port: int):  # noqa: ANN201
-    import socket
-
-    return socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
 def test_v1_says_what_is_wrong_with_a_question_through_the_hang_up_watch():
