@@ -173,7 +173,7 @@ class Pipeline:
         return doc
 
     def overview(self, doc_id: str) -> Overview:
-        """An indexed document's outline and central sentences (`qa.answer.overview`), kept per index."""
+        """An indexed document's outline, opening and key sentences (`qa.answer.overview`), kept per index."""
         index = self.index
         if not isinstance(doc_id, str) or doc_id not in index.documents:
             raise QAError("that document is not in the index")
@@ -226,7 +226,7 @@ class Pipeline:
         snapshot = self.snapshot()
         chosen = documents_named(snapshot.index, documents)
         overview_of = overview_request(cleaned, snapshot.index, chosen)
-        if overview_of:  # "Summarize X": X's outline and central sentences, quoted and cited
+        if overview_of:  # "Summarize X": X's opening and key sentences, quoted and cited
             answer = overview_answer(cleaned, snapshot.index, overview_of)
             elapsed = round((time.perf_counter() - began) * 1000, 1)
             yield answer.text

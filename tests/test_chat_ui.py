@@ -3,6 +3,7 @@ app: each answer's own sources, the document view, Stop, history across a reload
 (upload, removal) that never blocks a question asked meanwhile."""
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -493,19 +494,20 @@ def test_summarize_a_document_gets_a_cited_overview_and_the_document_view_opens_
     from playwright.sync_api import expect
 
     page = open_chat(browser, server)
-    ask(page, "Summarize the Japan–South Korea relations document.")
+    ask(page, "Summarize Japan-South Korea relations")  # a hyphen for the title's en dash
     reply = page.locator("#chat .bot-row").last
     expect(reply).to_contain_text("Japan–South Korea relations: “Japan–South Korea relations (")  # the opening
-    assert reply.locator("a.cite").count() >= 3  # each central sentence cited
-    expect(page.locator("#sources .answer-sources").last.locator(".source mark")).to_have_count(7)  # 2 opening + 5
+    sections = re.findall(r"^([^:“\n]+): “", reply.inner_text(), re.MULTILINE)[1:]  # the title's line first
+    assert len(sections) >= 6 and {"History", "Public opinion"} <= set(sections), sections
+    assert reply.locator("a.cite").count() >= 8  # every sentence cited
     page.locator("#sources .answer-sources").last.locator("a.open-doc").first.click()
     overview = page.locator("#document .overview")
     expect(overview).to_contain_text("Sections:", timeout=30_000)
-    expect(overview.locator("li")).to_have_count(5)
+    expect(overview.locator("li").nth(5)).to_be_visible()
     page.get_by_role("tab", name="Index").click()
     page.locator("#overview-of input").click()
     page.get_by_role("option", name="Japan–South Korea relations (japan_south_korea_relations.txt)").click()
-    expect(page.locator("#overview li")).to_have_count(5, timeout=30_000)
+    expect(page.locator("#overview li").nth(5)).to_be_visible(timeout=30_000)
     page.locator("#overview a.open-doc").nth(2).click()  # opens the document there, on the Chat tab
     expect(page.locator("#document mark#cited")).to_be_visible(timeout=30_000)
 

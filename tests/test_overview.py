@@ -1,12 +1,14 @@
 """A document's extractive overview and the questions that ask for one."""
 
+import random
+
 import numpy as np
 import pytest
 from conftest import FakeEmbedder, FakeReader
 
 from qa.config import Settings
 from qa.index.build import build_index
-from qa.answer.overview import KEY_SENTENCES, NEAR_COPY, document_overview, overview_request
+from qa.answer.overview import MAX_KEY_SENTENCES, NEAR_COPY, document_overview, overview_request
 from qa.index.store import load_index
 from qa.pipeline import Pipeline
 
@@ -40,6 +42,10 @@ def two_documents(seed_settings: Settings) -> Settings:
     ("What is Project Falcon about?", "falcon"),
     ("What's in the falcon file?", "falcon"),
     ("Summarize Japan–South Korea relations", "seed"),
+    ("Summarize Japan-South Korea relations", "seed"),  # a hyphen for the title's en dash
+    ("summarize the japan - south korea relations.", "seed"),
+    ("Give an overview of “Japan—South Korea Relations”", "seed"),
+    ("Summarize Falcon Report", "report"),
     ("What is the budget about?", None),  # names no document: a question like any other
     ("Summarize the treaty of 1965", None),
     ("Summarize the Falcon Report", "report"),  # "Report" is part of the title, not filler
@@ -59,15 +65,17 @@ def test_summarize_this_document_means_the_chosen_ones(two_documents: Settings):
     assert overview_request("Summarize this document", index, [falcon]) == [falcon]
 
 
-def test_an_overview_is_the_outline_and_central_sentences_in_document_order(two_documents: Settings):
+def test_an_overview_is_the_outline_and_a_key_sentence_from_each_section_in_document_order(two_documents: Settings):
     index = load_index(two_documents, "fake")
     seed = next(d.doc_id for d in index.documents.values() if d.path.endswith(".txt"))
     overview = document_overview(index, seed)
     sections = [c.section for c in index.chunks if c.doc_id == seed and c.section]
     assert list(overview.outline) == list(dict.fromkeys(sections)) and "Disputes > Liancourt Rocks" in overview.outline
-    assert len(overview.sentences) == KEY_SENTENCES
+    assert 6 <= len(overview.sentences) <= MAX_KEY_SENTENCES
+    assert len({s.chunk.section for s in overview.sentences}) == len(overview.sentences)  # one per section: the whole article
+    assert {s.chunk.section.split(" > ")[0] for s in overview.sentences} >= {"History", "Disputes", "Public opinion"}
     assert overview.lead[0].text.startswith("Japan–South Korea relations (")  # the opening paragraph, not the infobox
-    assert not any(s.text.startswith(("It ", "This ", "However")) for s in overview.sentences)
+    assert not any(s.text.startswith(("It ", "This ", "However", "The issue")) for s in overview.sentences)
     starts = [s.start for s in overview.sentences]
     assert starts == sorted(starts)
     for s in overview.sentences:
@@ -101,3 +109,34 @@ def test_without_listed_examples_the_chat_offers_an_overview_of_each_document(tw
     offered = [b["value"] for b in examples_view(pipeline) if b.get("visible")]
     assert offered == ["Summarize Project Falcon", "Summarize Japan–South Korea relations", "Summarize Falcon Report"]
     assert all(pipeline.ask(q).model == "overview" for q in offered)  # each is answered
+
+
+def test_an_overview_quotes_no_speaker_notes_labels_or_leaning_sentences(settings: Settings):
+    body = "\n\n".join(
+        f"## Part {n}\n\nThe reef survey of part {n} counted {n * 7} coral colonies along the northern shelf of the bay. "
+        f"Notes: the reef survey of part {n} counted coral colonies along the northern shelf, as the slide says. "
+        f"\n\nFinding {n}: the reef survey of part {n} counted coral colonies along the northern shelf of the bay.\n\n"
+        f"However, the reef survey of part {n} counted coral colonies along the northern shelf of the bay twice."
+        for n in range(1, 7))
+    (settings.corpus_dir / "deck.md").write_text(f"# Reef survey\n\n{body}\n", encoding="utf-8")
+    build_index(settings, FakeEmbedder(), progress=False)
+    index = load_index(settings, "fake")
+    overview = document_overview(index, next(iter(index.documents)))
+    assert len(overview.sentences) >= 3
+    for s in overview.sentences:
+        assert s.text.startswith("The reef survey of part"), s.text  # not the notes, the finding or "However"
+
+
+def test_a_document_without_headings_is_overviewed_from_end_to_end(settings: Settings):
+    topics = ["harbour", "glacier", "orchard", "railway", "library", "volcano", "vineyard", "lighthouse", "canal"]
+    rng = random.Random(7)
+    words = [f"{a}{b}{c}" for a in "bcdfgklmnprstvz" for b in "aeiou" for c in ("ne", "sk", "ll", "rt")]
+    paragraphs = [" ".join(f"The {t} {' '.join(rng.sample(words, 4))} was studied by team {k} in the year {1900 + k}."
+                           for k in range(8)) for t in topics]
+    text = "\n\n".join(paragraphs) + "\n"
+    (settings.corpus_dir / "plain.txt").write_text(text, encoding="utf-8")
+    build_index(settings, FakeEmbedder(), progress=False)
+    index = load_index(settings, "fake")
+    overview = document_overview(index, next(iter(index.documents)))
+    starts = [0] + [s.start for s in overview.sentences] + [len(text)]
+    assert len(overview.sentences) == 7 and max(b - a for a, b in zip(starts, starts[1:])) < len(text) * 2 / 7

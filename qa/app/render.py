@@ -271,7 +271,7 @@ DOCUMENT_VIEW_CHARS = 100_000  # the document view shows at most this much text 
 
 
 def overview_html(overview: Overview) -> str:
-    """A document's overview: its opening sentences, its sections, then its central sentences
+    """A document's overview: its opening sentences, its sections, then its key sentences
     quoted, each with its place as a link that opens the document there."""
     outline = " · ".join(html.escape(heading_path("", path)) for path in overview.outline)
     items = []
@@ -284,7 +284,7 @@ def overview_html(overview: Overview) -> str:
     lead = " ".join(html.escape(s.text) for s in overview.lead)
     opening = f'<p class="lead"><b>It begins:</b> “{lead}”</p>' if lead else ""
     return (f'<details class="overview" open><summary>Overview of {html.escape(overview.title)}</summary>{opening}{sections}'
-            f'<p><b>Central sentences</b> (chosen by the embedder, in document order):</p><ol>{"".join(items)}</ol></details>')
+            f'<p><b>Key sentences</b> (from each section, in document order):</p><ol>{"".join(items)}</ol></details>')
 
 
 def document_html(title: str, text: str, start: int, end: int, page: int | None = None,
