@@ -118,11 +118,12 @@ def test_an_overview_quotes_no_speaker_notes_labels_or_leaning_sentences(setting
         f"\n\nFinding {n}: the reef survey of part {n} counted coral colonies along the northern shelf of the bay.\n\n"
         f"However, the reef survey of part {n} counted coral colonies along the northern shelf of the bay twice."
         for n in range(1, 7))
-    (settings.corpus_dir / "deck.md").write_text(f"# Reef survey\n\n{body}\n", encoding="utf-8")
+    notes_first = "Notes: the speaker thanks the divers of the reef survey team before the first slide of the deck."
+    (settings.corpus_dir / "deck.md").write_text(f"# Reef survey\n\n{notes_first}\n\n{body}\n", encoding="utf-8")
     build_index(settings, FakeEmbedder(), progress=False)
     index = load_index(settings, "fake")
     overview = document_overview(index, next(iter(index.documents)))
-    assert len(overview.sentences) >= 3
+    assert len(overview.sentences) >= 2 and overview.lead[0].text.startswith("The reef survey of part 1 ")
     for s in overview.sentences:
         assert s.text.startswith("The reef survey of part"), s.text  # not the notes, the finding or "However"
 

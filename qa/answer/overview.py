@@ -95,9 +95,10 @@ def document_overview(index: Index, doc_id: str, n: int = 0) -> Overview:
         start += len(texts[i]) - len(texts[i].lstrip())
         return KeySentence(owners[i], text, start, start + len(text))
 
+    long = [i for i in long if not is_label_or_note(texts[i], owners[i], index.sentences_of(owners[i]), units.start + i)]
     lead = {i: key_sentence(i) for i in lead_sentences(texts, long)}
     lead = {i: s for i, s in lead.items() if s.chunk.section == next(iter(lead.values())).chunk.section}  # before a heading
-    usable = [i for i in long if i not in lead and stands_alone(texts[i], owners[i], index.sentences_of(owners[i]), units.start + i)]
+    usable = [i for i in long if i not in lead and not points_back(texts[i])]
     usable = usable or [i for i in range(len(texts)) if i not in lead] or list(range(len(texts)))
     chosen = choose_key_sentences(vectors, usable, [owners[i].section for i in usable], n or key_sentence_budget(len(long)),
                                   [len(texts[i].split()) for i in usable])
@@ -114,15 +115,23 @@ def key_sentence_budget(prose_sentences: int) -> int:
     return max(MIN_KEY_SENTENCES, min(MAX_KEY_SENTENCES, round(KEY_SENTENCES_PER_ROOT * prose_sentences ** 0.5)))
 
 
-def stands_alone(text: str, chunk: Chunk, spans: ChunkSentences, unit: int) -> bool:
-    """Whether a sentence makes sense quoted alone: it does not lean on the one before it ("It",
-    "However", "The issue…", "… this time …"), is not a label's text ("Figure 2: …", "Finding 1: …") and is not
-    part of a slide's speaker notes (a paragraph that begins "Notes:")."""
-    if _LEANS_BACK.match(text) or _LABEL.match(text) or _POINTS_BACK.search(text):
-        return False
+def points_back(text: str) -> bool:
+    """Whether a sentence leans on the one before it ("It", "However", "The issue…", "… this time …").
+
+    >>> points_back("However, the talks failed."), points_back("The talks of 1965 failed this time."), points_back("Talks failed.")
+    (True, True, False)
+    """
+    return bool(_LEANS_BACK.match(text) or _POINTS_BACK.search(text))
+
+
+def is_label_or_note(text: str, chunk: Chunk, spans: ChunkSentences, unit: int) -> bool:
+    """Whether a sentence is a label's text ("Figure 2: …", "Finding 1: …") or part of a slide's
+    speaker notes (a paragraph that begins "Notes:"): not what a document says to its reader."""
+    if _LABEL.match(text):
+        return True
     start = spans.spans[unit - spans.units.start][0] - chunk.start
     paragraph = chunk.text[chunk.text.rfind("\n", 0, max(start, 0)) + 1:]
-    return not re.match(r"(?:speaker )?notes?:", paragraph, re.IGNORECASE)
+    return bool(re.match(r"(?:speaker )?notes?:", paragraph, re.IGNORECASE))
 
 
 def lexrank(vectors: np.ndarray) -> np.ndarray:
