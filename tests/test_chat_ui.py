@@ -377,7 +377,8 @@ def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Pat
         ask(page, "What is the population of Busan?")
         page.locator("#chat").get_by_role("button", name="Like", exact=True).nth(0).click()  # one per answer
         expect(page.get_by_text("Saved — thanks").first).to_be_visible(timeout=10_000)  # said, not just coloured
-        page.locator("#chat").get_by_role("button", name="Dislike", exact=True).nth(1).click()
+        page.locator("#chat").get_by_role("button", name="Feedback", exact=True).nth(1).hover()  # the reasons' menu
+        page.locator("#chat .extra-feedback-options").nth(1).get_by_text("Should have answered").click()  # one click…
         page.locator("#feedback-note textarea").fill("The documents do not give Busan's population.")
         page.locator("#send-note").click()  # the note goes with the last judgement
         expect(page.get_by_text("Note saved with your feedback").first).to_be_visible(timeout=10_000)
@@ -385,16 +386,20 @@ def test_a_thumbs_down_is_kept_and_exported_as_a_question_file(seed_workdir: Pat
         while time.monotonic() < deadline and (not feedback.exists() or len(feedback.read_text().splitlines()) < 3):
             time.sleep(0.2)
         page.wait_for_timeout(500)
-        judged = """() => [...document.querySelectorAll('#chat button[aria-label=Like], #chat button[aria-label=Dislike]')]
-                          .map(b => b.getAttribute('aria-label') + ':' + b.querySelector('path').getAttribute('d'))"""
+        judged = """() => [...document.querySelectorAll(
+                              '#chat button[aria-label=Like], #chat button[aria-label=Dislike], #chat .extra-feedback-options button')]
+                          .map(b => b.textContent + (b.getAttribute('aria-label') || '') + ':' + (b.querySelector('path')
+                                    ? b.querySelector('path').getAttribute('d') : b.style.fontWeight))"""
         before = page.evaluate(judged)
-        assert len(before) == 2  # a judged answer shows only the choice made (an unjudged one both thumbs)
+        assert len(before) == 9  # a 👍 shows only the choice; a reason both thumbs; each answer its 3 reasons
+        assert [b for b in before if b.endswith(":bold")] == ["Should have answered:bold"]  # the reason chosen
         page.reload()  # the choices are shown again with the conversation
         expect(page.locator("#chat .bot-row")).to_have_count(2, timeout=30_000)
         assert page.evaluate(judged) == before
-    liked, disliked, noted = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
+    liked, disliked, noted = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]  # …one line
     assert liked["liked"] and liked["short_answer"] == "December 1965" and liked["citations"][0]["quote"]
     assert not disliked["liked"] and disliked["question"] == "What is the population of Busan?"
+    assert disliked["reason"] == "Should have answered"
     assert noted["answer_id"] == disliked["answer_id"] and noted["note"].startswith("The documents do not give")
     out = tmp_path / "regression.jsonl"
     result = qa("feedback", "export", "--out", str(out), cwd=seed_workdir, env={"QA_FEEDBACK_FILE": str(feedback)})

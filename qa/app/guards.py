@@ -60,6 +60,31 @@ class RateLimit:
             return 0.0
 
 
+class Repeats:
+    """The same event sent again within `seconds` (Gradio 6.31's feedback menu calls the like
+    handler twice for one click on a reason): only the first counts.
+
+    >>> clock = iter([0.0, 0.5, 3.0]).__next__
+    >>> repeats = Repeats(2.0, clock)
+    >>> repeats.first("k"), repeats.first("k"), repeats.first("k")
+    (True, False, True)
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first(self, key: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < self.seconds}
+            if key in self._seen:
+                return False
+            self._seen[key] = now
+            return True
+
+
 class LoginGuard:
     """Checks a login against `user:password`; after `attempts` failures for one user name within
     `window` seconds, that name is refused (even with the right password) for `window` seconds.

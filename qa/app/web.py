@@ -24,7 +24,7 @@ from qa.app.answers_api import KEY_REQUIRED, AnswersAPI, RequireKey, key_accepte
 from qa.app.browser_key import browser_key
 from qa.app.feedback import FEEDBACK_OPTIONS, FEEDBACK_PER_MINUTE, noted
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
-from qa.app.guards import HostRule, KeyGuard, LimitToolCalls, LoginGuard, Mounted, RateLimit, RequestGuard
+from qa.app.guards import HostRule, KeyGuard, LimitToolCalls, LoginGuard, Mounted, RateLimit, Repeats, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
@@ -300,9 +300,11 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
 def _wire_feedback(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState) -> None:
     """👍/👎 (and a reason) on an answer, then an optional note on the last one judged; at most
     `FEEDBACK_PER_MINUTE` of them a minute per client address."""
-    limit = RateLimit(FEEDBACK_PER_MINUTE)
+    limit, repeats = RateLimit(FEEDBACK_PER_MINUTE), Repeats(2.0)
 
     def on_like(conversation: dict, data: gr.LikeData, request: gr.Request) -> tuple:
+        if not repeats.first(f"{client_of(request)} {data.index} {data.liked}"):
+            return gr.skip(), gr.skip()  # one click, sent twice: the first is kept (and the state it set)
         conversation, said = judged(pipeline, conversation, data, limit.wait(client_of(request)))
         if said:
             gr.Info(said)
