@@ -70,7 +70,7 @@ def test_chat_streams_an_answer_with_citation_links_and_sources(client):
 def test_follow_up_questions_are_made_standalone(client):
     _, _, conversation = client.predict("When did Japan and South Korea sign GSOMIA?", {}, 5, "evidence", False, api_name="/chat")
     chat, sources, _ = client.predict("and when was it renewed?", conversation, 5, "evidence", False, api_name="/chat")
-    assert "Searched for:" in sources and "GSOMIA" in sources
+    assert "Searched for: <q>When was GSOMIA renewed?</q>" in sources  # "it": the name, not "Japan and South Korea"
     assert "2017" in chat[-1]["content"][0]["text"]
 
 

@@ -6,7 +6,8 @@ enough to rewrite it, the rules are plain. A question leans on earlier turns whe
 mostly starts a clause, nor "is there") comes before any content word of its own, or it is too
 short to name anything (`leans_on_history`); any other question stands alone and is searched and
 read as written. One that leans gets its first pronoun replaced by the longest name
-of the question before it ("it" → "GSOMIA", "its" → "GSOMIA's") and is then searched and read
+of the question before it that agrees with it ("it" → "GSOMIA", never "Japan and South Korea";
+"its" → "GSOMIA's") and is then searched and read
 like any question; when there is no such pronoun or name, the names and numbers of the question
 before (its other content words when it has none) are appended for the search.
 
@@ -14,7 +15,7 @@ Measured on the tune articles, retrieval only (`scripts/measure_followup.py`; hi
 the gold sentence): see docs/architecture.md (follow-ups).
 
 >>> standalone_query("and when was it renewed?", ["When did Japan and South Korea sign GSOMIA?"])
-'When was Japan and South Korea renewed?'
+'When was GSOMIA renewed?'
 >>> standalone_query("What is its area?", ["Where are the Liancourt Rocks?"])
 "What is Liancourt Rocks's area?"
 >>> standalone_query("and the population?", ["What is the area of Busan?"])
@@ -72,15 +73,18 @@ def leans_on_history(question: str) -> bool:
     return False
 
 
-def subject_of(question: str) -> str | None:
-    """The longest name in `question` after its first word (the question word), or None.
+def subject_of(question: str, singular: bool = False) -> str | None:
+    """The longest name in `question` after its first word (the question word), or None;
+    `singular`: not two names joined by "and" (what "it" may stand for).
 
     >>> subject_of("Which South Korean president hailed it?"), subject_of("Where are they?")
     ('South Korean', None)
+    >>> subject_of("When did Japan and South Korea sign GSOMIA?"), subject_of("When did Japan and Korea sign GSOMIA?", True)
+    ('Japan and South Korea', 'GSOMIA')
     """
     first = re.match(r"\s*\S+\s*", question)
     rest = question[first.end():] if first else question
-    names = [m.group() for m in _NAME.finditer(rest)]
+    names = [m.group() for m in _NAME.finditer(rest) if not (singular and re.search(r"\s+and\s+", m.group()))]
     return max(names, key=len) if names else None
 
 
@@ -91,8 +95,8 @@ def standalone_query(question: str, previous_questions: Sequence[str]) -> str:
     if subject_of(question) and not _LEAD.search(question):  # it names its own subject
         return question
     previous = previous_questions[-1]
-    subject = subject_of(previous)
     pronoun = _REPLACEABLE.search(question)
+    subject = subject_of(previous, singular=bool(pronoun) and pronoun.group().lower() in ("it", "its"))
     if subject and pronoun and subject.lower() not in question.lower():
         named = subject if pronoun.group("personal") else f"{subject}'s"
         rewritten = _LEAD.sub("", question[:pronoun.start()] + named + question[pronoun.end():], count=1)
