@@ -175,10 +175,14 @@ def test_evidence_mode_declines_when_no_reading_is_likely_enough(seed_answerer, 
     assert reader.seen and answer.readings  # it read, and found nothing likely enough
     assert answer.abstained and answer.outcome == "declined" and streamed == ""
     assert answer.citations == () and answer.short_answer is None
-    # the refusal says where the closest passage is, and cites nothing
+    # the refusal says where the closest passage is when it shares a word with the question, and cites nothing
     closest = passages[answer.readings[0].marker - 1].chunk
     place = " › ".join(["Japan–South Korea relations", *closest.section.split(" > ")])
-    assert answer.text == f"{NOT_IN_DOCUMENTS} The closest passage is in {place}."
+    related = "busan" in f"{closest.section} {closest.text}".lower()
+    assert answer.text == (f"{NOT_IN_DOCUMENTS} The closest passage is in {place}." if related else NOT_IN_DOCUMENTS)
+    unrelated = "What colour is the mercury in a thermometer?"  # no passage shares a word with it but the title's
+    answer, _ = run(Answerer(index, fake_embedder, seed_settings, reader), unrelated, retriever.search(unrelated, 5), "evidence")
+    assert answer.outcome == "declined" and answer.text == NOT_IN_DOCUMENTS  # no unrelated place named
 
 
 @pytest.mark.parametrize("mode", ["evidence", "generative"])

@@ -263,16 +263,17 @@ class Answerer:
             outcome, text, citations = TENTATIVE, *evidence_answer(closest, passages, tentative=True)
             yield from clock.timed(iter([text]))
         if outcome == DECLINED:
-            text = declined_text(self._place(readings[0], passages) if readings else "")
+            text = declined_text(self._place(question, readings[0], passages) if readings else "")
         yield Answer(question=question, text=text, citations=tuple(citations), passages=tuple(passages),
                      abstained=outcome != ANSWERED, mode=mode, model=model, raw_text=raw or text,
                      short_answer=best if outcome == ANSWERED else None, readings=tuple(readings),
                      timings=clock.timings(), outcome=outcome)
 
-    def _place(self, reading: Reading, passages: Sequence[Passage]) -> str:
-        """Where a reading's passage is: its document's title and section path."""
-        chunk = passages[reading.marker - 1].chunk
-        return heading_path(self.index.title(chunk), chunk.section)
+    def _place(self, question: str, reading: Reading, passages: Sequence[Passage]) -> str:
+        """Where a reading's passage is (its document's title and section path); "" when it shares
+        no word with the question beyond its title's: a place unrelated to the question is no hint."""
+        chunk, title = passages[reading.marker - 1].chunk, self.index.title(passages[reading.marker - 1].chunk)
+        return heading_path(title, chunk.section) if terms(question) & terms(f"{chunk.section} {chunk.text}") - terms(title) else ""
 
     def _generate(self, question: str, passages: Sequence[Passage], readings: Sequence[Reading],
                   cancel: threading.Event | None) -> collections.abc.Generator[str, None, tuple[str, str, list[Citation]]]:
