@@ -571,3 +571,18 @@ def test_answers_show_the_documents_text_as_written_in_chat_copy_and_export(seed
     markdown = page.request.get(link.get_attribute("href")).text()
     assert "\\" not in markdown and "&#" not in markdown
     context.close()
+
+
+@pytest.mark.slow  # loads the real models
+def test_the_chat_label_covers_no_message_and_an_unoffered_mode_looks_disabled(seed_workdir: Path, browser):
+    with running_app(seed_workdir, {"QA_GENERATIVE": "off"}) as url:
+        page = open_chat(browser, url)
+        for question in (FIRST, "What is GSOMIA?", "Where are the Liancourt Rocks?"):  # enough to scroll
+            ask(page, question)
+        label, scroller, block = page.evaluate("""() => ['[data-testid="block-label"]', '.bubble-wrap', ''].map((s) => {
+            const b = document.querySelector('#chat ' + s).getBoundingClientRect(); return [b.top, b.bottom]; })""")
+        assert label[1] <= scroller[0] and scroller[1] <= block[1]  # messages scroll below the "Answers" label, not under it
+        page.locator("#chat-settings").click()  # open the settings
+        looks = page.evaluate("""() => [...document.querySelectorAll('#answer-mode label')].map((l) => [
+            l.querySelector('input').disabled, Number(getComputedStyle(l).opacity), getComputedStyle(l).cursor])""")
+    assert len(looks) == 2 and all(disabled and opacity <= 0.6 and cursor == "not-allowed" for disabled, opacity, cursor in looks)

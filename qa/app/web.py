@@ -75,6 +75,8 @@ CSS = """
 #chat .draft { color: #777; font-style: italic; } #chat .draft-note { color: #999; }
 #chat .copy-sources { display: none; }  /* what the copy button adds after the answer */
 #chat .tentative { border-left: 3px dashed #9ca3af; padding-left: .6em; } #chat .not-sure { font-style: italic; opacity: .8; }
+#chat .bubble-wrap { margin-top: 28px; height: calc(100% - 28px); }  /* below the floating "Answers" label, not under it */
+#answer-mode label.disabled, #answer-mode label.disabled input { opacity: .5; cursor: not-allowed; }
 """
 # Clicking a marker shows its answer's sources with the passage selected; "open the document"
 # asks the server for the whole document (through the hidden #open-doc button); chat messages
@@ -209,7 +211,7 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
                 k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
                 offered = settings.generative_offered
                 mode = gr.Radio(["evidence", "generative"], value=settings.answer_mode if offered else "evidence",
-                                label="Answer mode", interactive=offered)
+                                label="Answer mode", interactive=offered, elem_id="answer-mode")
                 gr.Markdown(GENERATIVE_NOTE.format(model=settings.model) if offered else NO_GENERATIVE_NOTE,
                             elem_id="mode-note")
                 show_details = gr.Checkbox(False, label="Show details (character offsets, retrieval scores)")
