@@ -456,6 +456,14 @@ def test_a_click_on_an_example_asks_it(server: str, browser):
     expect(example).to_be_visible(timeout=30_000)  # from corpus/.qaexamples
     example.click()
     expect(page.locator("#chat .bot-row").last).to_contain_text("December 1965", timeout=60_000)
+    buttons = page.locator("#examples button:visible")
+    assert buttons.count() >= 4
+    for n in range(1, buttons.count()):  # every example offered gets an answer: not "Not sure", not a refusal
+        buttons.nth(n).click()
+        expect(page.locator("#chat .bot-row")).to_have_count(n + 1, timeout=60_000)
+        page.wait_for_function("() => !document.querySelector('#chat .bot-row:last-child .draft')")
+        text = page.locator("#chat .bot-row").last.inner_text()
+        assert not text.startswith(("Not sure", "The documents do not say")), text
 
 
 @pytest.mark.slow  # loads the real models

@@ -99,16 +99,19 @@ def test_summarize_gets_a_cited_overview_in_both_modes(two_documents: Settings):
     assert pipeline.ask("What is the budget about?").model != "overview"
 
 
-def test_without_listed_examples_the_chat_offers_an_overview_of_each_document(two_documents: Settings):
+def test_the_chat_offers_only_examples_that_are_answered(two_documents: Settings):
     from qa.app.webchat import examples_view
 
-    pipeline = Pipeline(two_documents, embedder=FakeEmbedder(), reader=FakeReader())
-    (two_documents.corpus_dir / ".qaexamples").write_text("What is the budget of Project Falcon?\n", encoding="utf-8")
+    pipeline = Pipeline(two_documents, embedder=FakeEmbedder(), reader=FakeReader(("four million euros", "August 2017")))
+    (two_documents.corpus_dir / ".qaexamples").write_text("What is the budget of Project Falcon?\nWhat is the capital of "
+                                                          "Mars?\n", encoding="utf-8")
     assert [b["value"] for b in examples_view(pipeline) if b.get("visible")] == ["What is the budget of Project Falcon?"]
-    (two_documents.corpus_dir / ".qaexamples").unlink()
+    (two_documents.corpus_dir / ".qaexamples").unlink()  # none listed: made from the documents, each answered
     offered = [b["value"] for b in examples_view(pipeline) if b.get("visible")]
-    assert offered == ["Summarize Project Falcon", "Summarize Japan–South Korea relations", "Summarize Falcon Report"]
-    assert all(pipeline.ask(q).model == "overview" for q in offered)  # each is answered
+    assert offered == ["When did South Korea and Japan decide to renew the agreement?", "Summarize Project Falcon",
+                       "Summarize Japan–South Korea relations", "Summarize Falcon Report"]
+    assert pipeline.ask(offered[0]).short_answer.text == "August 2017"
+    assert all(pipeline.ask(q).model == "overview" for q in offered[1:])
 
 
 def test_an_overview_quotes_no_speaker_notes_labels_or_leaning_sentences(settings: Settings):

@@ -34,9 +34,10 @@ from qa.app.render import (
     sources_html,
 )
 from qa.app import feedback
+from qa.app.examples import example_buttons
 from qa.app.feedback import FEEDBACK_OPTIONS
 from qa.config import ANSWER_MODES
-from qa.ingest.corpus import MAX_EXAMPLES, example_questions
+from qa.ingest.corpus import MAX_EXAMPLES
 from qa.errors import QAError
 from qa.pipeline import Pipeline
 from qa.text import heading_path, inert_markdown
@@ -368,19 +369,9 @@ def api_ask(pipeline: Pipeline, question: str, wait: float = 0.0, documents: lis
     return answer_json(answer, pipeline.index.title)
 
 
-FALLBACK_EXAMPLES = 3  # "Summarize <title>" examples when the corpus lists none
-
-
 def examples_view(pipeline: Pipeline) -> list[dict]:
-    """One button per example question of the corpus (`corpus/.qaexamples`); without that file,
-    "Summarize <title>" for the first documents (always answered: an overview), never none
-    while a document is indexed."""
-    questions = example_questions(pipeline.settings.corpus_dir)
-    if not questions:
-        try:
-            documents = sorted(pipeline.index.documents.values(), key=lambda d: d.path)
-        except QAError:
-            documents = []
-        questions = [f"Summarize {d.title}" for d in documents[:FALLBACK_EXAMPLES]]
+    """One button per example question (`qa.app.examples`: each one answered), never none while
+    a document is indexed."""
+    questions = example_buttons(pipeline)
     return [gr.update(value=q, visible=True) for q in questions] + [
         gr.update(visible=False) for _ in range(MAX_EXAMPLES - len(questions))]
