@@ -136,19 +136,25 @@ def test_the_rate_limit_is_a_429_with_retry_after_on_v1_and_mcp_alike(seed_workd
         assert mcp.status_code == 429
 
 
-def test_wrong_keys_lock_the_client_out_of_every_door_and_the_ask_endpoint_takes_the_key(seed_workdir: Path):
-    """QA_API_KEY guards /v1, /mcp and the page's ask endpoint alike; ten wrong keys from one
-    address lock it out (for five minutes), even with the right key."""
+def test_the_key_guards_every_door_and_wrong_keys_lock_the_client_out_of_all(seed_workdir: Path):
+    """QA_API_KEY guards /v1, /mcp, and the page with everything it calls (ask, upload, remove):
+    the page asks for the key as a login's password (any name); ten wrong keys from one address,
+    on any door, lock it out (for five minutes), even with the right key."""
     import httpx
     from gradio_client import Client
 
     with running_app(seed_workdir, {"QA_API_KEY": KEY, "QA_MCP": "1"}) as url:
         bearer = {"Authorization": f"Bearer {KEY}"}
-        with pytest.raises(Exception, match="API key is required"):
-            Client(url, verbose=False).predict(QUESTION, api_name="/ask")
-        assert "1965" in Client(url, verbose=False, headers=bearer).predict(QUESTION, api_name="/ask")["answer"]
+        for path in ("config", "gradio_api/info"):
+            assert httpx.get(f"{url}{path}", timeout=10).status_code == 401  # the page's own calls need the login
+        upload = httpx.post(f"{url}gradio_api/upload", files={"files": ("x.txt", b"hello")}, timeout=10)
+        assert upload.status_code == 401 and not list((seed_workdir / "corpus").glob("x*.txt"))
+        with pytest.raises(Exception):
+            Client(url, verbose=False, headers=bearer).predict(QUESTION, api_name="/ask")  # a bearer key is no login
+        assert "1965" in Client(url, verbose=False, auth=("anyone", KEY)).predict(QUESTION, api_name="/ask")["answer"]
+        assert httpx.post(f"{url}login", data={"username": "x", "password": "guess"}, timeout=10).status_code == 400
         assert httpx.get(f"{url}v1/models", headers=bearer, timeout=10).status_code == 200
-        for n in range(10):
+        for n in range(9):  # with the wrong login above, ten
             assert httpx.get(f"{url}v1/models", headers={"Authorization": f"Bearer guess{n}"}, timeout=10).status_code == 401
         assert httpx.get(f"{url}v1/models", headers=bearer, timeout=10).status_code == 401  # locked out
         call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}

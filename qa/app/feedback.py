@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -147,3 +149,28 @@ def noted(pipeline, conversation: dict, note: str, wait: float = 0.0) -> str:  #
     if not append(pipeline.settings.feedback_path, record):
         return "Not saved: the feedback file is full (see the server's log)."
     return "Note saved with your feedback — thanks."
+
+
+class Repeats:
+    """The same event sent again within `seconds` (Gradio 6.31's feedback menu calls the like
+    handler twice for one click on a reason): only the first counts.
+
+    >>> clock = iter([0.0, 0.5, 3.0]).__next__
+    >>> repeats = Repeats(2.0, clock)
+    >>> repeats.first("k"), repeats.first("k"), repeats.first("k")
+    (True, False, True)
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first(self, key: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < self.seconds}
+            if key in self._seen:
+                return False
+            self._seen[key] = now
+            return True

@@ -10,6 +10,7 @@ distributed attack: they key on what the server sees (the client address, the us
 from __future__ import annotations
 
 import logging
+import contextvars
 import threading
 import time
 from collections import deque
@@ -58,31 +59,6 @@ class RateLimit:
             seen.append(now)
             self._seen = _bounded(self._seen, now, 60)
             return 0.0
-
-
-class Repeats:
-    """The same event sent again within `seconds` (Gradio 6.31's feedback menu calls the like
-    handler twice for one click on a reason): only the first counts.
-
-    >>> clock = iter([0.0, 0.5, 3.0]).__next__
-    >>> repeats = Repeats(2.0, clock)
-    >>> repeats.first("k"), repeats.first("k"), repeats.first("k")
-    (True, False, True)
-    """
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds, self.clock = seconds, clock
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first(self, key: str) -> bool:
-        now = self.clock()
-        with self._lock:
-            self._seen = {k: t for k, t in self._seen.items() if now - t < self.seconds}
-            if key in self._seen:
-                return False
-            self._seen[key] = now
-            return True
 
 
 class LoginGuard:
@@ -166,6 +142,21 @@ class KeyGuard:
         return ok and not (self.login is not None and self.login.locked(self.login.user))
 
 
+REQUEST_CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("request_client", default="unknown")
+
+
+class KeyLogin:
+    """The page's login when QA_API_KEY is set without QA_AUTH: any user name, the key as the
+    password. Gradio gives a login check no request, so the client address comes from
+    `REQUEST_CLIENT` (set by `RequestGuard`): wrong keys count against it as on every door."""
+
+    def __init__(self, keys: KeyGuard) -> None:
+        self.keys = keys
+
+    def __call__(self, user: str, password: str) -> bool:
+        return len(user) <= MAX_NAME_CHARS and self.keys(REQUEST_CLIENT.get(), password)
+
+
 ANSWERS_AT_ONCE = 4  # questions the answers API and MCP answer at once (the page's queue has its own 4)
 _answering = None
 
@@ -243,6 +234,7 @@ class RequestGuard:
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
+        REQUEST_CLIENT.set((scope.get("client") or ("unknown",))[0] or "unknown")  # for `KeyLogin`
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         refusal = self.refusal(headers, scope.get("path", ""))
         if refusal is not None:

@@ -12,7 +12,6 @@ returns the same object as `qa ask --json`.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
 import threading
@@ -20,11 +19,11 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from qa.app.answers_api import KEY_REQUIRED, AnswersAPI, RequireKey, key_accepted
+from qa.app.answers_api import AnswersAPI, RequireKey
 from qa.app.browser_key import browser_key
-from qa.app.feedback import FEEDBACK_OPTIONS, FEEDBACK_PER_MINUTE, noted
+from qa.app.feedback import FEEDBACK_OPTIONS, FEEDBACK_PER_MINUTE, Repeats, noted
 from qa.app.index_tab import index_view, ready, rebuild, remove, upload
-from qa.app.guards import HostRule, KeyGuard, LimitToolCalls, LoginGuard, Mounted, RateLimit, Repeats, RequestGuard
+from qa.app.guards import HostRule, KeyGuard, KeyLogin, LimitToolCalls, LoginGuard, Mounted, RateLimit, RequestGuard
 from qa.app.render import plain_text
 from qa.app.webchat import (
     EMPTY_CONVERSATION,
@@ -49,7 +48,6 @@ from qa.config import Settings
 from qa.ingest.corpus import MAX_EXAMPLES, SUFFIXES
 from qa.pipeline import Pipeline
 
-log = logging.getLogger(__name__)
 
 # Chat and API questions: a few at a time, so an evidence answer (milliseconds) never waits
 # behind a generated one (generation itself runs one at a time: the generator holds a lock).
@@ -144,7 +142,7 @@ JS = r"""
 SCROLL_TO_CITED = "() => setTimeout(() => document.querySelector('#document mark#cited')?.scrollIntoView({block: 'center'}), 150)"
 
 
-def build(pipeline: Pipeline, limit: RateLimit | None = None, keys: KeyGuard | None = None) -> gr.Blocks:
+def build(pipeline: Pipeline, limit: RateLimit | None = None) -> gr.Blocks:
     """The page over `pipeline`; `limit` is the per-client question limit (shared with the API)."""
     settings = pipeline.settings
     limit = limit or RateLimit(settings.rate_limit)
@@ -160,7 +158,7 @@ def build(pipeline: Pipeline, limit: RateLimit | None = None, keys: KeyGuard | N
             page = _chat_tab(settings)
         with gr.Tab("Index"):
             tab = _index_tab(settings)
-        _wire_chat(pipeline, page, conversation, limit, keys)
+        _wire_chat(pipeline, page, conversation, limit)
         listing = [tab.index_status, tab.documents, tab.details, tab.removable, page.search_in, tab.overview_of]
         tab.overview_of.change(functools.partial(show_overview, pipeline), tab.overview_of, tab.overview, api_name=False,
                                concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY)
@@ -253,8 +251,7 @@ def _index_tab(settings: Settings) -> SimpleNamespace:
                            rebuild=rebuild_button, index_message=index_message, overview_of=overview_of, overview=overview)
 
 
-def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState, limit: RateLimit,
-               keys: KeyGuard | None = None) -> None:
+def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState, limit: RateLimit) -> None:
     """Ask/Enter answer (Stop cancels), Clear forgets, "open the document", and the `ask` API."""
     answering = (gr.update(visible=False), gr.update(visible=True))
     idle = (gr.update(visible=True), gr.update(visible=False))
@@ -296,7 +293,7 @@ def _wire_chat(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.Brows
                              concurrency_id=DOCUMENT_QUEUE, concurrency_limit=DOCUMENT_CONCURRENCY).then(
         None, None, None, js=SCROLL_TO_CITED)
 
-    _wire_api(pipeline, limit, keys)
+    _wire_api(pipeline, limit)
 
 
 def _wire_feedback(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.BrowserState) -> None:
@@ -322,22 +319,15 @@ def _wire_feedback(pipeline: Pipeline, page: SimpleNamespace, conversation: gr.B
         trigger(on_note, [conversation, page.note], page.note, api_name=False)
 
 
-def _wire_api(pipeline: Pipeline, limit: RateLimit, keys: KeyGuard | None) -> None:
-    """The `ask` and `ask_in` endpoints (`gradio_client`), guarded by the API key as /v1 is."""
-    def key_checked(request: gr.Request) -> None:
-        """The ask endpoints take the API key (`keys`: QA_API_KEY without a login) as /v1 does."""
-        if not key_accepted(keys, client_of(request), request.headers):
-            raise gr.Error(KEY_REQUIRED)
-
+def _wire_api(pipeline: Pipeline, limit: RateLimit) -> None:
+    """The `ask` and `ask_in` endpoints (`gradio_client`); behind the page's login when there is one."""
     def ask_endpoint(question: str, request: gr.Request) -> dict:
         """Answer a question; returns the same object as `qa ask --json`."""
-        key_checked(request)
         return api_ask(pipeline, question, limit.wait(client_of(request)))
 
     def ask_in_endpoint(question: str, documents: list[str], request: gr.Request) -> dict:
         """Answer a question from some documents only (paths, file names or titles); returns the
         same object as `qa ask --json`."""
-        key_checked(request)
         return api_ask(pipeline, question, limit.wait(client_of(request)), documents)
 
     gr.api(ask_endpoint, api_name="ask", concurrency_id=MODEL_QUEUE, concurrency_limit=MODEL_CONCURRENCY)
@@ -354,10 +344,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
                        max_body=settings.max_request_mb * 2**20, max_upload_body=5 * settings.max_file_mb * 2**20)
     pipeline = Pipeline(settings)
     limit = RateLimit(settings.rate_limit)
-    login = LoginGuard(settings.auth) if settings.auth else None
+    auth = LoginGuard(settings.auth) if settings.auth else None
     # One key guard for every door that takes a bearer key: the login password unless QA_API_KEY is set.
     key = settings.api_key or settings.auth.partition(":")[2]
-    keys = KeyGuard(key, login=None if settings.api_key else login) if key else None
+    keys = KeyGuard(key, login=None if settings.api_key else auth) if key else None
+    login = auth or (KeyLogin(keys) if keys else None)  # the page and its endpoints: a login, or the key
     apps = {"/v1/": AnswersAPI(pipeline, limit.wait, keys)}
     lifespan = None
     if settings.mcp:
@@ -370,10 +361,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
     # The page is served at once (it says "Loading the index and models…"); the models load beside it.
     print(f"Loading the index and models; the page is at http://{host}:{port}/ meanwhile.", file=sys.stderr)
     threading.Thread(target=lambda: print(plain_text(ready(pipeline)), file=sys.stderr), daemon=True).start()
-    if settings.api_key and not settings.auth:
-        log.warning("QA_API_KEY guards /v1, /mcp and the ask endpoints; the page itself (and the calls it makes: "
-                    "upload, remove) is open to anyone who reaches it: set QA_AUTH=user:password to guard it too")
-    demo = build(pipeline, limit, keys if settings.api_key and not settings.auth else None)
+    demo = build(pipeline, limit)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     demo.launch(
         auth=login,
