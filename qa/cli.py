@@ -30,7 +30,7 @@ from pathlib import Path
 from qa.app.render import answer_json, highlight, passage_json, proof_view
 from qa.config import Settings
 from qa.errors import QAError
-from qa.text import heading_path, terminal_json, terminal_text
+from qa.text import terminal_json, terminal_text
 from qa.types import TENTATIVE
 
 
@@ -194,16 +194,14 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         out = {
             "query": question,
-            "passages": [passage_json(p, pipeline.index.title(p.chunk)) for p in passages],
+            "passages": [passage_json(p, pipeline.index) for p in passages],
             "timings": {"total_ms": round((time.perf_counter() - began) * 1000, 1)},
         }
         print(terminal_json(json.dumps(out, ensure_ascii=False)))
         return 0
     for p in passages:  # document text on a terminal: its control characters shown, not acted on
-        title = pipeline.index.title(p.chunk)
-        where = terminal_text(heading_path(title, p.chunk.section))
-        page = f"p. {p.chunk.page}, " if p.chunk.page else ""
-        print(f"[{p.rank}] {where}  ({page}chars {p.chunk.start}-{p.chunk.end}, score {p.score:.4f})")
+        where = terminal_text(pipeline.index.where(p.chunk))
+        print(f"[{p.rank}] {where}  (chars {p.chunk.start}-{p.chunk.end}, score {p.score:.4f})")
         print(_indent(terminal_text(p.chunk.text)))
         print()
     if not passages:
@@ -227,7 +225,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if streamed:
         print(file=sys.stderr)
     if args.json:
-        print(terminal_json(json.dumps(answer_json(answer, pipeline.index.title), ensure_ascii=False)))
+        print(terminal_json(json.dumps(answer_json(answer, pipeline.index), ensure_ascii=False)))
         return 0
     shown = proof_view(answer)
     if shown is None:
@@ -239,10 +237,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if answer.citations:
         print("\nSources:")
     for c in answer.citations:
-        passage = answer.passages[c.marker - 1]
-        where = terminal_text(heading_path(pipeline.index.title(passage.chunk), passage.chunk.section))
-        page = f"p. {c.page}, " if c.page else ""
-        print(f"[{c.marker}] {where}  ({page}chars {c.start}-{c.end})")
+        where = terminal_text(pipeline.index.where(answer.passages[c.marker - 1].chunk, c.start))
+        print(f"[{c.marker}] {where}  (chars {c.start}-{c.end})")
         if shown is None and answer.outcome != TENTATIVE:  # else the quote is printed above
             print(_indent(terminal_text(f"“{c.quote}”")))
     return 0

@@ -166,6 +166,37 @@ def heading_path(title: str, section: str = "") -> str:
     return " › ".join(part for part in (title, *section.split(" > ")) if part)
 
 
+_ROW_LABEL = re.compile(r"^Row (\d+): ", re.MULTILINE)  # a table row's paragraph (`qa.ingest.office.table_lines`)
+
+
+def place(path: str, section: str, page: int | None = None, text: str = "", offset: int = 0) -> str:
+    """Where in its file a passage is, as a person names it (after the document's title): a
+    sheet and its row, a slide, a CSV row, a PDF page, else the section path. `text` (the
+    passage) and `offset` (a quote's start in it) give the row: the "Row N:" at or before it.
+
+    >>> place("b.xlsx", "Exports 2024", 1, "Row 3: a\\n\\nRow 4: Country: Japan", 12)
+    'sheet Exports 2024, row 4'
+    >>> place("d.pptx", "Goals", 2), place("d.pptx", "Slide 3", 3), place("o.csv", "", None, "Row 7: x")
+    ('Goals, slide 2', 'slide 3', 'row 7')
+    >>> place("r.pdf", "", 3), place("a.txt", "A > B")
+    ('page 3', 'A › B')
+    """
+    name = path.rsplit("/", 1)[-1].casefold()
+    kind = name.rsplit(".", 1)[-1] if "." in name else ""
+    labels = list(_ROW_LABEL.finditer(text))
+    row = [m for m in labels if m.start() <= offset] or labels[:1]
+    rows = [f"row {row[-1].group(1)}"] if row else []
+    if kind in ("xlsx", "xlsm"):
+        parts = [f"sheet {section}" if section else "", *rows]
+    elif kind in ("csv", "tsv"):
+        parts = rows
+    elif kind == "pptx":
+        parts = ["" if section.casefold() == f"slide {page}" else heading_path("", section), f"slide {page}" if page else ""]
+    else:
+        parts = [heading_path("", section), f"page {page}" if page else ""]
+    return ", ".join(p for p in parts if p)
+
+
 _INERT = {ord("<"): "&lt;", ord(">"): "&gt;"}
 _LINK_DEFINITION = re.compile(r"^(\s*)\[(?=[^\]\n]*\]:)", re.MULTILINE)  # "[label]: url" defines a link
 

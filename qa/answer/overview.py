@@ -74,6 +74,7 @@ class Overview:
     outline: tuple[str, ...]  # section paths ("A > B"), in document order; "" (the lead) left out
     sentences: tuple[KeySentence, ...]  # the central ones, in document order
     lead: tuple[KeySentence, ...] = ()  # the opening paragraph's first sentences
+    path: str = ""  # the document's file, relative to the corpus folder
 
 
 def document_overview(index: Index, doc_id: str, n: int = 0) -> Overview:
@@ -103,7 +104,8 @@ def document_overview(index: Index, doc_id: str, n: int = 0) -> Overview:
     chosen = choose_key_sentences(vectors, usable, [owners[i].section for i in usable], n or key_sentence_budget(len(long)),
                                   [len(texts[i].split()) for i in usable])
     sentences = [key_sentence(i) for i in sorted(chosen)]
-    return Overview(doc_id, index.documents[doc_id].title, outline, tuple(sentences), tuple(lead.values()))
+    info = index.documents[doc_id]
+    return Overview(doc_id, info.title, outline, tuple(sentences), tuple(lead.values()), info.path)
 
 
 def key_sentence_budget(prose_sentences: int) -> int:

@@ -31,6 +31,7 @@ class Passage(BaseModel):
     title: str = Field(description="the document's title")
     path: str = Field(description="the document's file, relative to the corpus folder")
     section: str = Field(description="the heading path of the passage ('' for the lead)")
+    place: str = Field(description='where in its file, as a person names it: "sheet Sales, row 4", "slide 2", "page 3", a section path')
     text: str
     start: int = Field(description="character offset of the passage in the document")
     end: int
@@ -48,6 +49,7 @@ class Citation(BaseModel):
     title: str
     path: str
     section: str
+    place: str = Field(description='where in its file the quote is: "sheet Sales, row 4", "slide 2", "page 3", a section path')
     quote: str = Field(description="the cited text, verbatim in the document at [start, end)")
     start: int
     end: int
@@ -83,8 +85,8 @@ def build_mcp(pipeline: Pipeline):  # noqa: ANN201 - an MCPServer
             raise ToolError(str(error)) from None
         index = pipeline.index
         return SearchResult(query=cleaned, passages=[
-            Passage(rank=n, title=index.title(p.chunk), path=index.documents[p.chunk.doc_id].path,
-                    section=p.chunk.section, text=p.chunk.text, start=p.chunk.start, end=p.chunk.end,
+            Passage(rank=n, title=index.title(p.chunk), path=index.path(p.chunk),
+                    section=p.chunk.section, place=index.place(p.chunk), text=p.chunk.text, start=p.chunk.start, end=p.chunk.end,
                     page=p.chunk.page, score=round(float(p.score), 6))
             for n, p in enumerate(passages, start=1)])
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from qa.answer.prompts import NOT_SURE
-from qa.text import MARKER, heading_path, inert_markdown, parse_markers
+from qa.text import MARKER, heading_path, inert_markdown, parse_markers, place
 from qa.types import TENTATIVE, Answer, Chunk, Citation, Passage, Reading
 
 if TYPE_CHECKING:
@@ -30,13 +30,15 @@ _CHAT_ESCAPES = {ord(c): f"&#{ord(c)};" for c in "\\`*_{}[]()#+!|~-$"} | {ord("<
                                                                          ord("&"): "&amp;"}
 
 
-def passage_json(p: Passage, title: str) -> dict:
+def passage_json(p: Passage, index: Index) -> dict:
     c = p.chunk
     return {
         "rank": p.rank,
         "chunk_id": c.chunk_id,
         "doc_id": c.doc_id,
-        "title": title,
+        "title": index.title(c),
+        "file": index.path(c),  # "file", not "path": Gradio serves any {"path": …} its API returns as a file
+        "place": index.place(c),
         "section": c.section,
         "start": c.start,
         "end": c.end,
@@ -50,7 +52,7 @@ def passage_json(p: Passage, title: str) -> dict:
     }
 
 
-def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
+def answer_json(answer: Answer, index: Index) -> dict:
     """The `qa ask --json` object; the app's `ask` endpoint returns the same."""
     passages = {p.chunk.chunk_id: p for p in answer.passages}
     short = answer.short_answer
@@ -66,8 +68,8 @@ def answer_json(answer: Answer, title: Callable[[Chunk], str]) -> dict:
         "abstained": answer.abstained,
         "outcome": answer.outcome,
         "confidence": confidence(answer),
-        "citations": [citation_json(c, passages[c.chunk_id].chunk, title) for c in answer.citations],
-        "passages": [passage_json(p, title(p.chunk)) for p in answer.passages],
+        "citations": [citation_json(c, passages[c.chunk_id].chunk, index) for c in answer.citations],
+        "passages": [passage_json(p, index) for p in answer.passages],
         "timings": answer.timings,
         "mode": answer.mode,
         "model": answer.model,
@@ -81,17 +83,19 @@ def confidence(answer: Answer) -> float | None:
     return round(answer.readings[0].answerable, 4) if answer.readings else None
 
 
-def citation_json(c: Citation, chunk: Chunk, title: Callable[[Chunk], str]) -> dict:
-    """One citation as data: its marker, chunk and document, the quote and its offsets, its page."""
-    return {"marker": c.marker, "chunk_id": c.chunk_id, "doc_id": chunk.doc_id, "title": title(chunk),
-            "section": chunk.section, "start": c.start, "end": c.end, "page": c.page, "quote": c.quote}
+def citation_json(c: Citation, chunk: Chunk, index: Index) -> dict:
+    """One citation as data: its marker, chunk, document and file, the quote and its offsets, its
+    page and its place as a person names it ("sheet Exports 2024, row 4", "slide 2", "page 3")."""
+    return {"marker": c.marker, "chunk_id": c.chunk_id, "doc_id": chunk.doc_id, "title": index.title(chunk),
+            "file": index.path(chunk), "place": index.place(chunk, c.start), "section": chunk.section,
+            "start": c.start, "end": c.end, "page": c.page, "quote": c.quote}
 
 
 def citations_json(answer: Answer, index: Index) -> list[dict]:
-    """The citations of an answer as data (`citation_json`), each with its document's path too:
-    what the answers API and the MCP `ask` tool return."""
+    """The citations of an answer as data (`citation_json`, the file as "path"): what the answers
+    API and the MCP `ask` tool return."""
     chunks = {p.chunk.chunk_id: p.chunk for p in answer.passages}
-    return [{**citation_json(c, chunks[c.chunk_id], index.title), "path": index.documents[chunks[c.chunk_id].doc_id].path}
+    return [{("path" if key == "file" else key): value for key, value in citation_json(c, chunks[c.chunk_id], index).items()}
             for c in answer.citations]
 
 
@@ -208,7 +212,7 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
     return f"“{quote}” {link}" if headline is None else f"<strong>{escape_text(headline)}</strong> — “{quote}” {link}"
 
 
-def sources_html(answer: Answer, title: Callable[[Chunk], str], show_details: bool = False, answer_id: str = "a",
+def sources_html(answer: Answer, where: Callable[[Chunk, int | None], str], show_details: bool = False, answer_id: str = "a",
                  shown: bool = True, searched_in: Sequence[str] = ()) -> str:
     """One answer's block of the Sources panel: the question, cited passages with the quoted
     span highlighted, then the passages retrieved but not cited, collapsed. Passage n has the id
@@ -225,7 +229,7 @@ def sources_html(answer: Answer, title: Callable[[Chunk], str], show_details: bo
         out.append(f'<p class="searched-in">Searched in: {html.escape(", ".join(searched_in))}</p>')
     cited = [(n, p) for n, p in enumerate(answer.passages, start=1) if n in quotes]
     others = [(n, p) for n, p in enumerate(answer.passages, start=1) if n not in quotes]
-    shown_passage = functools.partial(_passage_html, title=title, show_details=show_details, answer_id=answer_id)
+    shown_passage = functools.partial(_passage_html, where=where, show_details=show_details, answer_id=answer_id)
     if cited:
         out.append("<h3>Cited passages</h3>")
         out += [shown_passage(n, p, spans=quotes[n]) for n, p in cited]
@@ -239,7 +243,7 @@ def sources_html(answer: Answer, title: Callable[[Chunk], str], show_details: bo
     return "\n".join(out)
 
 
-def _passage_html(n: int, p: Passage, title: Callable[[Chunk], str], spans: Sequence[tuple[int, int]],
+def _passage_html(n: int, p: Passage, where: Callable[[Chunk, int | None], str], spans: Sequence[tuple[int, int]],
                   show_details: bool, answer_id: str) -> str:
     c = p.chunk
     body, pos = [], 0
@@ -259,11 +263,10 @@ def _passage_html(n: int, p: Passage, title: Callable[[Chunk], str], spans: Sequ
     start, end = min(spans) if spans else (c.start, c.end)
     opener = (f'<a class="open-doc" href="#" data-doc="{html.escape(c.doc_id)}" data-start="{start}" data-end="{end}">'
               "open the document</a>")
-    page = f" · page {c.page}" if c.page else ""
     return (
         f'<div class="source" id="{answer_id}-src-{n}" data-marker="{n}">'
-        f'<div class="where"><b>[{n}]</b> {html.escape(heading_path(title(c), c.section))}{page} · {opener}</div>'
-        f'{details}<blockquote>{"".join(body).replace(chr(10), "<br>")}</blockquote></div>'
+        f'<div class="where"><b>[{n}]</b> {html.escape(where(c, start))} · {opener}</div>'
+        f'{details}<blockquote>{headings_shown("".join(body)).replace(chr(10), "<br>")}</blockquote></div>'
     )
 
 
@@ -276,10 +279,9 @@ def overview_html(overview: Overview) -> str:
     outline = " · ".join(html.escape(heading_path("", path)) for path in overview.outline)
     items = []
     for s in overview.sentences:
-        place = heading_path("", s.chunk.section) or "the beginning"
-        page = f", p. {s.chunk.page}" if s.chunk.page else ""
+        where = place(overview.path, s.chunk.section, s.chunk.page, s.chunk.text, s.start - s.chunk.start) or "the beginning"
         items.append(f'<li>“{html.escape(s.text)}” — <a class="open-doc" href="#" data-doc="{html.escape(overview.doc_id)}"'
-                     f' data-start="{s.start}" data-end="{s.end}">{html.escape(place)}{page}</a></li>')
+                     f' data-start="{s.start}" data-end="{s.end}">{html.escape(where)}</a></li>')
     sections = f'<p class="outline"><b>Sections:</b> {outline}</p>' if outline else ""
     lead = " ".join(html.escape(s.text) for s in overview.lead)
     opening = f'<p class="lead"><b>It begins:</b> “{lead}”</p>' if lead else ""
@@ -287,7 +289,7 @@ def overview_html(overview: Overview) -> str:
             f'<p><b>Key sentences</b> (from each section, in document order):</p><ol>{"".join(items)}</ol></details>')
 
 
-def document_html(title: str, text: str, start: int, end: int, page: int | None = None,
+def document_html(title: str, text: str, start: int, end: int, where: str = "",
                   limit: int = DOCUMENT_VIEW_CHARS, overview: str = "") -> str:
     """A document, escaped, with [start, end) highlighted as `<mark id="cited">`; of a document
     longer than `limit` characters, the `limit` characters around the span, with a note.
@@ -307,6 +309,20 @@ def document_html(title: str, text: str, start: int, end: int, page: int | None 
         note = f'<p class="excerpt">Characters {first:,}–{last:,} of {len(text):,} are shown.</p>'
     body = (html.escape(text[first:start]) + f'<mark id="cited">{html.escape(text[start:end])}</mark>'
             + html.escape(text[end:last]))
-    where_page = f'<p class="page">page {page}</p>' if page else ""
-    return (f'<div class="document"><h3>{html.escape(title)}</h3>{overview}{where_page}{note}'
-            f'<div class="doc-text">{body.replace(chr(10), "<br>")}</div></div>')
+    where = f'<p class="page">{html.escape(where)}</p>' if where else ""
+    return (f'<div class="document"><h3>{html.escape(title)}</h3>{overview}{where}{note}'
+            f'<div class="doc-text">{headings_shown(body).replace(chr(10), "<br>")}</div></div>')
+
+
+_HEADING_LINE = re.compile(r"^(?:#{1,6}[ \t]+(?P<md>[^\n]+?)(?:[ \t]+#+)?|(?P<eq>={1,6})[ \t]*(?P<wiki>[^\n=][^\n]*?)[ \t]*(?P=eq))[ \t]*$",
+                           re.MULTILINE)
+
+
+def headings_shown(body: str) -> str:
+    """Escaped document text with its heading lines ("## Exports", "== History ==") shown as
+    headings, without their marks (the marks stay in the text: offsets are unchanged).
+
+    >>> headings_shown("## Exports 2024\\nRow 1: a\\n==History==\\nx == y")
+    '<b class="heading">Exports 2024</b>\\nRow 1: a\\n<b class="heading">History</b>\\nx == y'
+    """
+    return _HEADING_LINE.sub(lambda m: f'<b class="heading">{m["md"] or m["wiki"]}</b>', body)

@@ -26,7 +26,7 @@ import gradio as gr
 from qa.app.render import (
     answer_json,
     answer_markdown,
-    citations_json,
+    citation_json,
     document_html,
     escape_text,
     overview_html,
@@ -40,7 +40,7 @@ from qa.config import ANSWER_MODES
 from qa.ingest.corpus import MAX_EXAMPLES
 from qa.errors import QAError
 from qa.pipeline import Pipeline
-from qa.text import heading_path, inert_markdown
+from qa.text import heading_path, inert_markdown, place
 from qa.types import Answer
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
                       ' so the quoted answer is shown instead.</small>')
         index = pipeline.index
         titles = [index.documents[d].title for d in documents if d in index.documents]
-        blocks = [*blocks, sources_html(item, index.title, show_details, answer_id, searched_in=titles)][-KEPT_ANSWERS:]
+        blocks = [*blocks, sources_html(item, index.where, show_details, answer_id, searched_in=titles)][-KEPT_ANSWERS:]
         asked = [*asked, item.query][-KEPT_ANSWERS:]
         lines = source_lines(answers[answer_id]["citations"])
         if lines:  # not shown; the copy button copies it with the answer
@@ -151,9 +151,8 @@ def chat(pipeline: Pipeline, message: str, conversation: dict, k: int, mode: str
 def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dict:
     """What the conversation keeps of an answer for feedback: question, answer, short answer, citations."""
     short = answer.short_answer
-    # "file", not "path": Gradio takes any {"path": …} in a component's value for a file to serve.
-    citations = [{("file" if key == "path" else key): value for key, value in c.items()}
-                 for c in citations_json(answer, pipeline.index)]
+    chunks = {p.chunk.chunk_id: p.chunk for p in answer.passages}
+    citations = [citation_json(c, chunks[c.chunk_id], pipeline.index) for c in answer.citations]
     return {"question": answer.question, "answer": answer_markdown(answer),
             "short_answer": None if short is None else short.short_text,
             "citations": citations, "documents": documents}
@@ -161,7 +160,7 @@ def kept_answer(pipeline: Pipeline, answer: Answer, documents: list[str]) -> dic
 
 def conversation_markdown(conversation: dict) -> str:
     """Every kept answer of a conversation as Markdown: the question, the answer, its sources as
-    `[n] Title › Section (p. N): “quote”`.
+    `[n] Title › place: “quote”`.
 
     >>> print(conversation_markdown({"answers": {"a1": {"question": "When?", "answer": "**1965**",
     ...     "citations": [{"marker": 1, "title": "T", "section": "History", "page": None, "quote": "In 1965."}]}}}))
@@ -186,17 +185,17 @@ def conversation_markdown(conversation: dict) -> str:
 
 
 def source_lines(citations: Sequence[object]) -> list[str]:
-    """`[n] Title › Section (p. N): “quote”` for each citation (kept as `kept_answer` keeps them).
+    """`[n] Title › place: “quote”` for each citation (kept as `kept_answer` keeps them; the place
+    as `qa.text.place` names it: "sheet Exports 2024, row 4", "History › 1965, page 3"…).
 
-    >>> source_lines([{"marker": 2, "title": "T", "section": "A > B", "page": 3, "quote": "In 1965."}])
-    ['[2] T › A › B (p. 3): “In 1965.”']
+    >>> source_lines([{"marker": 2, "title": "T", "section": "A > B", "place": "A › B, page 3", "quote": "In 1965."}])
+    ['[2] T › A › B, page 3: “In 1965.”']
     """
     lines = []
     for c in citations:
         if isinstance(c, dict):
-            page = f" (p. {c['page']})" if c.get("page") else ""
-            place = heading_path(str(c.get("title", "")), str(c.get("section", "")))
-            lines.append(inert_markdown(f"[{c.get('marker')}] {place}{page}: “{c.get('quote', '')}”"))
+            where = " › ".join(p for p in (str(c.get("title", "")), str(c.get("place", heading_path("", str(c.get("section", "")))))) if p)
+            lines.append(inert_markdown(f"[{c.get('marker')}] {where}: “{c.get('quote', '')}”"))
     return lines
 
 
@@ -332,7 +331,8 @@ def show_document(pipeline: Pipeline, request: str) -> str:
     except (ValueError, KeyError, TypeError):
         return "<p>Choose “open the document” on a passage in the Sources panel.</p>"
     page = bisect.bisect_right(doc.page_starts, start) if doc.page_starts else None
-    return document_html(doc.title, doc.text, start, end, page, overview=overview_html(pipeline.overview(str(wanted["doc"]))))
+    where = place(doc.path, "", page)  # "page 3", "slide 2"; the passage's own place is in its Sources entry
+    return document_html(doc.title, doc.text, start, end, where, overview=overview_html(pipeline.overview(str(wanted["doc"]))))
 
 
 def show_overview(pipeline: Pipeline, doc_id: str | None) -> str:
@@ -366,7 +366,7 @@ def api_ask(pipeline: Pipeline, question: str, wait: float = 0.0, documents: lis
     except Exception:  # a message, never a bare error object; the server log has the traceback
         log.exception("answering failed")
         raise gr.Error("Something went wrong while answering; the server log has the details.") from None
-    return answer_json(answer, pipeline.index.title)
+    return answer_json(answer, pipeline.index)
 
 
 def examples_view(pipeline: Pipeline) -> list[dict]:

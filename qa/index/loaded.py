@@ -15,7 +15,7 @@ import numpy as np
 from qa.config import Settings
 from qa.errors import StaleIndexError
 from qa.index.manifest import Manifest, corpus_changes, mismatch_reasons
-from qa.text import BM25_STOPWORDS, word_tokens
+from qa.text import BM25_STOPWORDS, place, word_tokens
 from qa.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,18 @@ class Index:
 
     def title(self, chunk: Chunk) -> str:
         return self.documents[chunk.doc_id].title
+
+    def path(self, chunk: Chunk) -> str:
+        """The file a chunk is from, relative to the corpus folder."""
+        return self.documents[chunk.doc_id].path
+
+    def place(self, chunk: Chunk, start: int | None = None) -> str:
+        """Where in its file a chunk (or the quote at document offset `start`) is (`qa.text.place`)."""
+        return place(self.path(chunk), chunk.section, chunk.page, chunk.text, (chunk.start if start is None else start) - chunk.start)
+
+    def where(self, chunk: Chunk, start: int | None = None) -> str:
+        """The title and place of a chunk, as the Sources show it: "Sales › sheet Exports 2024, row 4"."""
+        return " › ".join(part for part in (self.title(chunk), self.place(chunk, start)) if part)
 
     def row_of(self, chunk: Chunk) -> int:
         if not self._row_of:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from qa.ingest.readers import iter_sections
+from qa.ingest.readers import heading_of, iter_sections
 from qa.sentences import unit_blocks
 from qa.types import Chunk, Document, Section, make_id
 
@@ -59,12 +59,25 @@ class Split:
 
 
 def document_sections(doc: Document) -> Iterator[tuple[Section, int | None]]:
-    """(section, page): a PDF's pages (chunks never cross them), else its heading sections."""
+    """(section, page): the pages of a PDF, a deck or a workbook (chunks never cross them), each
+    named by its heading line when it starts with one (a slide's title, a sheet's name), else the
+    document's heading sections."""
     if doc.page_starts:
         ends = [*doc.page_starts[1:], len(doc.text)]
         pages = zip(doc.page_starts, ends)
-        return ((Section("", a, b), n) for n, (a, b) in enumerate(pages, start=1) if doc.text[a:b].strip())
+        return ((Section(page_heading(doc.text[a:b]), a, b), n) for n, (a, b) in enumerate(pages, start=1)
+                if doc.text[a:b].strip())
     return ((section, None) for section in iter_sections(doc.text))
+
+
+def page_heading(page: str) -> str:
+    """The heading a page starts with ("## Exports 2024" → "Exports 2024"), or "".
+
+    >>> page_heading("## Exports 2024\\n\\nRow 1: …"), page_heading("Results\\n\\nWe found…")
+    ('Exports 2024', '')
+    """
+    heading = heading_of(page.lstrip().split("\n", 1)[0])
+    return heading[1] if heading else ""
 
 
 def split_document(doc: Document, count_tokens: TokenCounter, budget: int, overlap: int,

@@ -25,6 +25,10 @@ from qa.types import Document, Section, make_id
 
 log = logging.getLogger(__name__)
 
+# Titles a program writes when a person sets none ("Word Document", "Presentation1"): not a title.
+_GENERATOR_TITLE = re.compile(r"^\s*(?:word document|powerpoint presentation|presentation\d*|document\d*|book\d*|"
+                              r"untitled(?: document| presentation)?|slide \d+|microsoft (?:word|powerpoint) - .*)\s*$",
+                              re.IGNORECASE)
 _WIKI_HEADING = re.compile(r"^(={1,6})[ \t]*(.+?)[ \t]*\1[ \t]*$")
 _MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 
@@ -59,7 +63,7 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
     rel = path.relative_to(corpus_dir).as_posix()
     return Document(
         doc_id=make_id(rel),
-        title=title or _title(text, path),
+        title=title if title and not _GENERATOR_TITLE.match(title) else _title(text, path),
         path=rel,
         text=text,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -159,7 +163,7 @@ def ocr_cache_dir() -> Path:
 MAX_HEADING_CHARS = 300  # a longer line is text, even if it starts with "#" or "="
 
 
-def _heading(line: str) -> tuple[int, str] | None:
+def heading_of(line: str) -> tuple[int, str] | None:
     if len(line) > MAX_HEADING_CHARS:
         return None
     match = _WIKI_HEADING.match(line) or _MD_HEADING.match(line)
@@ -181,7 +185,7 @@ def _xmp_title(reader) -> str:  # noqa: ANN001 - a pypdf PdfReader
 
 def _title(text: str, path: Path) -> str:
     first = text.lstrip().split("\n", 1)[0]
-    heading = _heading(first)
+    heading = heading_of(first)
     if heading and heading[0] == 1:
         return heading[1]
     return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
@@ -205,7 +209,7 @@ def iter_sections(text: str) -> Iterator[Section]:
     while pos < len(text):
         line_end = text.find("\n", pos)
         line_end = len(text) if line_end < 0 else line_end
-        heading = _heading(text[pos:line_end]) if line_end - pos <= MAX_HEADING_CHARS else None
+        heading = heading_of(text[pos:line_end]) if line_end - pos <= MAX_HEADING_CHARS else None
         if heading:
             if text[body_start:pos].strip():
                 yield Section(" > ".join(name for _, name in stack), body_start, pos)
