@@ -1,0 +1,313 @@
+"""A small semantic parser for questions over one table: it matches the question's words to the
+table's headers and cells, picks an operation by its wording, and computes the answer.
+
+Operations: lookup (the answer column of the rows that match the named cells), first/last (by
+row order), argmax/argmin ("most", "highest", "least"…), count ("how many" rows), sum/average,
+the difference of two named rows ("how many more"), the choice between two named rows ("A or
+B"), the row before/after a named one. Measured on WikiTableQuestions (`scripts/eval_tables.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qa.tables.table import Table, normalized
+from qa.text import content_words, terms
+
+_QUESTION_WORDS = {"many", "much", "what", "which", "when", "where", "does", "listed", "list", "total", "number",
+                          "name", "there", "their", "they", "have", "were", "than", "more", "less", "most", "least"}
+_MORE = re.compile(r"\b(?:most|highest|largest|greatest|biggest|longest|maximum|max|top|best|tallest|heaviest|"
+                   r"oldest|latest|more|higher|larger|greater|longer|bigger)\b")
+_LESS = re.compile(r"\b(?:least|lowest|smallest|fewest|shortest|minimum|min|worst|youngest|earliest|newest|"
+                   r"less|lower|smaller|fewer|shorter)\b")
+_FIRST = re.compile(r"\b(?:first|top|earliest|previous to|before)\b")
+_LAST = re.compile(r"\b(?:last|final|bottom|latest)\b")
+_COUNT = re.compile(r"\b(?:how many|number of|count|total number)\b")
+_SUM = re.compile(r"\b(?:total|sum|combined|altogether|in all)\b")
+_AVERAGE = re.compile(r"\b(?:average|mean)\b")
+_DIFFERENCE = re.compile(r"\b(?:how many more|how much more|how many less|how much less|how many fewer|difference)\b")
+_NEXT = re.compile(r"\b(?:after|next|below|following|succeeded)\b")
+_PREVIOUS = re.compile(r"\b(?:before|previous|above|preceding|prior)\b")
+_YEAR_WORDS = re.compile(r"\b(?:what year|which year|when)\b")
+_WHO = re.compile(r"^\s*(?:who|whom|whose)\b|\b(?:which|what) (?:person|player|athlete|candidate|driver|team|country|nation|name)\b")
+_WORD_NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                            "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
+_FILTER = re.compile(r"\b(?P<op>more than|over|greater than|at least|less than|under|fewer than|at most|below|above|"
+                     r"or more|or less|or fewer|or better)\s*(?P<n>-?\d[\d,]*(?:\.\d+)?|"
+                     + "|".join(_WORD_NUMBERS) + r")\b")
+_SUPERLATIVE_AMOUNT = re.compile(r"\b(?:most|least|highest|lowest|largest|smallest|greatest|fewest|maximum|minimum)"
+                                 r" (?:number|amount|total)\b")
+
+
+@dataclass(frozen=True)
+class TableAnswer:
+    values: tuple[str, ...]  # the answer: cells as written, or a computed number
+    rows: tuple[int, ...]  # the rows it rests on (0-based, in the table's order)
+    operation: str  # "lookup", "argmax", "count"…
+    column: int | None  # the answer column (None for a count)
+
+
+def mentioned_cells(question: str, table: Table) -> list[tuple[int, int]]:
+    """(row, column) of the cells the question names (longest first): whole cells it contains, or
+    cells that contain one of its words that no header and no whole cell explains ("netherlands"
+    in "Amsterdam, Netherlands")."""
+    return [(i, j) for i, j, _ in mentions(question, table)]
+
+
+def mentions(question: str, table: Table) -> list[tuple[int, int, str]]:
+    """(row, column, the words named) for each cell the question names (see `mentioned_cells`)."""
+    q = f" {normalized(question)} "
+    found = []
+    for i, row in enumerate(table.rows):
+        for j, cell in enumerate(row):
+            text = normalized(cell)
+            if len(text) >= 2 and text not in ("-", "—", "n/a") and re.search(rf"(?<![\w]){re.escape(text)}(?![\w])", q):
+                found.append((i, j, text))
+    explained = " ".join(text for _, _, text in found)
+    headers = set(terms(" ".join(table.header)))
+    words = [w for w in content_words(q) if len(w) >= 4 and not w.isdigit() and w not in explained
+             and w not in _QUESTION_WORDS and not (terms(w) & headers)]
+    for w in dict.fromkeys(words):
+        for i, row in enumerate(table.rows):
+            for j, cell in enumerate(row):
+                if re.search(rf"(?<![\w]){re.escape(w)}(?![\w])", normalized(cell)):
+                    found.append((i, j, w))
+    return sorted(found, key=lambda m: -len(m[2]))
+
+
+def column_scores(question: str, table: Table) -> list[float]:
+    """How strongly the question names each column: shared stemmed words with its header."""
+    words = terms(question)
+    scores = []
+    for header in table.header:
+        head = terms(header)
+        scores.append(len(words & head) / max(len(head), 1) if head else 0.0)
+    return scores
+
+
+def answer_column(question: str, table: Table, conditions: set[int], scores: list[float]) -> int:
+    """The column the answer is read from: the named column that is no condition, else by the
+    question word ("when"/"what year": a year or date column), else the first column."""
+    named = sorted((j for j in range(len(table.header)) if scores[j] > 0 and j not in conditions),
+                   key=lambda j: -scores[j])
+    if named:
+        return named[0]
+    q = normalized(question)
+    if _YEAR_WORDS.search(q):
+        for j, header in enumerate(table.header):
+            if re.search(r"year|date|season", header, re.IGNORECASE) and j not in conditions:
+                return j
+    if re.search(r"\b(?:how many|how much)\b", q):
+        return next((j for j in range(len(table.header)) if table.numeric(j) and j not in conditions), 0)
+    return label_column(question, table, conditions, scores)
+
+
+def numeric_column(table: Table, scores: list[float], avoid: set[int]) -> int | None:
+    """The numeric column the question names (or the only numeric one)."""
+    numeric = [j for j in range(len(table.header)) if table.numeric(j)]
+    named = sorted((j for j in numeric if scores[j] > 0 and j not in avoid), key=lambda j: -scores[j])
+    if named:
+        return named[0]
+    rest = [j for j in numeric if j not in avoid]
+    return rest[-1] if rest else None
+
+
+def numeric_filter(question: str, table: Table, scores: list[float], avoid: set[int]) -> tuple[list[int], int] | None:
+    """The rows a numeric condition keeps ("more than 600", "at least three") and its column, or None."""
+    match = _FILTER.search(normalized(question))
+    if not match:
+        return None
+    raw = match["n"]
+    limit = float(_WORD_NUMBERS[raw]) if raw in _WORD_NUMBERS else float(raw.replace(",", ""))
+    column = numeric_column(table, scores, avoid)
+    if column is None:
+        return None
+    op = match["op"]
+    keep = {"more than": lambda v: v > limit, "over": lambda v: v > limit, "greater than": lambda v: v > limit,
+            "above": lambda v: v > limit, "at least": lambda v: v >= limit, "less than": lambda v: v < limit,
+            "under": lambda v: v < limit, "fewer than": lambda v: v < limit, "below": lambda v: v < limit,
+            "at most": lambda v: v <= limit}.get(op, lambda v: v <= limit)
+    return [i for i in range(len(table.rows)) if table.numbers[i][column] is not None and keep(table.numbers[i][column])], column
+
+
+def label_column(question: str, table: Table, avoid: set[int], scores: list[float]) -> int:
+    """The column that names a row (what "who" or "which X" asks for): the named text column not
+    in `avoid`, else the first text column not in it."""
+    text = [j for j in range(len(table.header)) if not table.numeric(j) and j not in avoid]
+    named = sorted((j for j in text if scores[j] > 0), key=lambda j: -scores[j])
+    return named[0] if named else (text[0] if text else 0)
+
+
+def _format(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class _Parse:
+    """A question matched to a table: its named cells, how much it names each column, the answer column."""
+
+    question: str
+    q: str  # normalised
+    table: Table
+    cells: list[tuple[int, int]]
+    scores: list[float]
+    target: int
+
+    @property
+    def rows(self) -> list[int]:
+        return sorted({i for i, _ in self.cells})
+
+    @property
+    def conditions(self) -> set[int]:
+        return {j for _, j in self.cells}
+
+    def matching(self) -> list[int]:
+        return _matching_rows(self.table, self.cells) if self.cells else list(range(len(self.table.rows)))
+
+
+_UNDECIDED = object()  # a step that does not apply: the next one is tried
+
+
+def read_table(question: str, table: Table) -> TableAnswer | None:
+    """The answer to `question` from `table`, or None when no operation fits."""
+    if not table.rows or not table.header:
+        return None
+    cells, scores = mentioned_cells(question, table), column_scores(question, table)
+    p = _Parse(question, normalized(question), table, cells, scores, answer_column(question, table, {j for _, j in cells}, scores))
+    for step in (_compared, _aggregated, _located):
+        answer = step(p)
+        if answer is not _UNDECIDED:
+            return answer
+    return None
+
+
+def _compared(p: _Parse):  # noqa: ANN202 - TableAnswer | None | _UNDECIDED
+    """The difference of two named rows, the choice between two, or a superlative of an amount."""
+    q, table = p.q, p.table
+    if _DIFFERENCE.search(q) and len(p.rows) >= 2:
+        number = numeric_column(table, p.scores, p.conditions)
+        if number is not None:
+            a, b = (table.numbers[i][number] for i in p.rows[:2])
+            if a is not None and b is not None:
+                return TableAnswer((_format(abs(a - b)),), tuple(p.rows[:2]), "difference", number)
+    if " or " in q and len(p.rows) >= 2 and (_MORE.search(q) or _LESS.search(q) or _FIRST.search(q)):
+        return _choose(q, table, p.cells, p.scores, p.conditions)
+    if _SUPERLATIVE_AMOUNT.search(q):
+        return _superlative(q, table, p.cells, p.scores, p.conditions, p.target)
+    return _UNDECIDED
+
+
+def _aggregated(p: _Parse):  # noqa: ANN202 - TableAnswer | None | _UNDECIDED
+    """A numeric filter ("more than 600"), a count, a sum or an average."""
+    q, table = p.q, p.table
+    filtered = numeric_filter(p.question, table, p.scores, p.conditions)
+    if filtered is not None and (_COUNT.search(q) or not p.cells):
+        rows, column = filtered
+        rows = [i for i in rows if i in set(p.matching())]
+        if _COUNT.search(q):
+            return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
+        j = label_column(p.question, table, p.conditions | {column}, p.scores)
+        return TableAnswer(tuple(dict.fromkeys(table.rows[i][j] for i in rows)), tuple(rows), "filter", j) if rows else None
+    named_numeric = [j for j in range(len(table.header)) if p.scores[j] > 0.5 and table.numeric(j) and j not in p.conditions]
+    summed = _AVERAGE.search(q) or (_SUM.search(q) and named_numeric and not p.rows)  # "total number of silver medals"
+    if _COUNT.search(q) and not summed and not _SUM.search(q.replace("total number", "")):
+        if named_numeric and p.rows:
+            return TableAnswer((table.rows[p.rows[0]][named_numeric[0]],), (p.rows[0],), "lookup", named_numeric[0])
+        rows = p.matching()
+        return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
+    if summed or (_SUM.search(q) and not _COUNT.search(q)):
+        number = named_numeric[0] if named_numeric else numeric_column(table, p.scores, p.conditions)
+        rows = p.matching()
+        values = [v for i in rows if (v := table.numbers[i][number]) is not None] if number is not None else []
+        if values:
+            total = sum(values) / len(values) if _AVERAGE.search(q) else sum(values)
+            return TableAnswer((_format(total),), tuple(rows), "average" if _AVERAGE.search(q) else "sum", number)
+    return _UNDECIDED
+
+
+def _located(p: _Parse):  # noqa: ANN202 - TableAnswer | None
+    """The row after or before a named one, a superlative, the first or last row, or a lookup."""
+    q, table, target = p.q, p.table, p.target
+    if p.rows and (_NEXT.search(q) or _PREVIOUS.search(q)) and not (_MORE.search(q) or _LESS.search(q)):
+        i = p.rows[0] + (1 if _NEXT.search(q) else -1)
+        if 0 <= i < len(table.rows):
+            j = target if p.scores[target] > 0 and target not in p.conditions else p.cells[0][1]  # else: the same column
+            return TableAnswer((table.rows[i][j],), (i,), "next" if _NEXT.search(q) else "previous", j)
+    if _MORE.search(q) or _LESS.search(q):
+        return _superlative(q, table, p.cells, p.scores, p.conditions, target)
+    if _FIRST.search(q) or _LAST.search(q):
+        rows = p.matching()
+        if rows:
+            i = rows[0] if _FIRST.search(q) else rows[-1]
+            j = label_column(q, table, p.conditions, p.scores) if _WHO.search(q) and table.numeric(target) else target
+            return TableAnswer((table.rows[i][j],), (i,), "first" if _FIRST.search(q) else "last", j)
+    if p.cells:
+        rows = _matching_rows(table, p.cells)
+        values = tuple(dict.fromkeys(table.rows[i][target] for i in rows if table.rows[i][target]))
+        if values:
+            return TableAnswer(values, tuple(rows), "lookup", target)
+    return None
+
+
+def _matching_rows(table: Table, cells: list[tuple[int, int]]) -> list[int]:
+    """The rows that hold every named value (in its column, as whole words); of several values
+    named in one column, any of them."""
+    wanted: dict[int, set[str]] = {}
+    for i, j in cells:
+        wanted.setdefault(j, set()).add(normalized(table.rows[i][j]))
+    return [i for i, row in enumerate(table.rows) if all(normalized(row[j]) in values for j, values in wanted.items())]
+
+
+def _superlative(q: str, table: Table, cells, scores, conditions, target) -> TableAnswer | None:  # noqa: ANN001
+    numeric_named = any(scores[j] > 0 and table.numeric(j) for j in range(len(table.header)))
+    if not numeric_named and scores[target] > 0 and not table.numeric(target):
+        return _most_frequent(q, table, cells, target)  # "which year had the most competitions?": rows per value
+    number = numeric_column(table, scores, conditions | {target} if table.numeric(target) is False else conditions)
+    if number is None:
+        return None
+    rows = _matching_rows(table, cells) if cells else list(range(len(table.rows)))
+    rows = [i for i in rows if table.numbers[i][number] is not None]
+    if not rows:
+        return None
+    most = bool(_MORE.search(q)) and not (_LESS.search(q) and _LESS.search(q).start() < _MORE.search(q).start())
+    best = (max if most else min)(rows, key=lambda i: table.numbers[i][number])
+    asks_amount = re.search(r"\b(?:how many|how much|what (?:is|was) the (?:most|least|highest|lowest|largest|smallest))\b", q)
+    column = target if (target != number or asks_amount) else label_column(q, table, conditions | {number}, scores)
+    if _WHO.search(q) and table.numeric(column):
+        column = label_column(q, table, conditions | {number}, scores)
+    return TableAnswer((table.rows[best][column],), (best,), "argmax" if most else "argmin", column)
+
+
+def _most_frequent(q: str, table: Table, cells, column: int) -> TableAnswer | None:  # noqa: ANN001
+    """The value of `column` on the most (or fewest) rows."""
+    rows = _matching_rows(table, cells) if cells else list(range(len(table.rows)))
+    counts: dict[str, list[int]] = {}
+    for i in rows:
+        if table.rows[i][column]:
+            counts.setdefault(table.rows[i][column], []).append(i)
+    if not counts:
+        return None
+    most = bool(_MORE.search(q)) and not (_LESS.search(q) and _LESS.search(q).start() < _MORE.search(q).start())
+    value = (max if most else min)(counts, key=lambda v: len(counts[v]))
+    return TableAnswer((value,), tuple(counts[value]), "most frequent" if most else "least frequent", column)
+
+
+def _choose(q: str, table: Table, cells, scores, conditions) -> TableAnswer | None:  # noqa: ANN001
+    """"A or B": the one of the two named rows that the comparative picks, its named cell given."""
+    (i1, j1), (i2, j2) = cells[0], next(((i, j) for i, j in cells[1:] if i != cells[0][0]), cells[0])
+    if i1 == i2:
+        return None
+    if _FIRST.search(q) and not (_MORE.search(q) or _LESS.search(q)):
+        pick = min(i1, i2)
+    else:
+        number = numeric_column(table, scores, conditions)
+        if number is None:
+            return None
+        a, b = table.numbers[i1][number], table.numbers[i2][number]
+        if a is None or b is None:
+            return None
+        more = bool(_MORE.search(q))
+        pick = i1 if (a > b) == more else i2
+    j = j1 if pick == i1 else j2
+    return TableAnswer((table.rows[pick][j],), (pick,), "choice", j)

@@ -1,0 +1,90 @@
+"""A table as a table reader needs it: its header, its rows of cells as written, and each cell's
+value typed — a number (thousands separators, currency signs, percent and footnote marks
+dropped), a year, or text.
+
+`Table.from_rows` takes rows as read (the first is the header); `table_from_text` reads a
+spreadsheet's or CSV's passages back ("Row 3: Country: Japan; Exports: 12", as
+`qa.ingest.office.table_lines` writes them).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+_NUMBER = re.compile(r"^[^\d\-−+.]{0,3}([\-−+]?\d[\d,]*(?:\.\d+)?|[\-−]?\.\d+)\s*(%|[a-zA-Z]{0,3}\.?)?\s*(?:\[[^\]]*\])?$")
+_FOOTNOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
+_ROW = re.compile(r"^Row (\d+): (.*)$")
+
+
+def number_of(cell: str) -> float | None:
+    """The number a cell holds, or None: "1,935" → 1935.0, "$3.5" → 3.5, "12%" → 12.0, "-4" → -4.0,
+    "27 [1]" → 27.0; "1-4", "10,000 m" with its unit kept short ("m") → 10000.0.
+
+    >>> [number_of(c) for c in ("1,935", "$3.5", "12%", "−4", "27 [1]", "10,000 m", "1-4", "Japan", "")]
+    [1935.0, 3.5, 12.0, -4.0, 27.0, 10000.0, None, None, None]
+    """
+    match = _NUMBER.match(_FOOTNOTE.sub("", cell.strip()))
+    if not match:
+        return None
+    try:
+        return float(match.group(1).replace(",", "").replace("−", "-"))
+    except ValueError:
+        return None
+
+
+def normalized(text: str) -> str:
+    """Text compared as WikiTableQuestions' evaluator compares it: accents dropped, lower case,
+    quotes and a trailing period removed, spaces collapsed.
+
+    >>> normalized(" Café  “Noir”. "), normalized("Varbergs GIF")
+    ('cafe noir', 'varbergs gif')
+    """
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = re.sub(r"[‘’´`\"“”]", "", text.casefold())
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[:-1].strip() if text.endswith(".") else text
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    numbers: list[list[float | None]] = field(default_factory=list)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[str]]) -> Table:
+        """The first row is the header; short rows are padded with empty cells."""
+        header = [str(c).strip() for c in rows[0]] if rows else []
+        body = [[str(c).strip() for c in row] + [""] * (len(header) - len(row)) for row in rows[1:]]
+        body = [row[:len(header)] for row in body if any(row)]
+        return cls(header, body, [[number_of(c) for c in row] for row in body])
+
+    def column(self, j: int) -> list[str]:
+        return [row[j] for row in self.rows]
+
+    def numeric(self, j: int) -> bool:
+        """Whether most of the column's filled cells are numbers."""
+        filled = [n for row, n in zip(self.rows, (r[j] for r in self.numbers), strict=True) if row[j]]
+        return bool(filled) and sum(n is not None for n in filled) >= 0.7 * len(filled)
+
+
+def table_from_text(text: str) -> Table | None:
+    """A table read back from its row passages ("Row N: Header: value; …"), or None when the text
+    holds none."""
+    rows: list[dict[str, str]] = []
+    for line in text.splitlines():
+        match = _ROW.match(line.strip())
+        if match:
+            cells = {}
+            for part in match.group(2).split("; "):
+                key, sep, value = part.partition(": ")
+                if sep:
+                    cells[key.strip()] = value.strip()
+            rows.append(cells)
+    if not rows:
+        return None
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    return Table.from_rows([header, *[[row.get(h, "") for h in header] for row in rows]])

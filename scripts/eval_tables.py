@@ -1,0 +1,70 @@
+"""Measure the table reader (`qa.tables.reader`) on WikiTableQuestions, each question against its
+own table, scored as the official evaluator scores (the answer set must equal the gold set;
+numbers compared as numbers, other values as normalised text).
+
+    .venv/bin/python scripts/eval_tables.py ../shared/data/tables/wtq_dev.jsonl   # choose on dev
+    .venv/bin/python scripts/eval_tables.py ../shared/data/tables/wtq_test.jsonl  # report on test
+
+Prints accuracy overall and by `kind` (partly heuristic labels, see the data's SOURCES.md), and
+how often the reader gave no answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import json
+from pathlib import Path
+
+from qa.tables.reader import read_table
+from qa.tables.table import Table, normalized, number_of
+
+
+def load_table(path: Path) -> Table:
+    with path.open(encoding="utf-8", newline="") as f:
+        return Table.from_rows(list(csv.reader(f, escapechar="\\", doublequote=False)))
+
+
+def value_key(value: str) -> object:
+    """A value as the evaluator compares it: a number when it reads as one, else normalised text."""
+    number = number_of(value)
+    return round(number, 4) if number is not None else normalized(value)
+
+
+def correct(predicted: tuple[str, ...], gold: list[str]) -> bool:
+    """
+    >>> correct(("1,935",), ["1935"]), correct(("Japan", "Korea"), ["korea", "japan"]), correct(("4",), ["5"])
+    (True, True, False)
+    """
+    return {value_key(v) for v in predicted} == {value_key(g) for g in gold}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("questions", type=Path)
+    parser.add_argument("--show", type=int, default=0, help="print this many wrong answers")
+    args = parser.parse_args()
+    root = args.questions.parent
+    totals, right, unanswered, wrong = collections.Counter(), collections.Counter(), 0, []
+    for line in args.questions.read_text(encoding="utf-8").splitlines():
+        q = json.loads(line)
+        answer = read_table(q["question"], load_table(root / q["table"]))
+        totals[q["kind"]] += 1
+        if answer is None:
+            unanswered += 1
+        elif correct(answer.values, q["answers"]):
+            right[q["kind"]] += 1
+        else:
+            wrong.append((q["kind"], q["question"], answer.operation, answer.values[:3], q["answers"]))
+    n = sum(totals.values())
+    print(f"{args.questions.name}: accuracy {sum(right.values()) / n:.3f} ({sum(right.values())}/{n}); "
+          f"no answer {unanswered / n:.3f}")
+    for kind in sorted(totals):
+        print(f"  {kind:10} {right[kind] / totals[kind]:.3f} ({right[kind]}/{totals[kind]})")
+    for row in wrong[:args.show]:
+        print(" | ".join(map(str, row)))
+
+
+if __name__ == "__main__":
+    main()

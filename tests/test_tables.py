@@ -1,0 +1,37 @@
+"""The table reader: typed cells, and each operation on a small table."""
+
+import pytest
+
+from qa.tables.reader import read_table
+from qa.tables.table import Table, table_from_text
+
+MEDALS = Table.from_rows([
+    ["Rank", "Nation", "Gold", "Silver", "Total"],
+    ["1", "Norway", "11", "5", "26"],
+    ["2", "Germany", "8", "6", "19"],
+    ["3", "South Korea", "5", "3", "9"],
+    ["4", "Japan", "1", "2", "5"],
+])
+
+
+@pytest.mark.parametrize(("question", "answer", "operation"), [
+    ("How many gold medals did Japan win?", ("1",), "lookup"),
+    ("Which nation won the most gold medals?", ("Norway",), "argmax"),
+    ("Which nation has the fewest total medals?", ("Japan",), "argmin"),
+    ("How many nations won more than 4 gold medals?", ("3",), "count"),
+    ("What is the total number of silver medals?", ("16",), "sum"),
+    ("What is the average number of gold medals?", ("6.25",), "average"),
+    ("How many more gold medals did Norway win than Germany?", ("3",), "difference"),
+    ("Which nation is listed after Germany?", ("South Korea",), "next"),
+    ("Who won more silver medals, Japan or South Korea?", ("South Korea",), "choice"),
+    ("Which nation is listed first?", ("Norway",), "first"),
+])
+def test_each_operation_on_a_small_table(question: str, answer: tuple, operation: str):
+    got = read_table(question, MEDALS)
+    assert got is not None and (got.values, got.operation) == (answer, operation), got
+
+
+def test_a_sheet_is_read_back_from_its_row_passages():
+    table = table_from_text("Row 2: Country: Japan; Exports 2024: 12\n\nRow 3: Country: Korea; Exports 2024: 9.5")
+    assert table.header == ["Country", "Exports 2024"] and table.numbers[1][1] == 9.5
+    assert read_table("Which country exported the most in 2024?", table).values == ("Japan",)
