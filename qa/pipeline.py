@@ -22,6 +22,7 @@ from qa.answer.overview import Overview, document_overview, overview_answer, ove
 from qa.answer.reader import Reader, get_reader
 from qa.answer.retrieve import Retriever, check_question
 from qa.answer.scope import documents_named
+from qa.answer.table_answer import table_answer
 from qa.config import Settings
 from qa.errors import QAError
 from qa.index.build import BuildSummary, build_index
@@ -235,6 +236,13 @@ class Pipeline:
         vector = snapshot.retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
         passages = snapshot.retriever.search(query, k, vector, chosen)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
+        tabled = table_answer(query, passages, snapshot.index)  # a cell of a table whose row ranks first
+        if tabled is not None:
+            elapsed = round((time.perf_counter() - began) * 1000, 1)
+            yield tabled.text
+            yield dataclasses.replace(tabled, question=cleaned, query=query,
+                                      timings={"retrieve_ms": retrieve_ms, "first_token_ms": elapsed, "total_ms": elapsed})
+            return
         stream = snapshot.answerer.stream(query, passages, mode, cancel, vector)
         yield from stream
         answer = stream.answer()

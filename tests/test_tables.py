@@ -35,3 +35,31 @@ def test_a_sheet_is_read_back_from_its_row_passages():
     table = table_from_text("Row 2: Country: Japan; Exports 2024: 12\n\nRow 3: Country: Korea; Exports 2024: 9.5")
     assert table.header == ["Country", "Exports 2024"] and table.numbers[1][1] == 9.5
     assert read_table("Which country exported the most in 2024?", table).values == ("Japan",)
+
+
+def test_a_question_over_a_sheet_is_answered_with_the_cell_and_its_row_cited(settings):
+    import openpyxl
+    from conftest import FakeEmbedder, FakeReader
+
+    from qa.index.build import build_index
+    from qa.pipeline import Pipeline
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Exports 2024"
+    for row in (["Country", "Units shipped", "Revenue"], ["Korea", 80, 0], ["Japan", 1200, 61.4], ["Vietnam", 300, 12.5]):
+        sheet.append(row)
+    workbook.save(settings.corpus_dir / "sales.xlsx")
+    build_index(settings, FakeEmbedder(), progress=False)
+    pipeline = Pipeline(settings, embedder=FakeEmbedder(), reader=FakeReader())
+    for question, value in (("Which country had the most revenue?", "Japan"), ("How many units were shipped to Vietnam?", "300"),
+                            ("Which country had the least units shipped?", "Korea")):
+        answer = pipeline.ask(question)
+        assert answer.model == "table-reader" and answer.outcome == "answer" and answer.short_answer.text == value, answer
+        (cited,) = answer.citations
+        chunk = answer.passages[cited.marker - 1].chunk
+        assert cited.quote.startswith("Row ") and chunk.text[cited.start - chunk.start:cited.end - chunk.start] == cited.quote
+        short = answer.short_answer
+        assert chunk.text[short.start - chunk.start:short.end - chunk.start] == value  # verbatim in the document
+        assert pipeline.index.place(chunk, cited.start).startswith("sheet Exports 2024, row ")
+    assert pipeline.ask("How many countries are listed?").model != "table-reader"  # a count: the span reader, as before

@@ -1,0 +1,91 @@
+"""Questions over a table (a spreadsheet's sheet, a CSV file): when retrieval ranks one of its rows
+first, the table reader (`qa.tables.reader`) reads the whole table — every row of that sheet —
+and, when its answer is a cell (a lookup, the largest or smallest, the first or last, the row
+after or before a named one, the one of two), that cell is the short answer and its row the
+quoted, cited proof: "**Japan** — “Row 4: Country: Japan; Revenue: 61.4” [1]". A computed answer
+(a count, a sum) or an unsure parse is left to the span reader, as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from qa.answer.answerer import evidence_answer
+from qa.index.loaded import Index
+from qa.tables.reader import read_table
+from qa.tables.table import Table
+from qa.types import ANSWERED, Answer, Chunk, Passage, Reading
+
+_ROW_LINE = re.compile(r"^Row (\d+): (.*)$", re.MULTILINE)
+CELL_OPERATIONS = ("lookup", "argmax", "argmin", "first", "last", "next", "previous", "choice")
+TABLE_CONFIDENCE = 0.9  # reported as the answer's confidence: the parse found the cell it names (not calibrated)
+MAX_TABLE_ROWS = 5000  # a larger sheet is left to the span reader
+
+
+def table_rows(index: Index, top: Chunk) -> list[tuple[Chunk, re.Match]]:
+    """Every row of the table `top` belongs to (the same document and page, so the same sheet),
+    in order, each once: (the chunk holding it, its "Row N: …" line)."""
+    first, end = index.rows_of(top.doc_id)
+    rows, seen = [], set()
+    for chunk in index.chunks[first:end]:
+        if chunk.page != top.page:
+            continue
+        for line in _ROW_LINE.finditer(chunk.text):
+            start = chunk.start + line.start()
+            if start not in seen:
+                seen.add(start)
+                rows.append((chunk, line))
+    return sorted(rows, key=lambda row: row[0].start + row[1].start())[:MAX_TABLE_ROWS + 1]
+
+
+def as_table(rows: Sequence[tuple[Chunk, re.Match]]) -> tuple[Table, list[dict[str, tuple[int, int]]]]:
+    """The table, and per row each cell's offsets in its line (for the answer span)."""
+    parsed, spans = [], []
+    for _, line in rows:
+        cells, where, pos = {}, {}, line.start(2) - line.start()
+        for part in line.group(2).split("; "):
+            key, sep, value = part.partition(": ")
+            if sep:
+                cells[key.strip()] = value.strip()
+                where[key.strip()] = (pos + len(key) + 2, pos + len(part))
+            pos += len(part) + 2
+        parsed.append(cells)
+        spans.append(where)
+    header = list(dict.fromkeys(key for cells in parsed for key in cells))
+    table = Table.from_rows([header, *[[cells.get(h, "") for h in header] for cells in parsed]])
+    return table, spans
+
+
+def table_answer(question: str, passages: Sequence[Passage], index: Index) -> Answer | None:
+    """The table reader's answer when the best passage is a table row and the answer is a cell of
+    it (see the module's text); None otherwise."""
+    if not passages or not _ROW_LINE.search(passages[0].chunk.text):
+        return None
+    rows = table_rows(index, passages[0].chunk)
+    if len(rows) > MAX_TABLE_ROWS:
+        return None
+    table, spans = as_table(rows)
+    if len(table.rows) != len(rows):
+        return None  # an empty row was dropped: the row numbers would not line up
+    found = read_table(question, table)
+    if found is None or found.operation not in CELL_OPERATIONS or found.column is None or len(found.values) != 1:
+        return None
+    row = next((i for i in found.rows if table.rows[i][found.column] == found.values[0]), None)
+    key = table.header[found.column] if row is not None else None
+    if row is None or key not in spans[row] or not found.values[0]:
+        return None
+    chunk, line = rows[row]
+    shown = list(passages)
+    if all(p.chunk.chunk_id != chunk.chunk_id for p in shown):
+        shown.append(Passage(chunk, 0.0, len(shown) + 1))  # the row's passage is shown, so it can be cited
+    marker = next(n for n, p in enumerate(shown, start=1) if p.chunk.chunk_id == chunk.chunk_id)
+    line_start = chunk.start + line.start()
+    a, b = spans[row][key]
+    if line.group(0)[a:b] != found.values[0]:
+        return None  # a cell holding "; " split the line otherwise than the table: no verbatim span
+    reading = Reading(marker, chunk.chunk_id, found.values[0], line_start + a, line_start + b, line.group(0),
+                      line_start, line_start + len(line.group(0)), 0.0, 0.0, TABLE_CONFIDENCE)
+    text, citations = evidence_answer(reading, shown)
+    return Answer(question, text, tuple(citations), tuple(shown), abstained=False, mode="evidence",
+                  model="table-reader", raw_text=text, short_answer=reading, readings=(reading,), outcome=ANSWERED)
