@@ -594,3 +594,38 @@ def test_the_chat_label_covers_no_message_and_an_unoffered_mode_looks_disabled(s
         looks = page.evaluate("""() => [...document.querySelectorAll('#answer-mode label')].map((l) => [
             l.querySelector('input').disabled, Number(getComputedStyle(l).opacity), getComputedStyle(l).cursor])""")
     assert len(looks) == 2 and all(disabled and opacity <= 0.6 and cursor == "not-allowed" for disabled, opacity, cursor in looks)
+
+
+@pytest.mark.slow  # loads the real models
+def test_questions_over_a_sheet_a_csv_and_a_deck_cite_the_row_and_slide_without_markup(tmp_path: Path, browser):
+    from conftest import qa
+    from test_office import make_pptx
+
+    import openpyxl
+
+    from playwright.sync_api import expect
+
+    (tmp_path / "corpus").mkdir()
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Exports 2024"
+    for row in (["Country", "Units shipped", "Revenue"], ["Korea", 80, 0], ["Japan", 1200, 61.4], ["Vietnam", 300, 12.5]):
+        sheet.append(row)
+    workbook.save(tmp_path / "corpus" / "sales.xlsx")
+    (tmp_path / "corpus" / "branches.csv").write_text("Branch,City,Staff\nNorth,Busan,14\nSouth,Jeju,6\n", encoding="utf-8")
+    make_pptx(tmp_path / "corpus" / "results.pptx")
+    assert qa("index", cwd=tmp_path).returncode == 0
+    asked = {"Which country had the most revenue?": ("Japan", "sheet Exports 2024, row 3"),
+             "How many units were shipped to Vietnam?": ("300", "sheet Exports 2024, row 4"),
+             "In which city is the South branch?": ("Jeju", "branches › row 3"),
+             "What is the growth target for 2025?": ("15 percent", "Outlook, slide 2")}
+    with running_app(tmp_path) as url:
+        page = open_chat(browser, url)
+        for question, (value, place) in asked.items():
+            ask(page, question)
+            reply = page.locator("#chat .bot-row").last
+            expect(reply).to_contain_text(value)
+            text = reply.inner_text()
+            assert "<a" not in text and "##" not in text and "**" not in text, text  # no markup shown as text
+            where = page.locator("#sources .answer-sources").last.locator(".source .where").first.inner_text()
+            assert place in where, (question, where)
