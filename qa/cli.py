@@ -229,7 +229,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     shown = proof_view(answer)
     if shown is None:
-        print(terminal_text(answer.text))
+        print(terminal_text(f"{answer.headline}\n{_indent(answer.text)}" if answer.headline else answer.text))
     else:
         headline, short = shown
         quote = f"“{highlight(short, sys.stdout.isatty(), terminal_text)}” [{short.marker}]"

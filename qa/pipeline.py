@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from qa.answer.answerer import Answerer, AnswerStream
+from qa.answer.compose import composed_answer
 from qa.answer.followup import standalone_query
 from qa.answer.overview import Overview, document_overview, overview_answer, overview_request
+from qa.answer.planner import plan
 from qa.answer.reader import Reader, get_reader
 from qa.answer.retrieve import Retriever, check_question
 from qa.answer.scope import documents_named
@@ -233,6 +235,16 @@ class Pipeline:
             yield answer.text
             yield dataclasses.replace(answer, timings={"retrieve_ms": elapsed, "first_token_ms": elapsed, "total_ms": elapsed})
             return
+        planned = plan(cleaned) if query == cleaned else None  # two facts: one question per thing, then compared
+        if planned is not None:
+            parts = [self._answered(snapshot, part, k, chosen, cancel) for part in planned.parts]
+            composed = composed_answer(cleaned, planned, parts)
+            if composed is not None:
+                elapsed = round((time.perf_counter() - began) * 1000, 1)
+                yield composed.text
+                yield dataclasses.replace(composed, query=query, timings={
+                    "retrieve_ms": elapsed, "first_token_ms": elapsed, "total_ms": elapsed})
+                return
         vector = snapshot.retriever.embedder.embed_query(query)  # once, for retrieval and evidence scoring
         passages = snapshot.retriever.search(query, k, vector, chosen)
         retrieve_ms = round((time.perf_counter() - began) * 1000, 1)
@@ -252,6 +264,16 @@ class Pipeline:
             "total_ms": round((time.perf_counter() - began) * 1000, 1),
         }
         yield dataclasses.replace(answer, question=cleaned, query=query, timings=timings)
+
+    @staticmethod
+    def _answered(snapshot, question: str, k: int | None, chosen: Sequence[str], cancel: threading.Event | None) -> Answer:  # noqa: ANN001
+        """A sub-question's evidence answer: retrieved and read as any question is."""
+        vector = snapshot.retriever.embedder.embed_query(question)
+        stream = snapshot.answerer.stream(question, snapshot.retriever.search(question, k, vector, chosen), "evidence",
+                                          cancel, vector)
+        for _ in stream:
+            pass
+        return dataclasses.replace(stream.answer(), question=question)
 
     def ask(self, question: str, k: int | None = None, mode: str | None = None,
             documents: Sequence[str] = (), history: Sequence[str] = ()) -> Answer:

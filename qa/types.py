@@ -110,6 +110,8 @@ class Answer:
     readings: tuple[Reading, ...] = ()  # one per window read, most probable first (also when declined)
     timings: dict[str, float] = field(default_factory=dict)
     outcome: str = ANSWERED
+    headline: str = ""  # a composed answer's short answer (two facts compared: `qa.answer.compose`); "" otherwise
+    parts: tuple[Answer, ...] = ()  # the sub-questions' answers it was composed from
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,3 +30,31 @@ def test_single_fact_questions_stay_whole():
     questions += ["When did Japan and South Korea establish diplomatic relations?", "Is it hot or cold in Busan in July?",
                   "Which prime minister visited the shrine, Abe or Koizumi?"]  # no property compared: one question
     assert [q for q in questions if plan(q)] == []
+
+
+def test_a_comparison_is_answered_from_two_cited_facts(settings):
+    from conftest import FakeEmbedder, FakeReader
+
+    from qa.app.render import answer_markdown, reply_html
+    from qa.index.build import build_index
+    from qa.pipeline import Pipeline
+
+    (settings.corpus_dir / "wavves.md").write_text("# Wavves\n\nWavves is a rock band from San Diego. The band Wavves "
+                                                   "was formed in 2008 by Nathan Williams.\n", encoding="utf-8")
+    (settings.corpus_dir / "social.md").write_text("# Social Code\n\nSocial Code is a Canadian rock band. The band Social "
+                                                   "Code was formed in 2001 in Edmonton.\n", encoding="utf-8")
+    build_index(settings, FakeEmbedder(), progress=False)
+    pipeline = Pipeline(settings, embedder=FakeEmbedder(), reader=FakeReader(("2008", "2001")))
+    answer = pipeline.ask("Which band was formed first, Wavves or Social Code?")
+    assert answer.headline == "Social Code" and answer.outcome == "answer" and len(answer.parts) == 2
+    assert [p.question for p in answer.parts] == ["When was Wavves formed?", "When was Social Code formed?"]
+    assert answer.text.startswith("Wavves: “The band Wavves was formed in 2008 by Nathan Williams.” [1] · Social Code: “")
+    for c in answer.citations:  # each fact cited, verbatim
+        chunk = answer.passages[c.marker - 1].chunk
+        assert chunk.text[c.start - chunk.start:c.end - chunk.start] == c.quote
+    assert reply_html(answer).startswith("<strong>Social Code</strong> — Wavves: ")
+    assert answer_markdown(answer).startswith("**Social Code**\n\nWavves: ")
+    later = pipeline.ask("Which band was formed later, Wavves or Social Code?")
+    assert later.headline == "Wavves"
+    unsure = Pipeline(settings, embedder=FakeEmbedder(), reader=FakeReader(("2008",)))  # one part unanswered
+    assert not unsure.ask("Which band was formed first, Wavves or Social Code?").headline  # read whole, as before

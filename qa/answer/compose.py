@@ -5,7 +5,12 @@ wins is decided here, how it is said and cited is the answerer's.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Sequence
+
+from qa.answer.planner import Plan
+from qa.types import ANSWERED, Answer, Passage
 
 _MONTHS = {m: n for n, m in enumerate("january february march april may june july august september october november "
                                       "december".split(), start=1)}
@@ -92,3 +97,63 @@ def larger(a: str, b: str) -> int | None:
     if qa is None or qb is None or qa == qb:
         return None
     return 0 if qa > qb else 1
+
+
+def decided(plan: Plan, facts: Sequence[str | None], verdicts: Sequence[str]) -> str | None:
+    """The composed short answer from the two parts' short answers (`facts`) and yes/no verdicts,
+    or None when they do not decide it (a part unanswered, a tie, no date or amount to compare).
+
+    >>> from qa.answer.planner import plan
+    >>> decided(plan("Which band was formed first, Wavves or Social Code?"), ["2008", "July 2001"], ["", ""])
+    'Social Code'
+    >>> decided(plan("Are Pterostyrax and Dregea both native to Asia?"), ["Yes", "Yes"], ["yes", "yes"])
+    'Yes'
+    >>> decided(plan("Which genus has more species, Bactris or Epigaea?"), ["about 80 species", None], ["", ""])
+    """
+    x, y = plan.things
+    if plan.kind == "both" and all(verdicts):
+        return "Yes" if all(v == "yes" for v in verdicts) else "No"
+    if plan.kind == "choice" and sorted(verdicts) == ["no", "yes"]:
+        return x if verdicts[0] == "yes" else y
+    if None in facts:
+        return None
+    a, b = facts  # type: ignore[misc]
+    if plan.kind == "same":
+        return "Yes" if same_thing(a, b) else "No"
+    if plan.kind == "common":
+        return a if same_thing(a, b) else None
+    if plan.kind == "comparison":
+        first = earlier(a, b) if plan.asks == "when" else larger(a, b)
+        if first is None:
+            return None
+        if plan.asks == "when":  # `earlier` names the earlier one: wanted for "min"
+            return (x, y)[first if plan.wants == "min" else 1 - first]
+        return (x, y)[first if plan.wants == "max" else 1 - first]
+    return None
+
+
+def composed_answer(question: str, plan: Plan, parts: Sequence[Answer]) -> Answer | None:
+    """One answer from two sub-answers: the composed short answer as its headline, then each
+    thing's proof sentence quoted and cited ("Wavves: “…” [1] · Social Code: “…” [2]"), both
+    parts' passages shown; None when the parts do not decide it (the question is then read whole)."""
+    if len(parts) != 2 or any(p.outcome != ANSWERED or p.short_answer is None or not p.citations for p in parts):
+        return None
+    facts = [p.short_answer.short_text for p in parts]
+    headline = decided(plan, facts, [p.short_answer.verdict for p in parts])
+    if headline is None:
+        return None
+    passages: list[Passage] = []
+    citations, quoted = [], []
+    for thing, part in zip(plan.things, parts, strict=True):
+        cited = part.citations[0]
+        chunk = part.passages[cited.marker - 1].chunk
+        marker = next((n for n, p in enumerate(passages, start=1) if p.chunk.chunk_id == chunk.chunk_id), 0)
+        if not marker:
+            passages.append(Passage(chunk, part.passages[cited.marker - 1].score, len(passages) + 1))
+            marker = len(passages)
+        citations.append(dataclasses.replace(cited, marker=marker))
+        quoted.append(f"{thing}: “{cited.quote}” [{marker}]")
+    readings = tuple(sorted((p.short_answer for p in parts), key=lambda r: r.answerable))  # the less sure part first
+    return Answer(question, " · ".join(quoted), tuple(citations), tuple(passages), abstained=False, mode="evidence",
+                  model=parts[0].model, raw_text="", readings=readings, outcome=ANSWERED, headline=headline,
+                  parts=tuple(parts))

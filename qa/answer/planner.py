@@ -44,6 +44,7 @@ class Plan:
     things: tuple[str, str]  # the two named things, as written
     parts: tuple[str, str]  # one question per thing
     asks: str  # what is compared: "when", "how many", "yes/no", "equal"…
+    wants: str = ""  # of a comparison: "min" (first, older, fewer…) or "max" (later, younger, more…)
 
 
 def _clean(name: str) -> str:
@@ -128,7 +129,21 @@ def _comparison(q: str) -> Plan | None:
         return None
     x, y = _clean(x), _clean(y)
     parts, asks = _property_questions(frame, x, y)
-    return Plan("comparison", (x, y), parts, asks)
+    return Plan("comparison", (x, y), parts, asks, _wants(frame, asks))
+
+
+def _wants(frame: str, asks: str) -> str:
+    """Which end of the compared values wins: "min" (the earlier date, the smaller amount) or "max".
+
+    >>> _wants("Who was born first", "when"), _wants("who is younger", "when"), _wants("Which has more species", "how many")
+    ('min', 'max', 'max')
+    """
+    text = frame.lower()
+    if asks == "when":
+        later = re.search(r"\b(?:later|last|latest|younger|youngest|newer|newest|most recent(?:ly)?)\b", text)
+        return "max" if later else "min"
+    fewer = re.search(r"\b(?:less|least|fewer|fewest|smaller|smallest|shorter|shortest|lower|lowest|lighter|slower)\b", text)
+    return "min" if fewer else "max"
 
 
 def _property_questions(frame: str, x: str, y: str) -> tuple[tuple[str, str], str]:

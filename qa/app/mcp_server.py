@@ -102,7 +102,7 @@ def build_mcp(pipeline: Pipeline):  # noqa: ANN201 - an MCPServer
         short = answer.short_answer
         return AskResult(question=answer.question, answer=answer_markdown(answer), abstained=answer.abstained,
                          outcome=answer.outcome, confidence=confidence(answer),
-                         short_answer=None if short is None else short.short_text,
+                         short_answer=answer.headline or (None if short is None else short.short_text),
                          citations=[Citation(**c) for c in citations_json(answer, pipeline.index)])
 
     return server

@@ -65,6 +65,9 @@ def answer_json(answer: Answer, index: Index) -> dict:
             "chunk_id": short.chunk_id, "start": short.start, "end": short.end,
             "probability": round(short.answerable, 4), "marker": short.marker, "sentence": short.sentence,
             "sentence_start": short.sentence_start, "sentence_end": short.sentence_end},
+        "headline": answer.headline or None,  # a composed answer's short answer (two facts compared)
+        "parts": [{"question": p.question, "short_answer": p.short_answer.short_text if p.short_answer else None,
+                   "outcome": p.outcome} for p in answer.parts],
         "abstained": answer.abstained,
         "outcome": answer.outcome,
         "confidence": confidence(answer),
@@ -108,7 +111,7 @@ def answer_markdown(answer: Answer) -> str:
         c = answer.citations[0]
         return f"{NOT_SURE}\n\n> “{inert_markdown(_SPACES.sub(' ', c.quote))}” [{c.marker}]"
     if shown is None:
-        return inert_markdown(answer.text)
+        return f"**{inert_markdown(answer.headline)}**\n\n{inert_markdown(answer.text)}" if answer.headline else inert_markdown(answer.text)
     headline, short = shown
     quote = f"> “{highlight(short, escape=inert_markdown)}” [{short.marker}]"
     return quote if headline is None else f"**{inert_markdown(headline)}**\n\n{quote}"
@@ -203,8 +206,8 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
         return f'<div class="tentative"><span class="not-sure">{escape_text(NOT_SURE)}</span> {rest}</div>'
     if shown is None:
         text = answer_html(answer.text, len(answer.passages), answer_id, previews)
-        short = answer.short_answer
-        return text if short is None else f"<strong>{escape_text(short.short_text)}</strong> — {text}"
+        headline = answer.headline or (answer.short_answer.short_text if answer.short_answer else "")
+        return f"<strong>{escape_text(headline)}</strong> — {text}" if headline else text
     headline, short = shown
     before, words, after = (_SPACES.sub(" ", part) for part in proof_parts(short))  # a PDF's line breaks read as spaces
     quote = escape_text(before) + (f"<mark>{escape_text(words)}</mark>" if words else "") + escape_text(after)
