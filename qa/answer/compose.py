@@ -142,6 +142,7 @@ def composed_answer(question: str, plan: Plan, parts: Sequence[Answer]) -> Answe
     headline = decided(plan, facts, [p.short_answer.verdict for p in parts])
     if headline is None:
         return None
+    headline = headline[:1].upper() + headline[1:]  # "the Treaty …" leads the answer: "The Treaty …"
     passages: list[Passage] = []
     citations, quoted = [], []
     for thing, part in zip(plan.things, parts, strict=True):
@@ -152,7 +153,7 @@ def composed_answer(question: str, plan: Plan, parts: Sequence[Answer]) -> Answe
             passages.append(Passage(chunk, part.passages[cited.marker - 1].score, len(passages) + 1))
             marker = len(passages)
         citations.append(dataclasses.replace(cited, marker=marker))
-        quoted.append(f"{thing}: “{cited.quote}” [{marker}]")
+        quoted.append(f"{thing[:1].upper()}{thing[1:]}: “{cited.quote}” [{marker}]")
     readings = tuple(sorted((p.short_answer for p in parts), key=lambda r: r.answerable))  # the less sure part first
     return Answer(question, " · ".join(quoted), tuple(citations), tuple(passages), abstained=False, mode="evidence",
                   model=parts[0].model, raw_text="", readings=readings, outcome=ANSWERED, headline=headline,
