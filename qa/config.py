@@ -160,7 +160,8 @@ class Settings:
     ), shown="(none)")
     api_key: str = setting("", (
         "the bearer key the answers API (`/v1`) and the MCP endpoint require (see Use it from other "
-        "tools)"
+        "tools); without `QA_AUTH` the page asks for it as a login (any name, the key as password), and "
+        "everything the page calls (ask, upload, remove, rebuild) needs that login"
     ), shown="(none)")
     rate_limit: int = setting(30, "questions per client address per minute in the web app; `0`: no limit")
     allowed_hosts: str = setting("", (

@@ -328,6 +328,7 @@ def test_generated_text_is_shown_as_a_draft_until_the_verified_answer_replaces_i
 
         class index:  # noqa: N801
             title = staticmethod(lambda chunk: "T")
+            where = staticmethod(lambda chunk, start=None: "T")
 
     steps = list(webchat.chat(Drafting(), "What is the population of Busan?", {}, 5, "generative", False))
     drafts = [chat[-1]["content"] for chat, _, _ in steps[1:-1]]
