@@ -67,6 +67,12 @@ def terms(text: str) -> set[str]:
     return set(word_tokens(text))
 
 
+# Words that frame a question rather than name its subject ("Which happened first?"): a passage
+# sharing only these with a question is not about it.
+QUESTION_FRAME = frozenset({"also", "both", "call", "differ", "earlier", "earliest", "first", "happen", "kind", "last",
+                            "later", "latest", "mani", "much", "name", "number", "same", "time", "type", "year"})  # stems
+
+
 # Letters a stem needs before it may cover a longer one. On the tune articles
 # (`scripts/tune_constants.py qa.text.STEM_PREFIX 4 3 5 99`), SQuAD2 F1 / HasAns F1: 3: 0.661 /
 # 0.467, 4: 0.662 / 0.467, 5: 0.662 / 0.466, exact stems only (99): 0.661 / 0.461.

@@ -50,7 +50,7 @@ from qa.config import Settings
 from qa.index.loaded import Index
 from qa.models.embedders import Embedder
 from qa.models.generate import Generator
-from qa.text import heading_path, inert_markers, normalize_answer, overlap, terms
+from qa.text import QUESTION_FRAME, heading_path, inert_markers, normalize_answer, overlap, terms
 from qa.types import ANSWERED, DECLINED, TENTATIVE, Answer, Citation, Passage, Reading
 
 
@@ -273,7 +273,7 @@ class Answerer:
         """Where a reading's passage is (its document's title and section path); "" when it shares
         no word with the question beyond its title's: a place unrelated to the question is no hint."""
         chunk, title = passages[reading.marker - 1].chunk, self.index.title(passages[reading.marker - 1].chunk)
-        return heading_path(title, chunk.section) if terms(question) & terms(f"{chunk.section} {chunk.text}") - terms(title) else ""
+        return heading_path(title, chunk.section) if (terms(question) - QUESTION_FRAME) & terms(f"{chunk.section} {chunk.text}") - terms(title) else ""
 
     def _generate(self, question: str, passages: Sequence[Passage], readings: Sequence[Reading],
                   cancel: threading.Event | None) -> collections.abc.Generator[str, None, tuple[str, str, list[Citation]]]:
