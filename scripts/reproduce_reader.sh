@@ -19,5 +19,7 @@ git show 7a9f39f:qa/reader_model/model.safetensors > "$work/v1/model.safetensors
 QA_EMBED_MODEL=e5 QA_CHUNK_TOKENS=256 QA_CHUNK_OVERLAP_TOKENS=64 \
   "$python" scripts/calibrate_reader.py --embedder --model "$out" --work "$work/calibrate"
 # The MPNet campaign's checkpoint, qa/reader_mpnet/ (not the product's reader yet; needs `make mpnet`):
-# leg 8, stopped at step 1179 of 1567 (~100 minutes on 2 cores), then its calibration and report (~20 minutes).
-#     .venv/bin/python scripts/train_reader.py --leg 8 --more --until-step 1179 --out qa/reader_mpnet --work "$work/train8"
+# leg 8, stopped at step 1179 of 1567 (~100 minutes on 2 cores), then its calibration and report (~20 minutes);
+# then leg 9 from it (its whole plan, ~80 minutes alone on 2 cores, then ~20 minutes of calibration and report).
+#     .venv/bin/python scripts/train_reader.py --leg 8 --more --until-step 1179 --out "$work/leg8" --work "$work/train8"
+#     .venv/bin/python scripts/train_reader.py --leg 9 --more --init "$work/leg8" --out qa/reader_mpnet --work "$work/train9"
