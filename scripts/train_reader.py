@@ -158,6 +158,9 @@ LEGS = {
     # three quarters of leg 8's quota, so its learning-rate schedule ends within one session
     9: Leg(Quota(21000, 9750, 6400, 1900, 0.1), positives_from=28000, unanswerable_from=13000, held_out=TUNE,
            encoder="mpnet", lora_rank=32, lr=3e-4),
+    # the next questions again, warm-started from leg 9's adapters (`--init qa/reader_mpnet`)
+    10: Leg(Quota(21000, 9750, 6400, 1900, 0.1), positives_from=49000, unanswerable_from=22750, held_out=TUNE,
+            encoder="mpnet", lora_rank=32, lr=3e-4),
 }
 
 
