@@ -67,6 +67,10 @@ def terms(text: str) -> set[str]:
     return set(word_tokens(text))
 
 
+WORD_NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                            "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
+
+
 # Words that frame a question rather than name its subject ("Which happened first?"): a passage
 # sharing only these with a question is not about it.
 QUESTION_FRAME = frozenset({"also", "both", "call", "differ", "earlier", "earliest", "first", "happen", "kind", "last",

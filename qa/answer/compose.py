@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 
 from qa.answer.planner import Plan
+from qa.text import WORD_NUMBERS
 from qa.types import ANSWERED, Answer, Passage
 
 _MONTHS = {m: n for n, m in enumerate("january february march april may june july august september october november "
@@ -18,7 +19,6 @@ _MONTHS |= {m[:3]: n for m, n in list(_MONTHS.items())}
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "bn": 1e9}
 _YEAR = re.compile(r"\b(?P<year>\d{3,4})(?:\s*(?P<era>BC|BCE|AD|CE))?\b")
 _NUMBER = re.compile(r"(?P<n>-?\d[\d,]*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion|bn|k|m)?\b", re.IGNORECASE)
-_WORD_NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
 # A country and the adjective that names its people: "American" and "United States" are the same answer.
 _NATIONS = {"american": "united states", "usa": "united states", "us": "united states", "u.s.": "united states",
             "america": "united states", "british": "united kingdom", "uk": "united kingdom", "english": "united kingdom",
@@ -59,8 +59,8 @@ def quantity(text: str) -> float | None:
     if match:
         scale = _SCALES.get((match["scale"] or "").casefold(), 1.0)
         return float(match["n"].replace(",", "")) * scale
-    word = next((w for w in re.findall(r"[a-z]+", text.casefold()) if w in _WORD_NUMBERS), None)
-    return float(_WORD_NUMBERS[word]) if word else None
+    word = next((w for w in re.findall(r"[a-z]+", text.casefold()) if w in WORD_NUMBERS), None)
+    return float(WORD_NUMBERS[word]) if word else None
 
 
 def same_thing(a: str, b: str) -> bool:

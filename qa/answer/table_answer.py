@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from qa.answer.answerer import evidence_answer
 from qa.index.loaded import Index
 from qa.tables.reader import read_table
-from qa.tables.table import Table
+from qa.tables.table import ROW_LINE, Table, row_cells, table_of
 from qa.types import ANSWERED, Answer, Chunk, Passage, Reading
 
-_ROW_LINE = re.compile(r"^Row (\d+): (.*)$", re.MULTILINE)
 CELL_OPERATIONS = ("lookup", "argmax", "argmin", "first", "last", "next", "previous", "choice")
 TABLE_CONFIDENCE = 0.9  # reported as the answer's confidence: the parse found the cell it names (not calibrated)
 MAX_TABLE_ROWS = 5000  # a larger sheet is left to the span reader
@@ -31,7 +30,7 @@ def table_rows(index: Index, top: Chunk) -> list[tuple[Chunk, re.Match]]:
     for chunk in index.chunks[first:end]:
         if chunk.page != top.page:
             continue
-        for line in _ROW_LINE.finditer(chunk.text):
+        for line in ROW_LINE.finditer(chunk.text):
             start = chunk.start + line.start()
             if start not in seen:
                 seen.add(start)
@@ -41,26 +40,14 @@ def table_rows(index: Index, top: Chunk) -> list[tuple[Chunk, re.Match]]:
 
 def as_table(rows: Sequence[tuple[Chunk, re.Match]]) -> tuple[Table, list[dict[str, tuple[int, int]]]]:
     """The table, and per row each cell's offsets in its line (for the answer span)."""
-    parsed, spans = [], []
-    for _, line in rows:
-        cells, where, pos = {}, {}, line.start(2) - line.start()
-        for part in line.group(2).split("; "):
-            key, sep, value = part.partition(": ")
-            if sep:
-                cells[key.strip()] = value.strip()
-                where[key.strip()] = (pos + len(key) + 2, pos + len(part))
-            pos += len(part) + 2
-        parsed.append(cells)
-        spans.append(where)
-    header = list(dict.fromkeys(key for cells in parsed for key in cells))
-    table = Table.from_rows([header, *[[cells.get(h, "") for h in header] for cells in parsed]])
-    return table, spans
+    parsed = [row_cells(line) for _, line in rows]
+    return table_of(parsed), [{key: (a, b) for key, (_, a, b) in cells.items()} for cells in parsed]
 
 
 def table_answer(question: str, passages: Sequence[Passage], index: Index) -> Answer | None:
     """The table reader's answer when the best passage is a table row and the answer is a cell of
     it (see the module's text); None otherwise."""
-    if not passages or not _ROW_LINE.search(passages[0].chunk.text):
+    if not passages or not ROW_LINE.search(passages[0].chunk.text):
         return None
     rows = table_rows(index, passages[0].chunk)
     if len(rows) > MAX_TABLE_ROWS:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from qa.tables.table import Table, normalized
-from qa.text import content_words, terms
+from qa.text import WORD_NUMBERS, content_words, terms
 
 _QUESTION_WORDS = {"many", "much", "what", "which", "when", "where", "does", "listed", "list", "total", "number",
                           "name", "there", "their", "they", "have", "were", "than", "more", "less", "most", "least"}
@@ -31,11 +31,9 @@ _NEXT = re.compile(r"\b(?:after|next|below|following|succeeded)\b")
 _PREVIOUS = re.compile(r"\b(?:before|previous|above|preceding|prior)\b")
 _YEAR_WORDS = re.compile(r"\b(?:what year|which year|when)\b")
 _WHO = re.compile(r"^\s*(?:who|whom|whose)\b|\b(?:which|what) (?:person|player|athlete|candidate|driver|team|country|nation|name)\b")
-_WORD_NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-                                            "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
 _FILTER = re.compile(r"\b(?P<op>more than|over|greater than|at least|less than|under|fewer than|at most|below|above|"
                      r"or more|or less|or fewer|or better)\s*(?P<n>-?\d[\d,]*(?:\.\d+)?|"
-                     + "|".join(_WORD_NUMBERS) + r")\b")
+                     + "|".join(WORD_NUMBERS) + r")\b")
 _SUPERLATIVE_AMOUNT = re.compile(r"\b(?:most|least|highest|lowest|largest|smallest|greatest|fewest|maximum|minimum)"
                                  r" (?:number|amount|total)\b")
 
@@ -119,7 +117,7 @@ def numeric_filter(question: str, table: Table, scores: list[float], avoid: set[
     if not match:
         return None
     raw = match["n"]
-    limit = float(_WORD_NUMBERS[raw]) if raw in _WORD_NUMBERS else float(raw.replace(",", ""))
+    limit = float(WORD_NUMBERS[raw]) if raw in WORD_NUMBERS else float(raw.replace(",", ""))
     column = numeric_column(table, scores, avoid)
     if column is None:
         return None

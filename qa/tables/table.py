@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 _NUMBER = re.compile(r"^[^\d\-−+.]{0,3}([\-−+]?\d[\d,]*(?:\.\d+)?|[\-−]?\.\d+)\s*(%|[a-zA-Z]{0,3}\.?)?\s*(?:\[[^\]]*\])?$")
 _FOOTNOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
-_ROW = re.compile(r"^Row (\d+): (.*)$")
 
 
 def number_of(cell: str) -> float | None:
@@ -71,20 +70,32 @@ class Table:
         return bool(filled) and sum(n is not None for n in filled) >= 0.7 * len(filled)
 
 
+ROW_LINE = re.compile(r"^Row (\d+): (.*)$", re.MULTILINE)  # a row passage, as `qa.ingest.office.table_lines` writes it
+
+
+def row_cells(line: re.Match) -> dict[str, tuple[str, int, int]]:
+    """A row passage's cells: header → (value, its start and end in the line).
+
+    >>> row_cells(ROW_LINE.match("Row 3: Country: Japan; Exports: 12"))
+    {'Country': ('Japan', 16, 21), 'Exports': ('12', 32, 34)}
+    """
+    cells, pos = {}, line.start(2) - line.start()
+    for part in line.group(2).split("; "):
+        key, sep, value = part.partition(": ")
+        if sep:
+            cells[key.strip()] = (value.strip(), pos + len(key) + 2, pos + len(part))
+        pos += len(part) + 2
+    return cells
+
+
+def table_of(rows: Sequence[dict[str, tuple[str, int, int]]]) -> Table:
+    """The table of rows parsed by `row_cells` (headers in the order first met)."""
+    header = list(dict.fromkeys(key for cells in rows for key in cells))
+    return Table.from_rows([header, *[[cells[h][0] if h in cells else "" for h in header] for cells in rows]])
+
+
 def table_from_text(text: str) -> Table | None:
     """A table read back from its row passages ("Row N: Header: value; …"), or None when the text
     holds none."""
-    rows: list[dict[str, str]] = []
-    for line in text.splitlines():
-        match = _ROW.match(line.strip())
-        if match:
-            cells = {}
-            for part in match.group(2).split("; "):
-                key, sep, value = part.partition(": ")
-                if sep:
-                    cells[key.strip()] = value.strip()
-            rows.append(cells)
-    if not rows:
-        return None
-    header = list(dict.fromkeys(key for row in rows for key in row))
-    return Table.from_rows([header, *[[row.get(h, "") for h in header] for row in rows]])
+    rows = [row_cells(line) for line in ROW_LINE.finditer(text)]
+    return table_of(rows) if rows else None
