@@ -584,6 +584,8 @@ def test_answers_show_the_documents_text_as_written_in_chat_copy_and_export(seed
 
 @pytest.mark.slow  # loads the real models
 def test_the_chat_label_covers_no_message_and_an_unoffered_mode_looks_disabled(seed_workdir: Path, browser):
+    from playwright.sync_api import expect
+
     with running_app(seed_workdir, {"QA_GENERATIVE": "off"}) as url:
         page = open_chat(browser, url)
         for question in (FIRST, "What is GSOMIA?", "Where are the Liancourt Rocks?"):  # enough to scroll
@@ -591,7 +593,8 @@ def test_the_chat_label_covers_no_message_and_an_unoffered_mode_looks_disabled(s
         label, scroller, block = page.evaluate("""() => ['[data-testid="block-label"]', '.bubble-wrap', ''].map((s) => {
             const b = document.querySelector('#chat ' + s).getBoundingClientRect(); return [b.top, b.bottom]; })""")
         assert label[1] <= scroller[0] and scroller[1] <= block[1]  # messages scroll below the "Answers" label, not under it
-        page.locator("#chat-settings").click()  # open the settings
+        page.locator("#chat-settings").get_by_text("Settings").first.click()  # open the settings
+        expect(page.locator("#answer-mode label").first).to_be_visible(timeout=30_000)
         looks = page.evaluate("""() => [...document.querySelectorAll('#answer-mode label')].map((l) => [
             l.querySelector('input').disabled, Number(getComputedStyle(l).opacity), getComputedStyle(l).cursor])""")
     assert len(looks) == 2 and all(disabled and opacity <= 0.6 and cursor == "not-allowed" for disabled, opacity, cursor in looks)
