@@ -110,8 +110,14 @@ class Answer:
     readings: tuple[Reading, ...] = ()  # one per window read, most probable first (also when declined)
     timings: dict[str, float] = field(default_factory=dict)
     outcome: str = ANSWERED
-    headline: str = ""  # a composed answer's short answer (two facts compared: `qa.answer.compose`); "" otherwise
+    headline: str = ""  # a composed (`qa.answer.compose`) or computed (a table's count, sum…) short answer; "" otherwise
     parts: tuple[Answer, ...] = ()  # the sub-questions' answers it was composed from
+
+    @property
+    def short_text(self) -> str:
+        """The words that answer: a composed or computed answer's headline, else the short answer's
+        words; "" when there are none."""
+        return self.headline or (self.short_answer.short_text if self.short_answer else "")
 
 
 @dataclass(frozen=True, slots=True)

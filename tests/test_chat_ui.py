@@ -622,7 +622,8 @@ def test_questions_over_a_sheet_a_csv_and_a_deck_cite_the_row_and_slide_without_
     asked = {"Which country had the most revenue?": ("Japan", "sheet Exports 2024, row 3"),
              "How many units were shipped to Vietnam?": ("300", "sheet Exports 2024, row 4"),
              "In which city is the South branch?": ("Jeju", "branches › row 3"),
-             "What is the growth target for 2025?": ("15 percent", "Outlook, slide 2")}
+             "What is the growth target for 2025?": ("15 percent", "Outlook, slide 2"),
+             "What is the total revenue?": ("73.9", "sheet Exports 2024, row ")}  # computed: its rows cited
     with running_app(tmp_path) as url:
         page = open_chat(browser, url)
         for question, (value, place) in asked.items():

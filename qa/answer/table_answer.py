@@ -3,7 +3,9 @@ first, the table reader (`qa.tables.reader`) reads the whole table — every row
 and, when its answer is a cell (a lookup, the largest or smallest, the first or last, the row
 after or before a named one, the one of two), that cell is the short answer and its row the
 quoted, cited proof: "**Japan** — “Row 4: Country: Japan; Revenue: 61.4” [1]". A computed answer
-(a count, a sum) or an unsure parse is left to the span reader, as before.
+(a count, a sum or average, a difference, the rows a numeric condition keeps) is the headline, with
+the rows it was computed from quoted and cited: "**2** — 2 of 3 rows: “Row 3: …” [1] · “Row 4: …” [2]".
+No parse, or a count of no rows, is left to the span reader.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections.abc import Sequence
 
 from qa.answer.answerer import evidence_answer
 from qa.index.loaded import Index
-from qa.tables.reader import read_table
+from qa.tables.reader import TableAnswer, read_table
 from qa.tables.table import ROW_LINE, Table, row_cells, table_of
-from qa.types import ANSWERED, Answer, Chunk, Passage, Reading
+from qa.types import ANSWERED, Answer, Chunk, Citation, Passage, Reading
 
 CELL_OPERATIONS = ("lookup", "argmax", "argmin", "first", "last", "next", "previous", "choice")
+COMPUTED_OPERATIONS = ("count", "sum", "average", "difference", "filter")
+MAX_QUOTED_ROWS = 8  # a computed answer quotes and cites this many of its rows, then says how many more
 TABLE_CONFIDENCE = 0.9  # reported as the answer's confidence: the parse found the cell it names (not calibrated)
 MAX_TABLE_ROWS = 5000  # a larger sheet is left to the span reader
 
@@ -56,6 +60,8 @@ def table_answer(question: str, passages: Sequence[Passage], index: Index) -> An
     if len(table.rows) != len(rows):
         return None  # an empty row was dropped: the row numbers would not line up
     found = read_table(question, table)
+    if found is not None and found.operation in COMPUTED_OPERATIONS:
+        return computed_answer(question, found, table, rows, passages)
     if found is None or found.operation not in CELL_OPERATIONS or found.column is None or len(found.values) != 1:
         return None
     row = next((i for i in found.rows if table.rows[i][found.column] == found.values[0]), None)
@@ -76,3 +82,44 @@ def table_answer(question: str, passages: Sequence[Passage], index: Index) -> An
     text, citations = evidence_answer(reading, shown)
     return Answer(question, text, tuple(citations), tuple(shown), abstained=False, mode="evidence",
                   model="table-reader", raw_text=text, short_answer=reading, readings=(reading,), outcome=ANSWERED)
+
+
+def computed_answer(question: str, found: TableAnswer, table: Table, rows: Sequence[tuple[Chunk, re.Match]],
+                    passages: Sequence[Passage]) -> Answer | None:
+    """A computed value as the headline, then what it was computed from and the rows quoted, each
+    cited (the first `MAX_QUOTED_ROWS`); None when it rests on no row."""
+    if not found.rows or not found.values:
+        return None
+    shown, citations, quoted = list(passages), [], []
+    for i in found.rows[:MAX_QUOTED_ROWS]:
+        chunk, line = rows[i]
+        marker = next((n for n, p in enumerate(shown, start=1) if p.chunk.chunk_id == chunk.chunk_id), 0)
+        if not marker:
+            shown.append(Passage(chunk, 0.0, len(shown) + 1))
+            marker = len(shown)
+        start = chunk.start + line.start()
+        citations.append(Citation(marker, chunk.chunk_id, line.group(0), start, start + len(line.group(0)), chunk.page))
+        quoted.append(f"“{line.group(0)}” [{marker}]")
+    more = len(found.rows) - len(quoted)
+    text = f"{computed_from(found, table)}: " + " · ".join(quoted) + (f" · and {more} more" if more > 0 else "")
+    return Answer(question, text, tuple(citations), tuple(shown), abstained=False, mode="evidence", model="table-reader",
+                  raw_text=text, outcome=ANSWERED, headline=", ".join(found.values))
+
+
+def computed_from(found: TableAnswer, table: Table) -> str:
+    """What a computed value was computed from, in words: "2 of 3 rows", "the sum of Revenue over 3 rows".
+
+    >>> t = Table.from_rows([["Country", "Revenue"], ["Japan", "61.4"], ["Korea", "0"]])
+    >>> computed_from(TableAnswer(("61.4",), (0, 1), "sum", 1), t), computed_from(TableAnswer(("2",), (0, 1), "count", None), t)
+    ('the sum of Revenue over 2 rows', '2 of 2 rows')
+    """
+    n, column = len(found.rows), table.header[found.column] if found.column is not None else ""
+    rows = f"{n} row" + ("s" if n != 1 else "")
+    if found.operation == "count":
+        return f"{n} of {len(table.rows)} rows"
+    if found.operation in ("sum", "average"):
+        return f"the {found.operation} of {column} over {rows}"
+    if found.operation == "difference":
+        a, b = (table.rows[i][found.column] for i in found.rows[:2])
+        return f"the difference of {column}: {a} and {b}"
+    return f"{rows} of {len(table.rows)}"

@@ -99,10 +99,9 @@ def build_mcp(pipeline: Pipeline):  # noqa: ANN201 - an MCPServer
             answer: Answer = await anyio.to_thread.run_sync(pipeline.ask, question, limiter=answering())
         except QAError as error:
             raise ToolError(str(error)) from None
-        short = answer.short_answer
         return AskResult(question=answer.question, answer=answer_markdown(answer), abstained=answer.abstained,
                          outcome=answer.outcome, confidence=confidence(answer),
-                         short_answer=answer.headline or (None if short is None else short.short_text),
+                         short_answer=answer.short_text or None,
                          citations=[Citation(**c) for c in citations_json(answer, pipeline.index)])
 
     return server

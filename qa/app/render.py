@@ -65,7 +65,7 @@ def answer_json(answer: Answer, index: Index) -> dict:
             "chunk_id": short.chunk_id, "start": short.start, "end": short.end,
             "probability": round(short.answerable, 4), "marker": short.marker, "sentence": short.sentence,
             "sentence_start": short.sentence_start, "sentence_end": short.sentence_end},
-        "headline": answer.headline or None,  # a composed answer's short answer (two facts compared)
+        "headline": answer.headline or None,  # a composed (two facts) or computed (a table's count, sum…) short answer
         "parts": [{"question": p.question, "short_answer": p.short_answer.short_text if p.short_answer else None,
                    "outcome": p.outcome} for p in answer.parts],
         "abstained": answer.abstained,
@@ -206,7 +206,7 @@ def reply_html(answer: Answer, answer_id: str = "a") -> str:
         return f'<div class="tentative"><span class="not-sure">{escape_text(NOT_SURE)}</span> {rest}</div>'
     if shown is None:
         text = answer_html(answer.text, len(answer.passages), answer_id, previews)
-        headline = answer.headline or (answer.short_answer.short_text if answer.short_answer else "")
+        headline = answer.short_text
         return f"<strong>{escape_text(headline)}</strong> — {text}" if headline else text
     headline, short = shown
     before, words, after = (_SPACES.sub(" ", part) for part in proof_parts(short))  # a PDF's line breaks read as spaces

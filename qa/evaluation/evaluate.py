@@ -205,7 +205,7 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
                 for c in answer.citations
             ],
             "timings": answer.timings,
-            "short_answer": answer.short_answer.short_text if answer.short_answer else None,
+            "short_answer": answer.short_text or None,
             "best_reading": None if not answer.readings else {
                 "text": answer.readings[0].text, "sentence": answer.readings[0].sentence,
                 "margin": round(answer.readings[0].margin, 4), "answerable": round(answer.readings[0].answerable, 4),
@@ -215,7 +215,7 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
     # The official SQuAD 2.0 scores of the short answer ("" when declined); on answerable
     # questions they are also reported as exact_match and f1.
     record["squad_exact"], record["squad_f1"] = squad_scores(
-        answer.short_answer.short_text if answer.short_answer and not answer.abstained else "", question.answers)
+        "" if answer.abstained else answer.short_text, question.answers)
     if question.answerable:
         record.update(answerable_scores(question, answer, record, [p for _, p in cited]))
     if cited:
