@@ -1,22 +1,24 @@
 """A small semantic parser for questions over one table: it matches the question's words to the
 table's headers and cells, picks an operation by its wording, and computes the answer.
 
-Operations: lookup (the answer column of the rows that match the named cells), first/last (by
-row order), argmax/argmin ("most", "highest", "least"…), count ("how many" rows), sum/average,
-the difference of two named rows ("how many more"), the choice between two named rows ("A or
-B"), the row before/after a named one. Measured on WikiTableQuestions (`scripts/eval_tables.py`).
+Operations: lookup (the answer column of the rows that match the named cells, `qa.tables.match`),
+first/last (by row order), argmax/argmin ("most", "highest", "least"…), count ("how many" rows),
+sum/average, the difference of two named rows ("how many more"), the choice between two named
+rows ("A or B"), the row before/after a named one, the other rows sharing a named row's value
+("the same time as X"); "other than X" leaves X's rows out, and a summary row ("Total") counts
+only when named. Measured on WikiTableQuestions (`scripts/eval_tables.py`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
+from qa.tables.match import column_scores, first_place, label_column, mentioned_cells, numeric_column
 from qa.tables.table import Table, normalized
-from qa.text import WORD_NUMBERS, content_words, terms
+from qa.text import WORD_NUMBERS, terms, word_tokens
 
-_QUESTION_WORDS = {"many", "much", "what", "which", "when", "where", "does", "listed", "list", "total", "number",
-                          "name", "there", "their", "they", "have", "were", "than", "more", "less", "most", "least"}
 _MORE = re.compile(r"\b(?:most|highest|largest|greatest|biggest|longest|maximum|max|top|best|tallest|heaviest|"
                    r"oldest|latest|more|higher|larger|greater|longer|bigger)\b")
 _LESS = re.compile(r"\b(?:least|lowest|smallest|fewest|shortest|minimum|min|worst|youngest|earliest|newest|"
@@ -34,6 +36,10 @@ _WHO = re.compile(r"^\s*(?:who|whom|whose)\b|\b(?:which|what) (?:person|player|a
 _FILTER = re.compile(r"\b(?P<op>more than|over|greater than|at least|less than|under|fewer than|at most|below|above|"
                      r"or more|or less|or fewer|or better)\s*(?P<n>-?\d[\d,]*(?:\.\d+)?|"
                      + "|".join(WORD_NUMBERS) + r")\b")
+_EXCLUDED = re.compile(r"\b(?:other than|besides|except(?: for)?|aside from|apart from|excluding) (?P<what>[^,?]+)",
+                       re.IGNORECASE)
+_SAME = re.compile(r"\bsame (?P<what>[\w ]+?) as (?P<other>.+)$")
+_RANKING = re.compile(r"^\s*(?:rank|ranking|place|pos|position|seed|no|#)\.?\s*$", re.IGNORECASE)  # 1 is the top
 _SUPERLATIVE_AMOUNT = re.compile(r"\b(?:most|least|highest|lowest|largest|smallest|greatest|fewest|maximum|minimum)"
                                  r" (?:number|amount|total)\b")
 
@@ -46,52 +52,19 @@ class TableAnswer:
     column: int | None  # the answer column (None for a count)
 
 
-def mentioned_cells(question: str, table: Table) -> list[tuple[int, int]]:
-    """(row, column) of the cells the question names (longest first): whole cells it contains, or
-    cells that contain one of its words that no header and no whole cell explains ("netherlands"
-    in "Amsterdam, Netherlands")."""
-    return [(i, j) for i, j, _ in mentions(question, table)]
-
-
-def mentions(question: str, table: Table) -> list[tuple[int, int, str]]:
-    """(row, column, the words named) for each cell the question names (see `mentioned_cells`)."""
-    q = f" {normalized(question)} "
-    found = []
-    for i, row in enumerate(table.rows):
-        for j, cell in enumerate(row):
-            text = normalized(cell)
-            if len(text) >= 2 and text not in ("-", "—", "n/a") and re.search(rf"(?<![\w]){re.escape(text)}(?![\w])", q):
-                found.append((i, j, text))
-    explained = " ".join(text for _, _, text in found)
-    headers = set(terms(" ".join(table.header)))
-    words = [w for w in content_words(q) if len(w) >= 4 and not w.isdigit() and w not in explained
-             and w not in _QUESTION_WORDS and not (terms(w) & headers)]
-    for w in dict.fromkeys(words):
-        for i, row in enumerate(table.rows):
-            for j, cell in enumerate(row):
-                if re.search(rf"(?<![\w]){re.escape(w)}(?![\w])", normalized(cell)):
-                    found.append((i, j, w))
-    return sorted(found, key=lambda m: -len(m[2]))
-
-
-def column_scores(question: str, table: Table) -> list[float]:
-    """How strongly the question names each column: shared stemmed words with its header."""
-    words = terms(question)
-    scores = []
-    for header in table.header:
-        head = terms(header)
-        scores.append(len(words & head) / max(len(head), 1) if head else 0.0)
-    return scores
-
-
 def answer_column(question: str, table: Table, conditions: set[int], scores: list[float]) -> int:
     """The column the answer is read from: the named column that is no condition, else by the
     question word ("when"/"what year": a year or date column), else the first column."""
+    words = word_tokens(question)
     named = sorted((j for j in range(len(table.header)) if scores[j] > 0 and j not in conditions),
-                   key=lambda j: -scores[j])
+                   key=lambda j: (-scores[j], first_place(words, table.header[j])))
     if named:
         return named[0]
     q = normalized(question)
+    if re.search(r"\bhow long\b", q):
+        timed = [j for j, header in enumerate(table.header) if re.search(r"time|duration|length", header, re.IGNORECASE)]
+        if timed and timed[0] not in conditions:
+            return timed[0]
     if _YEAR_WORDS.search(q):
         for j, header in enumerate(table.header):
             if re.search(r"year|date|season", header, re.IGNORECASE) and j not in conditions:
@@ -99,16 +72,6 @@ def answer_column(question: str, table: Table, conditions: set[int], scores: lis
     if re.search(r"\b(?:how many|how much)\b", q):
         return next((j for j in range(len(table.header)) if table.numeric(j) and j not in conditions), 0)
     return label_column(question, table, conditions, scores)
-
-
-def numeric_column(table: Table, scores: list[float], avoid: set[int]) -> int | None:
-    """The numeric column the question names (or the only numeric one)."""
-    numeric = [j for j in range(len(table.header)) if table.numeric(j)]
-    named = sorted((j for j in numeric if scores[j] > 0 and j not in avoid), key=lambda j: -scores[j])
-    if named:
-        return named[0]
-    rest = [j for j in numeric if j not in avoid]
-    return rest[-1] if rest else None
 
 
 def numeric_filter(question: str, table: Table, scores: list[float], avoid: set[int]) -> tuple[list[int], int] | None:
@@ -127,14 +90,6 @@ def numeric_filter(question: str, table: Table, scores: list[float], avoid: set[
             "under": lambda v: v < limit, "fewer than": lambda v: v < limit, "below": lambda v: v < limit,
             "at most": lambda v: v <= limit}.get(op, lambda v: v <= limit)
     return [i for i in range(len(table.rows)) if table.numbers[i][column] is not None and keep(table.numbers[i][column])], column
-
-
-def label_column(question: str, table: Table, avoid: set[int], scores: list[float]) -> int:
-    """The column that names a row (what "who" or "which X" asks for): the named text column not
-    in `avoid`, else the first text column not in it."""
-    text = [j for j in range(len(table.header)) if not table.numeric(j) and j not in avoid]
-    named = sorted((j for j in text if scores[j] > 0), key=lambda j: -scores[j])
-    return named[0] if named else (text[0] if text else 0)
 
 
 def _format(value: float) -> str:
@@ -161,7 +116,7 @@ class _Parse:
         return {j for _, j in self.cells}
 
     def matching(self) -> list[int]:
-        return _matching_rows(self.table, self.cells) if self.cells else list(range(len(self.table.rows)))
+        return _matching_rows(self.table, self.cells)
 
 
 _UNDECIDED = object()  # a step that does not apply: the next one is tried
@@ -171,13 +126,44 @@ def read_table(question: str, table: Table) -> TableAnswer | None:
     """The answer to `question` from `table`, or None when no operation fits."""
     if not table.rows or not table.header:
         return None
+    excluded = _EXCLUDED.search(question)
+    if excluded:  # "other than X, …": read the table without X's rows
+        named = {i for i, _ in mentioned_cells(excluded["what"], table)}
+        kept = [i for i in range(len(table.rows)) if i not in named]
+        if named and kept:
+            found = read_table(question[:excluded.start()] + question[excluded.end():],
+                               Table(table.header, [table.rows[i] for i in kept], [table.numbers[i] for i in kept]))
+            return dataclasses.replace(found, rows=tuple(kept[i] for i in found.rows)) if found else None
     cells, scores = mentioned_cells(question, table), column_scores(question, table)
     p = _Parse(question, normalized(question), table, cells, scores, answer_column(question, table, {j for _, j in cells}, scores))
-    for step in (_compared, _aggregated, _located):
+    for step in (_same, _compared, _aggregated, _located):
         answer = step(p)
         if answer is not _UNDECIDED:
             return answer
     return None
+
+
+def _same(p: _Parse):  # noqa: ANN202 - TableAnswer | None | _UNDECIDED
+    """The other rows that share a named row's value in a named column ("which athlete had the same
+    time as X?": the athletes; "how many … the same length as X?": how many)."""
+    match = _SAME.search(p.q)
+    if not match:
+        return _UNDECIDED
+    column = next((j for j, h in enumerate(p.table.header) if terms(h) & terms(match["what"])), None)
+    named = mentioned_cells(match["other"], p.table)
+    if column is None or not named:
+        return _UNDECIDED
+    row, named_column = named[0]
+    value = normalized(p.table.rows[row][column])
+    rows = [i for i in range(len(p.table.rows)) if i != row and not p.table.is_summary(i)
+            and normalized(p.table.rows[i][column]) == value]
+    if _COUNT.search(p.q):
+        return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
+    before = column_scores(p.q[:match.start()], p.table)
+    asked = [j for j in range(len(p.table.header)) if before[j] > 0 and j != column]
+    j = max(asked, key=lambda j: before[j]) if asked else named_column
+    values = tuple(dict.fromkeys(p.table.rows[i][j] for i in rows if p.table.rows[i][j]))
+    return TableAnswer(values, tuple(rows), "same", j) if values else None
 
 
 def _compared(p: _Parse):  # noqa: ANN202 - TableAnswer | None | _UNDECIDED
@@ -209,7 +195,8 @@ def _aggregated(p: _Parse):  # noqa: ANN202 - TableAnswer | None | _UNDECIDED
         return TableAnswer(tuple(dict.fromkeys(table.rows[i][j] for i in rows)), tuple(rows), "filter", j) if rows else None
     named_numeric = [j for j in range(len(table.header)) if p.scores[j] > 0.5 and table.numeric(j) and j not in p.conditions]
     summed = _AVERAGE.search(q) or (_SUM.search(q) and named_numeric and not p.rows)  # "total number of silver medals"
-    if _COUNT.search(q) and not summed and not _SUM.search(q.replace("total number", "")):
+    total = _SUM.search(q.replace("total number", ""))
+    if _COUNT.search(q) and not summed and not (total and not re.search(r"\bhow many total\b", q)):
         if named_numeric and p.rows:
             return TableAnswer((table.rows[p.rows[0]][named_numeric[0]],), (p.rows[0],), "lookup", named_numeric[0])
         rows = p.matching()
@@ -250,11 +237,13 @@ def _located(p: _Parse):  # noqa: ANN202 - TableAnswer | None
 
 def _matching_rows(table: Table, cells: list[tuple[int, int]]) -> list[int]:
     """The rows that hold every named value (in its column, as whole words); of several values
-    named in one column, any of them."""
+    named in one column, any of them. A summary row ("Total") only when named."""
     wanted: dict[int, set[str]] = {}
     for i, j in cells:
         wanted.setdefault(j, set()).add(normalized(table.rows[i][j]))
-    return [i for i, row in enumerate(table.rows) if all(normalized(row[j]) in values for j, values in wanted.items())]
+    named = {i for i, _ in cells}
+    return [i for i, row in enumerate(table.rows) if all(normalized(row[j]) in values for j, values in wanted.items())
+            and (i in named or not table.is_summary(i))]
 
 
 def _superlative(q: str, table: Table, cells, scores, conditions, target) -> TableAnswer | None:  # noqa: ANN001
@@ -264,13 +253,15 @@ def _superlative(q: str, table: Table, cells, scores, conditions, target) -> Tab
     number = numeric_column(table, scores, conditions | {target} if table.numeric(target) is False else conditions)
     if number is None:
         return None
-    rows = _matching_rows(table, cells) if cells else list(range(len(table.rows)))
+    rows = _matching_rows(table, cells)
     rows = [i for i in rows if table.numbers[i][number] is not None]
     if not rows:
         return None
     most = bool(_MORE.search(q)) and not (_LESS.search(q) and _LESS.search(q).start() < _MORE.search(q).start())
+    if _RANKING.search(table.header[number]) and re.search(r"\b(?:top|best|highest|first)\b", q):
+        most = not most  # "the top ranking athlete": rank 1
     best = (max if most else min)(rows, key=lambda i: table.numbers[i][number])
-    asks_amount = re.search(r"\b(?:how many|how much|what (?:is|was) the (?:most|least|highest|lowest|largest|smallest))\b", q)
+    asks_amount = re.search(r"\b(?:how many|how much|what (?:is|was) the (?:most|least|highest|lowest|largest|smallest|greatest|biggest|fewest|longest|shortest))\b", q)
     column = target if (target != number or asks_amount) else label_column(q, table, conditions | {number}, scores)
     if _WHO.search(q) and table.numeric(column):
         column = label_column(q, table, conditions | {number}, scores)
@@ -279,7 +270,7 @@ def _superlative(q: str, table: Table, cells, scores, conditions, target) -> Tab
 
 def _most_frequent(q: str, table: Table, cells, column: int) -> TableAnswer | None:  # noqa: ANN001
     """The value of `column` on the most (or fewest) rows."""
-    rows = _matching_rows(table, cells) if cells else list(range(len(table.rows)))
+    rows = _matching_rows(table, cells)
     counts: dict[str, list[int]] = {}
     for i in rows:
         if table.rows[i][column]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 _NUMBER = re.compile(r"^[^\d\-−+.]{0,3}([\-−+]?\d[\d,]*(?:\.\d+)?|[\-−]?\.\d+)\s*(%|[a-zA-Z]{0,3}\.?)?\s*(?:\[[^\]]*\])?$")
 _FOOTNOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
+_SUMMARY = re.compile(r"^(?:grand |sub-?)?totals?\b")
 
 
 def number_of(cell: str) -> float | None:
@@ -47,6 +48,11 @@ def normalized(text: str) -> str:
     return text[:-1].strip() if text.endswith(".") else text
 
 
+def summary_label(text: str) -> bool:
+    """Whether a (normalised) cell labels a summary row: "total", "grand total - value", "totals"."""
+    return bool(_SUMMARY.match(text))
+
+
 @dataclass
 class Table:
     header: list[str]
@@ -63,6 +69,17 @@ class Table:
 
     def column(self, j: int) -> list[str]:
         return [row[j] for row in self.rows]
+
+    def is_summary(self, i: int) -> bool:
+        """Whether row `i` sums up the others ("Total", "Grand total - value", "Totals"): it counts
+        as no row of its own in a count, a sum or a superlative.
+
+        >>> t = Table.from_rows([["Nation", "Gold"], ["Japan", "3"], ["Total", "3"]])
+        >>> t.is_summary(0), t.is_summary(1)
+        (False, True)
+        """
+        text = [normalized(c) for c in self.rows[i] if c and number_of(c) is None][:2]
+        return any(summary_label(c) for c in text)
 
     def numeric(self, j: int) -> bool:
         """Whether most of the column's filled cells are numbers."""
