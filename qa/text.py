@@ -247,3 +247,27 @@ def terminal_json(text: str) -> str:
     (`\\u009b`: the same JSON, never acted on by a terminal it is printed to)."""
     return text.translate(_JSON_CONTROLS)
 
+
+_MONTHS = {m: n for n, m in enumerate("january february march april may june july august september october november "
+                                      "december".split(), start=1)}
+_MONTHS |= {m[:3]: n for m, n in list(_MONTHS.items())}
+_DATE_YEAR = re.compile(r"\b(?P<year>\d{3,4})(?:\s*(?P<era>BC|BCE|AD|CE))?\b")
+
+
+def date_key(text: str) -> tuple[int, int, int] | None:
+    """A date said in `text` as (year, month, day) for ordering (months and days 0 when not said;
+    years BC negative), or None.
+
+    >>> date_key("born 12 March 1921"), date_key("in July 2008"), date_key("c. 500 BC"), date_key("soon")
+    ((1921, 3, 12), (2008, 7, 0), (-500, 0, 0), None)
+    >>> date_key("March 5, 1991")
+    (1991, 3, 5)
+    """
+    year = _DATE_YEAR.search(text)
+    if not year:
+        return None
+    value = int(year["year"]) * (-1 if year["era"] in ("BC", "BCE") else 1)
+    words = re.findall(r"[a-z]+|\b\d{1,2}\b", text.casefold())
+    month = next((_MONTHS[w] for w in words if w in _MONTHS), 0)
+    day = next((int(w) for w in words if w.isdigit() and 1 <= int(w) <= 31), 0) if month else 0
+    return value, month, day

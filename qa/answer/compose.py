@@ -10,14 +10,10 @@ import re
 from collections.abc import Sequence
 
 from qa.answer.planner import Plan
-from qa.text import WORD_NUMBERS
+from qa.text import WORD_NUMBERS, date_key
 from qa.types import ANSWERED, Answer, Passage
 
-_MONTHS = {m: n for n, m in enumerate("january february march april may june july august september october november "
-                                      "december".split(), start=1)}
-_MONTHS |= {m[:3]: n for m, n in list(_MONTHS.items())}
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "bn": 1e9}
-_YEAR = re.compile(r"\b(?P<year>\d{3,4})(?:\s*(?P<era>BC|BCE|AD|CE))?\b")
 _NUMBER = re.compile(r"(?P<n>-?\d[\d,]*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion|bn|k|m)?\b", re.IGNORECASE)
 # A country and the adjective that names its people: "American" and "United States" are the same answer.
 _NATIONS = {"american": "united states", "usa": "united states", "us": "united states", "u.s.": "united states",
@@ -28,25 +24,6 @@ _NATIONS = {"american": "united states", "usa": "united states", "us": "united s
             "scottish": "united kingdom", "welsh": "united kingdom", "dutch": "netherlands", "swedish": "sweden",
             "norwegian": "norway", "danish": "denmark", "polish": "poland", "mexican": "mexico",
             "brazilian": "brazil", "belgian": "belgium", "swiss": "switzerland", "austrian": "austria"}
-
-
-def date_key(text: str) -> tuple[int, int, int] | None:
-    """A date said in `text` as (year, month, day) for ordering (months and days 0 when not said;
-    years BC negative), or None.
-
-    >>> date_key("born 12 March 1921"), date_key("in July 2008"), date_key("c. 500 BC"), date_key("soon")
-    ((1921, 3, 12), (2008, 7, 0), (-500, 0, 0), None)
-    >>> date_key("March 5, 1991")
-    (1991, 3, 5)
-    """
-    year = _YEAR.search(text)
-    if not year:
-        return None
-    value = int(year["year"]) * (-1 if year["era"] in ("BC", "BCE") else 1)
-    words = re.findall(r"[a-z]+|\b\d{1,2}\b", text.casefold())
-    month = next((_MONTHS[w] for w in words if w in _MONTHS), 0)
-    day = next((int(w) for w in words if w.isdigit() and 1 <= int(w) <= 31), 0) if month else 0
-    return value, month, day
 
 
 def quantity(text: str) -> float | None:

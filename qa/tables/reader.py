@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from qa.tables.match import column_scores, first_place, label_column, mentioned_cells, numeric_column
 from qa.tables.table import Table, normalized
-from qa.text import WORD_NUMBERS, terms, word_tokens
+from qa.text import WORD_NUMBERS, date_key, terms, word_tokens
 
 _MORE = re.compile(r"\b(?:most|highest|largest|greatest|biggest|longest|maximum|max|top|best|tallest|heaviest|"
                    r"oldest|latest|more|higher|larger|greater|longer|bigger)\b")
@@ -38,6 +38,9 @@ _FILTER = re.compile(r"\b(?P<op>more than|over|greater than|at least|less than|u
                      + "|".join(WORD_NUMBERS) + r")\b")
 _EXCLUDED = re.compile(r"\b(?:other than|besides|except(?: for)?|aside from|apart from|excluding) (?P<what>[^,?]+)",
                        re.IGNORECASE)
+_UP, _DOWN = r"more|higher|larger|greater|bigger|longer|increased?|before|above", r"less|fewer|lower|smaller|shorter|decreased?|after|below"
+_WORD_CHOICE = re.compile(rf"\b(?:(?P<up>{_UP}) or (?P<down>{_DOWN})|(?P<down2>{_DOWN}) or (?P<up2>{_UP}))\b")
+_WHEN_CHOICE = re.compile(r"\b(?:(?P<early>earlier|earliest|sooner|first|older|oldest)|later|latest|newer|newest|last)\b")
 _SAME = re.compile(r"\bsame (?P<what>[\w ]+?) as (?P<other>.+)$")
 _RANKING = re.compile(r"^\s*(?:rank|ranking|place|pos|position|seed|no|#)\.?\s*$", re.IGNORECASE)  # 1 is the top
 _SUPERLATIVE_AMOUNT = re.compile(r"\b(?:most|least|highest|lowest|largest|smallest|greatest|fewest|maximum|minimum)"
@@ -175,11 +178,50 @@ def _compared(p: _Parse):  # noqa: ANN202 - TableAnswer | None | _UNDECIDED
             a, b = (table.numbers[i][number] for i in p.rows[:2])
             if a is not None and b is not None:
                 return TableAnswer((_format(abs(a - b)),), tuple(p.rows[:2]), "difference", number)
-    if " or " in q and len(p.rows) >= 2 and (_MORE.search(q) or _LESS.search(q) or _FIRST.search(q)):
+    if _WORD_CHOICE.search(q) and len(p.rows) >= 2:
+        return _word_choice(p)
+    if " or " in q and len(p.rows) >= 2:
+        found = _option_kept(p)
+        if found is not None:
+            return found
+    if " or " in q and len(p.rows) >= 2 and (_MORE.search(q) or _LESS.search(q) or _FIRST.search(q) or _WHEN_CHOICE.search(q)):
         return _choose(q, table, p.cells, p.scores, p.conditions)
     if _SUPERLATIVE_AMOUNT.search(q):
         return _superlative(q, table, p.cells, p.scores, p.conditions, p.target)
     return _UNDECIDED
+
+
+def _word_choice(p: _Parse):  # noqa: ANN202 - TableAnswer | None
+    """"Does A have more or less X than B?", "before or after": the word that holds for the row
+    named first, by the numeric column (or, for before/after, above/below, by row order)."""
+    match = _WORD_CHOICE.search(p.q)
+    words = (match["up"], match["down"]) if match["up"] else (match["up2"], match["down2"])
+    places = {i: p.q.find(normalized(p.table.rows[i][j])) for i, j in p.cells}
+    subject, other = sorted(dict.fromkeys(i for i, _ in p.cells), key=lambda i: (places[i] < 0, places[i]))[:2]
+    if words[0] in ("before", "above"):
+        up = subject < other
+    else:
+        number = numeric_column(p.table, p.scores, p.conditions)
+        a, b = (None, None) if number is None else (p.table.numbers[subject][number], p.table.numbers[other][number])
+        if a is None or b is None or a == b:
+            return None
+        up = a > b
+    return TableAnswer((words[0] if up else words[1],), (subject, other), "more or less", None)
+
+
+def _option_kept(p: _Parse) -> TableAnswer | None:
+    """"Did A or B have a D tyre?": of two options named in one column, the one whose row holds the
+    other named cells; None unless exactly one does."""
+    columns = [j for _, j in p.cells]
+    options = next((j for j in dict.fromkeys(columns) if len({i for i, c in p.cells if c == j}) == 2), None)
+    others = [(i, j) for i, j in p.cells if j != options]
+    if options is None or not others:
+        return None
+    kept = set(_matching_rows(p.table, others))
+    chosen = [i for i, j in p.cells if j == options and i in kept]
+    if len(chosen) != 1:
+        return None
+    return TableAnswer((p.table.rows[chosen[0]][options],), (chosen[0],), "choice", options)
 
 
 def _aggregated(p: _Parse):  # noqa: ANN202 - TableAnswer | None | _UNDECIDED
@@ -287,7 +329,11 @@ def _choose(q: str, table: Table, cells, scores, conditions) -> TableAnswer | No
     (i1, j1), (i2, j2) = cells[0], next(((i, j) for i, j in cells[1:] if i != cells[0][0]), cells[0])
     if i1 == i2:
         return None
-    if _FIRST.search(q) and not (_MORE.search(q) or _LESS.search(q)):
+    dated = _date_column(table, scores, conditions) if _WHEN_CHOICE.search(q) else None
+    if dated is not None and date_key(table.rows[i1][dated]) and date_key(table.rows[i2][dated]):
+        earlier = date_key(table.rows[i1][dated]) <= date_key(table.rows[i2][dated])
+        pick = i1 if earlier == (_WHEN_CHOICE.search(q)["early"] is not None) else i2
+    elif _FIRST.search(q) and not (_MORE.search(q) or _LESS.search(q)):
         pick = min(i1, i2)
     else:
         number = numeric_column(table, scores, conditions)
@@ -300,3 +346,10 @@ def _choose(q: str, table: Table, cells, scores, conditions) -> TableAnswer | No
         pick = i1 if (a > b) == more else i2
     j = j1 if pick == i1 else j2
     return TableAnswer((table.rows[pick][j],), (pick,), "choice", j)
+
+
+def _date_column(table: Table, scores: list[float], avoid: set[int]) -> int | None:
+    """The column of dates the question names (or the first), where most filled cells read as one."""
+    dated = [j for j in range(len(table.header)) if j not in avoid and not table.numeric(j)
+             and sum(date_key(c) is not None for c in table.column(j) if c) >= 0.7 * max(1, sum(map(bool, table.column(j))))]
+    return max(dated, key=lambda j: scores[j]) if dated else None
