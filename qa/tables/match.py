@@ -17,6 +17,7 @@ _PERSON = re.compile(r"\b(?:name|player|athlete|candidate|driver|rider|winner|co
 _ORDINAL_WORDS = "second third fourth fifth sixth seventh eighth ninth tenth".split()
 _ORDINAL = re.compile(r"\b(?:(?P<n>\d+)(?:st|nd|rd|th)|(?P<word>" + "|".join(_ORDINAL_WORDS) + r"))\b")
 _PLACED = re.compile(r"rank|place|position|\bpos\b|finish|result|standing", re.IGNORECASE)
+_COUNTING = re.compile(r"\b(?:(?:the )?total )?(?:number|amount|total) of\b", re.IGNORECASE)
 _YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
 
 
@@ -64,8 +65,9 @@ def placings(q: str, table: Table, known: set[tuple[int, int]]) -> list[tuple[in
 
 
 def column_scores(question: str, table: Table) -> list[float]:
-    """How strongly the question names each column: shared stemmed words with its header."""
-    words = terms(question)
+    """How strongly the question names each column: shared stemmed words with its header ("the
+    number of …", "the total of …" name no column)."""
+    words = terms(_COUNTING.sub(" ", question))
     scores = []
     for header in table.header:
         head = terms(header)
