@@ -11,7 +11,7 @@ from qa.text import content_words, terms
 
 _QUESTION_WORDS = {"many", "much", "what", "which", "when", "where", "does", "listed", "list", "total", "number",
                    "name", "there", "their", "they", "have", "were", "than", "more", "less", "most", "least"}
-_PERSON = re.compile(r"\b(?:name|player|athlete|candidate|driver|rider|winner|coach|artist|composer|person|member|"
+PERSON = re.compile(r"\b(?:name|player|athlete|candidate|driver|rider|winner|coach|artist|composer|person|member|"
                      r"incumbent|author|director|actor|actress|cyclist|swimmer|skater|runner|manager|president|champion)s?\b",
                      re.IGNORECASE)
 _ORDINAL_WORDS = "second third fourth fifth sixth seventh eighth ninth tenth".split()
@@ -98,5 +98,5 @@ def label_column(question: str, table: Table, avoid: set[int], scores: list[floa
     text = [j for j in range(len(table.header)) if not table.numeric(j) and j not in avoid]
     named = sorted((j for j in text if scores[j] > 0), key=lambda j: -scores[j])
     if not named and re.match(r"\s*(?:who|whom|whose)\b", question, re.IGNORECASE):
-        named = [j for j in text if _PERSON.search(table.header[j])]  # "who…": the name, not the riding
+        named = [j for j in text if PERSON.search(table.header[j])]  # "who…": the name, not the riding
     return named[0] if named else (text[0] if text else 0)

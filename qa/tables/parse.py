@@ -57,10 +57,17 @@ UNDECIDED = object()  # a step that does not apply: the next one is tried
 
 def matching_rows(table: Table, cells: list[tuple[int, int]]) -> list[int]:
     """The rows that hold every named value (in its column, as whole words); of several values
-    named in one column, any of them. A summary row ("Total") only when named."""
-    wanted: dict[int, set[str]] = {}
+    named in one column, any of them; a value found in several columns ("18" games played, or 18
+    points), in any of them. A summary row ("Total") only when named."""
+    columns: dict[str, set[int]] = {}
     for i, j in cells:
-        wanted.setdefault(j, set()).add(normalized(table.rows[i][j]))
+        columns.setdefault(normalized(table.rows[i][j]), set()).add(j)
+    wanted: dict[int, set[str]] = {}
+    for value, where in columns.items():
+        if len(where) == 1:
+            wanted.setdefault(next(iter(where)), set()).add(value)
+    spread = {value: where for value, where in columns.items() if len(where) > 1}
     named = {i for i, _ in cells}
     return [i for i, row in enumerate(table.rows) if all(normalized(row[j]) in values for j, values in wanted.items())
+            and all(any(normalized(row[j]) == value for j in where) for value, where in spread.items())
             and (i in named or not table.is_summary(i))]

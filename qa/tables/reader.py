@@ -14,7 +14,7 @@ import dataclasses
 import re
 
 from qa.tables.compare import THAN_ROW, WHEN_CHOICE, WORD_CHOICE, choose, duration, option_kept, same, than_row, word_choice
-from qa.tables.match import column_scores, first_place, label_column, mentioned_cells, numeric_column
+from qa.tables.match import PERSON, column_scores, first_place, label_column, mentioned_cells, numeric_column
 from qa.tables.parse import COUNT, FIRST, LESS, MORE, UNDECIDED, Parse, TableAnswer, format_number, matching_rows
 from qa.tables.table import Table, normalized, summary_label
 from qa.text import WORD_NUMBERS, word_tokens
@@ -26,6 +26,8 @@ _DIFFERENCE = re.compile(r"\b(?:how many more|how much more|how many less|how mu
                          r"how many \w+ (?:were |was |are |passed )?between)\b")
 _NEXT = re.compile(r"\b(?:after|next|below|following|succeeded)\b")
 _PREVIOUS = re.compile(r"\b(?:before|previous|above|preceding|prior)\b")
+_NOT = re.compile(r"\b(?:not|n't|never)\b")
+_WHO_ASKS = re.compile(r"\s*(?:who|whom)\b", re.IGNORECASE)
 _YEAR_WORDS = re.compile(r"\b(?:what year|which year|when)\b")
 _WHO = re.compile(r"^\s*(?:who|whom|whose)\b|\b(?:which|what) (?:person|player|athlete|candidate|driver|team|country|nation|name)\b")
 _FILTER = re.compile(r"\b(?P<op>more than|over|greater than|at least|less than|under|fewer than|at most|below|above|"
@@ -44,6 +46,9 @@ def answer_column(question: str, table: Table, conditions: set[int], scores: lis
     words = word_tokens(question)
     named = sorted((j for j in range(len(table.header)) if scores[j] > 0 and j not in conditions),
                    key=lambda j: (-scores[j], first_place(words, table.header[j])))
+    people = [j for j in range(len(table.header)) if PERSON.search(table.header[j]) and j not in conditions and not table.numeric(j)]
+    if named and people and _WHO_ASKS.match(question) and not PERSON.search(table.header[named[0]]):
+        return people[0]  # "who was the first to hold this office?": the name, not "Took office"
     if named:
         return named[0]
     q = normalized(question)
@@ -134,6 +139,8 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
     filtered = numeric_filter(p.question, table, p.scores, p.conditions)
     if filtered is not None and (COUNT.search(q) or not p.cells):
         rows, column = filtered
+        if _NOT.search(q):  # "did the attendance not reach over 10,000?"
+            rows = [i for i in range(len(table.rows)) if i not in set(rows) and table.numbers[i][column] is not None]
         rows = [i for i in rows if i in set(p.matching())]
         if COUNT.search(q):
             return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
@@ -151,6 +158,9 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
         if named_numeric and p.rows:
             return TableAnswer((table.rows[p.rows[0]][named_numeric[0]],), (p.rows[0],), "lookup", named_numeric[0])
         rows = p.matching()
+        if _NOT.search(q) and p.cells:  # "how many locomotives are not standard gauge?"
+            rows = [i for i in range(len(table.rows)) if i not in set(rows) and not table.is_summary(i)]
+            return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
         amount = _amount_column(p) if len(rows) == 1 else None
         if amount is not None:  # "how many goals did X score?": X's one row holds the amount
             return TableAnswer((table.rows[rows[0]][amount],), (rows[0],), "lookup", amount)
@@ -181,7 +191,10 @@ def _located(p: Parse):  # noqa: ANN202 - TableAnswer | None
     if p.rows and (_NEXT.search(q) or _PREVIOUS.search(q)) and not (MORE.search(q) or LESS.search(q)):
         i = p.rows[0] + (1 if _NEXT.search(q) else -1)
         if 0 <= i < len(table.rows):
-            j = target if p.scores[target] > 0 and target not in p.conditions else p.cells[0][1]  # else: the same column
+            words = word_tokens(q)  # the column asked for, even the named cell's own ("what company is below Apple?")
+            named = sorted((j for j in range(len(table.header)) if p.scores[j] > 0),
+                           key=lambda j: (-p.scores[j], first_place(words, table.header[j])))
+            j = named[0] if named else p.cells[0][1]  # else: the same column
             return TableAnswer((table.rows[i][j],), (i,), "next" if _NEXT.search(q) else "previous", j)
     if MORE.search(q) or LESS.search(q):
         return _superlative(q, table, p.cells, p.scores, p.conditions, target)
