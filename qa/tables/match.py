@@ -18,6 +18,12 @@ _ORDINAL_WORDS = "second third fourth fifth sixth seventh eighth ninth tenth".sp
 _ORDINAL = re.compile(r"\b(?:(?P<n>\d+)(?:st|nd|rd|th)|(?P<word>" + "|".join(_ORDINAL_WORDS) + r"))\b")
 _PLACED = re.compile(r"rank|place|position|\bpos\b|finish|result|standing", re.IGNORECASE)
 _COUNTING = re.compile(r"\b(?:(?:the )?total )?(?:number|amount|total) of\b", re.IGNORECASE)
+# A question's word and the header word it means ("the most people": Population), stemmed.
+_HEADER_WORDS = {"peopl": "popul", "inhabit": "popul", "live": "popul", "resid": "popul",
+                 "weigh": "weight", "heavi": "weight", "heaviest": "weight", "student": "enrol", "tall": "height",
+                 "tallest": "height", "long": "length", "longest": "length", "wide": "width",
+                 "widest": "width", "crowd": "attend", "spectat": "attend", "earn": "revenu",
+                 "old": "age", "oldest": "age", "young": "age", "youngest": "age", "sold": "sale"}
 _YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
 
 
@@ -68,6 +74,7 @@ def column_scores(question: str, table: Table) -> list[float]:
     """How strongly the question names each column: shared stemmed words with its header ("the
     number of …", "the total of …" name no column)."""
     words = terms(_COUNTING.sub(" ", question))
+    words |= {_HEADER_WORDS[w] for w in words if w in _HEADER_WORDS}
     scores = []
     for header in table.header:
         head = terms(header)

@@ -225,7 +225,7 @@ def _superlative(q: str, table: Table, cells, scores, conditions, target) -> Tab
     if not rows:
         return None
     most = bool(MORE.search(q)) and not (LESS.search(q) and LESS.search(q).start() < MORE.search(q).start())
-    if _RANKING.search(table.header[number]) and re.search(r"\b(?:top|best|highest|first)\b", q):
+    if _RANKING.search(table.header[number]) and re.search(r"\b(?:top|best|highest|first)\b|\brank\w* higher\b", q):
         most = not most  # "the top ranking athlete": rank 1
     best = (max if most else min)(rows, key=lambda i: table.numbers[i][number])
     asks_amount = re.search(r"\b(?:how many|how much|what (?:is|was) the (?:most|least|highest|lowest|largest|smallest|greatest|biggest|fewest|longest|shortest))\b", q)
