@@ -26,14 +26,22 @@ def same(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
     match = _SAME.search(p.q)
     if not match:
         return UNDECIDED
-    column = next((j for j, h in enumerate(p.table.header) if terms(h) & terms(match["what"])), None)
-    named = mentioned_cells(match["other"], p.table)
+    scores = column_scores(match["what"], p.table)
+    column = max(range(len(scores)), key=lambda j: scores[j]) if any(scores) else None
+    if column is None and re.search(r"\b(?:year|date|day|month|time)\b", match["what"]):
+        column = date_column(p.table, scores, set())  # "started the same year as X": the dates
+    named = mentioned_cells(match["other"], p.table) or mentioned_cells(p.q[:match.start()], p.table)  # "X has the same … as which?"
     if column is None or not named:
         return UNDECIDED
     row, named_column = named[0]
-    value = normalized(p.table.rows[row][column])
+    part = 1 if re.search(r"\byear\b", match["what"]) else 2 if re.search(r"\bmonth\b", match["what"]) else 0
+
+    def key(cell: str) -> object:  # "the same year": the years of two dates
+        return (date_key(cell) or ())[:part] or None if part else normalized(cell)
+
+    value = key(p.table.rows[row][column])
     rows = [i for i in range(len(p.table.rows)) if i != row and not p.table.is_summary(i)
-            and normalized(p.table.rows[i][column]) == value]
+            and value is not None and key(p.table.rows[i][column]) == value]
     if COUNT.search(p.q):
         return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
     before = column_scores(p.q[:match.start()], p.table)

@@ -23,8 +23,9 @@ _HEADER_WORDS = {"peopl": "popul", "inhabit": "popul", "live": "popul", "resid":
                  "weigh": "weight", "heavi": "weight", "heaviest": "weight", "student": "enrol", "tall": "height",
                  "tallest": "height", "long": "length", "longest": "length", "wide": "width",
                  "widest": "width", "crowd": "attend", "spectat": "attend", "earn": "revenu",
-                 "old": "age", "oldest": "age", "young": "age", "youngest": "age", "sold": "sale"}
-_YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
+                 "old": "age", "oldest": "age", "young": "age", "youngest": "age", "sold": "sale",
+                 "countri": "nation", "organiz": "organis"}
+_YEAR = re.compile(r"1\d\d\d|20\d\d")
 
 
 def mentioned_cells(question: str, table: Table) -> list[tuple[int, int]]:

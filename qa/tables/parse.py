@@ -11,8 +11,8 @@ from qa.tables.table import Table, normalized
 
 MORE = re.compile(r"\b(?:most|highest|largest|greatest|biggest|longest|maximum|max|top|best|tallest|heaviest|"
                   r"oldest|latest|more|higher|larger|greater|longer|bigger)\b")
-LESS = re.compile(r"\b(?:least|lowest|smallest|fewest|shortest|minimum|min|worst|youngest|earliest|newest|"
-                  r"less|lower|smaller|fewer|shorter)\b")
+LESS = re.compile(r"\b(?:least|lowest|smallest|fewest|shortest|minimum|min|worst|youngest|earliest|newest|fastest|quickest|"
+                  r"less|lower|smaller|fewer|shorter|faster|quicker)\b")
 FIRST = re.compile(r"\b(?:first|top|earliest|previous to|before)\b")
 COUNT = re.compile(r"\b(?:how many|number of|count|total number)\b")
 

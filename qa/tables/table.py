@@ -16,16 +16,21 @@ from dataclasses import dataclass, field
 
 _NUMBER = re.compile(r"^[^\d\-−+.]{0,3}([\-−+]?\d[\d,]*(?:\.\d+)?|[\-−]?\.\d+)\s*(%|[a-zA-Z]{0,3}\.?)?\s*(?:\[[^\]]*\])?$")
 _FOOTNOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
+_CLOCK = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{2}(?:\.\d+)?)$")
 _SUMMARY = re.compile(r"^(?:grand |sub-?)?totals?\b")
 
 
 def number_of(cell: str) -> float | None:
     """The number a cell holds, or None: "1,935" → 1935.0, "$3.5" → 3.5, "12%" → 12.0, "-4" → -4.0,
-    "27 [1]" → 27.0; "1-4", "10,000 m" with its unit kept short ("m") → 10000.0.
+    "27 [1]" → 27.0; "1-4", "10,000 m" with its unit kept short ("m") → 10000.0; a time in seconds.
 
-    >>> [number_of(c) for c in ("1,935", "$3.5", "12%", "−4", "27 [1]", "10,000 m", "1-4", "Japan", "")]
-    [1935.0, 3.5, 12.0, -4.0, 27.0, 10000.0, None, None, None]
+    >>> [number_of(c) for c in ("1,935", "$3.5", "12%", "−4", "27 [1]", "10,000 m", "1-4", "Japan", "", "2:05.5")]
+    [1935.0, 3.5, 12.0, -4.0, 27.0, 10000.0, None, None, None, 125.5]
     """
+    clock = _CLOCK.match(cell.strip())
+    if clock:  # a time: "1:23.45" → 83.45 seconds
+        h, m, sec = (float(clock["h"] or 0), float(clock["m"]), float(clock["s"]))
+        return h * 3600 + m * 60 + sec
     match = _NUMBER.match(_FOOTNOTE.sub("", cell.strip()))
     if not match:
         return None
