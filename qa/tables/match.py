@@ -31,8 +31,11 @@ _YEAR = re.compile(r"1\d\d\d|20\d\d")
 def mentioned_cells(question: str, table: Table) -> list[tuple[int, int]]:
     """(row, column) of the cells the question names (longest first): whole cells it contains, or
     cells that contain one of its words that no header and no whole cell explains ("netherlands"
-    in "Amsterdam, Netherlands")."""
-    return [(i, j) for i, j, _ in mentions(question, table)]
+    in "Amsterdam, Netherlands"). Words found in several columns keep only the columns the
+    question names, if it names any ("scored 16 points": the Points column's 16s)."""
+    found, scores = mentions(question, table), column_scores(question, table)
+    named = {words for _, j, words in found if scores[j] > 0}
+    return [(i, j) for i, j, words in found if words not in named or scores[j] > 0]
 
 
 def mentions(question: str, table: Table) -> list[tuple[int, int, str]]:

@@ -206,6 +206,8 @@ def _located(p: Parse):  # noqa: ANN202 - TableAnswer | None
             return TableAnswer((table.rows[i][j],), (i,), "first" if FIRST.search(q) else "last", j)
     if p.cells:
         rows = matching_rows(table, p.cells)
+        if _NOT.search(q) and len({j for _, j in p.cells}) == 1:  # "which golfer was not from the United States?"
+            rows = [i for i in range(len(table.rows)) if i not in set(rows) and not table.is_summary(i)]
         values = tuple(dict.fromkeys(table.rows[i][target] for i in rows if table.rows[i][target]))
         if values:
             return TableAnswer(values, tuple(rows), "lookup", target)
