@@ -58,7 +58,14 @@ UNDECIDED = object()  # a step that does not apply: the next one is tried
 def matching_rows(table: Table, cells: list[tuple[int, int]]) -> list[int]:
     """The rows that hold every named value (in its column, as whole words); of several values
     named in one column, any of them; a value found in several columns ("18" games played, or 18
-    points), in any of them. A summary row ("Total") only when named."""
+    points), in any of them. A summary row ("Total") only when named. When no row holds them all,
+    bare numbers are let go ("norway in the men's 15 kilometre": Norway's rows, not rank 15's)."""
+    rows = _holding(table, cells)
+    worded = [(i, j) for i, j in cells if not normalized(table.rows[i][j]).isdigit()]
+    return rows if rows or not worded or len(worded) == len(cells) else _holding(table, worded)
+
+
+def _holding(table: Table, cells: list[tuple[int, int]]) -> list[int]:
     columns: dict[str, set[int]] = {}
     for i, j in cells:
         columns.setdefault(normalized(table.rows[i][j]), set()).add(j)

@@ -107,6 +107,11 @@ def read_table(question: str, table: Table) -> TableAnswer | None:
 def _compared(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
     """The difference of two named rows, the choice between two, or a superlative of an amount."""
     q, table = p.q, p.table
+    named = [j for j in range(len(table.header)) if p.scores[j] > 0.5 and table.numeric(j)]
+    if _DIFFERENCE.search(q) and len(p.rows) < 2 and len(named) == 2:  # "how many more bronze medals than silver?"
+        rows = p.matching()
+        a, b = (sum(v for i in rows if (v := table.numbers[i][j]) is not None) for j in named)
+        return TableAnswer((format_number(abs(a - b)),), tuple(rows), "difference of sums", named[0])
     if _DIFFERENCE.search(q) and len(p.rows) >= 2:
         number = numeric_column(table, p.scores, p.conditions)
         if number is not None:
@@ -141,7 +146,9 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
         rows, column = filtered
         if _NOT.search(q):  # "did the attendance not reach over 10,000?"
             rows = [i for i in range(len(table.rows)) if i not in set(rows) and table.numbers[i][column] is not None]
-        rows = [i for i in rows if i in set(p.matching())]
+        limit = _FILTER.search(q)["n"]  # its number names no cell ("at least 80 meters": not the row holding 80)
+        kept = set(matching_rows(table, [(i, j) for i, j in p.cells if normalized(table.rows[i][j]) != limit]))
+        rows = [i for i in rows if i in kept]
         if COUNT.search(q):
             return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
         asked = [j for j in range(len(table.header)) if p.scores[j] > 0 and j not in p.conditions | {column}]
