@@ -31,6 +31,29 @@ def test_each_operation_on_a_small_table(question: str, answer: tuple, operation
     assert got is not None and (got.values, got.operation) == (answer, operation), got
 
 
+STATEMENT = Table.from_rows([
+    ["", "Years Ended September 30,", "", ""],
+    ["", "2019", "2018", "2017"],
+    ["Fixed price", "$ 1,452.4", "$ 1,146.2", "$ 1,036.9"],
+    ["Other", "44.1", "56.7", "70.8"],
+    ["Total sales", "$1,496.5", "$1,202.9", "$1,107.7"],
+])
+
+
+@pytest.mark.parametrize(("question", "answer", "operation"), [
+    ("What is the amount of total sales in 2019?", ("$1,496.5",), "lookup"),
+    ("What is the change in Other in 2019 from 2018?", ("-12.6",), "change"),
+    ("What is the percentage change in Other from 2018 to 2019?", ("-22.22",), "percentage change"),
+    ("What is the average total sales in 2018 and 2019?", ("1349.7",), "average"),
+    ("In which year was the amount of total sales the largest?", ("2019",), "argmax"),
+])
+def test_a_statement_with_years_as_columns(question: str, answer: tuple, operation: str):
+    assert STATEMENT.header == ["", "Years Ended September 30, 2019", "Years Ended September 30, 2018",
+                                "Years Ended September 30, 2017"] and STATEMENT.numbers[1][3] == 70.8
+    got = read_table(question, STATEMENT)
+    assert got is not None and (got.values, got.operation) == (answer, operation), got
+
+
 def test_a_sheet_is_read_back_from_its_row_passages():
     table = table_from_text("Row 2: Country: Japan; Exports 2024: 12\n\nRow 3: Country: Korea; Exports 2024: 9.5")
     assert table.header == ["Country", "Exports 2024"] and table.numbers[1][1] == 9.5

@@ -16,6 +16,7 @@ import re
 from qa.tables.compare import THAN_ROW, WHEN_CHOICE, WORD_CHOICE, choose, duration, option_kept, same, than_row, word_choice
 from qa.tables.match import PERSON, column_scores, first_place, label_column, mentioned_cells, numeric_column
 from qa.tables.parse import COUNT, FIRST, LESS, MORE, UNDECIDED, Parse, TableAnswer, format_number, matching_rows
+from qa.tables.periods import read_periods
 from qa.tables.table import Table, normalized, summary_label
 from qa.text import WORD_NUMBERS, word_tokens
 
@@ -95,6 +96,9 @@ def read_table(question: str, table: Table) -> TableAnswer | None:
             found = read_table(question[:excluded.start()] + question[excluded.end():],
                                Table(table.header, [table.rows[i] for i in kept], [table.numbers[i] for i in kept]))
             return dataclasses.replace(found, rows=tuple(kept[i] for i in found.rows)) if found else None
+    periodic = read_periods(question, table)  # a statement's line over years ("Sales | 2019 | 2018")
+    if periodic is not None:
+        return periodic
     cells, scores = mentioned_cells(question, table), column_scores(question, table)
     p = Parse(question, normalized(question), table, cells, scores, answer_column(question, table, {j for _, j in cells}, scores))
     for step in (same, _compared, _aggregated, _located):

@@ -17,20 +17,27 @@ from dataclasses import dataclass, field
 _NUMBER = re.compile(r"^[^\d\-−+.]{0,3}([\-−+]?\d[\d,]*(?:\.\d+)?|[\-−]?\.\d+)\s*(%|[a-zA-Z]{0,3}\.?)?\s*(?:\[[^\]]*\])?$")
 _FOOTNOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
 _CLOCK = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{2}(?:\.\d+)?)$")
+_ACCOUNTING = re.compile(r"^\$?\s*\(\s*(\$?\s*\d[\d,]*(?:\.\d+)?)\s*\)$")
+_YEAR_CELL = re.compile(r"^(?:FY\s?)?(?:1[89]|20)\d\d$|^FY\s?\d\d$", re.IGNORECASE)
 _SUMMARY = re.compile(r"^(?:grand |sub-?)?totals?\b")
 
 
 def number_of(cell: str) -> float | None:
     """The number a cell holds, or None: "1,935" → 1935.0, "$3.5" → 3.5, "12%" → 12.0, "-4" → -4.0,
-    "27 [1]" → 27.0; "1-4", "10,000 m" with its unit kept short ("m") → 10000.0; a time in seconds.
+    "27 [1]" → 27.0; "1-4", "10,000 m" with its unit kept short ("m") → 10000.0; a time in seconds;
+    "(38)" → -38.0.
 
-    >>> [number_of(c) for c in ("1,935", "$3.5", "12%", "−4", "27 [1]", "10,000 m", "1-4", "Japan", "", "2:05.5")]
-    [1935.0, 3.5, 12.0, -4.0, 27.0, 10000.0, None, None, None, 125.5]
+    >>> [number_of(c) for c in ("1,935", "$3.5", "12%", "−4", "27 [1]", "10,000 m", "1-4", "Japan", "", "2:05.5", "(38)")]
+    [1935.0, 3.5, 12.0, -4.0, 27.0, 10000.0, None, None, None, 125.5, -38.0]
     """
     clock = _CLOCK.match(cell.strip())
     if clock:  # a time: "1:23.45" → 83.45 seconds
         h, m, sec = (float(clock["h"] or 0), float(clock["m"]), float(clock["s"]))
         return h * 3600 + m * 60 + sec
+    negative = _ACCOUNTING.match(cell.strip())  # "(38)": minus 38, as accounts write it
+    if negative:
+        value = number_of(negative[1])
+        return None if value is None else -value
     match = _NUMBER.match(_FOOTNOTE.sub("", cell.strip()))
     if not match:
         return None
@@ -53,6 +60,43 @@ def normalized(text: str) -> str:
     return text[:-1].strip() if text.endswith(".") else text
 
 
+def header_rows(rows: Sequence[Sequence[str]]) -> int:
+    """How many leading rows make the header: the first, and, when it has empty cells (a title
+    spanning columns, a blank corner), each next row that holds no number but years and either
+    starts blank or names only years beside its label (",,2019,2018" / ",Note,£m,£m" under
+    ",,Years Ended September 30,"); three at most.
+
+    >>> header_rows([["", "Years Ended", ""], ["", "2019", "2018"], ["Sales", "1,496.5", "1,202.9"]])
+    2
+    >>> header_rows([["Rank", "Name"], ["", "Yevgeny Kulikov"]]), header_rows([["", "2019"], ["", "39.17"]])
+    (1, 1)
+    """
+    if not rows or all(rows[0]):
+        return min(1, len(rows))
+    top = 1
+    while top < min(3, len(rows) - 1):
+        row = rows[top]
+        rest = [c for c in row[1:] if c]
+        if any(number_of(c) is not None and not _YEAR_CELL.match(c) for c in rest):
+            break
+        if row[0] and not all(_YEAR_CELL.match(c) for c in rest):
+            break
+        top += 1
+    return top
+
+
+def _spread(rows: list[list[str]]) -> list[list[str]]:
+    """Header rows with a title spanning columns written over each of them (all rows but the last)."""
+    spread = []
+    for n, row in enumerate(rows):
+        row = list(row)
+        if n < len(rows) - 1:
+            for j in range(2, len(row)):
+                row[j] = row[j] or row[j - 1]
+        spread.append(row)
+    return spread
+
+
 def summary_label(text: str) -> bool:
     """Whether a (normalised) cell labels a summary row: "total", "grand total - value", "totals"."""
     return bool(_SUMMARY.match(text))
@@ -66,10 +110,14 @@ class Table:
 
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[str]]) -> Table:
-        """The first row is the header; short rows are padded with empty cells."""
-        header = [str(c).strip() for c in rows[0]] if rows else []
-        body = [[str(c).strip() for c in row] + [""] * (len(header) - len(row)) for row in rows[1:]]
-        body = [row[:len(header)] for row in body if any(row)]
+        """The first row is the header, with the rows under it that continue it (see
+        `header_rows`) joined in; short rows are padded with empty cells."""
+        rows = [[str(c).strip() for c in row] for row in rows]
+        width = max(map(len, rows), default=0)
+        rows = [row + [""] * (width - len(row)) for row in rows]
+        top = header_rows(rows)
+        header = [" ".join(filter(None, (row[j] for row in _spread(rows[:top])))) for j in range(width)] if rows else []
+        body = [row for row in rows[top:] if any(row)]
         return cls(header, body, [[number_of(c) for c in row] for row in body])
 
     def column(self, j: int) -> list[str]:
