@@ -93,3 +93,24 @@ def test_a_question_over_a_sheet_is_answered_with_the_cell_and_its_row_cited(set
             chunk = answer.passages[c.marker - 1].chunk
             assert c.quote.startswith("Row ") and chunk.text[c.start - chunk.start:c.end - chunk.start] == c.quote
             assert f"“{c.quote}” [{c.marker}]" in answer.text
+
+
+def test_a_change_over_years_in_a_sheet_is_computed_and_its_line_cited(settings):
+    import openpyxl
+    from conftest import FakeEmbedder, FakeReader
+
+    from qa.index.build import build_index
+    from qa.pipeline import Pipeline
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Income"
+    for row in (["Item", "2019", "2018"], ["Sales", 1496.5, 1202.9], ["Other income", 44.1, 56.7]):
+        sheet.append(row)
+    workbook.save(settings.corpus_dir / "income.xlsx")
+    build_index(settings, FakeEmbedder(), progress=False)
+    answer = Pipeline(settings, embedder=FakeEmbedder(), reader=FakeReader()).ask(
+        "What was the percentage change in other income from 2018 to 2019?")
+    assert (answer.model, answer.headline) == ("table-reader", "-22.22%"), answer
+    (cited,) = answer.citations
+    assert "Other income" in cited.quote and answer.text.startswith("the percentage change of Other income from 2018 (56.7) to 2019 (44.1): “Row 3")

@@ -20,7 +20,7 @@ from qa.tables.table import ROW_LINE, Table, row_cells, table_of
 from qa.types import ANSWERED, Answer, Chunk, Citation, Passage, Reading
 
 CELL_OPERATIONS = ("lookup", "argmax", "argmin", "first", "last", "next", "previous", "choice")
-COMPUTED_OPERATIONS = ("count", "sum", "average", "difference", "filter")
+COMPUTED_OPERATIONS = ("count", "sum", "average", "difference", "filter", "change", "percentage change")
 MAX_QUOTED_ROWS = 8  # a computed answer quotes and cites this many of its rows, then says how many more
 TABLE_CONFIDENCE = 0.9  # reported as the answer's confidence: the parse found the cell it names (not calibrated)
 MAX_TABLE_ROWS = 5000  # a larger sheet is left to the span reader
@@ -103,7 +103,8 @@ def computed_answer(question: str, found: TableAnswer, table: Table, rows: Seque
     more = len(found.rows) - len(quoted)
     text = f"{computed_from(found, table)}: " + " · ".join(quoted) + (f" · and {more} more" if more > 0 else "")
     return Answer(question, text, tuple(citations), tuple(shown), abstained=False, mode="evidence", model="table-reader",
-                  raw_text=text, outcome=ANSWERED, headline=", ".join(found.values))
+                  raw_text=text, outcome=ANSWERED,
+                  headline=", ".join(found.values) + ("%" if found.operation == "percentage change" else ""))
 
 
 def computed_from(found: TableAnswer, table: Table) -> str:
@@ -112,9 +113,18 @@ def computed_from(found: TableAnswer, table: Table) -> str:
     >>> t = Table.from_rows([["Country", "Revenue"], ["Japan", "61.4"], ["Korea", "0"]])
     >>> computed_from(TableAnswer(("61.4",), (0, 1), "sum", 1), t), computed_from(TableAnswer(("2",), (0, 1), "count", None), t)
     ('the sum of Revenue over 2 rows', '2 of 2 rows')
+    >>> s = Table.from_rows([["Item", "2019", "2018"], ["Other", "44.1", "56.7"]])
+    >>> computed_from(TableAnswer(("-12.6",), (0,), "change", 1, (2, 1)), s)
+    'the change of Other from 2018 (56.7) to 2019 (44.1)'
     """
     n, column = len(found.rows), table.header[found.column] if found.column is not None else ""
     rows = f"{n} row" + ("s" if n != 1 else "")
+    if found.columns:  # a statement's line over years: "Other, from 2018 (56.7) to 2019 (44.1)"
+        line = table.rows[found.rows[0]]
+        years = [f"{table.header[j]} ({line[j]})" for j in found.columns]
+        if found.operation in ("change", "percentage change"):
+            return f"the {found.operation} of {line[0]} from {years[0]} to {years[-1]}"
+        return f"the {found.operation} of {line[0]} over {' and '.join(years)}"
     if found.operation == "count":
         return f"{n} of {len(table.rows)} rows"
     if found.operation in ("sum", "average"):

@@ -23,6 +23,7 @@ class TableAnswer:
     rows: tuple[int, ...]  # the rows it rests on (0-based, in the table's order)
     operation: str  # "lookup", "argmax", "count"…
     column: int | None  # the answer column (None for a count)
+    columns: tuple[int, ...] = ()  # a statement's year columns it was computed over, earliest first
 
 
 def format_number(value: float) -> str:

@@ -86,12 +86,15 @@ def read_periods(question: str, table: Table) -> TableAnswer | None:
     later, earlier = max(asked), min(asked)
     if _PERCENT_CHANGE.search(q) and len(asked) >= 2 and value[earlier]:
         change = (value[later] - value[earlier]) / abs(value[earlier]) * 100
-        return TableAnswer((f"{change:.2f}",), (row,), "percentage change", columns[later])
+        return TableAnswer((f"{change:.2f}",), (row,), "percentage change", columns[later], (columns[earlier], columns[later]))
     if _CHANGE.search(q) and len(asked) >= 2:
-        return TableAnswer((format_number(value[later] - value[earlier]),), (row,), "change", columns[later])
+        return TableAnswer((format_number(value[later] - value[earlier]),), (row,), "change", columns[later],
+                           (columns[earlier], columns[later]))
     if _AVERAGE.search(q):
-        return TableAnswer((format_number(sum(value[y] for y in asked) / len(asked)),), (row,), "average", columns[later])
+        return TableAnswer((format_number(sum(value[y] for y in asked) / len(asked)),), (row,), "average", columns[later],
+                           tuple(columns[y] for y in sorted(asked)))
     summed = _TOTAL.search(q) or (re.search(r"\btotal\b", q) and "total" not in table.rows[row][0].casefold())
     if summed and len(asked) >= 2:
-        return TableAnswer((format_number(sum(value[y] for y in asked)),), (row,), "sum", columns[later])
+        return TableAnswer((format_number(sum(value[y] for y in asked)),), (row,), "sum", columns[later],
+                           tuple(columns[y] for y in sorted(asked)))
     return TableAnswer(tuple(table.rows[row][columns[y]] for y in asked), (row,), "lookup", columns[asked[0]])
