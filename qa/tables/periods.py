@@ -17,6 +17,8 @@ _PERCENT_CHANGE = re.compile(r"\b(?:percent(?:age)? (?:change|increase|decrease|
 _CHANGE = re.compile(r"\b(?:change|increase|decrease|difference|grow(?:th)?|decline)\b")
 _AVERAGE = re.compile(r"\b(?:average|mean)\b")
 _TOTAL = re.compile(r"\b(?:sum|combined|in total|total of|altogether|together)\b")
+_SHARE = re.compile(r"\b(?P<kind>ratio|proportion|percentage) of (?:the )?(?P<part>.+?) (?:to|in|of|over|as a (?:percentage|proportion) of) "
+                    r"(?:the )?(?P<whole>.+?)(?: in| for| as of| at|\?|$)")
 _WHICH_YEAR = re.compile(r"\b(?:which|what) (?:year|period|fiscal year)\b")
 
 
@@ -57,6 +59,20 @@ def line_of(table: Table, question: str) -> int | None:
     return best
 
 
+def _share(table: Table, columns: dict[int, int], match: re.Match, asked: list[int]) -> TableAnswer | None:
+    """One line over another in a year (the one asked, else the latest): a ratio, or a percentage."""
+    part, whole = line_of(table, match["part"]), line_of(table, match["whole"])
+    year = asked[0] if asked else max(columns)
+    if part is None or whole is None or part == whole:
+        return None
+    a, b = table.numbers[part][columns[year]], table.numbers[whole][columns[year]]
+    if a is None or not b:
+        return None
+    ratio = a / b * (1 if match["kind"] in ("ratio", "proportion") else 100)
+    return TableAnswer((f"{ratio:.2f}",), (part, whole), "ratio" if match["kind"] != "percentage" else "percentage",
+                       columns[year], (columns[year],))
+
+
 def _plain(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.casefold()))
 
@@ -67,10 +83,14 @@ def read_periods(question: str, table: Table) -> TableAnswer | None:
     columns = period_columns(table, question)
     if len(columns) < 2:
         return None
+    q = question.casefold()
+    shared = _SHARE.search(q)
+    found = _share(table, columns, shared, [y for y in years_in(question) if y in columns]) if shared else None
+    if found is not None:  # "the ratio of A to B in 2018", "the percentage of A in total B"
+        return found
     row = line_of(table, question)
     if row is None:
         return None
-    q = question.casefold()
     asked = [y for y in dict.fromkeys(years_in(question)) if y in columns]
     value = {y: table.numbers[row][j] for y, j in columns.items()}
     if _WHICH_YEAR.search(q) and (MORE.search(q) or LESS.search(q)):
