@@ -47,7 +47,7 @@ def mentions(question: str, table: Table) -> list[tuple[int, int, str]]:
             text = normalized(cell)
             if summary_label(text) and table.is_summary(i):
                 continue  # "the highest total" names the column, not the "Total" row
-            if len(text) >= 2 and text not in ("-", "—", "n/a") and re.search(rf"(?<![\w]){re.escape(text)}(?![\w])", q):
+            if len(text) >= 2 and text in q and text not in ("-", "—", "n/a") and _whole(text, q):
                 found.append((i, j, text))
     found += placings(q, table, {(i, j) for i, j, _ in found})
     explained = " ".join(text for _, _, text in found)
@@ -57,9 +57,15 @@ def mentions(question: str, table: Table) -> list[tuple[int, int, str]]:
     for w in dict.fromkeys(words):
         for i, row in enumerate(table.rows):
             for j, cell in enumerate(row):
-                if re.search(rf"(?<![\w]){re.escape(w)}(?![\w])", normalized(cell)):
+                text = normalized(cell)
+                if w in text and _whole(w, text):
                     found.append((i, j, w))
     return sorted(found, key=lambda m: -len(m[2]))
+
+
+def _whole(words: str, text: str) -> bool:
+    """Whether `words` occur in `text` as whole words."""
+    return re.search(rf"(?<![\w]){re.escape(words)}(?![\w])", text) is not None
 
 
 def placings(q: str, table: Table, known: set[tuple[int, int]]) -> list[tuple[int, int, str]]:
@@ -99,7 +105,7 @@ def numeric_column(table: Table, scores: list[float], avoid: set[int]) -> int | 
     named = sorted((j for j in numeric if scores[j] > 0 and j not in avoid), key=lambda j: -scores[j])
     if named:
         return named[0]
-    rest = [j for j in numeric if j not in avoid]
+    rest = [j for j in numeric if j not in avoid and not table.identifier(j)]  # not the "#" column
     return rest[-1] if rest else None
 
 

@@ -158,7 +158,9 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
         asked = [j for j in range(len(table.header)) if p.scores[j] > 0 and j not in p.conditions | {column}]
         j = max(asked, key=lambda j: p.scores[j]) if asked else label_column(p.question, table, p.conditions | {column}, p.scores)
         return TableAnswer(tuple(dict.fromkeys(table.rows[i][j] for i in rows)), tuple(rows), "filter", j) if rows else None
-    named_numeric = [j for j in range(len(table.header)) if p.scores[j] > 0.5 and table.numeric(j) and j not in p.conditions]
+    named_numeric = sorted((j for j in range(len(table.header)) if p.scores[j] > 0.5 and table.numeric(j)
+                            and j not in p.conditions and not table.identifier(j) and not table.dated(j)),
+                           key=lambda j: (-p.scores[j], first_place(word_tokens(q), table.header[j])))
     summed = _AVERAGE.search(q) or (_SUM.search(q) and named_numeric and not p.rows)  # "total number of silver medals"
     total = _SUM.search(q.replace("total number", ""))
     if COUNT.search(q) and not summed and not (total and not re.search(r"\bhow many total\b", q)):
@@ -167,6 +169,10 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
             values = [v for i in p.rows if (v := table.numbers[i][named_numeric[0]]) is not None]
             return TableAnswer((format_number(sum(values)),), tuple(p.rows), "sum", named_numeric[0]) if values else None
         if named_numeric and p.rows:
+            rows = p.matching()
+            if len(rows) > 1:  # "how many units were shipped to Vietnam?" over Vietnam's rows
+                values = [v for i in rows if (v := table.numbers[i][named_numeric[0]]) is not None]
+                return TableAnswer((format_number(sum(values)),), tuple(rows), "sum", named_numeric[0]) if values else None
             return TableAnswer((table.rows[p.rows[0]][named_numeric[0]],), (p.rows[0],), "lookup", named_numeric[0])
         rows = p.matching()
         if _NOT.search(q) and p.cells:  # "how many locomotives are not standard gauge?"

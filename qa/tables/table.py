@@ -9,6 +9,7 @@ spreadsheet's or CSV's passages back ("Row 3: Country: Japan; Exports: 12", as
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ _FOOTNOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
 _CLOCK = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{2}(?:\.\d+)?)$")
 _ACCOUNTING = re.compile(r"^\$?\s*\(\s*(\$?\s*\d[\d,]*(?:\.\d+)?)\s*\)$")
 _YEAR_CELL = re.compile(r"^(?:FY\s?)?(?:1[89]|20)\d\d$|^FY\s?\d\d$", re.IGNORECASE)
+_IDENTIFIER = re.compile(r"^\s*(?:#|no\.?|n[o°º]|id|order|serial(?: no\.?)?|code)\s*$", re.IGNORECASE)
 _SUMMARY = re.compile(r"^(?:grand |sub-?)?totals?\b")
 
 
@@ -47,6 +49,7 @@ def number_of(cell: str) -> float | None:
         return None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a sheet's cells are compared many times per question
 def normalized(text: str) -> str:
     """Text compared as WikiTableQuestions' evaluator compares it: accents dropped, lower case,
     quotes and a trailing period removed, spaces collapsed.
@@ -133,6 +136,22 @@ class Table:
         """
         text = [normalized(c) for c in self.rows[i] if c and number_of(c) is None][:2]
         return any(summary_label(c) for c in text)
+
+    def identifier(self, j: int) -> bool:
+        """Whether column `j` numbers the rows ("#", "No.", "Order" 1, 2, 3…) rather than measures them.
+
+        >>> Table.from_rows([["#", "Units"], ["1", "80"], ["2", "80"], ["3", "12"]]).identifier(0)
+        True
+        """
+        values = [n for n in (row[j] for row in self.numbers) if n is not None]
+        if _IDENTIFIER.match(self.header[j]):
+            return True
+        return len(values) >= 3 and values == list(range(int(values[0]), int(values[0]) + len(values)))
+
+    def dated(self, j: int) -> bool:
+        """Whether column `j` holds years (never summed): most of its numbers are whole years 1000–2100."""
+        values = [n for n in (row[j] for row in self.numbers) if n is not None]
+        return bool(values) and sum(float(n).is_integer() and 1000 <= n <= 2100 for n in values) >= 0.7 * len(values)
 
     def numeric(self, j: int) -> bool:
         """Whether most of the column's filled cells are numbers."""
