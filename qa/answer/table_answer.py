@@ -15,12 +15,14 @@ from collections.abc import Sequence
 
 from qa.answer.answerer import evidence_answer
 from qa.index.loaded import Index
+from qa.tables.parse import format_number
 from qa.tables.reader import TableAnswer, read_table
 from qa.tables.table import ROW_LINE, Table, row_cells, table_of
 from qa.types import ANSWERED, Answer, Chunk, Citation, Passage, Reading
 
 CELL_OPERATIONS = ("lookup", "argmax", "argmin", "first", "last", "next", "previous", "choice")
-COMPUTED_OPERATIONS = ("count", "sum", "average", "difference", "filter", "change", "percentage change")
+COMPUTED_OPERATIONS = ("count", "sum", "average", "difference", "filter", "change", "percentage change", "largest total",
+                       "smallest total")
 MAX_QUOTED_ROWS = 8  # a computed answer quotes and cites this many of its rows, then says how many more
 TABLE_CONFIDENCE = 0.9  # reported as the answer's confidence: the parse found the cell it names (not calibrated)
 MAX_TABLE_ROWS = 5000  # a larger sheet is left to the span reader
@@ -119,6 +121,10 @@ def computed_from(found: TableAnswer, table: Table) -> str:
     """
     n, column = len(found.rows), table.header[found.column] if found.column is not None else ""
     rows = f"{n} row" + ("s" if n != 1 else "")
+    if found.operation in ("largest total", "smallest total"):  # "which country had the most revenue?" over orders
+        (number,) = found.columns
+        total = format_number(sum(table.numbers[i][number] or 0 for i in found.rows))
+        return f"the {found.operation} of {table.header[number]} by {column}: {total} over {rows}"
     if found.columns:  # a statement's line over years: "Other, from 2018 (56.7) to 2019 (44.1)"
         line = table.rows[found.rows[0]]
         years = [f"{table.header[j]} ({line[j]})" for j in found.columns]

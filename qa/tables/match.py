@@ -102,7 +102,7 @@ def first_place(words: list[str], header: str) -> int:
 def numeric_column(table: Table, scores: list[float], avoid: set[int]) -> int | None:
     """The numeric column the question names (or the only numeric one)."""
     numeric = [j for j in range(len(table.header)) if table.numeric(j)]
-    named = sorted((j for j in numeric if scores[j] > 0 and j not in avoid), key=lambda j: -scores[j])
+    named = sorted((j for j in numeric if scores[j] > 0 and j not in avoid), key=lambda j: (-scores[j], table.identifier(j)))
     if named:
         return named[0]
     rest = [j for j in numeric if j not in avoid and not table.identifier(j)]  # not the "#" column

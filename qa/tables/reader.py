@@ -100,6 +100,9 @@ def read_table(question: str, table: Table) -> TableAnswer | None:
     if periodic is not None:
         return periodic
     cells, scores = mentioned_cells(question, table), column_scores(question, table)
+    threshold = _FILTER.search(normalized(question))
+    if threshold:  # "more than 1500 units": a threshold, not the row holding 1500
+        cells = [(i, j) for i, j in cells if normalized(table.rows[i][j]) != threshold["n"]]
     p = Parse(question, normalized(question), table, cells, scores, answer_column(question, table, {j for _, j in cells}, scores))
     for step in (same, _compared, _aggregated, _located):
         answer = step(p)
@@ -150,8 +153,7 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
         rows, column = filtered
         if _NOT.search(q):  # "did the attendance not reach over 10,000?"
             rows = [i for i in range(len(table.rows)) if i not in set(rows) and table.numbers[i][column] is not None]
-        limit = _FILTER.search(q)["n"]  # its number names no cell ("at least 80 meters": not the row holding 80)
-        kept = set(matching_rows(table, [(i, j) for i, j in p.cells if normalized(table.rows[i][j]) != limit]))
+        kept = set(p.matching())
         rows = [i for i in rows if i in kept]
         if COUNT.search(q):
             return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
@@ -235,7 +237,7 @@ def _superlative(q: str, table: Table, cells, scores, conditions, target) -> Tab
     numeric_named = any(scores[j] > 0 and table.numeric(j) for j in range(len(table.header)))
     column = [normalized(c) for i, c in enumerate(table.column(target)) if c and not table.is_summary(i)]
     if not numeric_named and scores[target] > 0 and not table.numeric(target) and len(set(column)) < len(column):
-        return _most_frequent(q, table, cells, target)  # its values repeat: rows per value  # "which year had the most competitions?": rows per value
+        return _most_frequent(q, table, cells, target)  # "which year had the most competitions?": rows per value
     number = numeric_column(table, scores, conditions | {target} if table.numeric(target) is False else conditions)
     if number is None:
         return None
@@ -251,7 +253,22 @@ def _superlative(q: str, table: Table, cells, scores, conditions, target) -> Tab
     column = target if (target != number or asks_amount) else label_column(q, table, conditions | {number}, scores)
     if _WHO.search(q) and table.numeric(column):
         column = label_column(q, table, conditions | {number}, scores)
+    labels = [normalized(table.rows[i][column]) for i in rows]
+    if column != number and not table.numeric(column) and not asks_amount and 2 * len(set(labels)) <= len(labels) \
+            and numeric_named and not _RANKING.search(table.header[number]) and not table.dated(number):
+        return _largest_total(table, rows, column, number, most)  # "which country had the most revenue?" over orders
     return TableAnswer((table.rows[best][column],), (best,), "argmax" if most else "argmin", column)
+
+
+def _largest_total(table: Table, rows: list[int], column: int, number: int, most: bool) -> TableAnswer:
+    """The value of `column` whose rows' `number`s add up to the most (or least)."""
+    groups: dict[str, list[int]] = {}
+    for i in rows:
+        groups.setdefault(normalized(table.rows[i][column]), []).append(i)
+    key = (max if most else min)(groups, key=lambda g: sum(table.numbers[i][number] for i in groups[g]))
+    chosen = groups[key]
+    return TableAnswer((table.rows[chosen[0]][column],), tuple(chosen), "largest total" if most else "smallest total",
+                       column, (number,))
 
 
 def _most_frequent(q: str, table: Table, cells, column: int) -> TableAnswer | None:  # noqa: ANN001
