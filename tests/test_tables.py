@@ -114,3 +114,25 @@ def test_a_change_over_years_in_a_sheet_is_computed_and_its_line_cited(settings)
     assert (answer.model, answer.headline) == ("table-reader", "-22.22%"), answer
     (cited,) = answer.citations
     assert "Other income" in cited.quote and answer.text.startswith("the percentage change of Other income from 2018 (56.7) to 2019 (44.1): “Row 3")
+
+
+def test_a_row_ranked_below_a_text_passage_answers_only_a_question_naming_its_columns(settings):
+    import openpyxl
+    from conftest import FakeEmbedder, FakeReader
+
+    from qa.answer.table_answer import table_answer
+    from qa.index.build import build_index
+    from qa.pipeline import Pipeline
+    from qa.types import Passage
+
+    workbook = openpyxl.Workbook()
+    for row in (["Order", "Country", "Agent"], [16, "Brazil", "Agent 25"], [17, "India", "Agent 12"]):
+        workbook.active.append(row)
+    workbook.save(settings.corpus_dir / "orders.xlsx")
+    (settings.corpus_dir / "note.txt").write_text("The Seoul office opened in 1998 with twelve staff.\n", encoding="utf-8")
+    build_index(settings, FakeEmbedder(), progress=False)
+    index = Pipeline(settings, embedder=FakeEmbedder(), reader=FakeReader()).index
+    text, row = (next(c for c in index.chunks if words in c.text) for words in ("The Seoul", "Row 2"))
+    ranked = [Passage(text, 0.5, 1), Passage(row, 0.4, 2)]
+    assert table_answer("Which agent handled order 17?", ranked, index).short_answer.text == "Agent 12"
+    assert table_answer("When did the Seoul office open?", ranked, index) is None  # names no column: the text's

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from qa.answer.answerer import evidence_answer
 from qa.index.loaded import Index
+from qa.tables.match import column_scores
 from qa.tables.parse import format_number
 from qa.tables.reader import TableAnswer, read_table
 from qa.tables.table import ROW_LINE, Table, row_cells, table_of
@@ -26,6 +27,7 @@ COMPUTED_OPERATIONS = ("count", "sum", "average", "difference", "filter", "chang
 MAX_QUOTED_ROWS = 8  # a computed answer quotes and cites this many of its rows, then says how many more
 TABLE_CONFIDENCE = 0.9  # reported as the answer's confidence: the parse found the cell it names (not calibrated)
 MAX_TABLE_ROWS = 5000  # a larger sheet is left to the span reader
+TABLE_RANKS = 3  # a row this high in the ranking sends a question naming its columns to the table reader
 
 
 def table_rows(index: Index, top: Chunk) -> list[tuple[Chunk, re.Match]]:
@@ -51,16 +53,20 @@ def as_table(rows: Sequence[tuple[Chunk, re.Match]]) -> tuple[Table, list[dict[s
 
 
 def table_answer(question: str, passages: Sequence[Passage], index: Index) -> Answer | None:
-    """The table reader's answer when the best passage is a table row and the answer is a cell of
-    it (see the module's text); None otherwise."""
-    if not passages or not ROW_LINE.search(passages[0].chunk.text):
+    """The table reader's answer when the best passage is a table row, or a row ranks in the top
+    three and the question names one of its table's columns ("Which agent handled order 17?"
+    beside an article); None otherwise (see the module's text)."""
+    ranked = next((n for n, p in enumerate(passages[:TABLE_RANKS]) if ROW_LINE.search(p.chunk.text)), None)
+    if ranked is None:
         return None
-    rows = table_rows(index, passages[0].chunk)
+    rows = table_rows(index, passages[ranked].chunk)
     if len(rows) > MAX_TABLE_ROWS:
         return None
     table, spans = as_table(rows)
     if len(table.rows) != len(rows):
         return None  # an empty row was dropped: the row numbers would not line up
+    if ranked > 0 and not any(column_scores(question, table)):
+        return None  # a text passage ranks first and the question names none of the table's columns
     found = read_table(question, table)
     if found is not None and found.operation in COMPUTED_OPERATIONS:
         return computed_answer(question, found, table, rows, passages)
