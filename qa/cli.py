@@ -110,7 +110,8 @@ def _question_commands(commands: argparse._SubParsersAction, common: argparse.Ar
     evaluate = commands.add_parser("eval", parents=[common], help="score the pipeline on a JSON Lines question file")
     evaluate.add_argument("questions", type=Path,
                           help="JSON Lines (id, question, answers, evidence, type), or a SQuAD-format .json file: "
-                               "its articles become the corpus (indexed under --out, or a temporary folder)")
+                               "its articles become the corpus (indexed under --out, or a temporary folder); JSON "
+                               "Lines whose questions name a `table` (WikiTableQuestions, TAT-QA): those tables do")
     evaluate.add_argument("--out", type=Path, metavar="DIR", help="write results.jsonl, summary.json/.csv, report.md here")
     evaluate.add_argument("-k", "--k", type=positive_int, default=None, metavar="N", help="passages per question (default 5)")
     evaluate.add_argument("--mode", choices=["evidence", "generative"], help="answer mode")
@@ -251,6 +252,7 @@ def answer_mode_streams(settings: Settings) -> bool:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.evaluation.evaluate import load_questions
+    from qa.evaluation.tables import is_table_file
 
     if not args.questions.is_file():
         raise QAError(f"question file not found: {args.questions}")
@@ -258,6 +260,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         if args.questions.suffix.lower() == ".json":
             work = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qa-squad-")))
             settings, questions, problems = _squad_setup(args.questions, work, settings)
+        elif is_table_file(args.questions):
+            work = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qa-tables-")))
+            settings, questions, problems = _tables_setup(args.questions, work, settings)
         else:
             questions, problems = load_questions(args.questions)
         for problem in problems:
@@ -265,13 +270,35 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         return _run_eval(args, settings, questions, len(problems))
 
 
+def _tables_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list, list[str]]:
+    """Settings whose corpus is the tables the file's questions name (indexed in `work`), its
+    questions, and the problems of the lines skipped."""
+    from qa.evaluation.tables import table_corpus
+
+    settings = dataclasses.replace(settings, corpus_dir=work / "tables_corpus", index_dir=work / "tables_index",
+                                   store_collection=f"{settings.store_collection}_tables")  # never the product's index
+    for old in settings.corpus_dir.glob("[0-9][0-9][0-9][0-9]_*.csv"):  # tables of an earlier run
+        old.unlink()
+    questions, problems = table_corpus(path, settings.corpus_dir)
+    summary = _build_eval_index(settings)
+    print(f"corpus: {len(set(q.extra['document'] for q in questions))} tables from {path}; {summary.line()}", file=sys.stderr)
+    return settings, questions, problems
+
+
+def _build_eval_index(settings: Settings):  # noqa: ANN202 - qa.index.build's summary
+    from qa.index.build import build_index
+    from qa.models.embedders import get_embedder
+
+    embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url, settings.cache_dir,
+                            settings.encoder_precision, alone=True)
+    return build_index(settings, embedder, progress=sys.stderr.isatty())
+
+
 def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list, list[str]]:
     """Settings whose corpus is the SQuAD file's articles (indexed in `work`), its questions, and
     the problems of the items skipped."""
     from qa.evaluation.evaluate import squad_corpus
     from qa.evaluation.squad import load_squad
-    from qa.index.build import build_index
-    from qa.models.embedders import get_embedder
 
     problems: list[str] = []
     try:
@@ -283,9 +310,7 @@ def _squad_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, 
     for old in settings.corpus_dir.glob("[0-9][0-9][0-9]_*.txt"):  # articles of an earlier run
         old.unlink()
     questions = squad_corpus(articles, settings.corpus_dir)
-    embedder = get_embedder(settings.embed_model, settings.threads, settings.embed_url, settings.cache_dir,
-                            settings.encoder_precision, alone=True)
-    summary = build_index(settings, embedder, progress=sys.stderr.isatty())
+    summary = _build_eval_index(settings)
     print(f"corpus: {len(articles)} articles from {path}; {summary.line()}", file=sys.stderr)
     return settings, questions, problems
 

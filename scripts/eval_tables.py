@@ -16,34 +16,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import json
 from pathlib import Path
 
+from qa.evaluation.tables import load_table
 from qa.tables.reader import read_table
-from qa.tables.table import Table, normalized, number_of
-
-
-def load_table(path: Path) -> Table:
-    """A WikiTableQuestions table (quotes escaped as \\") or a TAT-QA one (plain CSV)."""
-    with path.open(encoding="utf-8", newline="") as f:
-        if "tatqa" in path.parts:
-            return Table.from_rows(list(csv.reader(f)))
-        return Table.from_rows(list(csv.reader(f, escapechar="\\", doublequote=False)))
-
-
-def value_key(value: str) -> object:
-    """A value as the evaluator compares it: a number when it reads as one, else normalised text."""
-    number = number_of(value)
-    return round(number, 4) if number is not None else normalized(value)
-
-
-def correct(predicted: tuple[str, ...], gold: list[str]) -> bool:
-    """
-    >>> correct(("1,935",), ["1935"]), correct(("Japan", "Korea"), ["korea", "japan"]), correct(("4",), ["5"])
-    (True, True, False)
-    """
-    return {value_key(v) for v in predicted} == {value_key(g) for g in gold}
+from qa.tables.table import same_answers
 
 
 def main() -> None:
@@ -58,7 +36,7 @@ def main() -> None:
         q = json.loads(line)
         answer = read_table(q["question"], load_table(root / q["table"]))
         totals[q["kind"]] += 1
-        is_right = answer is not None and correct(answer.values, q["answers"])
+        is_right = answer is not None and same_answers(answer.values, q["answers"])
         if q.get("answer_from") == "table":
             from_table.update({"questions": 1, "right": int(is_right)})
         if answer is None:

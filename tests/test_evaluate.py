@@ -226,3 +226,45 @@ def test_the_report_keeps_a_question_files_type_and_text_inert():
     assert "](http" not in text and "](javascript" not in text
     row = next(line for line in text.splitlines() if "alert" in line and line.startswith("|"))
     assert row.count(" | ") == 1 and row.endswith("|")  # one cell for the name, one for f1
+
+
+def _table_questions(folder: Path) -> Path:
+    """A WikiTableQuestions-style file: two tables (quotes escaped as \\") and three questions."""
+    (folder / "csv").mkdir()
+    (folder / "csv" / "1.csv").write_text('"Nation","Gold"\n"Norway","11"\n"Japan","1"\n"Korea \\"South\\"","5"\n',
+                                          encoding="utf-8")
+    (folder / "csv" / "2.csv").write_text('"Year","Venue"\n"1998","Kuala Lumpur"\n"2002","Manchester"\n', encoding="utf-8")
+    lines = [{"id": "t1", "question": "Which nation won the most gold medals?", "answers": ["Norway"], "table": "csv/1.csv",
+              "title": "Medal table", "kind": "max_min"},
+             {"id": "t2", "question": "How many gold medals did Japan win?", "answers": ["1"], "table": "csv/1.csv",
+              "title": "Medal table", "kind": "lookup"},
+             {"id": "t3", "question": "Where were the games held in 2002?", "answers": ["Manchester"], "table": "csv/2.csv",
+              "kind": "lookup"},
+             {"id": "t4", "question": "A line whose table is elsewhere?", "answers": ["x"], "table": "../outside.csv"}]
+    path = folder / "tables.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_a_table_question_file_becomes_a_corpus_of_its_tables(tmp_path: Path):
+    from qa.evaluation.tables import is_table_file, table_corpus, table_correct
+
+    path = _table_questions(tmp_path)
+    assert is_table_file(path) and not is_table_file(EVAL_SET)
+    questions, problems = table_corpus(path, tmp_path / "corpus")
+    assert [q.id for q in questions] == ["t1", "t2", "t3"] and len(problems) == 1 and "t4" in problems[0]
+    assert sorted(p.name for p in (tmp_path / "corpus").iterdir()) == ["0001_Medal_table.csv", "0002_2.csv"]
+    assert 'Korea ""South""' in (tmp_path / "corpus" / "0001_Medal_table.csv").read_text(encoding="utf-8")  # plain CSV
+    assert [q.type for q in questions] == ["max_min", "lookup", "lookup"]
+    assert table_correct("1", ("1",)) and not table_correct("11", ("1",))
+
+
+@pytest.mark.slow
+def test_qa_eval_on_table_questions_scores_their_denotation(tmp_path: Path):
+    path = _table_questions(tmp_path)
+    result = qa("eval", str(path), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 tables" in result.stderr and "t4: skipped" in result.stderr
+    overall = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["overall"]
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert overall["questions"] == 3 and overall["table_accuracy"] == 1.0, records

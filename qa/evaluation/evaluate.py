@@ -220,6 +220,10 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
         record.update(answerable_scores(question, answer, record, [p for _, p in cited]))
     if cited:
         record["citation_support"] = _mean(map(float, citation_support(answer)))
+    if question.extra.get("table"):  # a question about a table: its denotation, as WikiTableQuestions scores
+        from qa.evaluation.tables import table_correct
+
+        record["table_correct"] = float(table_correct("" if answer.abstained else answer.short_text, question.answers))
     return record
 
 
@@ -332,6 +336,7 @@ def _metrics(records: Sequence[dict], k: int) -> dict:
         m["tentative_on_unanswerable"] = _mean(float(r.get("outcome") == TENTATIVE) for r in unanswerable
                                                if "abstained" in r)
         m["shown_gold"] = _mean(r.get("shown_gold", r["contains_gold"]) for r in scored)
+        m["table_accuracy"] = _mean(r["table_correct"] for r in answered if "table_correct" in r)
         m["squad_exact"] = _mean(r["squad_exact"] for r in answered)
         m["squad_f1"] = _mean(r["squad_f1"] for r in answered)
         m["HasAns_f1"] = _mean(r["squad_f1"] for r in scored)

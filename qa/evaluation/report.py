@@ -11,8 +11,8 @@ from pathlib import Path
 from qa.text import inert_markdown
 
 TABLE_METRICS = (  # the printed table; summary.json has every metric
-    "questions", "errors", "skipped", "hit@1", "hit@3", "contains_gold", "f1", "squad_f1", "HasAns_f1", "abstain_f1",
-    "correct_abstention", "false_abstention", "tentative", "tentative_holds_gold", "tentative_on_unanswerable",
+    "questions", "errors", "skipped", "hit@1", "hit@3", "table_accuracy", "contains_gold", "f1", "squad_f1", "HasAns_f1",
+    "abstain_f1", "correct_abstention", "false_abstention", "tentative", "tentative_holds_gold", "tentative_on_unanswerable",
     "shown_gold", "short_answer_words", "citation_precision", "citation_support",
     "first_token_ms_p50", "total_ms_p50", "total_ms_p95",
 )

@@ -24,6 +24,22 @@ _IDENTIFIER = re.compile(r"^\s*(?:#|no\.?|n[o°º]|id|order|serial(?: no\.?)?|co
 _SUMMARY = re.compile(r"^(?:grand |sub-?)?totals?\b")
 
 
+def answer_key(value: str) -> object:
+    """A value as WikiTableQuestions' evaluator compares it: a number when it reads as one, else
+    normalised text."""
+    number = number_of(value)
+    return round(number, 4) if number is not None else normalized(value)
+
+
+def same_answers(predicted: Sequence[str], gold: Sequence[str]) -> bool:
+    """Whether two answer sets are equal, numbers as numbers.
+
+    >>> same_answers(("1,935",), ["1935"]), same_answers(("Japan", "Korea"), ["korea", "japan"]), same_answers(("4",), ["5"])
+    (True, True, False)
+    """
+    return {answer_key(v) for v in predicted} == {answer_key(g) for g in gold}
+
+
 def number_of(cell: str) -> float | None:
     """The number a cell holds, or None: "1,935" → 1935.0, "$3.5" → 3.5, "12%" → 12.0, "-4" → -4.0,
     "27 [1]" → 27.0; "1-4", "10,000 m" with its unit kept short ("m") → 10000.0; a time in seconds;
@@ -178,8 +194,19 @@ def row_cells(line: re.Match) -> dict[str, tuple[str, int, int]]:
 
 
 def table_of(rows: Sequence[dict[str, tuple[str, int, int]]]) -> Table:
-    """The table of rows parsed by `row_cells` (headers in the order first met)."""
-    header = list(dict.fromkeys(key for cells in rows for key in cells))
+    """The table of rows parsed by `row_cells`; a header first met in a later row goes before the
+    header that follows it there ("Column 1", the labels, of rows under a units row).
+
+    >>> table_of([{"Note": ("£m", 0, 0), "2019": ("£m", 0, 0)}, {"Column 1": ("UK", 0, 0), "2019": ("24.5", 0, 0)}]).header
+    ['Note', 'Column 1', '2019']
+    """
+    header: list[str] = []
+    for cells in rows:
+        keys = list(cells)
+        for n, key in enumerate(keys):
+            if key not in header:
+                after = next((k for k in keys[n + 1:] if k in header), None)
+                header.insert(header.index(after) if after else len(header), key)
     return Table.from_rows([header, *[[cells[h][0] if h in cells else "" for h in header] for cells in rows]])
 
 

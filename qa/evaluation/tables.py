@@ -1,0 +1,73 @@
+"""`qa eval` over questions about tables (WikiTableQuestions, TAT-QA: each line names its
+`table`, a CSV file beside the question file): all the file's tables together become the corpus,
+one CSV document each, and an answer is right when its values equal the gold set, numbers as
+numbers (WikiTableQuestions' denotation match, `qa.tables.table.same_answers`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from qa.evaluation.evaluate import Question, load_questions
+from qa.tables.table import Table, same_answers
+
+
+def is_table_file(path: Path) -> bool:
+    """Whether a JSON Lines question file's first question names a table."""
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            first = next((line for line in f if line.strip()), "")
+        return isinstance(json.loads(first).get("table"), str)
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
+
+
+def table_rows(path: Path) -> list[list[str]]:
+    """A table file's rows: WikiTableQuestions' CSV escapes quotes as \\", TAT-QA's is plain CSV."""
+    with path.open(encoding="utf-8", newline="") as f:
+        if "tatqa" in path.parts:
+            return list(csv.reader(f))
+        return list(csv.reader(f, escapechar="\\", doublequote=False))
+
+
+def load_table(path: Path) -> Table:
+    return Table.from_rows(table_rows(path))
+
+
+def table_corpus(path: Path, folder: Path) -> tuple[list[Question], list[str]]:
+    """Writes each table the questions name into `folder` as a plain CSV document (named by its
+    page title when the file gives one) and returns the questions (typed by their `kind`) and the
+    problems of the lines skipped."""
+    questions, problems = load_questions(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    names: dict[str, str] = {}
+    kept = []
+    for q in questions:
+        table = q.extra.get("table")
+        source = path.parent / table if isinstance(table, str) else None
+        if source is None or not source.is_file() or path.parent.resolve() not in source.resolve().parents:
+            problems.append(f"{path}: {q.id}: skipped: its table is not a file beside the question file")
+            continue
+        if table not in names:
+            title = re.sub(r"[^\w.-]+", "_", str(q.extra.get("title") or source.stem), flags=re.ASCII).strip("._")[:60]
+            names[table] = f"{len(names) + 1:04d}_{title or 'table'}.csv"
+            with (folder / names[table]).open("w", encoding="utf-8", newline="") as out:
+                csv.writer(out).writerows(table_rows(source))
+        kept.append(Question(q.id, q.question, q.answers, type=str(q.extra.get("kind") or q.type),
+                             extra={**q.extra, "document": names[table]}))
+    return kept, problems
+
+
+def table_correct(short_text: str, gold: tuple[str, ...]) -> bool:
+    """Whether the words that answer are the gold set: as one value, or (several expected) the
+    values a computed answer lists ("Japan, Korea").
+
+    >>> table_correct("Japan, Korea", ("korea", "japan")), table_correct("1,935", ("1935",)), table_correct("", ("1",))
+    (True, True, False)
+    """
+    if not short_text:
+        return False
+    return same_answers((short_text,), gold) or (len(gold) > 1 and same_answers(short_text.split(", "), gold))
