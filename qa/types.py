@@ -25,6 +25,7 @@ class Document:
     text: str  # decoded text; all chunk offsets point into this string
     sha256: str  # of the file's bytes
     page_starts: tuple[int, ...] = ()  # PDF: offset in `text` where each page begins
+    notes: str = ""  # what reading it found: "12 pages; pages 3–4 read by OCR (…)", "2 sheets, 40 rows"
 
 
 @dataclass(frozen=True, slots=True)

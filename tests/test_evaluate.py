@@ -247,7 +247,8 @@ def _table_questions(folder: Path) -> Path:
 
 
 def test_a_table_question_file_becomes_a_corpus_of_its_tables(tmp_path: Path):
-    from qa.evaluation.tables import is_table_file, table_corpus, table_correct
+    from qa.evaluation.tables import is_table_file, table_corpus
+    from qa.tables.table import table_correct
 
     path = _table_questions(tmp_path)
     assert is_table_file(path) and not is_table_file(EVAL_SET)

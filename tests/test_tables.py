@@ -136,3 +136,24 @@ def test_a_row_ranked_below_a_text_passage_answers_only_a_question_naming_its_co
     ranked = [Passage(text, 0.5, 1), Passage(row, 0.4, 2)]
     assert table_answer("Which agent handled order 17?", ranked, index).short_answer.text == "Agent 12"
     assert table_answer("When did the Seoul office open?", ranked, index) is None  # names no column: the text's
+
+
+def test_the_index_notes_what_each_file_held_and_what_went_wrong(settings):
+    import openpyxl
+    from conftest import FakeEmbedder
+
+    from qa.index.build import build_index
+    from qa.index.store import load_index
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Country", "Units"])
+    workbook.active.append(["Japan", 12])
+    second = workbook.create_sheet("Imports")
+    for row in (["Country", "Units"], ["Korea", 3], ["Chile", 4]):
+        second.append(row)
+    workbook.save(settings.corpus_dir / "trade.xlsx")
+    (settings.corpus_dir / "memo.txt").write_bytes("The memo says Zürich hours changed.".encode() + b"\xff\n")
+    build_index(settings, FakeEmbedder(), progress=False)
+    notes = {d.path: d.notes for d in load_index(settings).documents.values()}
+    assert notes["trade.xlsx"] == "2 sheets, 3 rows"
+    assert "not valid UTF-8" in notes["memo.txt"] and "memo.txt" not in notes["memo.txt"], notes

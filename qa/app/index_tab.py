@@ -38,7 +38,7 @@ def index_view(pipeline: Pipeline) -> tuple[str, list[list], list[list], dict, d
         return (f"**No index loaded.** {escape_text(str(error))}", [], [], gr.update(choices=[], value=None),
                 gr.update(choices=[]), gr.update(choices=[], value=None))
     docs = sorted(index.documents.values(), key=lambda d: d.path)
-    rows = [[d.title, d.path, d.chunks] for d in docs]
+    rows = [[d.title, d.path, d.chunks, d.notes] for d in docs]
     details = [[d.path, d.sha256, d.chars, index.manifest.built_at] for d in docs]
     status = (f"**{len(index.chunks)} passages from {len(docs)} document{'s' if len(docs) != 1 else ''}**, indexed"
               f" {when(index.manifest.built_at)}.")

@@ -227,7 +227,7 @@ def _chat_tab(settings: Settings) -> SimpleNamespace:
 
 def _index_tab(settings: Settings) -> SimpleNamespace:
     index_status = gr.Markdown(elem_id="index-status")
-    documents = gr.Dataframe(headers=["title", "file", "passages"], interactive=False, wrap=True, elem_id="documents")
+    documents = gr.Dataframe(headers=["title", "file", "passages", "notes"], interactive=False, wrap=True, elem_id="documents")
     with gr.Accordion("Details", open=False):
         details = gr.Dataframe(headers=["file", "sha256", "characters", "indexed at (UTC)"], interactive=False, wrap=True)
     uploads = gr.File(

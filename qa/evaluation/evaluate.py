@@ -35,6 +35,7 @@ from qa.errors import QAError
 from qa.evaluation.squad import SquadArticle, squad_scores
 from qa.pipeline import Pipeline
 from qa.sentences import sentence_spans
+from qa.tables.table import table_correct
 from qa.text import answer_sentences
 from qa.text import normalize_answer as normalize
 from qa.text import strip_markers
@@ -221,8 +222,6 @@ def score(question: Question, passages: Sequence[Passage], answer: Answer | None
     if cited:
         record["citation_support"] = _mean(map(float, citation_support(answer)))
     if question.extra.get("table"):  # a question about a table: its denotation, as WikiTableQuestions scores
-        from qa.evaluation.tables import table_correct
-
         record["table_correct"] = float(table_correct("" if answer.abstained else answer.short_text, question.answers))
     return record
 

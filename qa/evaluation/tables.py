@@ -1,7 +1,7 @@
 """`qa eval` over questions about tables (WikiTableQuestions, TAT-QA: each line names its
 `table`, a CSV file beside the question file): all the file's tables together become the corpus,
 one CSV document each, and an answer is right when its values equal the gold set, numbers as
-numbers (WikiTableQuestions' denotation match, `qa.tables.table.same_answers`).
+numbers (WikiTableQuestions' denotation match, `qa.tables.table.table_correct`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from qa.evaluation.evaluate import Question, load_questions
-from qa.tables.table import Table, same_answers
+from qa.tables.table import Table
 
 
 def is_table_file(path: Path) -> bool:
@@ -59,15 +59,3 @@ def table_corpus(path: Path, folder: Path) -> tuple[list[Question], list[str]]:
         kept.append(Question(q.id, q.question, q.answers, type=str(q.extra.get("kind") or q.type),
                              extra={**q.extra, "document": names[table]}))
     return kept, problems
-
-
-def table_correct(short_text: str, gold: tuple[str, ...]) -> bool:
-    """Whether the words that answer are the gold set: as one value, or (several expected) the
-    values a computed answer lists ("Japan, Korea").
-
-    >>> table_correct("Japan, Korea", ("korea", "japan")), table_correct("1,935", ("1935",)), table_correct("", ("1",))
-    (True, True, False)
-    """
-    if not short_text:
-        return False
-    return same_answers((short_text,), gold) or (len(gold) > 1 and same_answers(short_text.split(", "), gold))

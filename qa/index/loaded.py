@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DocumentInfo:
-    """One indexed document, as `documents.json` lists it (`chars`: its text's length)."""
+    """One indexed document, as `documents.json` lists it (`chars`: its text's length; `notes`:
+    what reading it found, `Document.notes`)."""
 
     doc_id: str
     title: str
@@ -31,6 +32,7 @@ class DocumentInfo:
     sha256: str
     chars: int
     chunks: int
+    notes: str = ""
 
 
 @dataclass(frozen=True, slots=True)

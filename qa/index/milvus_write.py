@@ -213,7 +213,7 @@ def _renewed(client, ticket: str, created: float) -> float:  # noqa: ANN001
 
 def _document_json(info) -> dict:  # noqa: ANN001 - a DocumentInfo
     return {"doc_id": info.doc_id, "title": info.title, "path": info.path, "sha256": info.sha256,
-            "chars": info.chars, "chunks": info.chunks}
+            "chars": info.chars, "chunks": info.chunks, "notes": info.notes}
 
 
 def _insert_chunks(client, collection: str, writer: IndexWriter) -> None:  # noqa: ANN001

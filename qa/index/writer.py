@@ -125,7 +125,8 @@ class IndexWriter:
             owned += len(mine)
             self.batcher.add(text, [embedding_text(doc.title, chunk.section, doc.text[a:b])
                                     for a, b in (split.units[u] for u in mine)])
-        self.documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks)))
+        self.documents.append(DocumentInfo(doc.doc_id, doc.title, doc.path, doc.sha256, len(doc.text), len(split.chunks),
+                                           doc.notes))
 
     def _tick(self, path: str, done: int, total: int) -> None:
         if self.report is not None and done % REPORT_EVERY == 0:

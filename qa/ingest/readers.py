@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ _GENERATOR_TITLE = re.compile(r"^\s*(?:word document|powerpoint presentation|pre
                               r"untitled(?: document| presentation)?|slide \d+|microsoft (?:word|powerpoint) - .*)\s*$",
                               re.IGNORECASE)
 _WIKI_HEADING = re.compile(r"^(={1,6})[ \t]*(.+?)[ \t]*\1[ \t]*$")
+_ROW = re.compile(r"^Row \d+: ", re.MULTILINE)  # a table row's passage (`qa.ingest.office.table_lines`)
 _MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 
 
@@ -44,6 +46,8 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
     data = path.read_bytes()
     suffix = path.suffix.lower()
     title, page_starts = None, ()
+    notes = _Notes(path.name)
+    logging.getLogger("qa.ingest").addHandler(notes)
     try:
         if suffix == ".pdf":
             text, page_starts, title = pdf_text(data, path.name)
@@ -58,6 +62,8 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
     except Exception as error:  # noqa: BLE001 - one malformed file never stops a build or an upload
         log.debug("reading %s failed", shown_path(path), exc_info=True)  # the reason is said once, as a warning
         raise UnreadableFile(f"could not be read ({type(error).__name__}: {str(error)[:200]})") from None
+    finally:
+        logging.getLogger("qa.ingest").removeHandler(notes)
     if not text.strip():
         raise UnreadableFile("empty file" if suffix != ".pdf" else "no extractable text (a scanned PDF?)")
     rel = path.relative_to(corpus_dir).as_posix()
@@ -68,7 +74,41 @@ def read_document(path: Path, corpus_dir: Path) -> Document:
         text=text,
         sha256=hashlib.sha256(data).hexdigest(),
         page_starts=page_starts,
+        notes="; ".join(filter(None, (contents(suffix, text, page_starts), *notes.lines))),
     )
+
+
+def contents(suffix: str, text: str, page_starts: Sequence[int]) -> str:
+    """What a file held, as the Index tab says it: "12 pages", "3 slides", "2 sheets, 40 rows", "40 rows".
+
+    >>> contents(".xlsx", "Row 2: A: 1\\n\\nRow 3: A: 2", (0, 12)), contents(".csv", "Row 2: A: 1", ()), contents(".txt", "x", ())
+    ('2 sheets, 2 rows', '1 row', '')
+    """
+    def counted(n: int, what: str) -> str:
+        return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+    rows = len(_ROW.findall(text))
+    if suffix == ".pdf":
+        return counted(len(page_starts), "page")
+    if suffix == ".pptx":
+        return counted(len(page_starts), "slide")
+    if suffix == ".xlsx":
+        return f"{counted(len(page_starts), 'sheet')}, {counted(rows, 'row')}"
+    return counted(rows, "row") if suffix == ".csv" else ""
+
+
+class _Notes(logging.Handler):
+    """The warnings the readers log while this thread reads one file (its name dropped from their
+    start): they become the document's notes, as the Index tab shows them."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(logging.WARNING)
+        self.name_prefix, self.thread, self.lines = f"{name}: ", threading.get_ident(), []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            line = record.getMessage()
+            self.lines.append(line[len(self.name_prefix):] if line.startswith(self.name_prefix) else line)
 
 
 OFFICE_SUFFIXES = (".docx", ".pptx", ".xlsx", ".csv", ".epub")  # read by `qa.ingest.office`

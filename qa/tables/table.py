@@ -40,6 +40,18 @@ def same_answers(predicted: Sequence[str], gold: Sequence[str]) -> bool:
     return {answer_key(v) for v in predicted} == {answer_key(g) for g in gold}
 
 
+def table_correct(short_text: str, gold: tuple[str, ...]) -> bool:
+    """Whether the words that answer are the gold set: as one value, or (several expected) the
+    values a computed answer lists ("Japan, Korea").
+
+    >>> table_correct("Japan, Korea", ("korea", "japan")), table_correct("1,935", ("1935",)), table_correct("", ("1",))
+    (True, True, False)
+    """
+    if not short_text:
+        return False
+    return same_answers((short_text,), gold) or (len(gold) > 1 and same_answers(short_text.split(", "), gold))
+
+
 def number_of(cell: str) -> float | None:
     """The number a cell holds, or None: "1,935" → 1935.0, "$3.5" → 3.5, "12%" → 12.0, "-4" → -4.0,
     "27 [1]" → 27.0; "1-4", "10,000 m" with its unit kept short ("m") → 10000.0; a time in seconds;
