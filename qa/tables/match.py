@@ -25,6 +25,7 @@ _HEADER_WORDS = {"peopl": "popul", "inhabit": "popul", "live": "popul", "resid":
                  "widest": "width", "crowd": "attend", "spectat": "attend", "earn": "revenu",
                  "old": "age", "oldest": "age", "young": "age", "youngest": "age", "sold": "sale",
                  "countri": "nation", "organiz": "organis"}
+_SHORT_CELL_WORDS = 10  # a word inside a longer cell (a comment, a note) names nothing
 _YEAR = re.compile(r"1\d\d\d|20\d\d")
 
 
@@ -58,14 +59,15 @@ def mentions(question: str, table: Table) -> list[tuple[int, int, str]]:
         for i, row in enumerate(table.rows):
             for j, cell in enumerate(row):
                 text = normalized(cell)
-                if w in text and _whole(w, text):
+                if w in text and text.count(" ") < _SHORT_CELL_WORDS and _whole(w, text):  # not a note's words
                     found.append((i, j, w))
     return sorted(found, key=lambda m: -len(m[2]))
 
 
 def _whole(words: str, text: str) -> bool:
-    """Whether `words` occur in `text` as whole words."""
-    return re.search(rf"(?<![\w]){re.escape(words)}(?![\w])", text) is not None
+    """Whether `words` occur in `text` as whole words (and a number not as part of a longer one:
+    "10" is not in "10,000")."""
+    return re.search(rf"(?<![\w])(?<!\d[.,]){re.escape(words)}(?![\w])(?![.,]\d)", text) is not None
 
 
 def placings(q: str, table: Table, known: set[tuple[int, int]]) -> list[tuple[int, int, str]]:

@@ -76,6 +76,9 @@ def numeric_filter(question: str, table: Table, scores: list[float], avoid: set[
     column = numeric_column(table, scores, avoid)
     if column is None:
         return None
+    unit = re.match(r"\s*(?:-\s*)?(minute|min|hour|hr)s?\b", normalized(question)[match.end():])
+    if unit and any(":" in cell for cell in table.column(column)):  # "under 39 minutes" against 38:29.7 (seconds)
+        limit *= 60 if unit[1].startswith("min") else 3600
     op = match["op"]
     keep = {"more than": lambda v: v > limit, "over": lambda v: v > limit, "greater than": lambda v: v > limit,
             "above": lambda v: v > limit, "at least": lambda v: v >= limit, "less than": lambda v: v < limit,
