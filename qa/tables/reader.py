@@ -180,6 +180,10 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
                 return TableAnswer((format_number(sum(values)),), tuple(rows), "sum", named_numeric[0]) if values else None
             return TableAnswer((table.rows[p.rows[0]][named_numeric[0]],), (p.rows[0],), "lookup", named_numeric[0])
         rows = p.matching()
+        named = [j for j in range(len(table.header)) if p.scores[j] > 0 and table.numeric(j) and j not in p.conditions]
+        if (_NOT.search(q) or re.search(r"\b(?:no|zero)\b", q)) and named and not p.cells:  # "did not score in cup play"
+            rows = [i for i in rows if not table.numbers[i][named[0]]]
+            return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
         if _NOT.search(q) and p.cells:  # "how many locomotives are not standard gauge?"
             rows = [i for i in range(len(table.rows)) if i not in set(rows) and not table.is_summary(i)]
             return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
