@@ -96,7 +96,9 @@ def read_periods(question: str, table: Table) -> TableAnswer | None:
     if _WHICH_YEAR.search(q) and (MORE.search(q) or LESS.search(q)):
         known = [y for y in columns if value[y] is not None]
         pick = (max if MORE.search(q) and not LESS.search(q) else min)(known, key=lambda y: value[y])
-        return TableAnswer((str(pick),), (row,), "argmax" if MORE.search(q) else "argmin", columns[pick])
+        header = table.header[columns[pick]].strip()  # "2010/11" as the table writes it, else the year
+        said = header if re.fullmatch(r"(?:FY\s?)?\d{4}(?:[/–-]\d{2,4})?", header) else str(pick)
+        return TableAnswer((said,), (row,), "argmax" if MORE.search(q) else "argmin", columns[pick])
     if len(asked) == 1 and _AVERAGE.search(q) and asked[0] - 1 in columns:
         asked.append(asked[0] - 1)  # "the 2019 average balance": of the year's opening and closing
     elif len(asked) < 2 and (_AVERAGE.search(q) or _CHANGE.search(q)):

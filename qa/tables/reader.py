@@ -36,6 +36,7 @@ _FILTER = re.compile(r"\b(?P<op>more than|over|greater than|at least|less than|u
                      + "|".join(WORD_NUMBERS) + r")\b")
 _EXCLUDED = re.compile(r"\b(?:other than|besides|except(?: for)?|aside from|apart from|excluding) (?P<what>[^,?]+)",
                        re.IGNORECASE)
+_TOP = re.compile(r"\b(?:top|best|first|winner|winning|highest ranked|highest ranking)\b")
 _RANKING = re.compile(r"^\s*(?:rank|ranking|place|pos|position|seed|no|#)\.?\s*$", re.IGNORECASE)  # 1 is the top
 _SUPERLATIVE_AMOUNT = re.compile(r"\b(?:most|least|highest|lowest|largest|smallest|greatest|fewest|maximum|minimum)"
                                  r" (?:number|amount|total)\b")
@@ -246,6 +247,9 @@ def _superlative(q: str, table: Table, cells, scores, conditions, target) -> Tab
     if not numeric_named and scores[target] > 0 and not table.numeric(target) and len(set(column)) < len(column):
         return _most_frequent(q, table, cells, target)  # "which year had the most competitions?": rows per value
     number = numeric_column(table, scores, conditions | {target} if table.numeric(target) is False else conditions)
+    ranking = next((j for j, h in enumerate(table.header) if _RANKING.search(h) and table.numeric(j)), None)
+    if ranking is not None and (number is None or scores[number] == 0) and _TOP.search(q):
+        number = ranking  # "who was the top finisher?": rank 1
     if number is None:
         return None
     rows = matching_rows(table, cells)

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-_NUMBER = re.compile(r"^[^\d\-−+.]{0,3}([\-−+]?\d[\d,]*(?:\.\d+)?|[\-−]?\.\d+)\s*(%|[a-zA-Z]{0,3}\.?)?\s*(?:\[[^\]]*\])?$")
+_NUMBER = re.compile(r"^[^\d\-−+.]{0,3}([\-−+]?\d[\d,]*(?:\.\d+)?|[\-−]?\.\d+)\s*(%|(?:[a-zA-Z]{0,3}|metres|meters|miles|points|seconds|minutes|years|tonnes|tons|pounds|feet|inches|games|goals|votes)\.?)?\s*(?:\[[^\]]*\])?$")
 _FOOTNOTE = re.compile(r"\s*\[[^\]]*\]\s*$")
 _CLOCK = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{2}(?:\.\d+)?)$")
 _ACCOUNTING = re.compile(r"^\$?\s*\(\s*(\$?\s*\d[\d,]*(?:\.\d+)?)\s*\)$")
