@@ -17,6 +17,7 @@ _DOWN = r"less|fewer|lower|smaller|shorter|decreased?|after|below"
 WORD_CHOICE = re.compile(rf"\b(?:(?P<up>{_UP}) or (?P<down>{_DOWN})|(?P<down2>{_DOWN}) or (?P<up2>{_UP}))\b")
 WHEN_CHOICE = re.compile(r"\b(?:(?P<early>earlier|earliest|sooner|first|older|oldest)|later|latest|newer|newest|last)\b")
 THAN_ROW = re.compile(r"\b(?P<word>more|higher|greater|larger|bigger|fewer|less|lower|smaller)\b[\w ]*? than (?P<other>.+)$")
+_YEAR_RANGE = re.compile(r"(\d{4})\s*[–-]\s*(\d{4})")
 _SAME = re.compile(r"\bsame (?P<what>[\w ]+?) as (?P<other>.+)$")
 
 
@@ -68,9 +69,14 @@ def than_row(p: Parse, than: re.Match):  # noqa: ANN202 - TableAnswer | None | U
 
 
 def duration(p: Parse) -> TableAnswer | None:
-    """"How long did X hold office?": the years between the named row's first two dates (from, until)."""
+    """"How long did X hold office?": the years between the named row's first two dates (from,
+    until), or the years a range in one of its cells spans ("1901–1905": 5 years)."""
     if any(re.search(r"time|duration|length", h, re.IGNORECASE) for h in p.table.header):
         return None
+    spans = [m for cell in p.table.rows[p.rows[0]] if (m := _YEAR_RANGE.fullmatch(cell.strip()))]
+    if spans:
+        years = int(spans[0][2]) - int(spans[0][1]) + 1
+        return TableAnswer((f"{years} year" + ("s" if years != 1 else ""),), (p.rows[0],), "duration", None)
     dated = [j for j in range(len(p.table.header))
              if sum(date_key(c) is not None for c in p.table.column(j) if c) >= 0.7 * max(1, sum(map(bool, p.table.column(j))))]
     if len(dated) < 2:
