@@ -21,6 +21,8 @@ _CLOCK = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{2}(?:\.\d+)?)$")
 _ACCOUNTING = re.compile(r"^\$?\s*\(\s*(\$?\s*\d[\d,]*(?:\.\d+)?)\s*\)$")
 _YEAR_CELL = re.compile(r"^(?:FY\s?)?(?:1[89]|20)\d\d$|^FY\s?\d\d$", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"^\s*(?:#|no\.?|n[o°º]|id|order|serial(?: no\.?)?|code)\s*$", re.IGNORECASE)
+_TRAILING_MARKS = re.compile(r"(?:(?<!^)\[[^\]]*\]|\[\d+\]|[•♦†‡*#+])*$")  # footnotes: "27 [1]", "Paris*"
+_DETAILS = re.compile(r"(?<!^)(?: \([^)]*\))*$")  # "Varbergs GIF (D3)": the details, not the name
 _SUMMARY = re.compile(r"^(?:grand |sub-?)?totals?\b")
 
 
@@ -79,14 +81,18 @@ def number_of(cell: str) -> float | None:
 
 @functools.lru_cache(maxsize=1 << 16)  # a sheet's cells are compared many times per question
 def normalized(text: str) -> str:
-    """Text compared as WikiTableQuestions' evaluator compares it: accents dropped, lower case,
-    quotes and a trailing period removed, spaces collapsed.
+    """Text compared as WikiTableQuestions' evaluator compares it: accents dropped, dashes made
+    "-", footnote marks and trailing details in parentheses dropped, quotes and a trailing period
+    removed, lower case, spaces collapsed.
 
-    >>> normalized(" Café  “Noir”. "), normalized("Varbergs GIF")
-    ('cafe noir', 'varbergs gif')
+    >>> normalized(" Café  “Noir”. "), normalized("Varbergs GIF (D3)"), normalized("2010–11 [1]")
+    ('cafe noir', 'varbergs gif', '2010-11')
     """
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    text = re.sub(r"[‘’´`\"“”]", "", text.casefold())
+    text = re.sub(r"[‐‑‒–—―−]", "-", text.casefold())
+    text = _TRAILING_MARKS.sub("", text.strip())
+    text = _DETAILS.sub("", text.strip())
+    text = re.sub(r"[‘’´`\"“”]", "", text)
     text = re.sub(r"\s+", " ", text).strip()
     return text[:-1].strip() if text.endswith(".") else text
 
