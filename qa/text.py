@@ -69,6 +69,8 @@ def terms(text: str) -> set[str]:
 
 WORD_NUMBERS = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
                                             "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
+WORD_NUMBERS |= {w: 10 * n for n, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), start=3)}
+WORD_NUMBERS["hundred"] = 100
 
 
 # Words that frame a question rather than name its subject ("Which happened first?"): a passage

@@ -126,7 +126,8 @@ def choose(q: str, table: Table, cells, scores, conditions) -> TableAnswer | Non
     (i1, j1), (i2, j2) = cells[0], next(((i, j) for i, j in cells[1:] if i != cells[0][0]), cells[0])
     if i1 == i2:
         return None
-    dated = date_column(table, scores, conditions) if WHEN_CHOICE.search(q) else None
+    listed = re.search(r"\b(?:listed|list|table|chart|appears?)\b", q)  # "who is listed first": row order
+    dated = date_column(table, scores, conditions) if WHEN_CHOICE.search(q) and not listed else None
     if dated is not None and date_key(table.rows[i1][dated]) and date_key(table.rows[i2][dated]):
         earlier = date_key(table.rows[i1][dated]) <= date_key(table.rows[i2][dated])
         pick = i1 if earlier == (WHEN_CHOICE.search(q)["early"] is not None) else i2

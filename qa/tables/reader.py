@@ -27,12 +27,13 @@ _DIFFERENCE = re.compile(r"\b(?:how many more|how much more|how many less|how mu
                          r"how many \w+ (?:were |was |are |passed )?between)\b")
 _NEXT = re.compile(r"\b(?:after|next|below|following|succeeded|succeeding)\b")
 _PREVIOUS = re.compile(r"\b(?:before|previous|above|preceding|preceded|prior)\b")
+_BESIDE = re.compile(r"\b(?:(?P<before>before|ahead of|above|prior to|in front of)|after|behind|below)\b(?! \d)")
 _NOT = re.compile(r"\b(?:not|n't|never)\b")
 _WHO_ASKS = re.compile(r"\s*(?:who|whom)\b", re.IGNORECASE)
 _YEAR_WORDS = re.compile(r"\b(?:what year|which year|when)\b")
 _WHO = re.compile(r"^\s*(?:who|whom|whose)\b|\b(?:which|what) (?:person|player|athlete|candidate|driver|team|country|nation|name)\b")
 _FILTER = re.compile(r"\b(?P<op>more than|over|greater than|at least|less than|under|fewer than|at most|below|above|"
-                     r"or more|or less|or fewer|or better)\s*(?P<n>-?\d[\d,]*(?:\.\d+)?|"
+                     r"or more|or less|or fewer|or better|after|before|since)\s*(?P<n>-?\d[\d,]*(?:\.\d+)?|"
                      + "|".join(WORD_NUMBERS) + r")\b")
 _EXCLUDED = re.compile(r"\b(?:other than|besides|except(?: for)?|aside from|apart from|excluding) (?P<what>[^,?]+)",
                        re.IGNORECASE)
@@ -72,19 +73,24 @@ def numeric_filter(question: str, table: Table, scores: list[float], avoid: set[
     match = _FILTER.search(normalized(question))
     if not match:
         return None
-    raw = match["n"]
+    raw, op = match["n"], match["op"]
     limit = float(WORD_NUMBERS[raw]) if raw in WORD_NUMBERS else float(raw.replace(",", ""))
     column = numeric_column(table, scores, avoid)
+    if op in ("after", "before", "since"):  # "before 2006": the years before it, else no filter
+        years = [j for j in range(len(table.header)) if table.dated(j) and j not in avoid]
+        if not re.fullmatch(r"\d{4}", raw) or not years:
+            return None
+        column = years[0]
     if column is None:
         return None
     unit = re.match(r"\s*(?:-\s*)?(minute|min|hour|hr)s?\b", normalized(question)[match.end():])
     if unit and any(":" in cell for cell in table.column(column)):  # "under 39 minutes" against 38:29.7 (seconds)
         limit *= 60 if unit[1].startswith("min") else 3600
-    op = match["op"]
     keep = {"more than": lambda v: v > limit, "over": lambda v: v > limit, "greater than": lambda v: v > limit,
             "above": lambda v: v > limit, "at least": lambda v: v >= limit, "less than": lambda v: v < limit,
             "under": lambda v: v < limit, "fewer than": lambda v: v < limit, "below": lambda v: v < limit,
-            "at most": lambda v: v <= limit}.get(op, lambda v: v <= limit)
+            "at most": lambda v: v <= limit, "after": lambda v: v > limit, "before": lambda v: v < limit,
+            "since": lambda v: v >= limit}.get(op, lambda v: v <= limit)
     return [i for i in range(len(table.rows)) if table.numbers[i][column] is not None and keep(table.numbers[i][column])], column
 
 
@@ -181,6 +187,11 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
                 return TableAnswer((format_number(sum(values)),), tuple(rows), "sum", named_numeric[0]) if values else None
             return TableAnswer((table.rows[p.rows[0]][named_numeric[0]],), (p.rows[0],), "lookup", named_numeric[0])
         rows = p.matching()
+        beside = _BESIDE.search(q)
+        if beside and len(rows) == 1 and p.cells:  # "how many athletes finished before X?": the rows above X's
+            others = range(rows[0]) if beside["before"] else range(rows[0] + 1, len(table.rows))
+            counted = [i for i in others if not table.is_summary(i)]
+            return TableAnswer((str(len(counted)),), tuple(counted), "count", None)
         named = [j for j in range(len(table.header)) if p.scores[j] > 0 and table.numeric(j) and j not in p.conditions]
         if (_NOT.search(q) or re.search(r"\b(?:no|zero)\b", q)) and named and not p.cells:  # "did not score in cup play"
             rows = [i for i in rows if not table.numbers[i][named[0]]]
