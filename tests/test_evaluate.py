@@ -240,7 +240,10 @@ def _table_questions(folder: Path) -> Path:
               "title": "Medal table", "kind": "lookup"},
              {"id": "t3", "question": "Where were the games held in 2002?", "answers": ["Manchester"], "table": "csv/2.csv",
               "kind": "lookup"},
-             {"id": "t4", "question": "A line whose table is elsewhere?", "answers": ["x"], "table": "../outside.csv"}]
+             {"id": "t4", "question": "A line whose table is elsewhere?", "answers": ["x"], "table": "../outside.csv"},
+             {"id": "t5", "question": "Who audits the accounts?", "answers": ["KPMG"], "table": "csv/2.csv",
+              "paragraphs": "csv/2.txt", "kind": "lookup"}]
+    (folder / "csv" / "2.txt").write_text("The accounts are audited by KPMG.\n", encoding="utf-8")
     path = folder / "tables.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path
@@ -253,10 +256,10 @@ def test_a_table_question_file_becomes_a_corpus_of_its_tables(tmp_path: Path):
     path = _table_questions(tmp_path)
     assert is_table_file(path) and not is_table_file(EVAL_SET)
     questions, problems = table_corpus(path, tmp_path / "corpus")
-    assert [q.id for q in questions] == ["t1", "t2", "t3"] and len(problems) == 1 and "t4" in problems[0]
-    assert sorted(p.name for p in (tmp_path / "corpus").iterdir()) == ["0001_Medal_table.csv", "0002_2.csv"]
+    assert [q.id for q in questions] == ["t1", "t2", "t3", "t5"] and len(problems) == 1 and "t4" in problems[0]
+    assert sorted(p.name for p in (tmp_path / "corpus").iterdir()) == ["0001_Medal_table.csv", "0002_2.csv", "0002_2.txt"]
     assert 'Korea ""South""' in (tmp_path / "corpus" / "0001_Medal_table.csv").read_text(encoding="utf-8")  # plain CSV
-    assert [q.type for q in questions] == ["max_min", "lookup", "lookup"]
+    assert [q.type for q in questions] == ["max_min", "lookup", "lookup", "lookup"]
     assert table_correct("1", ("1",)) and not table_correct("11", ("1",))
 
 
@@ -268,4 +271,5 @@ def test_qa_eval_on_table_questions_scores_their_denotation(tmp_path: Path):
     assert "2 tables" in result.stderr and "t4: skipped" in result.stderr
     overall = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["overall"]
     records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert overall["questions"] == 3 and overall["table_accuracy"] == 1.0, records
+    assert overall["questions"] == 4 and [r["table_correct"] for r in records[:3]] == [1.0] * 3, records
+    assert "KPMG" in records[3]["answer"]  # read from the text beside its table (answered, or quoted as the closest)

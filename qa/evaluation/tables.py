@@ -1,7 +1,8 @@
 """`qa eval` over questions about tables (WikiTableQuestions, TAT-QA: each line names its
 `table`, a CSV file beside the question file): all the file's tables together become the corpus,
-one CSV document each, and an answer is right when its values equal the gold set, numbers as
-numbers (WikiTableQuestions' denotation match, `qa.tables.table.table_correct`).
+one CSV document each (with its `paragraphs`, TAT-QA's report text, as a text document beside it),
+and an answer is right when its values equal the gold set, numbers as numbers (WikiTableQuestions'
+denotation match, `qa.tables.table.table_correct`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def table_corpus(path: Path, folder: Path) -> tuple[list[Question], list[str]]:
             names[table] = f"{len(names) + 1:04d}_{title or 'table'}.csv"
             with (folder / names[table]).open("w", encoding="utf-8", newline="") as out:
                 csv.writer(out).writerows(table_rows(source))
+        text, beside = path.parent / str(q.extra.get("paragraphs") or ""), (folder / names[table]).with_suffix(".txt")
+        if q.extra.get("paragraphs") and not beside.exists() and text.is_file() and path.parent.resolve() in text.resolve().parents:
+            beside.write_bytes(text.read_bytes())  # TAT-QA: the report's text beside its table
         kept.append(Question(q.id, q.question, q.answers, type=str(q.extra.get("kind") or q.type),
                              extra={**q.extra, "document": names[table]}))
     return kept, problems
