@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from qa.answer.planner import Plan
 from qa.text import WORD_NUMBERS, date_key
-from qa.types import ANSWERED, Answer, Passage
+from qa.types import ANSWERED, TENTATIVE, Answer, Passage
 
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "bn": 1e9}
 _NUMBER = re.compile(r"(?P<n>-?\d[\d,]*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion|bn|k|m)?\b", re.IGNORECASE)
@@ -109,14 +109,29 @@ def decided(plan: Plan, facts: Sequence[str | None], verdicts: Sequence[str]) ->
     return None
 
 
+def fact(plan: Plan, thing: str, part: Answer) -> tuple[str, str] | None:
+    """(what a part says, its yes/no verdict): its short answer when it answered; for "which came
+    first", also a "Not sure" part whose closest sentence names the thing and holds a date (that
+    sentence, its first date compared); None otherwise."""
+    if part.outcome == ANSWERED and part.short_answer is not None:
+        return part.short_answer.short_text, part.short_answer.verdict
+    sentence = part.citations[0].quote if part.outcome == TENTATIVE and part.citations else ""
+    named = {w.casefold() for w in re.findall(r"\w{3,}", thing)} & {w.casefold() for w in re.findall(r"\w{3,}", sentence)}
+    if plan.kind == "comparison" and plan.asks == "when" and named and date_key(sentence):
+        return sentence, ""
+    return None
+
+
 def composed_answer(question: str, plan: Plan, parts: Sequence[Answer]) -> Answer | None:
     """One answer from two sub-answers: the composed short answer as its headline, then each
     thing's proof sentence quoted and cited ("Wavves: “…” [1] · Social Code: “…” [2]"), both
     parts' passages shown; None when the parts do not decide it (the question is then read whole)."""
-    if len(parts) != 2 or any(p.outcome != ANSWERED or p.short_answer is None or not p.citations for p in parts):
+    if len(parts) != 2 or not all(p.citations for p in parts):
         return None
-    facts = [p.short_answer.short_text for p in parts]
-    headline = decided(plan, facts, [p.short_answer.verdict for p in parts])
+    facts = [fact(plan, thing, part) for thing, part in zip(plan.things, parts, strict=True)]
+    if None in facts:
+        return None
+    headline = decided(plan, [f for f, _ in facts], [v for _, v in facts])
     if headline is None:
         return None
     headline = headline[:1].upper() + headline[1:]  # "the Treaty …" leads the answer: "The Treaty …"
@@ -131,7 +146,8 @@ def composed_answer(question: str, plan: Plan, parts: Sequence[Answer]) -> Answe
             marker = len(passages)
         citations.append(dataclasses.replace(cited, marker=marker))
         quoted.append(f"{thing[:1].upper()}{thing[1:]}: “{cited.quote}” [{marker}]")
-    readings = tuple(sorted((p.short_answer for p in parts), key=lambda r: r.answerable))  # the less sure part first
+    read = [p.short_answer or p.readings[0] for p in parts if p.short_answer or p.readings]
+    readings = tuple(sorted(read, key=lambda r: r.answerable))  # the less sure part first
     return Answer(question, " · ".join(quoted), tuple(citations), tuple(passages), abstained=False, mode="evidence",
                   model=parts[0].model, raw_text="", readings=readings, outcome=ANSWERED, headline=headline,
                   parts=tuple(parts))
