@@ -18,6 +18,10 @@ from qa.answer.planner import plan
      ("What is the nationality of Kathy Jordan?", "What is the nationality of Sergi Bruguera?")),
     ("Which dog is native to France, the Basset Bleu de Gascogne or the Bulldog?", "choice",
      ("Is the Basset Bleu de Gascogne native to France?", "Is the Bulldog native to France?")),
+    ("Who was born first out of Nick Grinde and Karel Reisz?", "comparison",
+     ("When was Nick Grinde born?", "When was Karel Reisz born?")),
+    ("Which documentary Hacking Democracy or The Memory of Justice was produced first ?", "comparison",
+     ("When was Hacking Democracy produced?", "When was The Memory of Justice produced?")),
 ])
 def test_two_fact_questions_split_into_one_question_per_thing(question: str, kind: str, parts: tuple):
     found = plan(question)

@@ -113,6 +113,12 @@ def _comparison(q: str) -> Plan | None:
     elif middle := re.match(rf"^(?P<frame>(?i:which|who|what)(?:\s+[a-z]+)?(?:\s+[A-Za-z]+)?)\s*,\s*(?P<x>{_NAME})\s*,?\s+or\s+"
                             rf"(?P<y>{_NAME})\s*,\s*(?P<rest>[a-z].+)$", q):
         x, y, frame = middle["x"], middle["y"], f"{middle['frame']} {middle['rest']}"
+    elif inside := re.match(rf"^(?P<frame>(?i:which)(?:\s+[a-z]+|\s+[A-Z][a-z]+(?=,))?)\s*,?\s+(?P<x>{_NAME})\s+or\s+(?P<y>{_NAME})\s*,?\s+"
+                            rf"(?P<rest>(?:was|were|is|are|has|had)\s+[a-z].+)$", q):  # "Which film X or Y was made first?"
+        x, y, frame = inside["x"], inside["y"], f"{inside['frame']} {inside['rest']}"
+    elif among := re.match(rf"^(?P<frame>(?i:who|which)\s+[a-z].*?)\s+(?:out of|among|of)\s+(?P<x>{_NAME})\s+and\s+"
+                           rf"(?P<y>{_NAME})\s*\?*$", q):  # "Who was born first out of X and Y?"
+        x, y, frame = among["x"], among["y"], among["frame"]
     else:
         match = _THINGS_OR.search(q)
         if not match or match.start() == 0:
