@@ -111,7 +111,8 @@ def _question_commands(commands: argparse._SubParsersAction, common: argparse.Ar
     evaluate.add_argument("questions", type=Path,
                           help="JSON Lines (id, question, answers, evidence, type), or a SQuAD-format .json file: "
                                "its articles become the corpus (indexed under --out, or a temporary folder); JSON "
-                               "Lines whose questions name a `table` (WikiTableQuestions, TAT-QA): those tables do")
+                               "Lines whose questions name a `table` (WikiTableQuestions, TAT-QA): those tables do; "
+                               "HotpotQA lines: their paragraphs, each question within its own")
     evaluate.add_argument("--out", type=Path, metavar="DIR", help="write results.jsonl, summary.json/.csv, report.md here")
     evaluate.add_argument("-k", "--k", type=positive_int, default=None, metavar="N", help="passages per question (default 5)")
     evaluate.add_argument("--mode", choices=["evidence", "generative"], help="answer mode")
@@ -252,6 +253,7 @@ def answer_mode_streams(settings: Settings) -> bool:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.evaluation.evaluate import load_questions
+    from qa.evaluation.hotpot import is_hotpot_file
     from qa.evaluation.tables import is_table_file
 
     if not args.questions.is_file():
@@ -260,9 +262,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         if args.questions.suffix.lower() == ".json":
             work = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qa-squad-")))
             settings, questions, problems = _squad_setup(args.questions, work, settings)
-        elif is_table_file(args.questions):
-            work = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qa-tables-")))
-            settings, questions, problems = _tables_setup(args.questions, work, settings)
+        elif is_table_file(args.questions) or is_hotpot_file(args.questions):
+            work = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qa-eval-")))
+            settings, questions, problems = _corpus_setup(args.questions, work, settings)
         else:
             questions, problems = load_questions(args.questions)
         for problem in problems:
@@ -270,18 +272,21 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         return _run_eval(args, settings, questions, len(problems))
 
 
-def _tables_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list, list[str]]:
-    """Settings whose corpus is the tables the file's questions name (indexed in `work`), its
-    questions, and the problems of the lines skipped."""
+def _corpus_setup(path: Path, work: Path, settings: Settings) -> tuple[Settings, list, list[str]]:
+    """Settings whose corpus is what the question file carries (the tables its questions name, or
+    HotpotQA's paragraphs), indexed in `work`; its questions; the problems of the lines skipped."""
+    from qa.evaluation.hotpot import hotpot_corpus, is_hotpot_file
     from qa.evaluation.tables import table_corpus
 
-    settings = dataclasses.replace(settings, corpus_dir=work / "tables_corpus", index_dir=work / "tables_index",
-                                   store_collection=f"{settings.store_collection}_tables")  # never the product's index
-    for old in settings.corpus_dir.glob("[0-9][0-9][0-9][0-9]_*.csv"):  # tables of an earlier run
-        old.unlink()
-    questions, problems = table_corpus(path, settings.corpus_dir)
+    hotpot = is_hotpot_file(path)
+    settings = dataclasses.replace(settings, corpus_dir=work / "eval_corpus", index_dir=work / "eval_index",
+                                   store_collection=f"{settings.store_collection}_eval")  # never the product's index
+    for old in [*settings.corpus_dir.glob("*.csv"), *settings.corpus_dir.glob("*.txt"), *settings.corpus_dir.glob("*.md")]:
+        old.unlink()  # documents of an earlier run
+    questions, problems = (hotpot_corpus if hotpot else table_corpus)(path, settings.corpus_dir)
     summary = _build_eval_index(settings)
-    print(f"corpus: {len(set(q.extra['document'] for q in questions))} tables from {path}; {summary.line()}", file=sys.stderr)
+    documents = len(list(settings.corpus_dir.glob("*.md" if hotpot else "*.csv")))
+    print(f"corpus: {documents} {'paragraphs' if hotpot else 'tables'} from {path}; {summary.line()}", file=sys.stderr)
     return settings, questions, problems
 
 

@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import json
-import re
 from pathlib import Path
 
 from measure_planner import MULTIHOP, half
 
 from qa.config import Settings
+from qa.evaluation.hotpot import paragraph_file
 from qa.index.build import build_index
 from qa.models.embedders import get_embedder
 from qa.pipeline import Pipeline
 from qa.text import normalize_answer
-
-
-def file_name(title: str) -> str:
-    digest = hashlib.sha256(title.encode()).hexdigest()[:8]
-    return re.sub(r"[^\w.-]+", "_", title, flags=re.ASCII).strip("._")[:80] + f"_{digest}.md"
 
 
 def main() -> None:
@@ -48,7 +42,7 @@ def main() -> None:
     for r in rows:
         for title, sentences in r["context"]:
             if title not in names:
-                names[title] = file_name(title)
+                names[title] = paragraph_file(title)
                 (settings.corpus_dir / names[title]).write_text(f"# {title}\n\n{''.join(sentences).strip()}\n", encoding="utf-8")
     if not (settings.index_dir / "manifest.json").is_file():
         build_index(settings, get_embedder(settings.embed_model, settings.threads, cache_dir=settings.cache_dir,

@@ -273,3 +273,40 @@ def test_qa_eval_on_table_questions_scores_their_denotation(tmp_path: Path):
     records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert overall["questions"] == 4 and [r["table_correct"] for r in records[:3]] == [1.0] * 3, records
     assert "KPMG" in records[3]["answer"]  # read from the text beside its table (answered, or quoted as the closest)
+
+
+def _hotpot_questions(folder: Path) -> Path:
+    lines = [{"_id": "h1", "question": "Who was born first, Ada Byrne or Cole Marsh?", "answer": "Ada Byrne", "type": "comparison",
+              "supporting_facts": [["Ada Byrne", 0], ["Cole Marsh", 0]],
+              "context": [["Ada Byrne", ["Ada Byrne (born 3 May 1901) was an Irish painter."]],
+                          ["Cole Marsh", ["Cole Marsh (born 9 June 1932) is a Welsh poet.", " He lives in Cardiff."]]]},
+             {"_id": "h2", "question": "Where does Cole Marsh live?", "answer": "Cardiff", "type": "bridge",
+              "supporting_facts": [["Cole Marsh", 1]],
+              "context": [["Cole Marsh", ["Cole Marsh (born 9 June 1932) is a Welsh poet.", " He lives in Cardiff."]],
+                          ["Ada Byrne", ["Ada Byrne (born 3 May 1901) was an Irish painter."]]]},
+             {"_id": "h3", "question": "Broken?", "answer": "x", "supporting_facts": [], "context": "not a list"}]
+    path = folder / "hotpot.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_a_hotpotqa_file_becomes_its_paragraphs_each_question_scoped_to_its_own(tmp_path: Path):
+    from qa.evaluation.hotpot import hotpot_corpus, is_hotpot_file, paragraph_file
+
+    path = _hotpot_questions(tmp_path)
+    assert is_hotpot_file(path) and not is_hotpot_file(EVAL_SET)
+    questions, problems = hotpot_corpus(path, tmp_path / "corpus")
+    assert [q.id for q in questions] == ["h1", "h2"] and len(problems) == 1 and ":3:" in problems[0]
+    assert len(list((tmp_path / "corpus").iterdir())) == 2  # each paragraph written once
+    assert questions[1].evidence == ("He lives in Cardiff.",) and questions[1].type == "bridge"
+    assert questions[0].extra["documents"] == [paragraph_file("Ada Byrne"), paragraph_file("Cole Marsh")]
+
+
+@pytest.mark.slow
+def test_qa_eval_on_a_hotpotqa_file_composes_the_comparison(tmp_path: Path):
+    path = _hotpot_questions(tmp_path)
+    result = qa("eval", str(path), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 paragraphs" in result.stderr
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert records[0]["short_answer"] == "Ada Byrne" and records[0]["squad_f1"] == 1.0, records[0]

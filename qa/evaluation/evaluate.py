@@ -230,7 +230,7 @@ def answerable_scores(question: Question, answer: Answer, record: dict, cited: S
     """An answerable question's scores beyond SQuAD's: whether what the person reads holds a
     gold answer (in an answer; or also in a tentative answer's quoted sentence: `shown_gold`),
     and whether the cited passages hold the evidence."""
-    shown = strip_markers(answer.text)  # what the person reads: the short answer and its proof
+    shown = strip_markers(f"{answer.headline} {answer.text}")  # what the person reads: the short answer and its proof
     holds_gold = contains_gold(shown, question.answers, question.must_include)
     scores = {"exact_match": record["squad_exact"], "f1": record["squad_f1"],
               "contains_gold": 0.0 if answer.abstained else holds_gold,
@@ -289,11 +289,12 @@ def evaluate(
     records = []
     for question in tqdm(questions, desc="evaluating", unit="q", disable=not progress or None, leave=False):
         try:
+            documents = question.extra.get("documents", ())  # a question scoped to its own documents (HotpotQA)
             if retrieval_only:
-                _, passages = pipeline.search(question.question, k)
+                _, passages = pipeline.search(question.question, k, documents=documents)
                 records.append(score(question, passages, None))
             else:
-                answer = pipeline.ask(question.question, k, mode)
+                answer = pipeline.ask(question.question, k, mode, documents=documents)
                 records.append(score(question, answer.passages, answer))
         except QAError as error:
             records.append({"id": question.id, "type": question.type, "question": question.question,
@@ -335,7 +336,8 @@ def _metrics(records: Sequence[dict], k: int) -> dict:
         m["tentative_on_unanswerable"] = _mean(float(r.get("outcome") == TENTATIVE) for r in unanswerable
                                                if "abstained" in r)
         m["shown_gold"] = _mean(r.get("shown_gold", r["contains_gold"]) for r in scored)
-        m["table_accuracy"] = _mean(r["table_correct"] for r in answered if "table_correct" in r)
+        if any("table_correct" in r for r in answered):
+            m["table_accuracy"] = _mean(r["table_correct"] for r in answered if "table_correct" in r)
         m["squad_exact"] = _mean(r["squad_exact"] for r in answered)
         m["squad_f1"] = _mean(r["squad_f1"] for r in answered)
         m["HasAns_f1"] = _mean(r["squad_f1"] for r in scored)
