@@ -125,7 +125,10 @@ def fact(plan: Plan, thing: str, part: Answer) -> tuple[str, str] | None:
 def composed_answer(question: str, plan: Plan, parts: Sequence[Answer]) -> Answer | None:
     """One answer from two sub-answers: the composed short answer as its headline, then each
     thing's proof sentence quoted and cited ("Wavves: “…” [1] · Social Code: “…” [2]"), both
-    parts' passages shown; None when the parts do not decide it (the question is then read whole)."""
+    parts' passages shown; None when the parts do not decide it (the question is then read whole).
+    A two-part question is answered part by part (`two_part_answer`)."""
+    if plan.kind == "two parts":
+        return two_part_answer(question, parts)
     if len(parts) != 2 or not all(p.citations for p in parts):
         return None
     facts = [fact(plan, thing, part) for thing, part in zip(plan.things, parts, strict=True)]
@@ -150,4 +153,32 @@ def composed_answer(question: str, plan: Plan, parts: Sequence[Answer]) -> Answe
     readings = tuple(sorted(read, key=lambda r: r.answerable))  # the less sure part first
     return Answer(question, " · ".join(quoted), tuple(citations), tuple(passages), abstained=False, mode="evidence",
                   model=parts[0].model, raw_text="", readings=readings, outcome=ANSWERED, headline=headline,
+                  parts=tuple(parts))
+
+
+def two_part_answer(question: str, parts: Sequence[Answer]) -> Answer | None:
+    """Each part's short answer (joined: the headline) and proof sentence, quoted and cited under its
+    question ("When …? “…” [1] · Who …? “…” [2]"); a part the documents do not answer says so. None
+    when neither part is answered (the question is then read whole)."""
+    if not any(p.outcome == ANSWERED and p.citations for p in parts):
+        return None
+    passages: list[Passage] = []
+    citations, quoted, words = [], [], []
+    for part in parts:
+        if part.outcome != ANSWERED or not part.citations:
+            quoted.append(f"{part.question} The documents do not say.")
+            continue
+        cited = part.citations[0]
+        chunk = part.passages[cited.marker - 1].chunk
+        marker = next((n for n, p in enumerate(passages, start=1) if p.chunk.chunk_id == chunk.chunk_id), 0)
+        if not marker:
+            passages.append(Passage(chunk, part.passages[cited.marker - 1].score, len(passages) + 1))
+            marker = len(passages)
+        citations.append(dataclasses.replace(cited, marker=marker))
+        quoted.append(f"{part.question} “{cited.quote}” [{marker}]")
+        words.append(part.short_text)
+    readings = tuple(sorted((p.short_answer for p in parts if p.outcome == ANSWERED and p.short_answer),
+                            key=lambda r: r.answerable))
+    return Answer(question, " · ".join(quoted), tuple(citations), tuple(passages), abstained=False, mode="evidence",
+                  model=parts[0].model, raw_text="", readings=readings, outcome=ANSWERED, headline="; ".join(words),
                   parts=tuple(parts))

@@ -6,7 +6,9 @@
 - **both**: "Are X and Y both native to Asia?" → "Is X native to Asia?", "Is Y native to Asia?";
 - **same**: "Are X and Y of the same nationality?", "… by the same director?" → "What is the
   nationality of X?" …, compared for equality;
-- **common**: "What profession do X and Y have in common?" → "What is the profession of X?" ….
+- **common**: "What profession do X and Y have in common?" → "What is the profession of X?" …;
+- **two parts**: "When was the treaty signed and who signed it?" → "When was the treaty signed?",
+  "Who signed the treaty?" (the second made standalone as a follow-up is), each answered apart.
 
 Anything else is one question (`plan` returns None): a false split costs answers, so each rule
 asks for two names (capitalised words or quoted titles) joined by "or"/"and". Measured by
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from qa.answer.followup import standalone_query
 
 _NAME = r"(?:[\"“][^\"”]{2,80}[\"”]|(?:the |a )?[A-Z0-9][\w'’.\-&]*(?:\s+(?:of|the|and|de|von|van|for|in|from|at|on|la|le|du|e|i|di|del|&|[A-Z0-9][\w'’.\-&]*))*)"
 _THINGS_OR = re.compile(rf"(?P<x>{_NAME})\s*,?\s+or\s+(?P<y>{_NAME})\s*[?.!]*\s*$")
@@ -35,6 +39,10 @@ _COMMON = re.compile(rf"^(?i:what)\s+(?:(?P<prop>[a-z\s]+?)\s+)?(?:do|did|does)\
 _CHOICE = re.compile(r"^(?i:which|what|who)(?:\s+[a-z]+){0,2}\s+(?P<verb>is|was|are|were|has|had)\s+(?P<prop>[^,]+?)\s*,?\s*$")
 _PARTICIPLE = re.compile(r"\b(?:was|were|is|are|been)\s+(?P<verb>[a-z]+(?:ed|en|wn|lt|ng|ne))\b(?:\s+(?:first|earlier|later))?")
 _MORE_NOUN = re.compile(r"\b(?:more|most|fewer|less)\s+(?P<noun>[a-z][\w\s-]{2,40}?)(?=,|\s+(?:than|or|between)\b|\?|$)")
+_WH = r"(?i:when|where|who|whom|whose|what|which|how|why)\b"
+_ASKS = (r"(?i:who|whom|what|which)\b(?!'s)|(?i:when|where|how|why)\s+(?i:did|does|do|was|were|is|are|has|have|had|"
+         r"will|would|can|could|long|many|much|old|far)\b")  # a question, not a clause ("when a final inspection is passed")
+_TWO_PARTS = re.compile(rf"^(?P<q1>{_WH}[^?]+?)\s*,?\s+and\s+(?P<q2>(?:{_ASKS})[^?]+?)\s*\?*\s*$")
 _TIME_WORDS = re.compile(r"\b(?:first|earlier|earliest|later|older|oldest|younger|youngest|newer)\b", re.IGNORECASE)
 
 
@@ -67,11 +75,22 @@ def plan(question: str) -> Plan | None:
     """
     q = " ".join(question.split())
     q = q[:1] + q[1:2].lower() + q[2:] if q[:2].isupper() and not q[:3].isupper() else q  # "WHich"
-    for rule in (_both, _same, _common, _comparison):
+    for rule in (_both, _same, _common, _comparison, _two_parts):
         found = rule(q)
         if found is not None and all(len(t) >= 2 for t in found.things) and found.things[0] != found.things[1]:
             return found
     return None
+
+
+def _two_parts(q: str) -> Plan | None:
+    """"When did X happen and who signed it?": two questions, each with its own question word."""
+    match = _TWO_PARTS.match(q)
+    if not match or re.search(r"\b(?:who|whom|whose|which|that)\b", match["q1"].split(None, 1)[-1], re.IGNORECASE):
+        return None  # "the singer who … and whose third album …": clauses of one question
+    first = match["q1"].strip(" ,") + "?"
+    second = standalone_query(match["q2"].strip(" ?") + "?", [first])
+    second = second[:1].upper() + second[1:]
+    return Plan("two parts", (first, second), (first, second), "two")
 
 
 def _both(q: str) -> Plan | None:
