@@ -94,3 +94,7 @@ def test_a_two_part_question_is_answered_part_by_part():
     half = composed_answer(question, found, [_part(found.parts[0], signed, "2016"), _part(found.parts[1], renewed, None)])
     assert half.headline == "2016" and half.text.endswith("Who renewed GSOMIA? The documents do not say.")  # says which
     assert composed_answer(question, found, [_part(q, signed, None) for q in found.parts]) is None  # read whole
+    from qa.app.render import sources_html
+
+    panel = sources_html(answer, lambda chunk, start: "")
+    assert "Searched for, part by part: <q>When was GSOMIA signed?</q> · <q>Who renewed GSOMIA?</q>" in panel

@@ -226,7 +226,10 @@ def sources_html(answer: Answer, where: Callable[[Chunk, int | None], str], show
         quotes.setdefault(c.marker, []).append((c.start, c.end))
     out = [f'<div class="answer-sources{" shown" if shown else ""}" data-answer="{answer_id}">',
            f'<p class="asked">Sources for <q>{html.escape(answer.question)}</q></p>']
-    if answer.query and answer.query != answer.question:
+    if answer.parts:  # a two-fact question: one search per part
+        searched = " · ".join(f"<q>{html.escape(part.question)}</q>" for part in answer.parts)
+        out.append(f'<p class="query">Searched for, part by part: {searched}</p>')
+    elif answer.query and answer.query != answer.question:
         out.append(f'<p class="query">Searched for: <q>{html.escape(answer.query)}</q></p>')
     if searched_in:
         out.append(f'<p class="searched-in">Searched in: {html.escape(", ".join(searched_in))}</p>')
