@@ -204,17 +204,24 @@ def _aggregated(p: Parse):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
             return TableAnswer((table.rows[rows[0]][amount],), (rows[0],), "lookup", amount)
         return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
     if summed or (_SUM.search(q) and not COUNT.search(q)):
-        number = named_numeric[0] if named_numeric else numeric_column(table, p.scores, p.conditions)
-        rows = p.matching()
-        if number is not None and p.scores[number] == 0 and not _AVERAGE.search(q):  # "the total number of models"
-            return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
-        values = [v for i in rows if (v := table.numbers[i][number]) is not None] if number is not None else []
-        if len(values) == 1 and not _AVERAGE.search(q):  # one row: its cell as written ("25.036")
-            row = next(i for i in rows if table.numbers[i][number] is not None)
-            return TableAnswer((table.rows[row][number],), (row,), "lookup", number)
-        if values:
-            total = sum(values) / len(values) if _AVERAGE.search(q) else sum(values)
-            return TableAnswer((format_number(total),), tuple(rows), "average" if _AVERAGE.search(q) else "sum", number)
+        return _summed(p, named_numeric)
+    return UNDECIDED
+
+
+def _summed(p: Parse, named_numeric: list[int]):  # noqa: ANN202 - TableAnswer | None | UNDECIDED
+    """A sum or an average of the matching rows' named column (no column named: their count)."""
+    q, table = p.q, p.table
+    number = named_numeric[0] if named_numeric else numeric_column(table, p.scores, p.conditions)
+    rows = p.matching()
+    if number is not None and p.scores[number] == 0 and not _AVERAGE.search(q):  # "the total number of models"
+        return TableAnswer((str(len(rows)),), tuple(rows), "count", None)
+    values = [v for i in rows if (v := table.numbers[i][number]) is not None] if number is not None else []
+    if len(values) == 1 and not _AVERAGE.search(q):  # one row: its cell as written ("25.036")
+        row = next(i for i in rows if table.numbers[i][number] is not None)
+        return TableAnswer((table.rows[row][number],), (row,), "lookup", number)
+    if values:
+        total = sum(values) / len(values) if _AVERAGE.search(q) else sum(values)
+        return TableAnswer((format_number(total),), tuple(rows), "average" if _AVERAGE.search(q) else "sum", number)
     return UNDECIDED
 
 
