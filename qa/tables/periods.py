@@ -73,6 +73,22 @@ def _share(table: Table, columns: dict[int, int], match: re.Match, asked: list[i
                        columns[year], (columns[year],))
 
 
+def _year_as_written(table: Table, column: int, year: int) -> str:
+    """A year column's header as the table writes it ("2010/11"), else the year."""
+    header = table.header[column].strip()
+    return header if re.fullmatch(r"(?:FY\s?)?\d{4}(?:[/–-]\d{2,4})?", header) else str(year)
+
+
+def _largest_line(table: Table, q: str, column: int) -> TableAnswer | None:
+    """"Which power had the least capacity in 2007?": the line (its label) largest or smallest that year."""
+    lines = [i for i in range(len(table.rows)) if table.numbers[i][column] is not None and table.rows[i][0]
+             and not table.is_summary(i)]
+    if not lines:
+        return None
+    best = (max if MORE.search(q) and not LESS.search(q) else min)(lines, key=lambda i: table.numbers[i][column])
+    return TableAnswer((table.rows[best][0],), (best,), "argmax" if MORE.search(q) else "argmin", 0)
+
+
 def _plain(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.casefold()))
 
@@ -89,16 +105,18 @@ def read_periods(question: str, table: Table) -> TableAnswer | None:
     if found is not None:  # "the ratio of A to B in 2018", "the percentage of A in total B"
         return found
     row = line_of(table, question)
-    if row is None:
-        return None
     asked = [y for y in dict.fromkeys(years_in(question)) if y in columns]
+    if row is None:
+        return _largest_line(table, q, columns[asked[0]]) if len(asked) == 1 and (MORE.search(q) or LESS.search(q)) else None
     value = {y: table.numbers[row][j] for y, j in columns.items()}
+    if len(asked) == 2 and " or " in q and (MORE.search(q) or LESS.search(q)) and None not in (value[asked[0]], value[asked[1]]):
+        pick = (max if MORE.search(q) else min)(asked, key=lambda y: value[y])  # "did 2010/11 or 2011/12 make more?"
+        return TableAnswer((_year_as_written(table, columns[pick], pick),), (row,), "choice", columns[pick])
     if _WHICH_YEAR.search(q) and (MORE.search(q) or LESS.search(q)):
         known = [y for y in columns if value[y] is not None]
         pick = (max if MORE.search(q) and not LESS.search(q) else min)(known, key=lambda y: value[y])
-        header = table.header[columns[pick]].strip()  # "2010/11" as the table writes it, else the year
-        said = header if re.fullmatch(r"(?:FY\s?)?\d{4}(?:[/–-]\d{2,4})?", header) else str(pick)
-        return TableAnswer((said,), (row,), "argmax" if MORE.search(q) else "argmin", columns[pick])
+        return TableAnswer((_year_as_written(table, columns[pick], pick),), (row,), "argmax" if MORE.search(q) else "argmin",
+                           columns[pick])
     if len(asked) == 1 and _AVERAGE.search(q) and asked[0] - 1 in columns:
         asked.append(asked[0] - 1)  # "the 2019 average balance": of the year's opening and closing
     elif len(asked) < 2 and (_AVERAGE.search(q) or _CHANGE.search(q)):
