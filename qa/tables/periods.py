@@ -19,7 +19,7 @@ _AVERAGE = re.compile(r"\b(?:average|mean)\b")
 _TOTAL = re.compile(r"\b(?:sum|combined|in total|total of|altogether|together)\b")
 _SHARE = re.compile(r"\b(?P<kind>ratio|proportion|percentage) of (?:the )?(?P<part>.+?) (?:to|in|of|over|as a (?:percentage|proportion) of) "
                     r"(?:the )?(?P<whole>.+?)(?: in| for| as of| at|\?|$)")
-_WHICH_YEAR = re.compile(r"\b(?:which|what) (?:year|period|fiscal year)\b")
+_WHICH_YEAR = re.compile(r"\b(?:which|what) (?:years?|periods?|fiscal years?|fy)\b")
 
 
 def years_in(text: str) -> list[int]:
@@ -106,12 +106,17 @@ def read_periods(question: str, table: Table) -> TableAnswer | None:
         return found
     row = line_of(table, question)
     asked = [y for y in dict.fromkeys(years_in(question)) if y in columns]
+    if row is None and _WHICH_YEAR.search(q) and not (MORE.search(q) or LESS.search(q)) and not asked:
+        return TableAnswer(tuple(_year_as_written(table, j, y) for y, j in columns.items()), (), "years", None)
     if row is None:
         return _largest_line(table, q, columns[asked[0]]) if len(asked) == 1 and (MORE.search(q) or LESS.search(q)) else None
     value = {y: table.numbers[row][j] for y, j in columns.items()}
     if len(asked) == 2 and " or " in q and (MORE.search(q) or LESS.search(q)) and None not in (value[asked[0]], value[asked[1]]):
         pick = (max if MORE.search(q) else min)(asked, key=lambda y: value[y])  # "did 2010/11 or 2011/12 make more?"
         return TableAnswer((_year_as_written(table, columns[pick], pick),), (row,), "choice", columns[pick])
+    if _WHICH_YEAR.search(q) and not (MORE.search(q) or LESS.search(q)) and not asked:  # "in which years was X calculated?"
+        known = [y for y in columns if value[y] is not None]
+        return TableAnswer(tuple(_year_as_written(table, columns[y], y) for y in known), (row,), "years", None) if known else None
     if _WHICH_YEAR.search(q) and (MORE.search(q) or LESS.search(q)):
         known = [y for y in columns if value[y] is not None]
         pick = (max if MORE.search(q) and not LESS.search(q) else min)(known, key=lambda y: value[y])
