@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from qa.answer.planner import Plan
 from qa.text import WORD_NUMBERS, date_key
-from qa.types import ANSWERED, TENTATIVE, Answer, Passage
+from qa.types import ANSWERED, TENTATIVE, Answer, Citation, Passage
 
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "bn": 1e9}
 _NUMBER = re.compile(r"(?P<n>-?\d[\d,]*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion|bn|k|m)?\b", re.IGNORECASE)
@@ -141,14 +141,8 @@ def composed_answer(question: str, plan: Plan, parts: Sequence[Answer]) -> Answe
     passages: list[Passage] = []
     citations, quoted = [], []
     for thing, part in zip(plan.things, parts, strict=True):
-        cited = part.citations[0]
-        chunk = part.passages[cited.marker - 1].chunk
-        marker = next((n for n, p in enumerate(passages, start=1) if p.chunk.chunk_id == chunk.chunk_id), 0)
-        if not marker:
-            passages.append(Passage(chunk, part.passages[cited.marker - 1].score, len(passages) + 1))
-            marker = len(passages)
-        citations.append(dataclasses.replace(cited, marker=marker))
-        quoted.append(f"{thing[:1].upper()}{thing[1:]}: “{cited.quote}” [{marker}]")
+        citations.append(cited := _cited(part, passages))
+        quoted.append(f"{thing[:1].upper()}{thing[1:]}: “{cited.quote}” [{cited.marker}]")
     read = [p.short_answer or p.readings[0] for p in parts if p.short_answer or p.readings]
     readings = tuple(sorted(read, key=lambda r: r.answerable))  # the less sure part first
     return Answer(question, " · ".join(quoted), tuple(citations), tuple(passages), abstained=False, mode="evidence",
@@ -168,17 +162,22 @@ def two_part_answer(question: str, parts: Sequence[Answer]) -> Answer | None:
         if part.outcome != ANSWERED or not part.citations:
             quoted.append(f"{part.question} The documents do not say.")
             continue
-        cited = part.citations[0]
-        chunk = part.passages[cited.marker - 1].chunk
-        marker = next((n for n, p in enumerate(passages, start=1) if p.chunk.chunk_id == chunk.chunk_id), 0)
-        if not marker:
-            passages.append(Passage(chunk, part.passages[cited.marker - 1].score, len(passages) + 1))
-            marker = len(passages)
-        citations.append(dataclasses.replace(cited, marker=marker))
-        quoted.append(f"{part.question} “{cited.quote}” [{marker}]")
+        citations.append(cited := _cited(part, passages))
+        quoted.append(f"{part.question} “{cited.quote}” [{cited.marker}]")
         words.append(part.short_text)
     readings = tuple(sorted((p.short_answer for p in parts if p.outcome == ANSWERED and p.short_answer),
                             key=lambda r: r.answerable))
     return Answer(question, " · ".join(quoted), tuple(citations), tuple(passages), abstained=False, mode="evidence",
                   model=parts[0].model, raw_text="", readings=readings, outcome=ANSWERED, headline="; ".join(words),
                   parts=tuple(parts))
+
+
+def _cited(part: Answer, passages: list[Passage]) -> Citation:
+    """A part's first citation, renumbered for the composed answer's `passages` (its passage added once)."""
+    cited = part.citations[0]
+    chunk = part.passages[cited.marker - 1].chunk
+    marker = next((n for n, p in enumerate(passages, start=1) if p.chunk.chunk_id == chunk.chunk_id), 0)
+    if not marker:
+        passages.append(Passage(chunk, part.passages[cited.marker - 1].score, len(passages) + 1))
+        marker = len(passages)
+    return dataclasses.replace(cited, marker=marker)
