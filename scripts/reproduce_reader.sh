@@ -20,6 +20,8 @@ QA_EMBED_MODEL=e5 QA_CHUNK_TOKENS=256 QA_CHUNK_OVERLAP_TOKENS=64 \
   "$python" scripts/calibrate_reader.py --embedder --model "$out" --work "$work/calibrate"
 # The MPNet campaign's checkpoint, qa/reader_mpnet/ (not the product's reader yet; needs `make mpnet`):
 # leg 8, stopped at step 1179 of 1567 (~100 minutes on 2 cores), then its calibration and report (~20 minutes);
-# then leg 9 from it (its whole plan, ~80 minutes alone on 2 cores, then ~20 minutes of calibration and report).
+# then leg 9 from it (its whole plan, ~80 minutes alone on 2 cores, then ~20 minutes of calibration and report);
+# then leg 10 from leg 9, stopped at step 772 of 1176 (100 minutes beside other work), calibration and report.
 #     .venv/bin/python scripts/train_reader.py --leg 8 --more --until-step 1179 --out "$work/leg8" --work "$work/train8"
-#     .venv/bin/python scripts/train_reader.py --leg 9 --more --init "$work/leg8" --out qa/reader_mpnet --work "$work/train9"
+#     .venv/bin/python scripts/train_reader.py --leg 9 --more --init "$work/leg8" --out "$work/leg9" --work "$work/train9"
+#     .venv/bin/python scripts/train_reader.py --leg 10 --more --until-step 772 --init "$work/leg9" --out qa/reader_mpnet --work "$work/train10"

@@ -161,6 +161,10 @@ LEGS = {
     # the next questions again, warm-started from leg 9's adapters (`--init qa/reader_mpnet`)
     10: Leg(Quota(21000, 9750, 6400, 1900, 0.1), positives_from=49000, unanswerable_from=22750, held_out=TUNE,
             encoder="mpnet", lora_rank=32, lr=3e-4),
+    # leg 10 stopped at step 772 of 1176 (the session's time); the next questions after all of leg 10's,
+    # warm-started from its adapters, two thirds of its quota (~785 steps: ~60 minutes alone on 2 cores)
+    11: Leg(Quota(14000, 6500, 4300, 1300, 0.1), positives_from=70000, unanswerable_from=32500, held_out=TUNE,
+            encoder="mpnet", lora_rank=32, lr=3e-4),
 }
 
 
