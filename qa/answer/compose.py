@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from qa.answer.planner import Plan
 from qa.text import WORD_NUMBERS, date_key
-from qa.types import ANSWERED, TENTATIVE, Answer, Citation, Passage
+from qa.types import ANSWERED, TENTATIVE, Answer, Chunk, Citation, Passage
 
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "bn": 1e9}
 _NUMBER = re.compile(r"(?P<n>-?\d[\d,]*(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion|bn|k|m)?\b", re.IGNORECASE)
@@ -175,9 +175,14 @@ def two_part_answer(question: str, parts: Sequence[Answer]) -> Answer | None:
 def _cited(part: Answer, passages: list[Passage]) -> Citation:
     """A part's first citation, renumbered for the composed answer's `passages` (its passage added once)."""
     cited = part.citations[0]
-    chunk = part.passages[cited.marker - 1].chunk
+    shown = part.passages[cited.marker - 1]
+    return dataclasses.replace(cited, marker=marker_of(passages, shown.chunk, shown.score))
+
+
+def marker_of(passages: list[Passage], chunk: Chunk, score: float = 0.0) -> int:
+    """The [n] of `chunk` among the `passages` an answer shows, appending it when not yet shown."""
     marker = next((n for n, p in enumerate(passages, start=1) if p.chunk.chunk_id == chunk.chunk_id), 0)
     if not marker:
-        passages.append(Passage(chunk, part.passages[cited.marker - 1].score, len(passages) + 1))
+        passages.append(Passage(chunk, score, len(passages) + 1))
         marker = len(passages)
-    return dataclasses.replace(cited, marker=marker)
+    return marker

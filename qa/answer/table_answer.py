@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 
 from qa.answer.answerer import evidence_answer
+from qa.answer.compose import marker_of
 from qa.index.loaded import Index
 from qa.tables.match import column_scores
 from qa.tables.parse import format_number
@@ -59,14 +60,17 @@ def table_answer(question: str, passages: Sequence[Passage], index: Index) -> An
     ranked = next((n for n, p in enumerate(passages[:TABLE_RANKS]) if ROW_LINE.search(p.chunk.text)), None)
     if ranked is None:
         return None
+    if ranked > 0:  # a text passage ranks first: only a question naming the table's columns, checked on this
+        lines = ROW_LINE.finditer(passages[ranked].chunk.text)  # passage's own rows, before reading the whole table
+        header = list(dict.fromkeys(key for line in lines for key in row_cells(line)))
+        if not any(column_scores(question, Table(header, []))):
+            return None
     rows = table_rows(index, passages[ranked].chunk)
     if len(rows) > MAX_TABLE_ROWS:
         return None
     table, spans = as_table(rows)
     if len(table.rows) != len(rows):
         return None  # an empty row was dropped: the row numbers would not line up
-    if ranked > 0 and not any(column_scores(question, table)):
-        return None  # a text passage ranks first and the question names none of the table's columns
     found = read_table(question, table)
     if found is not None and found.operation in COMPUTED_OPERATIONS:
         return computed_answer(question, found, table, rows, passages)
@@ -78,9 +82,7 @@ def table_answer(question: str, passages: Sequence[Passage], index: Index) -> An
         return None
     chunk, line = rows[row]
     shown = list(passages)
-    if all(p.chunk.chunk_id != chunk.chunk_id for p in shown):
-        shown.append(Passage(chunk, 0.0, len(shown) + 1))  # the row's passage is shown, so it can be cited
-    marker = next(n for n, p in enumerate(shown, start=1) if p.chunk.chunk_id == chunk.chunk_id)
+    marker = marker_of(shown, chunk)  # the row's passage is shown, so it can be cited
     line_start = chunk.start + line.start()
     a, b = spans[row][key]
     if line.group(0)[a:b] != found.values[0]:
@@ -101,10 +103,7 @@ def computed_answer(question: str, found: TableAnswer, table: Table, rows: Seque
     shown, citations, quoted = list(passages), [], []
     for i in found.rows[:MAX_QUOTED_ROWS]:
         chunk, line = rows[i]
-        marker = next((n for n, p in enumerate(shown, start=1) if p.chunk.chunk_id == chunk.chunk_id), 0)
-        if not marker:
-            shown.append(Passage(chunk, 0.0, len(shown) + 1))
-            marker = len(shown)
+        marker = marker_of(shown, chunk)
         start = chunk.start + line.start()
         citations.append(Citation(marker, chunk.chunk_id, line.group(0), start, start + len(line.group(0)), chunk.page))
         quoted.append(f"“{line.group(0)}” [{marker}]")

@@ -94,6 +94,17 @@ def load_questions(path: Path) -> tuple[list[Question], list[str]]:
     return questions, problems
 
 
+def first_record(path: Path) -> dict:
+    """A JSON Lines question file's first record ({} when it has none or cannot be read): what
+    kind of file it is."""
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            first = json.loads(next((line for line in f if line.strip()), "{}"))
+        return first if isinstance(first, dict) else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+
+
 def _strings(raw: dict, key: str) -> tuple[str, ...]:
     """A list-of-strings field (numbers are taken as their text; missing or null: empty).
 

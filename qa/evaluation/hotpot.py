@@ -11,17 +11,13 @@ import json
 import re
 from pathlib import Path
 
-from qa.evaluation.evaluate import Question
+from qa.evaluation.evaluate import Question, first_record
 
 
 def is_hotpot_file(path: Path) -> bool:
     """Whether a JSON Lines question file's first question carries HotpotQA's `context` paragraphs."""
-    try:
-        with path.open(encoding="utf-8-sig") as f:
-            first = json.loads(next((line for line in f if line.strip()), "{}"))
-        return isinstance(first.get("context"), list) and "supporting_facts" in first
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return False
+    first = first_record(path)
+    return isinstance(first.get("context"), list) and "supporting_facts" in first
 
 
 def paragraph_file(title: str) -> str:

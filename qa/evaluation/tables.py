@@ -8,22 +8,16 @@ denotation match, `qa.tables.table.table_correct`).
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
 
-from qa.evaluation.evaluate import Question, load_questions
+from qa.evaluation.evaluate import Question, first_record, load_questions
 from qa.tables.table import Table
 
 
 def is_table_file(path: Path) -> bool:
     """Whether a JSON Lines question file's first question names a table."""
-    try:
-        with path.open(encoding="utf-8-sig") as f:
-            first = next((line for line in f if line.strip()), "")
-        return isinstance(json.loads(first).get("table"), str)
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return False
+    return isinstance(first_record(path).get("table"), str)
 
 
 def table_rows(path: Path) -> list[list[str]]:

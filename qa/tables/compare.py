@@ -76,15 +76,14 @@ def duration(p: Parse) -> TableAnswer | None:
     spans = [m for cell in p.table.rows[p.rows[0]] if (m := _YEAR_RANGE.fullmatch(cell.strip()))]
     if spans:
         years = int(spans[0][2]) - int(spans[0][1]) + 1
-        return TableAnswer((f"{years} year" + ("s" if years != 1 else ""),), (p.rows[0],), "duration", None)
-    dated = [j for j in range(len(p.table.header))
-             if sum(date_key(c) is not None for c in p.table.column(j) if c) >= 0.7 * max(1, sum(map(bool, p.table.column(j))))]
-    if len(dated) < 2:
-        return None
-    start, end = (date_key(p.table.rows[p.rows[0]][j]) for j in dated[:2])
-    if not start or not end or end[0] < start[0]:
-        return None
-    years = end[0] - start[0]
+    else:
+        dated = [j for j in range(len(p.table.header)) if _holds_dates(p.table, j)]
+        if len(dated) < 2:
+            return None
+        start, end = (date_key(p.table.rows[p.rows[0]][j]) for j in dated[:2])
+        if not start or not end or end[0] < start[0]:
+            return None
+        years = end[0] - start[0]
     return TableAnswer((f"{years} year" + ("s" if years != 1 else ""),), (p.rows[0],), "duration", None)
 
 
@@ -148,6 +147,11 @@ def choose(q: str, table: Table, cells, scores, conditions) -> TableAnswer | Non
 
 def date_column(table: Table, scores: list[float], avoid: set[int]) -> int | None:
     """The column of dates the question names (or the first), where most filled cells read as one."""
-    dated = [j for j in range(len(table.header)) if j not in avoid and not table.numeric(j)
-             and sum(date_key(c) is not None for c in table.column(j) if c) >= 0.7 * max(1, sum(map(bool, table.column(j))))]
+    dated = [j for j in range(len(table.header)) if j not in avoid and not table.numeric(j) and _holds_dates(table, j)]
     return max(dated, key=lambda j: scores[j]) if dated else None
+
+
+def _holds_dates(table: Table, j: int) -> bool:
+    """Whether most filled cells of column `j` say a date."""
+    filled = [c for c in table.column(j) if c]
+    return sum(date_key(c) is not None for c in filled) >= 0.7 * max(1, len(filled))
